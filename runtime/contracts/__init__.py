@@ -1,0 +1,1 @@
+"""Contracts every component shares: the handles registry, JSON schemas, ids and canonical JSON."""

@@ -1,0 +1,1 @@
+"""The evidence contract: the catalogue of evidence files, the writer, and the bundle validator."""

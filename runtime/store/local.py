@@ -1,0 +1,65 @@
+"""A local folder as an object store: the run folder's copy of the evidence bundle."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from runtime.errors import ObjectMissing, ObjectStoreUnavailable, WriteConflict
+from runtime.store.port import ObjectInfo, ObjectStore
+
+
+class FolderStore(ObjectStore):
+    """Objects are files under `root`; keys are relative POSIX paths."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.location = str(self.root)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if self.root.resolve() not in path.parents and path != self.root.resolve():
+            raise ObjectStoreUnavailable(f"key {key!r} escapes the folder {self.root}")
+        return path
+
+    def put(self, key: str, data: bytes, *, create_only: bool = False, content_type: str = "application/json") -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        if create_only:
+            try:
+                os.link(tmp, path)  # atomic create-if-absent
+            except FileExistsError:
+                raise WriteConflict(f"{self.uri(key)} exists already") from None
+            finally:
+                tmp.unlink(missing_ok=True)
+        else:
+            os.replace(tmp, path)
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise ObjectMissing(f"{self.uri(key)} does not exist") from None
+
+    def head(self, key: str) -> ObjectInfo | None:
+        path = self._path(key)
+        if not path.is_file():
+            return None
+        return ObjectInfo(key=key, size=path.stat().st_size)
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        if not self.root.exists():
+            return
+        found = []
+        for path in self.root.rglob("*"):
+            if path.is_file() and not path.name.startswith("."):
+                key = path.relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    found.append(ObjectInfo(key=key, size=path.stat().st_size))
+        yield from sorted(found, key=lambda o: o.key)
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)

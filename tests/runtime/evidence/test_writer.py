@@ -1,0 +1,65 @@
+"""The evidence writer: validate first, write base truth once, mirror to the run folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from runtime.contracts.registry import load_registry
+from runtime.errors import EvidenceConflict, EvidenceInvalid
+from runtime.evidence.writer import BundleTarget, EvidenceWriter
+from runtime.store.local import FolderStore
+from runtime.store.s3 import S3Store
+
+RUN = "platform_20261123T120000Z"
+
+
+@pytest.fixture
+def writer(s3_client, bucket: str, tmp_path: Path) -> EvidenceWriter:  # type: ignore[no-untyped-def]
+    registry = load_registry("local_parity")
+    prefix = registry.render("EVIDENCE_RUN_ROOT_PATTERN", platform_run_id=RUN)
+    return EvidenceWriter(registry, RUN, [
+        BundleTarget(S3Store(bucket, client=s3_client), prefix),
+        BundleTarget(FolderStore(tmp_path / "evidence"), ""),
+    ])
+
+
+def _run_started(writer: EvidenceWriter) -> dict:
+    return {**writer.base_fields("P1", ["EVIDENCE_RUN_JSON_KEY"]), "started_at_utc": "2026-11-23T12:00:00Z"}
+
+
+def test_valid_document_lands_in_s3_and_in_the_run_folder(writer: EvidenceWriter, s3_client, bucket, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    written = writer.write("RUN_STARTED_PATH_PATTERN", _run_started(writer))
+    body = s3_client.get_object(Bucket=bucket, Key=f"evidence/runs/{RUN}/run_started.json")["Body"].read()
+    assert json.loads(body)["platform_run_id"] == RUN
+    assert (tmp_path / "evidence" / "run_started.json").read_bytes() == body
+    assert len(written.uris) == 2
+
+
+def test_document_missing_platform_run_id_is_refused_and_nothing_is_written(writer: EvidenceWriter, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    document = _run_started(writer)
+    del document["platform_run_id"]
+    with pytest.raises(EvidenceInvalid, match="platform_run_id"):
+        writer.write("RUN_STARTED_PATH_PATTERN", document)
+    assert not (tmp_path / "evidence" / "run_started.json").exists()
+
+
+def test_document_of_another_run_is_refused(writer: EvidenceWriter) -> None:
+    document = {**_run_started(writer), "platform_run_id": "platform_20200101T000000Z"}
+    with pytest.raises(EvidenceInvalid, match="is not this run"):
+        writer.write("RUN_STARTED_PATH_PATTERN", document)
+
+
+def test_second_conflicting_write_of_base_truth_fails_and_keeps_the_first(writer: EvidenceWriter, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    writer.write("RUN_STARTED_PATH_PATTERN", _run_started(writer))
+    first = (tmp_path / "evidence" / "run_started.json").read_bytes()
+    with pytest.raises(EvidenceConflict):
+        writer.write("RUN_STARTED_PATH_PATTERN", {**_run_started(writer), "started_at_utc": "2026-11-23T13:00:00Z"})
+    assert (tmp_path / "evidence" / "run_started.json").read_bytes() == first
+
+
+def test_rewriting_identical_base_truth_is_a_no_op(writer: EvidenceWriter) -> None:
+    writer.write("RUN_STARTED_PATH_PATTERN", _run_started(writer))
+    writer.write("RUN_STARTED_PATH_PATTERN", _run_started(writer))  # only written_at_utc differs
