@@ -94,3 +94,24 @@ class SubstrateError(PlatformError):
     """The local substrate could not be started, checked or stopped."""
 
     code = "SUBSTRATE_ERROR"
+
+
+class BusUnavailable(PlatformError):
+    """The event bus (Kafka or Kinesis) cannot be reached or refused the request."""
+
+    code = "BUS_UNAVAILABLE"
+    next_step = "check the bus endpoint (FP_KAFKA_BOOTSTRAP / FP_OBJECT_STORE_ENDPOINT) and that the topic exists"
+
+
+class PublishAmbiguous(PlatformError):
+    """A publish whose delivery outcome is unknown: never assume it landed or failed."""
+
+    code = "PUBLISH_AMBIGUOUS"
+    next_step = "reconcile against the topic before retrying"
+
+
+class TopicMissing(PlatformError):
+    """A topic/stream the registry names does not exist on the bus."""
+
+    code = "TOPIC_MISSING"
+    next_step = "run `fp substrate up` (bootstrap creates topics) or create the topic"

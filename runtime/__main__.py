@@ -1,0 +1,36 @@
+"""`python -m runtime <component> ...`: the single image's entrypoint dispatcher.
+
+Each component registers its typer app here by module path; importing is lazy so one
+component's dependencies never slow another's start.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+#: component -> "module:attribute" of its typer app (or a callable taking argv).
+COMPONENTS: dict[str, str] = {
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch to the component named by the first argument."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print("usage: python -m runtime <component> [args...]\n\ncomponents:")
+        for name in sorted(COMPONENTS):
+            print(f"  {name}")
+        return 0 if args else 2
+    name, rest = args[0], args[1:]
+    if name not in COMPONENTS:
+        print(f"error UNKNOWN_COMPONENT: {name!r}; known: {', '.join(sorted(COMPONENTS)) or '(none)'}", file=sys.stderr)
+        return 2
+    module_name, attribute = COMPONENTS[name].split(":")
+    target = getattr(importlib.import_module(module_name), attribute)
+    result = target(rest, prog_name=f"runtime {name}", standalone_mode=True) if hasattr(target, "registered_commands") else target(rest)
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,100 @@
+"""The event-bus port: what publishers, consumers and the admin need, whatever the bus.
+
+`EbRef` is the replay pointer IG stores in receipts: `kafka_offset` (topic/partition/offset) or
+`kinesis_sequence` (stream/shard/sequence). Adapters translate driver errors into BusUnavailable,
+PublishAmbiguous and TopicMissing (runtime.errors).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Literal
+
+OffsetKind = Literal["kafka_offset", "kinesis_sequence"]
+
+
+@dataclass(frozen=True)
+class EbRef:
+    """Where a record landed on the bus."""
+
+    offset_kind: OffsetKind
+    topic: str
+    partition: int | str
+    offset: int | str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form stored in receipts and evidence."""
+        return {"offset_kind": self.offset_kind, "topic": self.topic, "partition": self.partition, "offset": self.offset}
+
+
+@dataclass(frozen=True)
+class OutboundRecord:
+    """A record to publish: topic name, partition key, bytes."""
+
+    topic: str
+    key: str
+    value: bytes
+
+
+@dataclass(frozen=True)
+class BusRecord:
+    """A record read from the bus, with its replay pointer."""
+
+    eb_ref: EbRef
+    key: str | None
+    value: bytes
+
+
+@dataclass(frozen=True)
+class PartitionRange:
+    """First and last offset/sequence present on one partition/shard (None when empty)."""
+
+    topic: str
+    partition: int | str
+    start_offset: int | str | None
+    end_offset: int | str | None
+
+
+class Publisher(ABC):
+    """Publishes records and reports where each landed, from the bus's own acknowledgement."""
+
+    @abstractmethod
+    def publish(self, records: list[OutboundRecord]) -> list[EbRef | Exception]:
+        """Publish a batch; per record its EbRef, or the error (PublishAmbiguous when unknown)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Flush and release the client."""
+
+
+class Consumer(ABC):
+    """Reads records; the caller commits only after its own durable write."""
+
+    @abstractmethod
+    def poll(self, max_records: int, timeout_s: float) -> list[BusRecord]:
+        """Up to `max_records` records, waiting at most `timeout_s`."""
+
+    @abstractmethod
+    def commit(self, records: list[BusRecord]) -> None:
+        """Mark `records` consumed (after the caller's durable write)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the client."""
+
+
+class BusAdmin(ABC):
+    """Creates and inspects topics/streams (bootstrap, P0 and P7 evidence)."""
+
+    @abstractmethod
+    def ensure_topic(self, name: str, partitions: int, retention_hours: int) -> bool:
+        """Create the topic if absent; True when it was created now."""
+
+    @abstractmethod
+    def partitions(self, name: str) -> int | None:
+        """The topic's partition/shard count, or None if it does not exist."""
+
+    @abstractmethod
+    def ranges(self, name: str) -> list[PartitionRange]:
+        """Per partition/shard, the first and last offsets present."""

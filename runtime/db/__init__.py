@@ -1,0 +1,1 @@
+"""PostgreSQL access: connections from the settings DSN and the migration runner."""
