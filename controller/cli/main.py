@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from controller.cli import handles
+from controller.cli import evidence, handles, lifecycle, substrate
 
 app = typer.Typer(
     help="Operate the fraud-platform spine: bring the substrate up, run the phases, tear down with proof.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+app.command("dev-min-up")(lifecycle.dev_min_up)
+app.command("dev-min-down")(lifecycle.dev_min_down)
 app.add_typer(handles.app, name="handles")
+app.add_typer(evidence.app, name="evidence")
+app.add_typer(substrate.app, name="substrate")
 
 
 def main() -> None:

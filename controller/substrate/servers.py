@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 from controller.substrate.processes import StartedProcess, start
@@ -25,7 +26,9 @@ def start_moto(host: str, port: int, workdir: Path) -> StartedProcess:
 
 
 def _pg_bin() -> Path:
-    from pgserver._commands import POSTGRES_BIN_PATH
+    with warnings.catch_warnings():  # pgserver's import warns about XDG_RUNTIME_DIR; irrelevant here
+        warnings.simplefilter("ignore")
+        from pgserver._commands import POSTGRES_BIN_PATH
 
     return Path(POSTGRES_BIN_PATH)
 
@@ -62,10 +65,8 @@ def start_postgres(host: str, port: int, workdir: Path, *, user_name: str = "pos
                    durable: bool = True) -> StartedProcess:
     """A PostgreSQL cluster in `workdir/pgdata` listening on host:port (initdb on first use)."""
     pgdata = workdir / "pgdata"
-    sockets = workdir / "pgsock"
     user = _pg_user()
     _prepare_dir(workdir, user)
-    _prepare_dir(sockets, user)
     if not (pgdata / "PG_VERSION").exists():
         if pgdata.exists():
             shutil.rmtree(pgdata)
@@ -75,7 +76,8 @@ def start_postgres(host: str, port: int, workdir: Path, *, user_name: str = "pos
                             "-U", user_name], check=True, capture_output=True, user=user, timeout=120)
         except subprocess.CalledProcessError as e:
             raise SubstrateError(f"initdb failed: {e.stderr.decode(errors='replace')[-500:]}") from e
-    argv = [str(_pg_bin() / "postgres"), "-D", str(pgdata), "-p", str(port), "-h", host, "-k", str(sockets)]
+    # TCP only: Unix socket paths are limited to 107 bytes, which deep work folders exceed.
+    argv = [str(_pg_bin() / "postgres"), "-D", str(pgdata), "-p", str(port), "-h", host, "-k", ""]
     if not durable:
         argv += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
     log = workdir / "logs" / "postgres.log"

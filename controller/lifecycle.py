@@ -1,0 +1,91 @@
+"""The operator's three verbs for local_parity: up (P0), down (P12), and the run writer they share.
+
+`dev-min-up` brings the substrate up and mints (or reuses, while it is still unpinned) the active
+run, then proves P0 into that run's bundle. `dev-min-down` proves P12 into the same bundle.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from controller.phases.base import RunContext, execute
+from controller.phases.p00_substrate_ready import SubstrateReady
+from controller.phases.p12_teardown import Teardown
+from controller.runs import RunFolderError, RunFolders
+from controller.substrate.local import Ports, SubstrateUp, settings_for, up
+from controller.substrate.state import read_state, state_dir
+from runtime.contracts.registry import Registry
+from runtime.evidence.writer import BundleTarget, EvidenceWriter
+from runtime.settings import Settings
+from runtime.store.local import FolderStore
+
+
+def run_writer(registry: Registry, folders: RunFolders, platform_run_id: str, settings: Settings | None) -> EvidenceWriter:
+    """The run's evidence writer: the evidence bucket (when the substrate is up) and the run folder."""
+    targets = []
+    if settings is not None:
+        prefix = registry.render("EVIDENCE_RUN_ROOT_PATTERN", platform_run_id=platform_run_id)
+        targets.append(BundleTarget(settings.bucket("S3_EVIDENCE_BUCKET"), prefix))
+    targets.append(BundleTarget(FolderStore(folders.evidence_dir(platform_run_id)), ""))
+    return EvidenceWriter(registry, platform_run_id, targets)
+
+
+def _reusable_active_run(folders: RunFolders, registry: Registry) -> str | None:
+    """The active run if it is still unpinned (no run.json) and not torn down; else None."""
+    try:
+        run_id = folders.active_run_id()
+    except RunFolderError:
+        return None
+    evidence = folders.evidence_dir(run_id)
+    pinned = (evidence / registry.text("EVIDENCE_RUN_JSON_KEY")).exists()
+    torn_down = (evidence / registry.text("TEARDOWN_PROOF_PATH_PATTERN")).exists()
+    return None if pinned or torn_down else run_id
+
+
+@dataclass(frozen=True)
+class UpResult:
+    """What `dev-min-up` did."""
+
+    platform_run_id: str
+    substrate: SubstrateUp
+    p0_record: dict[str, Any]
+    evidence_dir: Path
+
+
+def dev_min_up_local(registry: Registry, *, bus: str, ports: Ports, base: Path | None = None) -> UpResult:
+    """Substrate up + bootstrap, then P0 checked live into the active run's bundle."""
+    substrate = up(registry, bus=bus, ports=ports, base=base)
+    folders = RunFolders.from_registry(registry, base)
+    run_id = _reusable_active_run(folders, registry) or folders.new_run()
+    settings = settings_for(substrate.state, registry)
+    processes = [{"name": p.name, "pid": p.pid, "port": p.port, "started_by_us": True} for p in substrate.state.processes]
+    ctx = RunContext(registry, run_id, folders, run_writer(registry, folders, run_id, settings), settings,
+                     {"processes": processes, "base": base, "bus": bus})
+    record = execute(SubstrateReady(), ctx)
+    return UpResult(run_id, substrate, record, folders.evidence_dir(run_id))
+
+
+@dataclass(frozen=True)
+class DownResult:
+    """What `dev-min-down` did."""
+
+    platform_run_id: str
+    p12_record: dict[str, Any]
+    evidence_dir: Path
+    already_torn_down: bool = False
+
+
+def dev_min_down_local(registry: Registry, *, base: Path | None = None) -> DownResult:
+    """P12: stop the substrate and prove it, into the active run's local bundle."""
+    folders = RunFolders.from_registry(registry, base)
+    run_id = folders.active_run_id()
+    proof = folders.evidence_dir(run_id) / registry.text("TEARDOWN_PROOF_PATH_PATTERN")
+    if proof.exists() and read_state(state_dir(registry, base)) is None:
+        record = json.loads((folders.evidence_dir(run_id) / registry.render("PHASE_RECORD_PATH_PATTERN", phase_id="P12")).read_text())
+        return DownResult(run_id, record, folders.evidence_dir(run_id), already_torn_down=True)
+    ctx = RunContext(registry, run_id, folders, run_writer(registry, folders, run_id, None), None, {"base": base})
+    record = execute(Teardown(), ctx)
+    return DownResult(run_id, record, folders.evidence_dir(run_id))

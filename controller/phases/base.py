@@ -1,0 +1,128 @@
+"""What every phase shares: its context, its gate checks, and the phase record it leaves.
+
+`execute` writes a RUNNING record, runs the phase, evaluates the gate from the checks the phase
+returns (durable state, never a log line), then writes PASS with the sha256 of every evidence
+file written, or FAIL with the error code and the operator's next step. Nothing reports PASS
+without its evidence.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.runs import RunFolders
+from runtime.contracts.ids import utc_iso
+from runtime.contracts.registry import Registry
+from runtime.errors import PlatformError
+from runtime.evidence.catalog import required_for
+from runtime.evidence.writer import EvidenceWriter, WrittenEvidence
+from runtime.settings import Settings
+
+
+class GateFailed(PlatformError):
+    """A phase's exit gate is not satisfied."""
+
+    code = "GATE_FAILED"
+
+
+class PhaseNotBuilt(PlatformError):
+    """The component a phase drives does not exist yet: the phase fails closed."""
+
+    code = "PHASE_NOT_BUILT"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One gate condition and whether durable state satisfies it."""
+
+    name: str
+    ok: bool
+    detail: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form used in evidence."""
+        return {"name": self.name, "ok": self.ok, "detail": self.detail}
+
+
+@dataclass
+class RunContext:
+    """Everything a phase needs: registry, run id, folders, evidence writer, settings, options."""
+
+    registry: Registry
+    platform_run_id: str
+    folders: RunFolders
+    writer: EvidenceWriter
+    settings: Settings | None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PhaseOutcome:
+    """What a phase produced: evidence written and gate checks evaluated."""
+
+    evidence: list[WrittenEvidence]
+    checks: list[Check]
+
+
+class Phase(ABC):
+    """A phase: entry action + exit gate + evidence."""
+
+    phase_id: str
+    name: str
+
+    @abstractmethod
+    def run(self, ctx: RunContext) -> PhaseOutcome:
+        """Do the phase's work, write its evidence, and return the gate checks."""
+
+    def failing_gate_code(self) -> str:
+        """The error code when a gate check fails."""
+        return f"{self.name}_GATE_FAILED"
+
+
+def _record(ctx: RunContext, phase: Phase, **fields: Any) -> dict[str, Any]:
+    return {**ctx.writer.base_fields(phase.phase_id, ["PHASE_RECORD_PATH_PATTERN"]), "name": phase.name, **fields}
+
+
+def previous_record(ctx: RunContext, phase_id: str) -> dict[str, Any] | None:
+    """The phase record left by an earlier attempt, if any."""
+    return ctx.writer.read("PHASE_RECORD_PATH_PATTERN", phase_id=phase_id)
+
+
+def execute(phase: Phase, ctx: RunContext) -> dict[str, Any]:
+    """Run `phase` under its gate and leave its phase record; re-raises the failure after recording it."""
+    earlier = previous_record(ctx, phase.phase_id)
+    attempt = int(earlier["attempt"]) + 1 if earlier else 1
+    started = utc_iso()
+    t0 = time.monotonic()
+    base = {"attempt": attempt, "started_at_utc": started, "bounded_gate": ctx.options.get("gate")}
+    ctx.writer.write("PHASE_RECORD_PATH_PATTERN", _record(ctx, phase, state="RUNNING", evidence=[], ended_at_utc=None, **base),
+                     phase_id=phase.phase_id)
+    try:
+        outcome = phase.run(ctx)
+        failed = [c for c in outcome.checks if not c.ok]
+        if failed:
+            raise GateFailed("; ".join(f"{c.name}: {c.detail or 'not satisfied'}" for c in failed),
+                             code=phase.failing_gate_code(), next_step=f"fix the failing checks, then re-run {phase.phase_id}")
+        written = {e.relative_path for e in outcome.evidence}
+        missing = [ctx.writer.relative_path(e.path_key) for e in required_for(phase.phase_id)
+                   if ctx.writer.relative_path(e.path_key) not in written]
+        if missing:
+            raise GateFailed(f"{phase.phase_id} wrote no {', '.join(missing)}", code="EVIDENCE_MISSING",
+                             next_step="a phase cannot pass without its evidence")
+    except PlatformError as e:
+        record = _record(ctx, phase, state="FAIL", evidence=[], ended_at_utc=utc_iso(),
+                         duration_s=round(time.monotonic() - t0, 3), error_code=e.code, message=e.message,
+                         next_step=e.next_step or None, **base)
+        try:
+            ctx.writer.write("PHASE_RECORD_PATH_PATTERN", record, phase_id=phase.phase_id)
+        except PlatformError as record_error:  # the store itself may be what failed; keep the first error
+            e.add_note(f"the FAIL record could not be written: {record_error.operator_line()}")
+        raise
+    record = _record(ctx, phase, state="PASS", ended_at_utc=utc_iso(), duration_s=round(time.monotonic() - t0, 3),
+                     evidence=[{"path": e.relative_path, "sha256": e.sha256} for e in outcome.evidence],
+                     gate=[c.to_dict() for c in outcome.checks], error_code=None, message=None, next_step=None, **base)
+    ctx.writer.write("PHASE_RECORD_PATH_PATTERN", record, phase_id=phase.phase_id)
+    return record

@@ -1,0 +1,121 @@
+"""Idempotent bootstrap of a substrate from the registry: buckets, topics, secrets, schemas.
+
+Runs against whatever endpoints the settings name (the embedded servers, or MinIO/LocalStack/
+a real DSN). Running it twice changes nothing; the IG API key is generated once and kept.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from runtime.bus.admin import bus_admin
+from runtime.db.migrate import apply_migrations
+from runtime.errors import ObjectStoreUnavailable, PlatformError
+from runtime.settings import Settings
+
+BUCKET_KEYS = ("S3_ORACLE_BUCKET", "S3_EVIDENCE_BUCKET", "S3_ARCHIVE_BUCKET", "S3_QUARANTINE_BUCKET")
+
+
+@dataclass
+class BootstrapReport:
+    """What bootstrap created now (empty lists on a second run)."""
+
+    buckets_created: list[str] = field(default_factory=list)
+    topics_created: list[str] = field(default_factory=list)
+    secrets_written: list[str] = field(default_factory=list)
+    migrations_applied: list[str] = field(default_factory=list)
+
+
+def bucket_names(settings: Settings) -> dict[str, str]:
+    """Handle key -> bucket name, for the buckets of the environment."""
+    return {key: settings.registry.text(key) for key in BUCKET_KEYS}
+
+
+def ensure_buckets(settings: Settings) -> list[str]:
+    """Create every registry bucket that does not exist yet."""
+    client = settings.s3()
+    created = []
+    for name in sorted(set(bucket_names(settings).values())):
+        try:
+            client.head_bucket(Bucket=name)
+            continue
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
+                raise ObjectStoreUnavailable(f"cannot inspect bucket {name}: {e}") from e
+        except BotoCoreError as e:
+            raise ObjectStoreUnavailable(f"S3 endpoint {settings.object_store_endpoint or 'AWS'} is unreachable: {e}") from e
+        try:
+            kwargs: dict[str, Any] = {"Bucket": name}
+            if settings.aws_region != "us-east-1":
+                kwargs["CreateBucketConfiguration"] = {"LocationConstraint": settings.aws_region}
+            client.create_bucket(**kwargs)
+        except (ClientError, BotoCoreError) as e:
+            raise ObjectStoreUnavailable(f"cannot create bucket {name}: {e}") from e
+        created.append(name)
+    return created
+
+
+def ensure_topics(settings: Settings) -> list[str]:
+    """Create every registry topic (Kafka) or stream (Kinesis) with its partition count."""
+    admin = bus_admin(settings)
+    return [t.name for t in settings.registry.topics() if admin.ensure_topic(t.name, t.partitions, t.retention_hours)]
+
+
+def _ssm(settings: Settings) -> Any:
+    return settings.aws_client("ssm")
+
+
+def read_secret(settings: Settings, path_key: str) -> str | None:
+    """The value of the SSM parameter at the registry path `path_key`, or None if absent."""
+    path = settings.registry.text(path_key)
+    try:
+        return str(_ssm(settings).get_parameter(Name=path, WithDecryption=True)["Parameter"]["Value"])
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") == "ParameterNotFound":
+            return None
+        raise ObjectStoreUnavailable(f"SSM get {path} failed: {e}") from e
+    except BotoCoreError as e:
+        raise ObjectStoreUnavailable(f"SSM endpoint unreachable: {e}") from e
+
+
+def _put_secret(settings: Settings, path_key: str, value: str, *, overwrite: bool) -> bool:
+    path = settings.registry.text(path_key)
+    try:
+        _ssm(settings).put_parameter(Name=path, Value=value, Type="SecureString", Overwrite=overwrite)
+        return True
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") == "ParameterAlreadyExists":
+            return False
+        raise ObjectStoreUnavailable(f"SSM put {path} failed: {e}") from e
+
+
+def ensure_secrets(settings: Settings) -> list[str]:
+    """IG API key (generated once), the DSN and the Kafka bootstrap, at their registry paths."""
+    written = []
+    if _put_secret(settings, "SSM_IG_API_KEY_PATH", secrets.token_urlsafe(32), overwrite=False):
+        written.append("SSM_IG_API_KEY_PATH")
+    if settings.db_dsn and read_secret(settings, "SSM_DB_DSN_PATH") != settings.db_dsn:
+        _put_secret(settings, "SSM_DB_DSN_PATH", settings.db_dsn, overwrite=True)
+        written.append("SSM_DB_DSN_PATH")
+    bootstrap_known = settings.kafka_bootstrap and read_secret(settings, "SSM_CONFLUENT_BOOTSTRAP_PATH") == settings.kafka_bootstrap
+    if settings.bus == "kafka" and settings.kafka_bootstrap and not bootstrap_known:
+        _put_secret(settings, "SSM_CONFLUENT_BOOTSTRAP_PATH", settings.kafka_bootstrap, overwrite=True)
+        written.append("SSM_CONFLUENT_BOOTSTRAP_PATH")
+    return written
+
+
+def bootstrap(settings: Settings) -> BootstrapReport:
+    """Buckets, topics, secrets and migrations; safe to run any number of times."""
+    if not settings.db_dsn:
+        raise PlatformError("no database DSN is configured", code="DB_DSN_MISSING",
+                            next_step="start the embedded PostgreSQL or set FP_DB_DSN")
+    report = BootstrapReport()
+    report.buckets_created = ensure_buckets(settings)
+    report.topics_created = ensure_topics(settings)
+    report.secrets_written = ensure_secrets(settings)
+    report.migrations_applied = apply_migrations(settings.db_dsn)
+    return report

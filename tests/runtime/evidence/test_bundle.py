@@ -1,0 +1,90 @@
+"""`validate_bundle` finds every kind of violation and passes a clean bundle."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from runtime.contracts.canonical import canonical_digest
+from runtime.contracts.registry import load_registry
+from runtime.evidence.bundle import validate_bundle
+from runtime.evidence.writer import BundleTarget, EvidenceWriter, encode
+from runtime.store.local import FolderStore
+
+RUN = "platform_20261123T120000Z"
+
+
+@pytest.fixture
+def bundle(tmp_path: Path) -> tuple[EvidenceWriter, Path]:
+    registry = load_registry("local_parity")
+    writer = EvidenceWriter(registry, RUN, [BundleTarget(FolderStore(tmp_path), "")])
+    config = {"env": "local_parity", "bus": "kinesis"}
+    run = {**writer.base_fields("P1", ["EVIDENCE_RUN_JSON_KEY"]), "env": "local_parity", "started_at_utc": "2026-11-23T12:00:00Z",
+           "config": config, "config_digest": canonical_digest(config), "git_sha": "abcdef1", "image_tag": "git-abcdef1",
+           "image_digest": None}
+    written = writer.write("EVIDENCE_RUN_JSON_KEY", run)
+    record = {**writer.base_fields("P1", []), "name": "RUN_PINNED", "state": "PASS", "attempt": 1,
+              "started_at_utc": "2026-11-23T12:00:00Z", "evidence": [{"path": written.relative_path, "sha256": written.sha256}]}
+    writer.write("PHASE_RECORD_PATH_PATTERN", record, phase_id="P1")
+    return writer, tmp_path
+
+
+def _validate(path: Path):  # type: ignore[no-untyped-def]
+    return validate_bundle(FolderStore(path), "", load_registry("local_parity"))
+
+
+def test_clean_bundle_has_no_violation(bundle) -> None:  # type: ignore[no-untyped-def]
+    report = _validate(bundle[1])
+    assert report.ok, report.violations
+    assert report.platform_run_id == RUN and report.phases == {"P1": "PASS"}
+
+
+def test_file_changed_after_pass_is_a_digest_violation(bundle) -> None:  # type: ignore[no-untyped-def]
+    path = bundle[1] / "run.json"
+    document = json.loads(path.read_text())
+    document["git_sha"] = "1234567"
+    path.write_bytes(encode(document))
+    assert any("sha256 differs" in v.message for v in _validate(bundle[1]).violations)
+
+
+def test_config_digest_mismatch_is_a_violation(bundle) -> None:  # type: ignore[no-untyped-def]
+    path = bundle[1] / "run.json"
+    document = json.loads(path.read_text())
+    document["config"]["bus"] = "kafka"
+    path.write_bytes(encode(document))
+    assert any("config_digest does not match" in v.message for v in _validate(bundle[1]).violations)
+
+
+def test_pass_without_required_file_is_a_violation(bundle) -> None:  # type: ignore[no-untyped-def]
+    (bundle[1] / "run.json").unlink()
+    messages = [v.message for v in _validate(bundle[1]).violations]
+    assert any("P1 claims PASS but run.json is missing" in m for m in messages)
+
+
+def test_file_of_another_run_is_a_violation(bundle) -> None:  # type: ignore[no-untyped-def]
+    other = {**bundle[0].base_fields("P1", []), "platform_run_id": "platform_20200101T000000Z", "started_at_utc": "2026-11-23T12:00:00Z"}
+    (bundle[1] / "run_started.json").write_bytes(encode(other))
+    assert any("differs across the bundle" in v.message for v in _validate(bundle[1]).violations)
+
+
+def test_malformed_json_and_schema_breaks_are_violations(bundle) -> None:  # type: ignore[no-untyped-def]
+    (bundle[1] / "phases").mkdir(exist_ok=True)
+    (bundle[1] / "phases/P2.json").write_text("{not json")
+    (bundle[1] / "run_started.json").write_bytes(encode({"platform_run_id": RUN}))
+    messages = [str(v) for v in _validate(bundle[1]).violations]
+    assert any("phases/P2.json: not valid JSON" in m for m in messages)
+    assert any(m.startswith("run_started.json: schema:") for m in messages)
+
+
+def test_spine_green_claim_needs_every_phase(bundle) -> None:  # type: ignore[no-untyped-def]
+    writer, path = bundle
+    writer.write("RUN_CLOSURE_MARKER_PATH_PATTERN", {**writer.base_fields("P11", []), "status": "SPINE_GREEN",
+                                                     "completed_at_utc": "2026-11-23T13:00:00Z", "phases_passed": ["P1"]})
+    messages = [v.message for v in _validate(path).violations]
+    assert any("claims SPINE_GREEN but P0 has no PASS record" in m for m in messages)
+
+
+def test_empty_folder_is_a_violation(tmp_path: Path) -> None:
+    assert [v.message for v in _validate(tmp_path).violations] == ["no evidence files found"]
