@@ -6,18 +6,23 @@ run, then proves P0 into that run's bundle. `dev-min-down` proves P12 into the s
 
 from __future__ import annotations
 
+import fcntl
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from controller.phases.base import RunContext, execute
+from controller.phases.machine import RunOutcome, Slice, planned_phases, run_phases
 from controller.phases.p00_substrate_ready import SubstrateReady
 from controller.phases.p12_teardown import Teardown
 from controller.runs import RunFolderError, RunFolders
 from controller.substrate.local import Ports, SubstrateUp, settings_for, up
 from controller.substrate.state import read_state, state_dir
 from runtime.contracts.registry import Registry
+from runtime.errors import PlatformError
 from runtime.evidence.writer import BundleTarget, EvidenceWriter
 from runtime.settings import Settings
 from runtime.store.local import FolderStore
@@ -89,3 +94,64 @@ def dev_min_down_local(registry: Registry, *, base: Path | None = None) -> DownR
     ctx = RunContext(registry, run_id, folders, run_writer(registry, folders, run_id, None), None, {"base": base})
     record = execute(Teardown(), ctx)
     return DownResult(run_id, record, folders.evidence_dir(run_id))
+
+
+class RunLocked(PlatformError):
+    """Another `dev-min-run` holds this run."""
+
+    code = "RUN_LOCKED"
+    next_step = "wait for the other dev-min-run to finish; only one controller drives a run at a time"
+
+
+@contextmanager
+def run_lock(folders: RunFolders, platform_run_id: str) -> Iterator[None]:
+    """An exclusive, non-blocking lock on the run (released when the process ends, even by a kill)."""
+    path = folders.run_dir(platform_run_id) / ".controller.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunLocked(f"run {platform_run_id} is being driven by another dev-min-run") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What `dev-min-run` did."""
+
+    platform_run_id: str
+    outcome: RunOutcome
+    new_run: bool
+
+
+def dev_min_run_local(registry: Registry, selection: Slice, *, gate: int | None, bus: str | None,
+                      base: Path | None = None, progress: Callable[[str, str], None] | None = None) -> RunResult:
+    """P1..P11 (or a slice) on the active run; a pinned run gets a fresh run unless resuming."""
+    planned_phases(selection)  # refuse a bad slice before touching anything
+    state = read_state(state_dir(registry, base))
+    if state is None:
+        raise PlatformError("the local substrate is not up", code="SUBSTRATE_DOWN", next_step="run `fp dev-min-up` first")
+    if bus and bus != state.bus:
+        raise PlatformError(f"--bus {bus} but the substrate runs the {state.bus} bus", code="BUS_MISMATCH",
+                            next_step=f"bring the substrate up with --bus {bus} (fp dev-min-down; fp dev-min-up --bus {bus})")
+    folders = RunFolders.from_registry(registry, base)
+    run_id = folders.active_run_id()
+    settings = settings_for(state, registry)
+    resuming = bool(selection.from_ or selection.only)
+    pinned = (folders.evidence_dir(run_id) / registry.text("EVIDENCE_RUN_JSON_KEY")).exists()
+    new_run = pinned and not resuming
+    options: dict[str, Any] = {"bus": state.bus, "gate": gate, "base": base}
+    if new_run:
+        run_id = folders.new_run()
+        processes = [{"name": p.name, "pid": p.pid, "port": p.port, "started_by_us": True} for p in state.processes]
+        p0 = RunContext(registry, run_id, folders, run_writer(registry, folders, run_id, settings), settings,
+                        {**options, "processes": processes})
+        execute(SubstrateReady(), p0)
+    ctx = RunContext(registry, run_id, folders, run_writer(registry, folders, run_id, settings), settings, options)
+    with run_lock(folders, run_id):
+        outcome = run_phases(ctx, selection, progress)
+    return RunResult(run_id, outcome, new_run)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from controller.cli.common import ENV_HELP, console, operator_errors
 from controller.cli.options import registry_for, resolve_bus
-from controller.lifecycle import dev_min_down_local, dev_min_up_local
+from controller.lifecycle import dev_min_down_local, dev_min_run_local, dev_min_up_local
+from controller.phases.machine import Slice
+from controller.status import phase_rows
 from controller.substrate.local import Ports
+from runtime.contracts.registry import Registry
 from runtime.errors import PlatformError
 
 EnvOpt = Annotated[str | None, typer.Option("--env", help=ENV_HELP)]
@@ -44,3 +49,77 @@ def dev_min_down(env: EnvOpt = None) -> None:
     else:
         console.print(f"P12 TEARDOWN: PASS for run {result.platform_run_id}")
     console.print(f"evidence: {result.evidence_dir}")
+
+
+def dev_min_run(
+    env: EnvOpt = None,
+    to: Annotated[str | None, typer.Option("--to", help="stop after this phase (bounded slice, e.g. P7)")] = None,
+    from_: Annotated[str | None, typer.Option("--from", help="resume a failed run from this phase")] = None,
+    phase: Annotated[str | None, typer.Option("--phase", help="re-run one phase (allowed: P3, P5, P6, P11)")] = None,
+    gate: Annotated[int | None, typer.Option(help="bounded gate: events per output (20, 200, N); recorded as partial")] = None,
+    bus: Annotated[str | None, typer.Option(help="must match the substrate's bus: kinesis or kafka")] = None,
+) -> None:
+    """P1..P11 in order, fail-closed: stops at the first failing gate with its code and next step."""
+    if gate is not None and gate < 1:
+        with operator_errors():
+            raise PlatformError(f"--gate must be at least 1, got {gate}", code="BAD_GATE", next_step="use --gate 20 or --gate 200")
+    with operator_errors():
+        registry = registry_for(env)
+        if registry.environment != "local_parity":
+            raise PlatformError("dev_min runs are not wired into this command yet", code="PHASE_NOT_BUILT",
+                                next_step="use --env local_parity")
+        started: list[str] = []
+
+        def progress(phase_id: str, name: str) -> None:
+            started.append(phase_id)
+            console.print(f"{phase_id} {name} ...")
+
+        try:
+            result = dev_min_run_local(registry, Slice(to=to, from_=from_, only=phase), gate=gate, bus=bus, progress=progress)
+        finally:
+            if started:
+                _print_active_status(registry)
+    console.print(f"run {result.platform_run_id}: {len(result.outcome.records)} phase(s) PASS"
+                  + (" (bounded run: partial, never Spine Green)" if gate else ""))
+
+
+def _print_active_status(registry: Registry) -> None:
+    from controller.runs import RunFolderError, RunFolders
+
+    try:
+        folders = RunFolders.from_registry(registry)
+        print_status(registry, folders.evidence_dir(folders.active_run_id()))
+    except RunFolderError:
+        pass
+
+
+def print_status(registry: Registry, evidence_dir: Path) -> None:
+    """The phase table of one run."""
+    table = Table(title=f"run {evidence_dir.parent.name}")
+    for column in ("phase", "name", "state", "started", "took", "evidence", "error"):
+        table.add_column(column, overflow="fold")
+    colors = {"PASS": "green", "FAIL": "red", "RUNNING": "yellow"}
+    for row in phase_rows(registry, evidence_dir):
+        color = colors.get(row.state, "dim")
+        table.add_row(row.phase_id, row.name, f"[{color}]{row.state}[/]", row.started[11:19],
+                      f"{row.duration_s:.1f}s" if row.duration_s is not None else "", row.evidence, row.error_code)
+    console.print(table)
+    failed = [r for r in phase_rows(registry, evidence_dir) if r.state == "FAIL"]
+    for row in failed:
+        console.print(f"[red]{row.phase_id} {row.error_code}[/]: next step: {row.next_step}", highlight=False)
+
+
+def status(
+    run: Annotated[str | None, typer.Argument(help="platform_run_id (default: the active run)")] = None,
+    env: EnvOpt = None,
+) -> None:
+    """Print the phase table of a run from its evidence: state, start, duration, evidence, error code."""
+    from controller.runs import RunFolderError, RunFolders
+
+    with operator_errors():
+        registry = registry_for(env)
+        folders = RunFolders.from_registry(registry)
+        run_id = run or folders.active_run_id()
+        if not folders.run_dir(run_id).is_dir():
+            raise RunFolderError(f"no run folder for {run_id}", next_step=f"runs are listed in {folders.root}")
+    print_status(registry, folders.evidence_dir(run_id))

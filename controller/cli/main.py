@@ -12,7 +12,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("dev-min-up")(lifecycle.dev_min_up)
+app.command("dev-min-run")(lifecycle.dev_min_run)
 app.command("dev-min-down")(lifecycle.dev_min_down)
+app.command("status")(lifecycle.status)
 app.add_typer(handles.app, name="handles")
 app.add_typer(evidence.app, name="evidence")
 app.add_typer(substrate.app, name="substrate")

@@ -1,0 +1,133 @@
+"""The phase machine: which phases run, in what order, under which retry rules.
+
+Order P1..P11 (P0 is `dev-min-up`, P12 `dev-min-down`). A slice is the whole run, `--to Pn`,
+`--from Pn` (resume: every earlier phase must have PASSed and the config must not have drifted) or
+`--phase Pn` (only the re-runs seed 003 allows: P3 per output, P5 SR, P6 WSP, P11 reporter). The
+first failing gate stops the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.phases.base import Phase, RunContext, execute, previous_record
+from controller.phases.p01_run_pinned import RunPinned, config_drift
+from controller.phases.unbuilt import NotBuiltPhase
+from runtime.errors import PlatformError
+
+RUN_PHASES: tuple[str, ...] = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11")
+RERUNNABLE: frozenset[str] = frozenset({"P3", "P5", "P6", "P11"})
+
+#: The packs (seed 001) each phase needs running.
+PACKS_FOR_PHASE: dict[str, tuple[str, ...]] = {
+    "P4": ("control_ingress",), "P5": ("control_ingress",), "P6": ("control_ingress",), "P7": ("control_ingress",),
+    "P8": ("rtdl_core",), "P9": ("rtdl_decision_lane",), "P10": ("case_labels",), "P11": ("obs_gov",),
+}
+
+PhaseFactory = Callable[[], Phase]
+
+PHASES: dict[str, PhaseFactory] = {
+    "P1": RunPinned,
+    "P2": lambda: NotBuiltPhase("P2", "DAEMONS_READY", "the local compute backend (pack supervisor)"),
+    "P3": lambda: NotBuiltPhase("P3", "ORACLE_READY", "the oracle lane (generate, sync, seal, stream-sort, checker)"),
+    "P4": lambda: NotBuiltPhase("P4", "INGEST_READY", "the Ingestion Gate service"),
+    "P5": lambda: NotBuiltPhase("P5", "READY_PUBLISHED", "the Scenario Runner"),
+    "P6": lambda: NotBuiltPhase("P6", "STREAMING_ACTIVE", "the World Streamer Producer"),
+    "P7": lambda: NotBuiltPhase("P7", "INGEST_COMMITTED", "the ingestion summaries"),
+    "P8": lambda: NotBuiltPhase("P8", "RTDL_CAUGHT_UP", "the rtdl_core pack (ArchiveWriter, IEG, OFP, CSFB)"),
+    "P9": lambda: NotBuiltPhase("P9", "DECISION_CHAIN_COMMITTED", "the rtdl_decision_lane pack (DL, DF, AL, DLA)"),
+    "P10": lambda: NotBuiltPhase("P10", "CASE_LABELS_COMMITTED", "the case_labels pack (CaseTrigger, CM, LS)"),
+    "P11": lambda: NotBuiltPhase("P11", "OBS_GOV_CLOSED", "the obs_gov reporter"),
+}
+
+
+class PlanError(PlatformError):
+    """The requested slice of phases cannot run."""
+
+    code = "PHASE_PLAN_INVALID"
+
+
+@dataclass
+class Slice:
+    """What the operator asked for."""
+
+    to: str | None = None
+    from_: str | None = None
+    only: str | None = None
+
+    def validate(self) -> None:
+        """Refuse unknown phases and contradictory options."""
+        for value in (self.to, self.from_, self.only):
+            if value is not None and value not in RUN_PHASES:
+                raise PlanError(f"unknown phase {value!r}; dev-min-run runs {', '.join(RUN_PHASES)}", code="UNKNOWN_PHASE",
+                                next_step="P0 is dev-min-up and P12 dev-min-down")
+        if self.only and (self.to or self.from_):
+            raise PlanError("--phase cannot be combined with --to or --from")
+        if self.to and self.from_ and RUN_PHASES.index(self.from_) > RUN_PHASES.index(self.to):
+            raise PlanError(f"--from {self.from_} comes after --to {self.to}")
+
+
+def planned_phases(selection: Slice) -> list[str]:
+    """The phase ids the slice covers, in order."""
+    selection.validate()
+    if selection.only:
+        return [selection.only]
+    start = RUN_PHASES.index(selection.from_) if selection.from_ else 0
+    end = RUN_PHASES.index(selection.to) + 1 if selection.to else len(RUN_PHASES)
+    return list(RUN_PHASES[start:end])
+
+
+def packs_in_scope(phases: list[str]) -> list[str]:
+    """The packs the phases of a slice need (P2 starts these)."""
+    out: list[str] = []
+    for phase_id in phases:
+        for pack in PACKS_FOR_PHASE.get(phase_id, ()):
+            if pack not in out:
+                out.append(pack)
+    return out
+
+
+def check_resumable(ctx: RunContext, selection: Slice) -> None:
+    """--from / --phase need every earlier phase PASSed and an undrifted config."""
+    first = selection.only or selection.from_
+    if not first:
+        return
+    if selection.only and selection.only not in RERUNNABLE:
+        raise PlanError(f"{selection.only} cannot be re-run on its own; allowed: {', '.join(p for p in RUN_PHASES if p in RERUNNABLE)}",
+                        code="PHASE_RERUN_NOT_ALLOWED", next_step="use --from to resume, or start a fresh run")
+    for phase_id in ("P0", *RUN_PHASES[: RUN_PHASES.index(first)]):
+        record = previous_record(ctx, phase_id)
+        if not record or record.get("state") != "PASS":
+            state = record.get("state") if record else "never run"
+            raise PlanError(f"cannot start at {first}: {phase_id} has not passed ({state})", code="RESUME_BEFORE_PASS",
+                            next_step=f"resume from the first phase that did not pass (--from {phase_id})")
+    pinned = ctx.writer.read("EVIDENCE_RUN_JSON_KEY")
+    if pinned is not None:
+        drift = config_drift(ctx.registry, ctx.options, pinned)
+        if drift:
+            raise PlanError(f"the run config drifted since P1 ({drift})", code="CONFIG_DRIFT",
+                            next_step="start a fresh run instead of resuming this one")
+
+
+@dataclass
+class RunOutcome:
+    """What `dev-min-run` did: the records of the phases executed, in order."""
+
+    platform_run_id: str
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+
+def run_phases(ctx: RunContext, selection: Slice, progress: Callable[[str, str], None] | None = None) -> RunOutcome:
+    """Execute the slice in order; the first failure is recorded and re-raised."""
+    phases = planned_phases(selection)
+    check_resumable(ctx, selection)
+    ctx.options.setdefault("packs", packs_in_scope([p for p in RUN_PHASES if RUN_PHASES.index(p) <= RUN_PHASES.index(phases[-1])]))
+    outcome = RunOutcome(ctx.platform_run_id)
+    for phase_id in phases:
+        phase = PHASES[phase_id]()
+        if progress:
+            progress(phase_id, phase.name)
+        outcome.records.append(execute(phase, ctx))
+    return outcome

@@ -1,0 +1,90 @@
+"""P1 RUN_PINNED: pin the run's config payload and its digest in `run.json` before heavy work.
+
+The payload names the environment, the bus, the bounded gate, the registry handles the run uses
+(by key and value) and the code identity. Its sha256 over canonical JSON is the config digest;
+a later invocation of the same run whose payload digests differently is refused (CONFIG_DRIFT).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Any
+
+from controller.phases.base import Check, Phase, PhaseOutcome, RunContext
+from runtime.contracts.canonical import canonical_digest
+from runtime.contracts.ids import utc_iso
+from runtime.contracts.registry import Registry
+from runtime.errors import PlatformError
+from runtime.paths import REPO_ROOT
+
+PINNED_GROUPS = ("buckets", "topics", "ssm", "object_prefixes", "oracle", "event_classes", "ig", "wsp", "rtdl", "packs")
+
+
+def git_sha() -> str:
+    """The commit the controller runs from, or 'unknown' outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def run_config(registry: Registry, options: dict[str, Any]) -> dict[str, Any]:
+    """The run config payload: everything that, changed mid-run, would change what the run means."""
+    sha = git_sha()
+    handles = {group: registry.group(group) for group in PINNED_GROUPS}
+    return {
+        "env": registry.environment,
+        "bus": options.get("bus"),
+        "gate_events_per_output": options.get("gate"),
+        "handles": handles,
+        "code": {"git_sha": sha, "image_tag": registry.render("IMAGE_TAG_GIT_SHA_PATTERN", git_sha=sha[:12])},
+    }
+
+
+def config_drift(registry: Registry, options: dict[str, Any], pinned: dict[str, Any]) -> str | None:
+    """None when the current payload digests like the pinned one, else what differs."""
+    current = run_config(registry, {**options, "gate": pinned["config"].get("gate_events_per_output"),
+                                    "bus": pinned["config"].get("bus")})
+    if canonical_digest(current) == pinned["config_digest"]:
+        return None
+    changed = sorted(k for k in current if current.get(k) != pinned["config"].get(k))
+    return ", ".join(changed) or "config"
+
+
+class RunPinned(Phase):
+    """P1."""
+
+    phase_id = "P1"
+    name = "RUN_PINNED"
+
+    def run(self, ctx: RunContext) -> PhaseOutcome:
+        """Write run.json (once) with the payload and digest; refuse a drifted re-pin."""
+        pinned = ctx.writer.read("EVIDENCE_RUN_JSON_KEY")
+        if pinned is not None:
+            drift = config_drift(ctx.registry, ctx.options, pinned)
+            if drift:
+                raise PlatformError(f"the run config drifted since P1 ({drift})", code="CONFIG_DRIFT",
+                                    next_step="start a fresh run (`fp dev-min-run` without --from) instead of resuming")
+        config = run_config(ctx.registry, ctx.options)
+        document = {
+            **ctx.writer.base_fields("P1", ["EVIDENCE_RUN_JSON_KEY", "CONFIG_DIGEST_ALGO", "IMAGE_TAG_GIT_SHA_PATTERN"]),
+            "env": ctx.registry.environment,
+            "started_at_utc": pinned["started_at_utc"] if pinned else utc_iso(),
+            "ended_at_utc": None,
+            "config": config,
+            "config_digest": canonical_digest(config),
+            "config_digest_algo": ctx.registry.text("CONFIG_DIGEST_ALGO"),
+            ctx.registry.text("IMAGE_GIT_SHA_EVIDENCE_FIELD"): config["code"]["git_sha"],
+            ctx.registry.text("IMAGE_TAG_EVIDENCE_FIELD"): config["code"]["image_tag"],
+            ctx.registry.text("IMAGE_DIGEST_EVIDENCE_FIELD"): ctx.options.get("image_digest"),
+        }
+        if pinned is not None:
+            document["written_at_utc"] = pinned["written_at_utc"]
+        written = ctx.writer.write("EVIDENCE_RUN_JSON_KEY", document)
+        run_dir = ctx.folders.run_dir(ctx.platform_run_id)
+        active = ctx.folders.active_file.read_text().strip() if ctx.folders.active_file.exists() else None
+        return PhaseOutcome([written], [
+            Check("run_folder_exists", run_dir.is_dir(), str(run_dir)),
+            Check("active_run_id_points_here", active == ctx.platform_run_id, f"ACTIVE_RUN_ID={active}"),
+        ])

@@ -1,0 +1,45 @@
+"""`fp status [run]`: the phase table of a run, read from its evidence (also for a failed run)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from runtime.contracts.registry import Registry
+from runtime.evidence.catalog import PHASES
+
+
+@dataclass(frozen=True)
+class PhaseRow:
+    """One row of the status table."""
+
+    phase_id: str
+    name: str
+    state: str
+    started: str
+    duration_s: float | None
+    evidence: str
+    error_code: str
+    next_step: str
+
+
+def phase_rows(registry: Registry, evidence_dir: Path) -> list[PhaseRow]:
+    """Every phase, in order, with what its record says (NOT RUN when there is none)."""
+    rows = []
+    for phase_id in PHASES:
+        path = evidence_dir / registry.render("PHASE_RECORD_PATH_PATTERN", phase_id=phase_id)
+        if not path.is_file():
+            rows.append(PhaseRow(phase_id, "", "NOT RUN", "", None, "", "", ""))
+            continue
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            rows.append(PhaseRow(phase_id, "", "UNREADABLE", "", None, str(path), "", ""))
+            continue
+        rows.append(PhaseRow(
+            phase_id, str(record.get("name", "")), str(record.get("state", "?")), str(record.get("started_at_utc", "")),
+            record.get("duration_s"), " ".join(e["path"].rsplit("/", 1)[-1] for e in record.get("evidence", [])),
+            str(record.get("error_code") or ""), str(record.get("next_step") or ""),
+        ))
+    return rows

@@ -1,0 +1,134 @@
+"""The phase machine: slices, retry rules, resume rules, fail-closed phases, the run lock."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from controller.cli.main import app
+from controller.lifecycle import run_lock
+from controller.phases.machine import Slice, packs_in_scope, planned_phases
+from controller.runs import RunFolders
+from controller.substrate import local
+from controller.substrate.processes import free_port
+from runtime.contracts.registry import load_registry
+from runtime.errors import PlatformError
+from runtime.paths import REPO_ROOT
+
+runner = CliRunner()
+
+
+def test_slices_cover_the_right_phases() -> None:
+    assert planned_phases(Slice()) == ["P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11"]
+    assert planned_phases(Slice(to="P3")) == ["P1", "P2", "P3"]
+    assert planned_phases(Slice(from_="P6", to="P7")) == ["P6", "P7"]
+    assert planned_phases(Slice(only="P5")) == ["P5"]
+
+
+def test_packs_in_scope_of_a_p7_run_are_control_ingress_only() -> None:
+    assert packs_in_scope(planned_phases(Slice(to="P7"))) == ["control_ingress"]
+    assert packs_in_scope(planned_phases(Slice())) == ["control_ingress", "rtdl_core", "rtdl_decision_lane", "case_labels", "obs_gov"]
+
+
+@pytest.mark.parametrize("selection, code", [
+    (Slice(to="P12"), "UNKNOWN_PHASE"),
+    (Slice(only="P0"), "UNKNOWN_PHASE"),
+    (Slice(only="P3", to="P5"), "PHASE_PLAN_INVALID"),
+    (Slice(from_="P7", to="P3"), "PHASE_PLAN_INVALID"),
+])
+def test_bad_slices_are_refused(selection: Slice, code: str) -> None:
+    with pytest.raises(PlatformError) as info:
+        planned_phases(selection)
+    assert info.value.code == code
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.chdir(tmp_path)
+    for name in ("FP_OBJECT_STORE_ENDPOINT", "FP_DB_DSN", "FP_KAFKA_BOOTSTRAP", "FP_BUS"):
+        monkeypatch.delenv(name, raising=False)
+    text = (REPO_ROOT / "handles.registry.yaml").read_text()
+    for key in ("LOCAL_MOTO_PORT", "LOCAL_POSTGRES_PORT", "LOCAL_KAFKA_PORT"):
+        old = next(line for line in text.splitlines() if line.strip().startswith(f"{key}:"))
+        text = text.replace(old, f"      {key}: {free_port()}")
+    registry_file = tmp_path / "handles.registry.yaml"
+    registry_file.write_text(text)
+    monkeypatch.setenv("FP_HANDLES_REGISTRY", str(registry_file))
+    yield tmp_path
+    local.down(load_registry("local_parity", registry_file), tmp_path)
+
+
+def _evidence(workdir: Path) -> Path:
+    run_id = (workdir / "runs/fraud-platform/ACTIVE_RUN_ID").read_text().strip()
+    return workdir / "runs/fraud-platform" / run_id / "evidence"
+
+
+def test_run_without_substrate_is_refused_and_writes_nothing(workdir: Path) -> None:
+    result = runner.invoke(app, ["dev-min-run", "--to", "P1"])
+    assert result.exit_code == 1 and "SUBSTRATE_DOWN" in result.output
+    assert not (workdir / "runs/fraud-platform").exists() or not list((workdir / "runs/fraud-platform").glob("platform_*"))
+
+
+def test_p1_pins_config_and_an_unbuilt_phase_fails_closed(workdir: Path) -> None:
+    assert runner.invoke(app, ["dev-min-up"]).exit_code == 0
+    ok = runner.invoke(app, ["dev-min-run", "--to", "P1", "--gate", "20"])
+    assert ok.exit_code == 0, ok.output
+    run = json.loads((_evidence(workdir) / "run.json").read_text())
+    assert run["config"]["gate_events_per_output"] == 20 and len(run["config_digest"]) == 64
+    resumed = runner.invoke(app, ["dev-min-run", "--from", "P8"])
+    assert resumed.exit_code == 1 and "RESUME_BEFORE_PASS" in resumed.output
+    failed = runner.invoke(app, ["dev-min-run", "--from", "P2", "--to", "P8"])
+    assert failed.exit_code == 1
+    record = json.loads(next((_evidence(workdir) / "phases").glob("P2.json")).read_text())
+    assert record["state"] == "FAIL" and record["error_code"] and record["next_step"]
+    assert "PASS" not in {json.loads(p.read_text())["state"] for p in (_evidence(workdir) / "phases").glob("P[2-9]*.json")}
+    status = runner.invoke(app, ["status"])
+    assert status.exit_code == 0 and "FAIL" in status.output and "next step" in status.output
+    validate = runner.invoke(app, ["evidence", "validate", str(_evidence(workdir))])
+    assert validate.exit_code == 0, validate.output
+
+
+def test_a_pinned_run_gets_a_fresh_run_with_its_own_p0(workdir: Path) -> None:
+    assert runner.invoke(app, ["dev-min-up"]).exit_code == 0
+    assert runner.invoke(app, ["dev-min-run", "--to", "P1"]).exit_code == 0
+    first = _evidence(workdir)
+    assert runner.invoke(app, ["dev-min-run", "--to", "P1"]).exit_code == 0
+    second = _evidence(workdir)
+    assert second != first
+    assert (second / "phases/P0.json").is_file() and (second / "run.json").is_file()
+
+
+def test_rerun_of_a_phase_outside_the_retry_rules_is_refused(workdir: Path) -> None:
+    assert runner.invoke(app, ["dev-min-up"]).exit_code == 0
+    result = runner.invoke(app, ["dev-min-run", "--phase", "P4"])
+    assert result.exit_code == 1 and "PHASE_RERUN_NOT_ALLOWED" in result.output
+
+
+def test_second_controller_on_the_same_run_is_refused(workdir: Path) -> None:
+    assert runner.invoke(app, ["dev-min-up"]).exit_code == 0
+    registry = load_registry("local_parity")
+    folders = RunFolders.from_registry(registry)
+    with run_lock(folders, folders.active_run_id()):
+        result = runner.invoke(app, ["dev-min-run", "--to", "P1"])
+    assert result.exit_code == 1 and "RUN_LOCKED" in result.output
+
+
+def test_bad_gate_and_bus_mismatch_are_refused(workdir: Path) -> None:
+    bad_gate = runner.invoke(app, ["dev-min-run", "--gate", "0"])
+    assert bad_gate.exit_code == 1 and "BAD_GATE" in bad_gate.output
+    assert runner.invoke(app, ["dev-min-up"]).exit_code == 0
+    mismatch = runner.invoke(app, ["dev-min-run", "--bus", "kafka", "--to", "P1"])
+    assert mismatch.exit_code == 1 and "BUS_MISMATCH" in mismatch.output
+
+
+def test_resume_after_the_config_drifted_is_refused(workdir: Path) -> None:
+    assert runner.invoke(app, ["dev-min-up"]).exit_code == 0
+    assert runner.invoke(app, ["dev-min-run", "--to", "P1"]).exit_code == 0
+    registry_file = workdir / "handles.registry.yaml"
+    registry_file.write_text(registry_file.read_text().replace("WSP_BATCH_SIZE: 500", "WSP_BATCH_SIZE: 250"))
+    result = runner.invoke(app, ["dev-min-run", "--from", "P2"])
+    assert result.exit_code == 1 and "CONFIG_DRIFT" in result.output and "handles" in result.output
