@@ -14,6 +14,7 @@ from typing import Any
 
 from controller.phases.base import Phase, RunContext, execute, previous_record
 from controller.phases.p01_run_pinned import RunPinned, config_drift
+from controller.phases.p02_daemons_ready import DaemonsReady
 from controller.phases.unbuilt import NotBuiltPhase
 from runtime.errors import PlatformError
 
@@ -30,7 +31,7 @@ PhaseFactory = Callable[[], Phase]
 
 PHASES: dict[str, PhaseFactory] = {
     "P1": RunPinned,
-    "P2": lambda: NotBuiltPhase("P2", "DAEMONS_READY", "the local compute backend (pack supervisor)"),
+    "P2": DaemonsReady,
     "P3": lambda: NotBuiltPhase("P3", "ORACLE_READY", "the oracle lane (generate, sync, seal, stream-sort, checker)"),
     "P4": lambda: NotBuiltPhase("P4", "INGEST_READY", "the Ingestion Gate service"),
     "P5": lambda: NotBuiltPhase("P5", "READY_PUBLISHED", "the Scenario Runner"),

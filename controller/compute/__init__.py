@@ -1,0 +1,1 @@
+"""Compute backends: where runtime entrypoints run (local supervised processes, or ECS)."""

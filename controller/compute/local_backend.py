@@ -1,0 +1,131 @@
+"""The local compute backend: packs as supervised process groups on this machine.
+
+One supervisor per pack (seed 001 pack ids `<env>_<pack>_v0`), started detached with the run
+scope (`REQUIRED_PLATFORM_RUN_ID`) and the substrate's endpoints in its environment. A pack
+already running for the same run is kept (no duplicate consumers); one running for another run
+is restarted for this run (seed 003 P2: restart packs rather than single processes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from controller.substrate.processes import is_running
+from runtime.contracts.registry import Registry
+from runtime.errors import PlatformError
+
+#: The runtime entrypoint of each pack daemon (`python -m runtime <argv>`), as components land.
+DAEMON_ARGV: dict[str, list[str]] = {}
+
+
+class PackError(PlatformError):
+    """A pack could not be started, checked or stopped."""
+
+    code = "PACK_ERROR"
+
+
+def pack_id(registry: Registry, pack: str) -> str:
+    """The seed's pack id, e.g. local_parity_control_ingress_v0."""
+    return f"{registry.environment}_{pack}_v0"
+
+
+@dataclass(frozen=True)
+class PackPaths:
+    """Where a pack keeps its state (run-independent) and its logs (run-scoped)."""
+
+    pack_dir: Path
+    log_dir: Path
+
+
+def pack_paths(runs_root: Path, registry: Registry, pack: str, run_id: str) -> PackPaths:
+    """`operate/<pack_id>/` under the runs root, logs under the run folder."""
+    pid = pack_id(registry, pack)
+    return PackPaths(runs_root / "operate" / pid, runs_root / run_id / "operate" / pid / "logs")
+
+
+def read_pack_state(paths: PackPaths) -> dict[str, Any] | None:
+    """The pack's state.json, or None."""
+    path = paths.pack_dir / "state.json"
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return None
+
+
+def _supervisor_alive(state: dict[str, Any] | None) -> bool:
+    if not state or state.get("state") != "RUNNING":
+        return False
+    pid = int(state.get("supervisor_pid") or 0)
+    return pid > 0 and is_running(pid, (sys.executable, "-m", "controller.compute.supervisor"))
+
+
+def daemon_commands(registry: Registry, pack: str, commands: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
+    """argv per daemon of the pack; a daemon with no built entrypoint fails closed naming it."""
+    known = DAEMON_ARGV if commands is None else commands
+    members = list(registry.mapping("PACKS")[pack])
+    missing = [m for m in members if m not in known]
+    if missing:
+        raise PackError(f"pack {pack} needs {', '.join(missing)}, which this repository does not build yet",
+                        code="PHASE_NOT_BUILT", next_step="run a slice whose packs are built (e.g. --to P3)")
+    return {m: (known[m] if commands is not None else [sys.executable, "-m", "runtime", *known[m]]) for m in members}
+
+
+def start_pack(registry: Registry, pack: str, run_id: str, runs_root: Path, environment: dict[str, str], *,
+               commands: dict[str, list[str]] | None = None, timeout: float = 30.0) -> dict[str, Any]:
+    """Start (or keep) the pack for `run_id` and wait until every daemon runs; returns state.json."""
+    paths = pack_paths(runs_root, registry, pack, run_id)
+    daemons = daemon_commands(registry, pack, commands)
+    state = read_pack_state(paths)
+    if _supervisor_alive(state):
+        assert state is not None
+        if state.get("run_scope") == run_id:
+            return state
+        stop_pack(registry, pack, runs_root)
+    paths.pack_dir.mkdir(parents=True, exist_ok=True)
+    paths.log_dir.mkdir(parents=True, exist_ok=True)
+    (paths.pack_dir / "state.json").unlink(missing_ok=True)
+    scope_key = registry.text("REQUIRED_PLATFORM_RUN_ID_ENV_KEY")
+    argv = [sys.executable, "-m", "controller.compute.supervisor", "--pack-id", pack_id(registry, pack), "--run", run_id,
+            "--pack-dir", str(paths.pack_dir), "--log-dir", str(paths.log_dir), "--daemons", json.dumps(daemons)]
+    with (paths.log_dir / "supervisor.log").open("ab") as log:
+        subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                         env={**os.environ, **environment, scope_key: run_id})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = read_pack_state(paths)
+        if state and state.get("state") == "RUNNING" and state.get("running_count") == state.get("desired_count"):
+            return state
+        time.sleep(0.2)
+    raise PackError(f"pack {pack} did not reach RUNNING within {timeout:.0f}s", code="PACK_NOT_RUNNING",
+                    next_step=f"read the logs in {paths.log_dir}")
+
+
+def stop_pack(registry: Registry, pack: str, runs_root: Path, timeout: float = 20.0) -> bool:
+    """Stop the pack's supervisor (which stops its daemons); False if it was not running."""
+    paths = pack_paths(runs_root, registry, pack, "-")
+    state = read_pack_state(paths)
+    if not _supervisor_alive(state):
+        return False
+    assert state is not None
+    os.kill(int(state["supervisor_pid"]), signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        current = read_pack_state(paths)
+        if current and current.get("state") == "STOPPED":
+            return True
+        time.sleep(0.2)
+    raise PackError(f"pack {pack} did not stop within {timeout:.0f}s", code="PACK_STOP_TIMEOUT",
+                    next_step=f"stop pid {state['supervisor_pid']} by hand")
+
+
+def running_packs(registry: Registry, runs_root: Path) -> list[str]:
+    """Packs whose supervisor is alive."""
+    return [p for p in registry.mapping("PACKS") if _supervisor_alive(read_pack_state(pack_paths(runs_root, registry, p, "-")))]
