@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -61,6 +62,37 @@ def _prepare_dir(path: Path, user: str | None) -> None:
             os.chown(p, entry.pw_uid, entry.pw_gid)
 
 
+def _initdb(target: Path, user: str | None, user_name: str) -> None:
+    """initdb into `target`, retried once: under heavy parallel load a bootstrap backend can abort."""
+    last = ""
+    for _ in range(2):
+        if target.exists():
+            shutil.rmtree(target)
+        _prepare_dir(target, user)
+        try:
+            subprocess.run([str(_pg_bin() / "initdb"), "-D", str(target), "--auth=trust", "--encoding=utf8", "-U", user_name],
+                           check=True, capture_output=True, user=user, timeout=180)
+            return
+        except subprocess.CalledProcessError as e:
+            lines = e.stderr.decode(errors="replace").splitlines()
+            last = " | ".join(line for line in lines if any(w in line for w in ("FATAL", "PANIC", "error", "Abort")))[-600:]
+    raise SubstrateError(f"initdb failed twice: {last}", next_step="check free disk space and memory, then retry")
+
+
+def _template_cluster(user: str | None, user_name: str) -> Path:
+    """A freshly initialised cluster kept once per machine and copied for every new cluster (initdb is slow)."""
+    template = Path(tempfile.gettempdir()) / f"fp-pgdata-template-{os.geteuid()}-{user_name}"
+    if (template / "PG_VERSION").exists():
+        return template
+    staging = template.with_name(f"{template.name}.{os.getpid()}")
+    _initdb(staging, user, user_name)
+    try:
+        staging.rename(template)
+    except OSError:  # another process won the race; use its template
+        shutil.rmtree(staging, ignore_errors=True)
+    return template
+
+
 def start_postgres(host: str, port: int, workdir: Path, *, user_name: str = "postgres",
                    durable: bool = True) -> StartedProcess:
     """A PostgreSQL cluster in `workdir/pgdata` listening on host:port (initdb on first use)."""
@@ -70,12 +102,9 @@ def start_postgres(host: str, port: int, workdir: Path, *, user_name: str = "pos
     if not (pgdata / "PG_VERSION").exists():
         if pgdata.exists():
             shutil.rmtree(pgdata)
+        shutil.copytree(_template_cluster(user, user_name), pgdata, symlinks=True)
         _prepare_dir(pgdata, user)
-        try:
-            subprocess.run([str(_pg_bin() / "initdb"), "-D", str(pgdata), "--auth=trust", "--encoding=utf8",
-                            "-U", user_name], check=True, capture_output=True, user=user, timeout=120)
-        except subprocess.CalledProcessError as e:
-            raise SubstrateError(f"initdb failed: {e.stderr.decode(errors='replace')[-500:]}") from e
+        pgdata.chmod(0o700)
     # TCP only: Unix socket paths are limited to 107 bytes, which deep work folders exceed.
     argv = [str(_pg_bin() / "postgres"), "-D", str(pgdata), "-p", str(port), "-h", host, "-k", ""]
     if not durable:

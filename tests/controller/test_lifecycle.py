@@ -61,16 +61,19 @@ def test_up_then_down_writes_a_bundle_that_validates(workdir: Path) -> None:
 
 
 def test_up_twice_reuses_the_unpinned_active_run(workdir: Path) -> None:
-    assert runner.invoke(app, ["dev-min-up"]).exit_code == 0
+    up = runner.invoke(app, ["dev-min-up"])
+    assert up.exit_code == 0, up.output
     first = _active(workdir)
-    assert runner.invoke(app, ["dev-min-up"]).exit_code == 0
+    up = runner.invoke(app, ["dev-min-up"])
+    assert up.exit_code == 0, up.output
     assert _active(workdir) == first
     record = json.loads((workdir / "runs/fraud-platform" / first / "evidence/phases/P0.json").read_text())
     assert record["state"] == "PASS" and record["attempt"] == 2
 
 
 def test_p0_gate_fails_closed_when_a_topic_is_missing(workdir: Path) -> None:
-    assert runner.invoke(app, ["dev-min-up"]).exit_code == 0
+    up = runner.invoke(app, ["dev-min-up"])
+    assert up.exit_code == 0, up.output
     registry = load_registry("local_parity")
     state = read_state(state_dir(registry))
     assert state is not None

@@ -74,7 +74,8 @@ def test_run_without_substrate_is_refused_and_writes_nothing(workdir: Path) -> N
 
 
 def test_p1_pins_config_and_an_unbuilt_phase_fails_closed(workdir: Path) -> None:
-    assert runner.invoke(app, ["dev-min-up"]).exit_code == 0
+    up = runner.invoke(app, ["dev-min-up"])
+    assert up.exit_code == 0, up.output
     ok = runner.invoke(app, ["dev-min-run", "--to", "P1", "--gate", "20"])
     assert ok.exit_code == 0, ok.output
     run = json.loads((_evidence(workdir) / "run.json").read_text())
@@ -93,7 +94,8 @@ def test_p1_pins_config_and_an_unbuilt_phase_fails_closed(workdir: Path) -> None
 
 
 def test_a_pinned_run_gets_a_fresh_run_with_its_own_p0(workdir: Path) -> None:
-    assert runner.invoke(app, ["dev-min-up"]).exit_code == 0
+    up = runner.invoke(app, ["dev-min-up"])
+    assert up.exit_code == 0, up.output
     assert runner.invoke(app, ["dev-min-run", "--to", "P1"]).exit_code == 0
     first = _evidence(workdir)
     assert runner.invoke(app, ["dev-min-run", "--to", "P1"]).exit_code == 0
@@ -103,13 +105,15 @@ def test_a_pinned_run_gets_a_fresh_run_with_its_own_p0(workdir: Path) -> None:
 
 
 def test_rerun_of_a_phase_outside_the_retry_rules_is_refused(workdir: Path) -> None:
-    assert runner.invoke(app, ["dev-min-up"]).exit_code == 0
+    up = runner.invoke(app, ["dev-min-up"])
+    assert up.exit_code == 0, up.output
     result = runner.invoke(app, ["dev-min-run", "--phase", "P4"])
     assert result.exit_code == 1 and "PHASE_RERUN_NOT_ALLOWED" in result.output
 
 
 def test_second_controller_on_the_same_run_is_refused(workdir: Path) -> None:
-    assert runner.invoke(app, ["dev-min-up"]).exit_code == 0
+    up = runner.invoke(app, ["dev-min-up"])
+    assert up.exit_code == 0, up.output
     registry = load_registry("local_parity")
     folders = RunFolders.from_registry(registry)
     with run_lock(folders, folders.active_run_id()):
@@ -120,13 +124,15 @@ def test_second_controller_on_the_same_run_is_refused(workdir: Path) -> None:
 def test_bad_gate_and_bus_mismatch_are_refused(workdir: Path) -> None:
     bad_gate = runner.invoke(app, ["dev-min-run", "--gate", "0"])
     assert bad_gate.exit_code == 1 and "BAD_GATE" in bad_gate.output
-    assert runner.invoke(app, ["dev-min-up"]).exit_code == 0
+    up = runner.invoke(app, ["dev-min-up"])
+    assert up.exit_code == 0, up.output
     mismatch = runner.invoke(app, ["dev-min-run", "--bus", "kafka", "--to", "P1"])
     assert mismatch.exit_code == 1 and "BUS_MISMATCH" in mismatch.output
 
 
 def test_resume_after_the_config_drifted_is_refused(workdir: Path) -> None:
-    assert runner.invoke(app, ["dev-min-up"]).exit_code == 0
+    up = runner.invoke(app, ["dev-min-up"])
+    assert up.exit_code == 0, up.output
     assert runner.invoke(app, ["dev-min-run", "--to", "P1"]).exit_code == 0
     registry_file = workdir / "handles.registry.yaml"
     registry_file.write_text(registry_file.read_text().replace("WSP_BATCH_SIZE: 500", "WSP_BATCH_SIZE: 250"))
