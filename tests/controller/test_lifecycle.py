@@ -110,3 +110,21 @@ def test_active_run_id_pointing_at_a_missing_run_is_refused(workdir: Path) -> No
     assert result.exit_code == 1
     assert "points at platform_20200101T000000Z" in result.output
     assert not (root / "platform_20200101T000000Z").exists()
+
+
+def test_bundle_validates_from_the_evidence_bucket_while_the_substrate_is_up(workdir: Path) -> None:
+    up = runner.invoke(app, ["dev-min-up"])
+    assert up.exit_code == 0, up.output
+    registry = load_registry("local_parity")
+    run_id = _active(workdir)
+    uri = f"s3://{registry.text('S3_EVIDENCE_BUCKET')}/{registry.render('EVIDENCE_RUN_ROOT_PATTERN', platform_run_id=run_id)}"
+    result = runner.invoke(app, ["evidence", "validate", uri])
+    assert result.exit_code == 0, result.output
+    assert "P0" in result.output and "evidence validate: OK" in result.output
+
+
+def test_validate_of_a_missing_folder_or_bucketless_uri_is_a_clear_error(workdir: Path) -> None:
+    missing = runner.invoke(app, ["evidence", "validate", str(workdir / "nope")])
+    assert missing.exit_code == 1 and "BUNDLE_NOT_FOUND" in missing.output
+    bucketless = runner.invoke(app, ["evidence", "validate", "s3:///prefix"])
+    assert bucketless.exit_code == 1 and "BAD_LOCATION" in bucketless.output
