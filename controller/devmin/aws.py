@@ -150,12 +150,9 @@ class AwsInventory:
         return any(c.get("status") == "ACTIVE" for c in answer.get("clusters", []))
 
     def ecs_services(self, cluster: str) -> list[str]:
-        """Names of the services still defined in `cluster` (none when the cluster is gone)."""
-        if not self.ecs_cluster_active(cluster):
-            return []
+        """Names of the services still defined in `cluster` (asked even when the cluster is INACTIVE)."""
         ecs = self.clients.client("ecs")
-        arns = _call("ecs:ListServices", lambda: [a for p in ecs.get_paginator("list_services").paginate(cluster=cluster)
-                                                   for a in p.get("serviceArns", [])])
+        arns = self._ecs_list(cluster, "list_services", "serviceArns")
         names: list[str] = []
         for start in range(0, len(arns), 10):  # DescribeServices takes at most 10 services
             batch = arns[start:start + 10]
@@ -165,11 +162,18 @@ class AwsInventory:
 
     def ecs_tasks(self, cluster: str) -> list[str]:
         """ARNs of tasks still running or pending in `cluster`."""
-        if not self.ecs_cluster_active(cluster):
-            return []
+        return sorted(self._ecs_list(cluster, "list_tasks", "taskArns"))
+
+    def _ecs_list(self, cluster: str, operation: str, field: str) -> list[str]:
         ecs = self.clients.client("ecs")
-        return sorted(_call("ecs:ListTasks", lambda: [a for p in ecs.get_paginator("list_tasks").paginate(cluster=cluster)
-                                                       for a in p.get("taskArns", [])]))
+        try:
+            return [a for page in ecs.get_paginator(operation).paginate(cluster=cluster) for a in page.get(field, [])]
+        except ClientError as e:
+            if _error_code(e) == "ClusterNotFoundException":
+                return []
+            raise AwsCallFailed(f"ecs:{operation} {cluster} failed: {e}") from e
+        except BotoCoreError as e:
+            raise AwsCallFailed(f"ecs:{operation} {cluster} failed: {e}") from e
 
     # --- RDS ------------------------------------------------------------------------------
     def db_instance_status(self, instance_id: str) -> str | None:
