@@ -179,7 +179,16 @@ def preflight(registry: Registry, aws: AwsInventory, kafka_admin: KafkaAdminFact
     snapshot = build_snapshot(registry, checks, terraform_outputs=terraform_outputs or {},
                               applied=applied or {}, platform_run_id=platform_run_id,
                               kafka_bootstrap=aws.parameter_value(registry.text(CONFLUENT_SECRET_HANDLES[0])))
-    uri = write_snapshot(registry, aws, snapshot)
+    try:
+        uri = write_snapshot(registry, aws, snapshot)
+    except PlatformError as write_error:
+        failed = [c for c in checks if not c.ok]
+        if not failed:
+            raise
+        # The checks are the news; that the snapshot could not be written is said alongside.
+        raise failure(failed, summary_code="P0_PREFLIGHT_FAILED", what="dev_min P0 preflight",
+                      next_step=f"fix what is named and rerun `fp devmin preflight` "
+                                f"(snapshot not written: {write_error.message})") from None
     result = PreflightResult(tuple(checks), snapshot, uri)
     if not result.all_ok:
         raise failure(result.failed, summary_code="P0_PREFLIGHT_FAILED", what="dev_min P0 preflight",

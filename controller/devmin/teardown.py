@@ -116,14 +116,26 @@ def verify_absent(registry: Registry, aws: AwsInventory, platform_run_id: str, *
     return checks
 
 
+def _check_run_id(platform_run_id: str) -> None:
+    if not is_platform_run_id(platform_run_id):
+        raise PlatformError(f"{platform_run_id[:80]!r} is not a platform_run_id (platform_<yyyymmddTHHMMSSZ>)", code="BAD_RUN_ID",
+                            next_step="pass the run whose evidence bundle should carry the teardown proof")
+
+
+def verify_only(registry: Registry, aws: AwsInventory, platform_run_id: str, *,
+                cluster_probe: ClusterProbe = bootstrap_answers) -> list[Check]:
+    """The P12 checks without destroying or writing anything (an operator's "is it billing-safe?")."""
+    require_dev_min(registry)
+    _check_run_id(platform_run_id)
+    return verify_absent(registry, aws, platform_run_id, bootstrap=recorded_bootstrap(registry, aws), cluster_probe=cluster_probe)
+
+
 def dev_min_down(registry: Registry, runner: TerraformRunner, aws: AwsInventory, platform_run_id: str, *,
                  cluster_probe: ClusterProbe = bootstrap_answers, stacks_root: Path | None = None,
                  writer: EvidenceWriter | None = None) -> TeardownResult:
     """Destroy the demo stack, verify the account is billing-safe, then write the teardown proof."""
     require_dev_min(registry)
-    if not is_platform_run_id(platform_run_id):
-        raise PlatformError(f"{platform_run_id!r} is not a platform_run_id (platform_<yyyymmddTHHMMSSZ>)", code="BAD_RUN_ID",
-                            next_step="pass the run whose evidence bundle should carry the teardown proof")
+    _check_run_id(platform_run_id)
     bootstrap = recorded_bootstrap(registry, aws)
     destroy_error: TerraformError | None = None
     try:

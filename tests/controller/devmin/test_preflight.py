@@ -99,12 +99,16 @@ def test_missing_topic_is_named_by_its_handle(dev_min_world: DevMinWorld) -> Non
     assert "FP_BUS_AUDIT_V1" in caught.value.message
 
 
-def test_nothing_applied_fails_every_substrate_check_and_writes_nothing(dev_min_world: DevMinWorld) -> None:
+def test_nothing_applied_names_the_failed_checks_even_when_the_snapshot_cannot_be_written(dev_min_world: DevMinWorld) -> None:
     w = dev_min_world
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(DevMinCheckFailed) as caught:
         preflight(w.registry, w.aws, plaintext_admin)
-    # the evidence bucket itself is missing, so not even the snapshot can be written
-    assert getattr(caught.value, "code", "") == "EVIDENCE_WRITE_FAILED"
+    assert caught.value.code == "P0_PREFLIGHT_FAILED"
+    names = {c.name for c in caught.value.failed}
+    assert {"ssm_secrets_present", "topics_present", "budget_enabled", "ecs_cluster_active", "runtime_db_present"} <= names
+    assert f"bucket_writable:{w.registry.text('S3_EVIDENCE_BUCKET')}" in names
+    assert "snapshot not written" in caught.value.next_step
+    assert "nat_gateways_zero" not in names  # an empty account has no NAT gateway
 
 
 def test_unreachable_kafka_is_a_failed_check_not_a_pass(dev_min_world: DevMinWorld, tmp_path: Path) -> None:
