@@ -125,3 +125,19 @@ def test_bad_run_id_is_refused_before_destroying_anything(dev_min_world: DevMinW
         dev_min_down(w.registry, w.runner, w.aws, bad)
     assert caught.value.code == "BAD_RUN_ID"
     assert w.runner.destroyed == []
+
+
+def test_writer_refuses_a_success_proof_that_lists_something_present(dev_min_world: DevMinWorld) -> None:
+    from controller.devmin.teardown import evidence_writer
+    from runtime.errors import EvidenceInvalid
+
+    w = dev_min_world
+    _up(w)
+    writer = evidence_writer(w.registry, w.aws, w.run_id)
+    doc = {**writer.base_fields("P12", []), "environment": "dev_min", "destroy_status": "SUCCESS",
+           "confirmed_absent": {"ecs_services": False, "db": True, "demo_ssm_secrets": True, "nat_gateway": True,
+                                "load_balancer": True, "confluent_cluster": True},
+           "checks": [{"name": "ecs_services", "ok": False}], "evidence_readable": True}
+    with pytest.raises(EvidenceInvalid):
+        writer.write("TEARDOWN_PROOF_PATH_PATTERN", doc)
+    assert not _proof_exists(w)
