@@ -78,6 +78,22 @@ class AwsInventory:
             return f"s3://{bucket}/{key}: {e}"
         return None
 
+    def put_json(self, bucket: str, key: str, body: bytes) -> None:
+        """Write one JSON object (overwriting); AwsCallFailed when S3 refuses."""
+        s3 = self.clients.client("s3")
+        put = partial(s3.put_object, Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+        _call(f"s3:PutObject s3://{bucket}/{key}", put)
+
+    def read_object(self, bucket: str, key: str) -> bytes | None:
+        """The bytes of one object, or None when it (or its bucket) does not exist."""
+        s3 = self.clients.client("s3")
+        try:
+            return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        except ClientError as e:
+            if _error_code(e) in ("NoSuchKey", "NoSuchBucket", "404"):
+                return None
+            raise AwsCallFailed(f"s3:GetObject s3://{bucket}/{key} failed: {e}") from e
+
     def readable_objects(self, bucket: str, prefix: str) -> tuple[int, str | None]:
         """How many objects are under `prefix` and whether the first one can be read (None = yes)."""
         s3 = self.clients.client("s3")

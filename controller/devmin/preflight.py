@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from controller.devmin.aws import AwsInventory
+from controller.devmin.aws import AwsCallFailed, AwsInventory
 from controller.devmin.checks import (
     BUCKET_HANDLES,
     CONFLUENT_SECRET_HANDLES,
@@ -162,11 +162,10 @@ def write_snapshot(registry: Registry, aws: AwsInventory, snapshot: dict[str, An
         raise EvidenceInvalid("demo apply snapshot refused: " + "; ".join(problems[:5]))
     bucket = registry.text("S3_EVIDENCE_BUCKET")
     key = registry.text("DEMO_APPLY_SNAPSHOT_KEY")
-    s3 = aws.clients.client("s3")
     try:
-        s3.put_object(Bucket=bucket, Key=key, Body=encode(snapshot), ContentType="application/json")
-    except Exception as e:  # boto3 raises ClientError/BotoCoreError; both mean "not written"
-        raise PlatformError(f"cannot write s3://{bucket}/{key}: {e}", code="EVIDENCE_WRITE_FAILED",
+        aws.put_json(bucket, key, encode(snapshot))
+    except AwsCallFailed as e:
+        raise PlatformError(f"cannot write the demo apply snapshot: {e.message}", code="EVIDENCE_WRITE_FAILED",
                             next_step="check the evidence bucket exists and is writable") from e
     return f"s3://{bucket}/{key}"
 

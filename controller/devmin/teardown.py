@@ -63,11 +63,12 @@ def recorded_bootstrap(registry: Registry, aws: AwsInventory) -> str | None:
     value = aws.parameter_value(registry.text(CONFLUENT_SECRET_HANDLES[0]))
     if value:
         return value
-    s3 = aws.clients.client("s3")
+    body = aws.read_object(registry.text("S3_EVIDENCE_BUCKET"), registry.text("DEMO_APPLY_SNAPSHOT_KEY"))
+    if body is None:
+        return None
     try:
-        body = s3.get_object(Bucket=registry.text("S3_EVIDENCE_BUCKET"), Key=registry.text("DEMO_APPLY_SNAPSHOT_KEY"))["Body"].read()
         snapshot = json.loads(body)
-    except Exception:  # no snapshot (or unreadable): nothing recorded
+    except json.JSONDecodeError:
         return None
     bootstrap = snapshot.get("resources", {}).get("kafka_bootstrap")
     return str(bootstrap) if bootstrap else None

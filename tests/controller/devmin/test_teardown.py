@@ -141,3 +141,34 @@ def test_writer_refuses_a_success_proof_that_lists_something_present(dev_min_wor
     with pytest.raises(EvidenceInvalid):
         writer.write("TEARDOWN_PROOF_PATH_PATTERN", doc)
     assert not _proof_exists(w)
+
+
+def test_cluster_check_uses_the_snapshot_bootstrap_when_ssm_is_already_gone(dev_min_world: DevMinWorld) -> None:
+    w = dev_min_world
+    _up(w)
+    assert w.runner.broker is not None
+    expected = f"127.0.0.1:{w.runner.broker.port}"
+    w.clients.client("ssm").delete_parameter(Name=w.registry.text("SSM_CONFLUENT_BOOTSTRAP_PATH"))
+    seen: list[str] = []
+
+    def probe(bootstrap: str) -> bool:
+        seen.append(bootstrap)
+        from controller.devmin.kafka import bootstrap_answers
+
+        return bootstrap_answers(bootstrap)
+
+    result = dev_min_down(w.registry, w.runner, w.aws, w.run_id, cluster_probe=probe)
+    assert seen == [expected]
+    assert result.proof["confirmed_absent"]["confluent_cluster"] is True
+
+
+def test_no_recorded_bootstrap_anywhere_is_unverified_not_absent(dev_min_world: DevMinWorld) -> None:
+    w = dev_min_world
+    _up(w)
+    r = w.registry
+    w.clients.client("ssm").delete_parameter(Name=r.text("SSM_CONFLUENT_BOOTSTRAP_PATH"))
+    w.clients.client("s3").delete_object(Bucket=r.text("S3_EVIDENCE_BUCKET"), Key=r.text("DEMO_APPLY_SNAPSHOT_KEY"))
+    with pytest.raises(DevMinCheckFailed) as caught:
+        dev_min_down(r, w.runner, w.aws, w.run_id)
+    assert caught.value.code == "TEARDOWN_UNVERIFIED"
+    assert not _proof_exists(w)
