@@ -46,10 +46,23 @@ class BackendConfig:
     key: str
     lock_table: str
     region: str
+    #: More S3-backend settings, e.g. for an S3-compatible endpoint (set AWS_ENDPOINT_URL_S3/_DYNAMODB too).
+    extra: tuple[tuple[str, str], ...] = ()
 
     def as_options(self) -> dict[str, str]:
         """The `-backend-config` pairs of `terraform init` for the S3 backend."""
-        return {"bucket": self.bucket, "key": self.key, "dynamodb_table": self.lock_table, "region": self.region}
+        options = {"bucket": self.bucket, "key": self.key, "dynamodb_table": self.lock_table, "region": self.region}
+        options.update(dict(self.extra))
+        return options
+
+
+#: S3-backend settings that let Terraform keep state on an S3-compatible endpoint (moto, LocalStack).
+EMULATOR_BACKEND_OPTIONS: tuple[tuple[str, str], ...] = (
+    ("use_path_style", "true"),
+    ("skip_credentials_validation", "true"),
+    ("skip_requesting_account_id", "true"),
+    ("skip_metadata_api_check", "true"),
+)
 
 
 @dataclass(frozen=True)

@@ -117,3 +117,35 @@ def test_python_terraform_default_destroy_is_rejected_by_modern_terraform(tmp_pa
     code, _out, err = Terraform(working_dir=str(stack.directory)).destroy()
     assert code != 0 and "force" in err
     assert _state_resources(stack)  # nothing was destroyed
+
+
+def test_s3_backend_config_keeps_state_in_the_bucket_with_a_lock_table(tmp_path: Path, moto_endpoint: str, unique_name: str,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """init -backend-config, apply and destroy through the S3 backend (the moto server stands in for S3 + DynamoDB)."""
+    import boto3
+
+    from controller.devmin.terraform import EMULATOR_BACKEND_OPTIONS, BackendConfig
+
+    registry = load_registry("dev_min")
+    region = registry.text("AWS_REGION")
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name=region)
+    s3.create_bucket(Bucket=unique_name, CreateBucketConfiguration={"LocationConstraint": region})
+    boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name=region).create_table(
+        TableName=unique_name, KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", moto_endpoint)
+    folder = tmp_path / "stack"
+    folder.mkdir()
+    (folder / "main.tf").write_text('terraform {\n  backend "s3" {}\n}\n' + CONFIG)
+    state_key = registry.text("TF_STATE_KEY_DEMO")
+    stack = Stack("demo", folder, BackendConfig(unique_name, state_key, unique_name, region, EMULATOR_BACKEND_OPTIONS))
+
+    assert TerraformCli().apply(stack) == {"label": "first"}
+    state = json.loads(s3.get_object(Bucket=unique_name, Key=state_key)["Body"].read())
+    assert [r["type"] for r in state["resources"]] == ["terraform_data"]
+    assert not (folder / "terraform.tfstate").exists()  # remote state only
+
+    TerraformCli().destroy(stack)
+    state = json.loads(s3.get_object(Bucket=unique_name, Key=state_key)["Body"].read())
+    assert state["resources"] == []
