@@ -15,17 +15,14 @@ import typer
 from rich.table import Table
 
 from controller.cli.common import console, err_console, operator_errors
-from controller.devmin.aws import AwsClients, AwsInventory
 from controller.devmin.checks import Check
-from controller.devmin.kafka import confluent_cloud_admin
 from controller.devmin.preflight import preflight
 from controller.devmin.teardown import dev_min_down, verify_only
-from controller.devmin.terraform import TerraformCli
 from controller.devmin.up import dev_min_up
+from controller.devmin.wiring import adapters
 from controller.packaging import package
 from runtime.contracts.registry import Registry, load_registry
 from runtime.paths import REPO_ROOT
-from runtime.settings import load_settings
 
 app = typer.Typer(help="dev_min (AWS + Confluent Cloud) steps: package, up, preflight, teardown.", no_args_is_help=True)
 
@@ -37,11 +34,6 @@ StacksRoot = Annotated[Path, typer.Option(help="folder the registry's TF_STACK_*
 
 def _registry(env: str | None) -> Registry:
     return load_registry(env or os.environ.get("FP_ENV") or "dev_min")
-
-
-def _inventory(registry: Registry) -> AwsInventory:
-    settings = load_settings(environment=registry.environment)
-    return AwsInventory(AwsClients(region=settings.aws_region, endpoint_url=settings.object_store_endpoint))
 
 
 def _print_checks(title: str, checks: list[Check] | tuple[Check, ...]) -> None:
@@ -72,8 +64,8 @@ def up_command(env: EnvOption = None, stacks_root: StacksRoot = REPO_ROOT) -> No
     with operator_errors():
         registry = _registry(env)
         with console.status("terraform apply core, then demo, then P0 preflight (minutes)"):
-            result = dev_min_up(registry, TerraformCli(), _inventory(registry), kafka_admin=confluent_cloud_admin,
-                                stacks_root=stacks_root)
+            a = adapters(registry)
+            result = dev_min_up(registry, a.runner, a.aws, kafka_admin=a.kafka_admin, stacks_root=stacks_root)
     _print_checks("P0 preflight", result.preflight.checks)
     console.print(f"P0 PASS  snapshot: {result.snapshot_uri}", highlight=False)
 
@@ -84,7 +76,8 @@ def preflight_command(env: EnvOption = None) -> None:
     with operator_errors():
         registry = _registry(env)
         with console.status("P0 preflight"):
-            result = preflight(registry, _inventory(registry), confluent_cloud_admin)
+            a = adapters(registry)
+            result = preflight(registry, a.aws, a.kafka_admin)
     _print_checks("P0 preflight", result.checks)
     console.print(f"P0 PASS  snapshot: {result.snapshot_uri}", highlight=False)
 
@@ -96,7 +89,8 @@ def teardown_command(run: RunOption, env: EnvOption = None, stacks_root: StacksR
     with operator_errors():
         registry = _registry(env)
         with console.status("terraform destroy demo, then verify (minutes)"):
-            result = dev_min_down(registry, TerraformCli(), _inventory(registry), run, stacks_root=stacks_root)
+            a = adapters(registry)
+            result = dev_min_down(registry, a.runner, a.aws, run, stacks_root=stacks_root)
     _print_checks("P12 teardown", result.checks)
     console.print(f"P12 PASS  proof: {', '.join(result.written.uris)}", highlight=False)
 
@@ -106,7 +100,7 @@ def teardown_verify_command(run: RunOption, env: EnvOption = None) -> None:
     """The P12 checks alone (destroys and writes nothing): exit 1 while anything costly is left."""
     with operator_errors():
         registry = _registry(env)
-        checks = verify_only(registry, _inventory(registry), run)
+        checks = verify_only(registry, adapters(registry).aws, run)
     _print_checks("billing-safe?", checks)
     failed = [c for c in checks if not c.ok]
     if failed:

@@ -74,3 +74,16 @@ def test_package_local_parity_prints_tag_and_digest() -> None:
     result = runner.invoke(app, ["devmin", "package", "--env", "local_parity"])
     assert result.exit_code == 0, result.output
     assert "image_tag=git-" in result.output and "package_digest=" in result.output
+
+
+def test_up_with_unsynthesised_stacks_fails_closed_before_any_cloud_call(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    result = runner.invoke(app, ["devmin", "up", "--env", "dev_min", "--stacks-root", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "TERRAFORM_STACK_MISSING" in result.output or "TERRAFORM_MISSING" in result.output
+
+
+def test_teardown_with_failed_destroy_names_it_and_writes_no_proof(dev_min_world: DevMinWorld, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    w = dev_min_world
+    result = runner.invoke(app, ["devmin", "teardown", "--env", "dev_min", "--run", w.run_id, "--stacks-root", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "terraform_destroy_demo" in result.output
