@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -76,13 +78,13 @@ def test_package_local_parity_prints_tag_and_digest() -> None:
     assert "image_tag=git-" in result.output and "package_digest=" in result.output
 
 
-def test_up_with_unsynthesised_stacks_fails_closed_before_any_cloud_call(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_up_with_unsynthesised_stacks_fails_closed_before_any_cloud_call(tmp_path: Path) -> None:
     result = runner.invoke(app, ["devmin", "up", "--env", "dev_min", "--stacks-root", str(tmp_path)])
     assert result.exit_code == 1
     assert "TERRAFORM_STACK_MISSING" in result.output or "TERRAFORM_MISSING" in result.output
 
 
-def test_teardown_with_failed_destroy_names_it_and_writes_no_proof(dev_min_world: DevMinWorld, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_teardown_with_failed_destroy_names_it_and_writes_no_proof(dev_min_world: DevMinWorld, tmp_path: Path) -> None:
     w = dev_min_world
     result = runner.invoke(app, ["devmin", "teardown", "--env", "dev_min", "--run", w.run_id, "--stacks-root", str(tmp_path)])
     assert result.exit_code == 1
