@@ -43,6 +43,7 @@ class MotoTerraformRunner:
     broker: StartedProcess | None = None
     _outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     _services: list[str] = field(default_factory=list)
+    _state: set[str] = field(default_factory=set)
 
     def c(self, service: str) -> Any:
         return self.clients.client(service)
@@ -59,23 +60,28 @@ class MotoTerraformRunner:
         assert stack.name == "demo", "dev_min_down must only ever destroy the demo stack"
         r = self.registry
         cluster = r.text("ECS_CLUSTER_NAME")
-        for name in self._services:
+        # Like Terraform, destroy only what the state holds; an empty state is a no-op.
+        for name in list(self._services):
             self.c("ecs").update_service(cluster=cluster, service=name, desiredCount=0)
             self.c("ecs").delete_service(cluster=cluster, service=name)
-        self._services.clear()
-        # AWS refuses to delete a cluster that still has services (moto does not enforce it);
-        # Terraform then fails the destroy, as it would in the cloud.
-        left = [a for a in self.c("ecs").list_services(cluster=cluster)["serviceArns"]]
-        active = [s for s in self.c("ecs").describe_services(cluster=cluster, services=left)["services"]
-                  if s["status"] != "INACTIVE"] if left else []
-        if active:
-            raise TerraformError("Error: deleting ECS Cluster: ClusterContainsServicesException", code="TERRAFORM_DESTROY_FAILED")
-        self.c("ecs").delete_cluster(cluster=cluster)
-        self.c("rds").delete_db_instance(DBInstanceIdentifier=r.text("RDS_INSTANCE_ID"), SkipFinalSnapshot=True)
-        self.c("ssm").delete_parameters(Names=[r.text(k) for k in (*DEMO_SECRET_HANDLES, "SSM_IG_API_KEY_PATH")])
-        if self.broker is not None:
-            stop_pid(self.broker.pid, self.broker.argv)
-            self.broker = None
+            self._services.remove(name)
+        if "ecs_cluster" in self._state:
+            # AWS refuses to delete a cluster that still has services (moto does not enforce it);
+            # Terraform then fails the destroy, as it would in the cloud.
+            left = self.c("ecs").list_services(cluster=cluster)["serviceArns"]
+            active = [s for s in self.c("ecs").describe_services(cluster=cluster, services=left)["services"]
+                      if s["status"] != "INACTIVE"] if left else []
+            if active:
+                raise TerraformError("Error: deleting ECS Cluster: ClusterContainsServicesException", code="TERRAFORM_DESTROY_FAILED")
+            self.c("ecs").delete_cluster(cluster=cluster)
+            self._state.discard("ecs_cluster")
+        if "rds" in self._state:
+            self.c("rds").delete_db_instance(DBInstanceIdentifier=r.text("RDS_INSTANCE_ID"), SkipFinalSnapshot=True)
+            self._state.discard("rds")
+        if "ssm" in self._state:
+            self.c("ssm").delete_parameters(Names=[r.text(k) for k in (*DEMO_SECRET_HANDLES, "SSM_IG_API_KEY_PATH")])
+            self._state.discard("ssm")
+        self.close()
         self.destroyed.append("demo")
 
     def output(self, stack: Stack) -> dict[str, Any]:
@@ -110,12 +116,14 @@ class MotoTerraformRunner:
                   "SSM_IG_API_KEY_PATH": uuid.uuid4().hex}
         for key, value in values.items():
             ssm.put_parameter(Name=r.text(key), Value=value, Type="SecureString", Overwrite=True)
+        self._state.add("ssm")
         ec2 = self.c("ec2")
         vpc = ec2.create_vpc(CidrBlock=r.text("VPC_CIDR"))["Vpc"]["VpcId"]
         subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.1.0/24")["Subnet"]["SubnetId"]
         cluster = r.text("ECS_CLUSTER_NAME")
         ecs = self.c("ecs")
         ecs.create_cluster(clusterName=cluster)
+        self._state.add("ecs_cluster")
         ecs.register_task_definition(family=r.text("TD_SR"), containerDefinitions=[
             {"name": "platform", "image": "platform:git-0", "memory": 512}])
         for handle in SERVICE_HANDLES:
@@ -123,6 +131,7 @@ class MotoTerraformRunner:
             self._services.append(r.text(handle))
         self.c("rds").create_db_instance(DBInstanceIdentifier=r.text("RDS_INSTANCE_ID"), DBInstanceClass=r.text("RDS_INSTANCE_CLASS"),
                                          Engine="postgres", AllocatedStorage=20, MasterUsername="fp", MasterUserPassword=uuid.uuid4().hex)
+        self._state.add("rds")
         return {"vpc_id": vpc, "subnet_id": subnet, "ecs_cluster": cluster}
 
     def close(self) -> None:

@@ -172,3 +172,15 @@ def test_no_recorded_bootstrap_anywhere_is_unverified_not_absent(dev_min_world: 
         dev_min_down(r, w.runner, w.aws, w.run_id)
     assert caught.value.code == "TEARDOWN_UNVERIFIED"
     assert not _proof_exists(w)
+
+
+def test_second_teardown_of_the_same_run_is_idempotent(dev_min_world: DevMinWorld) -> None:
+    w = dev_min_world
+    _up(w)
+    first = dev_min_down(w.registry, w.runner, w.aws, w.run_id)
+    second = dev_min_down(w.registry, w.runner, w.aws, w.run_id)  # destroy of an empty demo is a no-op
+    assert first.proof["confirmed_absent"] == second.proof["confirmed_absent"]
+    import hashlib
+
+    stored = w.clients.client("s3").get_object(Bucket=w.registry.text("S3_EVIDENCE_BUCKET"), Key=_proof_key(w))["Body"].read()
+    assert hashlib.sha256(stored).hexdigest() == first.written.sha256  # base truth kept, not rewritten
