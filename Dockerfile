@@ -20,6 +20,8 @@ RUN pip install -e . \
     && python -m runtime --help
 
 USER fp
+# Scratch space the non-root user owns; code, registry and schemas stay read-only under /app.
+WORKDIR /home/fp
 
 ENTRYPOINT ["python", "-m", "runtime"]
 CMD ["--help"]

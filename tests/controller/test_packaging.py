@@ -119,3 +119,15 @@ def test_dockerfile_runs_the_runtime_entrypoint_as_non_root_without_secrets() ->
     ignore = (REPO_ROOT / ".dockerignore").read_text().splitlines()
     assert "*" in ignore and "!runtime/" in ignore  # an allow-list
     assert "**/.env" in ignore
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("docker") is None or not docker_available(), reason="no Docker engine on this machine")
+def test_image_builds_and_its_entrypoint_help_runs_as_non_root() -> None:
+    tag = "fp-platform-smoke:test"
+    build = subprocess.run(["docker", "build", "-q", "-t", tag, str(REPO_ROOT)], capture_output=True, text=True, timeout=1800)
+    assert build.returncode == 0, build.stderr[-2000:]
+    help_run = subprocess.run(["docker", "run", "--rm", tag, "--help"], capture_output=True, text=True, timeout=300)
+    assert help_run.returncode == 0 and "usage: python -m runtime" in help_run.stdout
+    uid = subprocess.run(["docker", "run", "--rm", "--entrypoint", "id", tag, "-u"], capture_output=True, text=True, timeout=300)
+    assert uid.stdout.strip() == "10001"
