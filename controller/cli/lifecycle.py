@@ -27,22 +27,49 @@ def dev_min_up(
     """P0: bring the substrate up (local: embedded servers; dev_min: Terraform core + demo) and prove it."""
     with operator_errors():
         registry = registry_for(env)
-        if registry.environment != "local_parity":
-            raise PlatformError("dev_min bring-up is not wired into this command yet", code="PHASE_NOT_BUILT",
-                                next_step="use --env local_parity")
+        if registry.environment == "dev_min":
+            _dev_min_up(registry)
+            return
         with console.status("P0: substrate up, bootstrap, live checks..."):
             result = dev_min_up_local(registry, bus=resolve_bus(bus, registry), ports=Ports.from_registry(registry))
     console.print(f"P0 SUBSTRATE_READY: PASS for run {result.platform_run_id}")
     console.print(f"evidence: {result.evidence_dir}")
 
 
+def _dev_min_up(registry: Registry) -> None:
+    """dev_min P0: terraform apply core + demo, then the seed 004 preflight, for a fresh run."""
+    from controller.devmin.up import dev_min_up as devmin_up
+    from controller.devmin.wiring import adapters
+    from controller.runs import RunFolders
+
+    folders = RunFolders.from_registry(registry)
+    run_id = folders.new_run()
+    with console.status("terraform apply core, then demo, then the P0 preflight (minutes)..."):
+        a = adapters(registry)
+        result = devmin_up(registry, a.runner, a.aws, kafka_admin=a.kafka_admin, platform_run_id=run_id)
+    console.print(f"P0 SUBSTRATE_READY: PASS for run {run_id}; snapshot {result.snapshot_uri}", highlight=False)
+
+
+def _dev_min_down(registry: Registry) -> None:
+    """dev_min P12: destroy demo only, verify nothing costly is left, write the teardown proof."""
+    from controller.devmin.teardown import dev_min_down as devmin_down
+    from controller.devmin.wiring import adapters
+    from controller.runs import RunFolders
+
+    run_id = RunFolders.from_registry(registry).active_run_id()
+    with console.status("terraform destroy demo, then verify (minutes)..."):
+        a = adapters(registry)
+        result = devmin_down(registry, a.runner, a.aws, run_id)
+    console.print(f"P12 TEARDOWN: PASS for run {run_id}; proof {', '.join(result.written.uris)}", highlight=False)
+
+
 def dev_min_down(env: EnvOpt = None) -> None:
     """P12: stop/destroy what is costly, prove nothing is left, keep the evidence."""
     with operator_errors():
         registry = registry_for(env)
-        if registry.environment != "local_parity":
-            raise PlatformError("dev_min teardown is not wired into this command yet", code="PHASE_NOT_BUILT",
-                                next_step="use --env local_parity")
+        if registry.environment == "dev_min":
+            _dev_min_down(registry)
+            return
         result = dev_min_down_local(registry)
     if result.already_torn_down:
         console.print(f"run {result.platform_run_id} was already torn down; nothing to do")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from controller.cli import evidence, handles, lifecycle, substrate
+from controller.cli import devmin, evidence, handles, lifecycle, substrate
 
 app = typer.Typer(
     help="Operate the fraud-platform spine: bring the substrate up, run the phases, tear down with proof.",
@@ -18,6 +18,7 @@ app.command("status")(lifecycle.status)
 app.add_typer(handles.app, name="handles")
 app.add_typer(evidence.app, name="evidence")
 app.add_typer(substrate.app, name="substrate")
+app.add_typer(devmin.app, name="devmin")
 
 
 def main() -> None:
