@@ -18,6 +18,7 @@ from controller.phases.base import RunContext, execute
 from controller.phases.machine import RunOutcome, Slice, planned_phases, run_phases
 from controller.phases.p00_substrate_ready import SubstrateReady
 from controller.phases.p12_teardown import Teardown
+from controller.phases.pm1_packaging_ready import PackagingReady
 from controller.runs import RunFolderError, RunFolders
 from controller.substrate.local import Ports, SubstrateUp, settings_for, up
 from controller.substrate.state import read_state, state_dir
@@ -69,6 +70,7 @@ def dev_min_up_local(registry: Registry, *, bus: str, ports: Ports, base: Path |
     processes = [{"name": p.name, "pid": p.pid, "port": p.port, "started_by_us": True} for p in substrate.state.processes]
     ctx = RunContext(registry, run_id, folders, run_writer(registry, folders, run_id, settings), settings,
                      {"processes": processes, "base": base, "bus": bus})
+    execute(PackagingReady(), ctx)
     record = execute(SubstrateReady(), ctx)
     return UpResult(run_id, substrate, record, folders.evidence_dir(run_id))
 
@@ -150,6 +152,7 @@ def dev_min_run_local(registry: Registry, selection: Slice, *, gate: int | None,
         processes = [{"name": p.name, "pid": p.pid, "port": p.port, "started_by_us": True} for p in state.processes]
         p0 = RunContext(registry, run_id, folders, run_writer(registry, folders, run_id, settings), settings,
                         {**options, "processes": processes})
+        execute(PackagingReady(), p0)
         execute(SubstrateReady(), p0)
     ctx = RunContext(registry, run_id, folders, run_writer(registry, folders, run_id, settings), settings, options)
     with run_lock(folders, run_id):

@@ -98,7 +98,7 @@ def check_resumable(ctx: RunContext, selection: Slice) -> None:
     if selection.only and selection.only not in RERUNNABLE:
         raise PlanError(f"{selection.only} cannot be re-run on its own; allowed: {', '.join(p for p in RUN_PHASES if p in RERUNNABLE)}",
                         code="PHASE_RERUN_NOT_ALLOWED", next_step="use --from to resume, or start a fresh run")
-    for phase_id in ("P0", *RUN_PHASES[: RUN_PHASES.index(first)]):
+    for phase_id in ("P(-1)", "P0", *RUN_PHASES[: RUN_PHASES.index(first)]):
         record = previous_record(ctx, phase_id)
         if not record or record.get("state") != "PASS":
             state = record.get("state") if record else "never run"

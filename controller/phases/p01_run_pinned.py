@@ -7,45 +7,41 @@ a later invocation of the same run whose payload digests differently is refused 
 
 from __future__ import annotations
 
-import subprocess
 from typing import Any
 
+from controller.packaging import package
 from controller.phases.base import Check, Phase, PhaseOutcome, RunContext
 from runtime.contracts.canonical import canonical_digest
 from runtime.contracts.ids import utc_iso
 from runtime.contracts.registry import Registry
 from runtime.errors import PlatformError
-from runtime.paths import REPO_ROOT
 
 PINNED_GROUPS = ("buckets", "topics", "ssm", "object_prefixes", "oracle", "event_classes", "ig", "wsp", "rtdl", "packs")
 
 
-def git_sha() -> str:
-    """The commit the controller runs from, or 'unknown' outside a git checkout."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10, check=True)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() or "unknown"
-
-
-def run_config(registry: Registry, options: dict[str, Any]) -> dict[str, Any]:
+def run_config(registry: Registry, options: dict[str, Any], code: dict[str, Any]) -> dict[str, Any]:
     """The run config payload: everything that, changed mid-run, would change what the run means."""
-    sha = git_sha()
-    handles = {group: registry.group(group) for group in PINNED_GROUPS}
     return {
         "env": registry.environment,
         "bus": options.get("bus"),
         "gate_events_per_output": options.get("gate"),
-        "handles": handles,
-        "code": {"git_sha": sha, "image_tag": registry.render("IMAGE_TAG_GIT_SHA_PATTERN", git_sha=sha[:12])},
+        "handles": {group: registry.group(group) for group in PINNED_GROUPS},
+        "code": code,
     }
 
 
+def code_identity(packaging: dict[str, Any]) -> dict[str, Any]:
+    """The part of P(-1)'s evidence that pins the code: sha, tag, image and package digests."""
+    return {k: packaging.get(k) for k in ("git_sha", "image_tag", "image_digest", "package_digest")}
+
+
 def config_drift(registry: Registry, options: dict[str, Any], pinned: dict[str, Any]) -> str | None:
-    """None when the current payload digests like the pinned one, else what differs."""
+    """None when the current payload (code re-identified now) digests like the pinned one, else what differs."""
+    result = package(registry)
+    code = code_identity({"git_sha": result.git_sha, "image_tag": result.image_tag, "image_digest": result.image_digest,
+                          "package_digest": result.package_digest})
     current = run_config(registry, {**options, "gate": pinned["config"].get("gate_events_per_output"),
-                                    "bus": pinned["config"].get("bus")})
+                                    "bus": pinned["config"].get("bus")}, code)
     if canonical_digest(current) == pinned["config_digest"]:
         return None
     changed = sorted(k for k in current if current.get(k) != pinned["config"].get(k))
@@ -66,7 +62,11 @@ class RunPinned(Phase):
             if drift:
                 raise PlatformError(f"the run config drifted since P1 ({drift})", code="CONFIG_DRIFT",
                                     next_step="start a fresh run (`fp dev-min-run` without --from) instead of resuming")
-        config = run_config(ctx.registry, ctx.options)
+        packaging = ctx.writer.read("PACKAGING_READY_PATH_PATTERN")
+        if packaging is None:
+            raise PlatformError("P(-1) left no packaging evidence in this run", code="PACKAGING_EVIDENCE_MISSING",
+                                next_step="run `fp dev-min-up` (it runs P(-1) and P0) before dev-min-run")
+        config = run_config(ctx.registry, ctx.options, code_identity(packaging))
         document = {
             **ctx.writer.base_fields("P1", ["EVIDENCE_RUN_JSON_KEY", "CONFIG_DIGEST_ALGO", "IMAGE_TAG_GIT_SHA_PATTERN"]),
             "env": ctx.registry.environment,

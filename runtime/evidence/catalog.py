@@ -34,6 +34,7 @@ class EvidenceFile:
 
 CATALOG: tuple[EvidenceFile, ...] = (
     EvidenceFile("PHASE_RECORD_PATH_PATTERN", "phase_record", "*", "derived", required=False),
+    EvidenceFile("PACKAGING_READY_PATH_PATTERN", "packaging_ready", "P(-1)", "derived"),
     EvidenceFile("SUBSTRATE_SNAPSHOT_PATH_PATTERN", "substrate_snapshot", "P0", "derived"),
     EvidenceFile("EVIDENCE_RUN_JSON_KEY", "run", "P1", "base"),
     EvidenceFile("RUN_STARTED_PATH_PATTERN", "run_started", "P1", "base", required=False),

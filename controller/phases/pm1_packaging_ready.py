@@ -1,0 +1,33 @@
+"""P(-1) PACKAGING_READY: identify what the run will execute and prove its entrypoint starts.
+
+local_parity records the installed package digest (no image); dev_min needs the built and pushed
+image and fails closed without a Docker engine (controller.packaging).
+"""
+
+from __future__ import annotations
+
+from controller.packaging import package
+from controller.phases.base import Check, Phase, PhaseOutcome, RunContext
+
+
+class PackagingReady(Phase):
+    """P(-1)."""
+
+    phase_id = "P(-1)"
+    name = "PACKAGING_READY"
+
+    def run(self, ctx: RunContext) -> PhaseOutcome:
+        """Package identity + smoke test, written as packaging/packaging_ready.json."""
+        result = package(ctx.registry)
+        document = {
+            **ctx.writer.base_fields("P(-1)", ["IMAGE_TAG_GIT_SHA_PATTERN", "IMAGE_DIGEST_EVIDENCE_FIELD", "PACKAGING_READY_PATH_PATTERN"]),
+            "environment": ctx.registry.environment,
+            "image_tag": result.image_tag,
+            "image_digest": result.image_digest,
+            "git_sha": result.git_sha,
+            "git_dirty": result.git_dirty,
+            "package_digest": result.package_digest,
+            "smoke_ok": result.smoke_ok,
+        }
+        written = ctx.writer.write("PACKAGING_READY_PATH_PATTERN", document)
+        return PhaseOutcome([written], [Check("entrypoint_smoke_test", result.smoke_ok, "python -m runtime --help")])
