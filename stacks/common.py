@@ -80,7 +80,8 @@ def secure_bucket(scope: Construct, spec: BucketSpec, tags: Tags) -> S3Bucket:
     if spec.versioned:
         rules.append(S3BucketLifecycleConfigurationRule(
             id="bound-old-versions", status="Enabled", filter=everything(),
-            noncurrent_version_expiration=[S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(noncurrent_days=365)]))
+            noncurrent_version_expiration=[S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(
+                noncurrent_days=spec.noncurrent_days)]))
     S3BucketLifecycleConfiguration(scope, f"{cid}_lifecycle", bucket=bucket.id, rule=rules)
     statements: list[dict[str, Any]] = [{
         "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",

@@ -16,6 +16,8 @@ from typing import Any
 from runtime.contracts.registry import Registry, load_registry
 from runtime.errors import HandleMissing, PlatformError
 
+#: Old versions of evidence and Terraform state are kept this long (other buckets: a day).
+EVIDENCE_NONCURRENT_DAYS = 365
 #: What the stacks write into `expires_at` on persistent (core) resources.
 CORE_EXPIRES_AT = "never"
 
@@ -53,7 +55,8 @@ class BucketSpec:
     name: str
     expiry_days: int | None = None
     expiry_prefix: str | None = None
-    versioned: bool = False
+    versioned: bool = True
+    noncurrent_days: int = 1
     deny_delete: bool = False
 
 
@@ -402,7 +405,7 @@ def core_config(environment: str = "dev_min", *, registry_file: Path | None = No
         BucketSpec(key="S3_QUARANTINE_BUCKET", name=r.text("S3_QUARANTINE_BUCKET"),
                    expiry_days=r.integer("S3_QUARANTINE_EXPIRY_DAYS", minimum=1),
                    expiry_prefix=r.prefix_glob("S3_QUARANTINE_PREFIX_PATTERN").split("*")[0]),
-        BucketSpec(key="S3_EVIDENCE_BUCKET", name=evidence, versioned=True, deny_delete=True),
+        BucketSpec(key="S3_EVIDENCE_BUCKET", name=evidence, noncurrent_days=EVIDENCE_NONCURRENT_DAYS, deny_delete=True),
     )
     names = [b.name for b in buckets]
     if len(set(names)) != len(names):
@@ -413,7 +416,7 @@ def core_config(environment: str = "dev_min", *, registry_file: Path | None = No
         tags=r.tags(CORE_EXPIRES_AT),
         state=_state(r, "TF_STATE_KEY_CORE"),
         buckets=buckets,
-        state_bucket=BucketSpec(key="TF_STATE_BUCKET", name=r.text("TF_STATE_BUCKET"), versioned=True),
+        state_bucket=BucketSpec(key="TF_STATE_BUCKET", name=r.text("TF_STATE_BUCKET"), noncurrent_days=EVIDENCE_NONCURRENT_DAYS),
         budget=_budget(r),
         ecr_repo=r.text("ECR_REPO_NAME"),
         execution_role=r.text("ROLE_ECS_TASK_EXECUTION"),
@@ -513,7 +516,7 @@ def local_parity_config(environment: str = "local_parity", *, registry_file: Pat
     seen: dict[str, BucketSpec] = {}
     for key in ("S3_ORACLE_BUCKET", "S3_EVIDENCE_BUCKET", "S3_ARCHIVE_BUCKET", "S3_QUARANTINE_BUCKET"):
         name = r.text(key)
-        seen.setdefault(name, BucketSpec(key=key, name=name, versioned=key == "S3_EVIDENCE_BUCKET"))
+        seen.setdefault(name, BucketSpec(key=key, name=name))
     return LocalParityConfig(
         environment=environment,
         region=r.text("AWS_REGION"),

@@ -76,9 +76,9 @@ class DemoStack(TerraformStack):
                       resource_name=c.consumer_group_prefix, pattern_type="PREFIXED", operation="READ", admin_key=admin_key)
 
         ssm = c.ssm_paths
-        self._param("SSM_CONFLUENT_BOOTSTRAP_PATH", ssm, cluster.bootstrap, secure=False)
-        self._param("SSM_CONFLUENT_API_KEY_PATH", ssm, confluent.ref(runtime_key, "id"), secure=True)
-        self._param("SSM_CONFLUENT_API_SECRET_PATH", ssm, confluent.ref(runtime_key, "secret"), secure=True)
+        self._param("SSM_CONFLUENT_BOOTSTRAP_PATH", ssm, cluster.bootstrap)
+        self._param("SSM_CONFLUENT_API_KEY_PATH", ssm, confluent.ref(runtime_key, "id"))
+        self._param("SSM_CONFLUENT_API_SECRET_PATH", ssm, confluent.ref(runtime_key, "secret"))
 
         # ---- network: public subnets only, no NAT, no load balancer ---------------------
         zones = DataAwsAvailabilityZones(self, "zones", state="available")
@@ -122,18 +122,17 @@ class DemoStack(TerraformStack):
                         db_name=c.db_name, username=DB_MASTER_USER, password=password_ref,
                         db_subnet_group_name=subnet_group.name, vpc_security_group_ids=[db_sg.id], multi_az=False,
                         publicly_accessible=False, skip_final_snapshot=True, deletion_protection=False,
-                        storage_encrypted=True, backup_retention_period=0, auto_minor_version_upgrade=True,
+                        storage_encrypted=True, backup_retention_period=1, delete_automated_backups=True, auto_minor_version_upgrade=True,
                         copy_tags_to_snapshot=True, iam_database_authentication_enabled=True, apply_immediately=True,
                         tags=tags)
-        self._param("SSM_DB_USER_PATH", ssm, DB_MASTER_USER, secure=False)
-        self._param("SSM_DB_PASSWORD_PATH", ssm, password_ref, secure=True)
+        self._param("SSM_DB_USER_PATH", ssm, DB_MASTER_USER)
+        self._param("SSM_DB_PASSWORD_PATH", ssm, password_ref)
         self._param("SSM_DB_DSN_PATH", ssm,
-                    f"postgresql://{DB_MASTER_USER}:{password_ref}@{db.address}:{DB_PORT}/{c.db_name}?sslmode=require",
-                    secure=True)
+                    f"postgresql://{DB_MASTER_USER}:{password_ref}@{db.address}:{DB_PORT}/{c.db_name}?sslmode=require")
         ig_key = TerraformResource(self, "ig_api_key", terraform_resource_type="random_password", provider=self._random_provider())
         ig_key.add_override("length", 40)
         ig_key.add_override("special", False)
-        self._param("SSM_IG_API_KEY_PATH", ssm, "${random_password.ig_api_key.result}", secure=True)
+        self._param("SSM_IG_API_KEY_PATH", ssm, "${random_password.ig_api_key.result}")
 
         # ---- ECS: one image, one task definition per entrypoint, services for daemons ------
         ecs = EcsCluster(self, "ecs_cluster", name=c.ecs_cluster, tags=tags,
@@ -178,9 +177,9 @@ class DemoStack(TerraformStack):
         return TerraformProvider(self, "random", terraform_resource_type="random", terraform_provider_source="hashicorp/random",
                                  terraform_generator_metadata={"provider_name": "random", "provider_version": "3.7.2"})
 
-    def _param(self, key: str, ssm: dict[str, str], value: str, *, secure: bool) -> SsmParameter:
-        """A demo-scoped SSM parameter at the registry path; destroyed with the demo (seed 004 P12.2)."""
-        return SsmParameter(self, f"ssm_{construct_id(key)}", name=ssm[key], type="SecureString" if secure else "String",
+    def _param(self, key: str, ssm: dict[str, str], value: str) -> SsmParameter:
+        """A demo-scoped SecureString at the registry path; destroyed with the demo (seed 004 P12.2)."""
+        return SsmParameter(self, f"ssm_{construct_id(key)}", name=ssm[key], type="SecureString",
                             value=value, tags=self.config.tags.as_dict())
 
     def _containers(self, task: TaskSpec, image: str) -> str:

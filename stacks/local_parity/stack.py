@@ -45,6 +45,6 @@ class LocalParityStack(TerraformStack):
                 variable = TerraformVariable(self, cid, type="string", sensitive=True, description=f"value of {key}")
                 SsmParameter(self, f"ssm_{cid}", name=path, type="SecureString", value=variable.string_value, tags=tags)
             elif key == "SSM_CONFLUENT_BOOTSTRAP_PATH":
-                SsmParameter(self, f"ssm_{cid}", name=path, type="String", value=c.kafka_bootstrap, tags=tags)
+                SsmParameter(self, f"ssm_{cid}", name=path, type="SecureString", value=c.kafka_bootstrap, tags=tags)
             else:
-                SsmParameter(self, f"ssm_{cid}", name=path, type="String", value=c.db_user, tags=tags)
+                SsmParameter(self, f"ssm_{cid}", name=path, type="SecureString", value=c.db_user, tags=tags)
