@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from controller.cli import handles
+from controller.cli import handles, stacks
 
 app = typer.Typer(
     help="Operate the fraud-platform spine: bring the substrate up, run the phases, tear down with proof.",
@@ -12,6 +12,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(handles.app, name="handles")
+app.add_typer(stacks.app, name="stacks")
 
 
 def main() -> None:
