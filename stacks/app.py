@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stacks import common  # noqa: F401  (jsii environment before cdktn)
 from cdktn import App
 
 from stacks.config import CoreConfig, DemoConfig, LocalParityConfig

@@ -1,22 +1,12 @@
-"""Constructs every stack shares: the hardened bucket, IAM policy JSON, and the jsii set-up.
-
-cdktn runs its JavaScript core on the installed Node 20; the two variables below silence the
-runtime's version banners (which otherwise land on stdout of every `fp stacks` command). They
-must be set before `cdktn` is imported, so every stack module imports this one first.
-"""
+"""Constructs every stack shares: the hardened bucket and IAM policy JSON."""
 
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
-os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
-os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-
-from constructs import Construct  # noqa: E402
-from cdktn_provider_aws.s3_bucket import S3Bucket  # noqa: E402
-from cdktn_provider_aws.s3_bucket_lifecycle_configuration import (  # noqa: E402
+from cdktn_provider_aws.s3_bucket import S3Bucket
+from cdktn_provider_aws.s3_bucket_lifecycle_configuration import (
     S3BucketLifecycleConfiguration,
     S3BucketLifecycleConfigurationRule,
     S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload,
@@ -24,17 +14,18 @@ from cdktn_provider_aws.s3_bucket_lifecycle_configuration import (  # noqa: E402
     S3BucketLifecycleConfigurationRuleFilter,
     S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration,
 )
-from cdktn_provider_aws.s3_bucket_ownership_controls import S3BucketOwnershipControls, S3BucketOwnershipControlsRule  # noqa: E402
-from cdktn_provider_aws.s3_bucket_policy import S3BucketPolicy  # noqa: E402
-from cdktn_provider_aws.s3_bucket_public_access_block import S3BucketPublicAccessBlock  # noqa: E402
-from cdktn_provider_aws.s3_bucket_server_side_encryption_configuration import (  # noqa: E402
+from cdktn_provider_aws.s3_bucket_ownership_controls import S3BucketOwnershipControls, S3BucketOwnershipControlsRule
+from cdktn_provider_aws.s3_bucket_policy import S3BucketPolicy
+from cdktn_provider_aws.s3_bucket_public_access_block import S3BucketPublicAccessBlock
+from cdktn_provider_aws.s3_bucket_server_side_encryption_configuration import (
     S3BucketServerSideEncryptionConfigurationA,
     S3BucketServerSideEncryptionConfigurationRuleA,
     S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA,
 )
-from cdktn_provider_aws.s3_bucket_versioning import S3BucketVersioningA  # noqa: E402
+from cdktn_provider_aws.s3_bucket_versioning import S3BucketVersioningA
+from constructs import Construct
 
-from stacks.config import BucketSpec, Tags  # noqa: E402
+from stacks.config import BucketSpec, Tags
 
 
 def construct_id(name: str) -> str:

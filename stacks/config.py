@@ -367,6 +367,7 @@ def _roles(r: _Reader) -> tuple[RoleSpec, ...]:
 
     evidence_rw = g("S3_EVIDENCE_BUCKET", evidence, "S3_EVIDENCE_PREFIX_PATTERN", read=True, write=True)
     oracle_read = g("S3_ORACLE_BUCKET", oracle, "S3_ORACLE_PREFIX_PATTERN", read=True)
+    platform_rw = g("S3_EVIDENCE_BUCKET", evidence, "PLATFORM_RUN_PREFIX_PATTERN", read=True, write=True)
     specs = {
         "ROLE_ORACLE_JOB": ((oracle_read,
                              g("S3_ORACLE_BUCKET", oracle, "ORACLE_ENGINE_RUN_PREFIX_PATTERN", write=True),
@@ -382,11 +383,9 @@ def _roles(r: _Reader) -> tuple[RoleSpec, ...]:
                              evidence_rw), (*confluent, ig_key, *db)),
         "ROLE_RTDL_CORE": ((g("S3_ARCHIVE_BUCKET", archive, "S3_ARCHIVE_PREFIX_PATTERN", read=True, write=True), evidence_rw),
                            (*confluent, *db)),
-        "ROLE_DECISION_LANE": ((evidence_rw, g("S3_EVIDENCE_BUCKET", evidence, "PLATFORM_RUN_PREFIX_PATTERN", read=True, write=True)),
-                               (*confluent, *db)),
+        "ROLE_DECISION_LANE": ((evidence_rw, platform_rw), (*confluent, *db)),
         "ROLE_CASE_LABELS": ((evidence_rw, oracle_read), (*confluent, *db)),
-        "ROLE_REPORTER_SINGLE_WRITER": ((evidence_rw, g("S3_EVIDENCE_BUCKET", evidence, "PLATFORM_RUN_PREFIX_PATTERN", read=True, write=True)),
-                                        (*confluent, *db)),
+        "ROLE_REPORTER_SINGLE_WRITER": ((evidence_rw, platform_rw), (*confluent, *db)),
         "ROLE_DB_MIGRATIONS": ((), db),
     }
     return tuple(RoleSpec(key=key, name=r.text(key), s3=specs[key][0], ssm_paths=tuple(dict.fromkeys(specs[key][1])))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stacks import common  # noqa: F401  (jsii environment before cdktn)
 from cdktn import TerraformProvider, TerraformResource
 from constructs import Construct
 

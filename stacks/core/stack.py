@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from stacks import common  # noqa: F401  (jsii environment before cdktn)
 from cdktn import S3Backend, TerraformOutput, TerraformStack, TerraformVariable
 from cdktn_provider_aws.budgets_budget import BudgetsBudget, BudgetsBudgetNotification
 from cdktn_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from stacks import common  # noqa: F401  (jsii environment before cdktn)
 from cdktn import DataTerraformRemoteStateS3, Fn, S3Backend, TerraformOutput, TerraformResource, TerraformStack
 from cdktn_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from cdktn_provider_aws.data_aws_availability_zones import DataAwsAvailabilityZones
@@ -13,7 +12,7 @@ from cdktn_provider_aws.db_instance import DbInstance
 from cdktn_provider_aws.db_subnet_group import DbSubnetGroup
 from cdktn_provider_aws.default_security_group import DefaultSecurityGroup
 from cdktn_provider_aws.ecs_cluster import EcsCluster, EcsClusterSetting
-from cdktn_provider_aws.ecs_service import EcsService
+from cdktn_provider_aws.ecs_service import EcsService, EcsServiceNetworkConfiguration, EcsServiceServiceRegistries
 from cdktn_provider_aws.ecs_task_definition import EcsTaskDefinition
 from cdktn_provider_aws.internet_gateway import InternetGateway
 from cdktn_provider_aws.provider import AwsProvider, AwsProviderDefaultTags
@@ -21,7 +20,11 @@ from cdktn_provider_aws.route_table import RouteTable, RouteTableRoute
 from cdktn_provider_aws.route_table_association import RouteTableAssociation
 from cdktn_provider_aws.security_group import SecurityGroup, SecurityGroupEgress, SecurityGroupIngress
 from cdktn_provider_aws.service_discovery_private_dns_namespace import ServiceDiscoveryPrivateDnsNamespace
-from cdktn_provider_aws.service_discovery_service import ServiceDiscoveryService, ServiceDiscoveryServiceDnsConfig, ServiceDiscoveryServiceDnsConfigDnsRecords
+from cdktn_provider_aws.service_discovery_service import (
+    ServiceDiscoveryService,
+    ServiceDiscoveryServiceDnsConfig,
+    ServiceDiscoveryServiceDnsConfigDnsRecords,
+)
 from cdktn_provider_aws.ssm_parameter import SsmParameter
 from cdktn_provider_aws.subnet import Subnet
 from cdktn_provider_aws.vpc import Vpc
@@ -157,13 +160,13 @@ class DemoStack(TerraformStack):
             )
             if not task.daemon:
                 continue
-            registries = {"service_registries": {"registry_arn": ig_discovery.arn}} if task.port else {}
+            registries = EcsServiceServiceRegistries(registry_arn=ig_discovery.arn) if task.port else None
             EcsService(self, f"svc_{tid}", name=task.family, cluster=ecs.id, task_definition=definition.arn,
                        desired_count=c.desired_count, launch_type="FARGATE", propagate_tags="SERVICE",
                        enable_ecs_managed_tags=True, wait_for_steady_state=False, tags=tags,
-                       network_configuration={"subnets": [s.id for s in subnets], "security_groups": [app_sg.id],
-                                              "assign_public_ip": True},
-                       **registries)
+                       network_configuration=EcsServiceNetworkConfiguration(
+                           subnets=[s.id for s in subnets], security_groups=[app_sg.id], assign_public_ip=True),
+                       service_registries=registries)
         TerraformOutput(self, "rds_endpoint", value=db.address)
         TerraformOutput(self, "ecs_cluster_arn", value=ecs.arn)
         TerraformOutput(self, "vpc_id", value=vpc.id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from stacks import common  # noqa: F401  (jsii environment before cdktn)
 from cdktn import LocalBackend, TerraformStack, TerraformVariable
 from cdktn_provider_aws.kinesis_stream import KinesisStream
 from cdktn_provider_aws.provider import AwsProvider, AwsProviderDefaultTags, AwsProviderEndpoints
