@@ -16,8 +16,9 @@ from pathlib import Path
 from runtime.contracts.handle_keys import ENVIRONMENTS
 from runtime.contracts.registry import Registry, load_registry
 from stacks.inventory import NAMED_KINDS, load_stack, resources
-from stacks.synth import DEFAULT_OUT, STACKS_BY_ENV, is_current, stack_file, synth
+from stacks.synth import DEFAULT_OUT, STACKS_BY_ENV, is_current, source_digest, stack_file, synth
 
+_MEMO: dict[str, tuple[str, list[NameFinding]]] = {}
 #: A fixed commit for lint synthesis: names never depend on the image tag.
 _LINT_SHA = "0" * 40
 
@@ -61,10 +62,14 @@ def synthesised_name_findings(registry_file: Path, out_dir: Path | None = None) 
         return _findings(registry_file, out_dir)
     if is_current(DEFAULT_OUT, registry_file, all_stacks):
         return _findings(registry_file, DEFAULT_OUT)
-    with tempfile.TemporaryDirectory(prefix="fp-lint-synth-") as tmp:
-        synth(environments=tuple(ENVIRONMENTS), out_dir=Path(tmp), registry_file=registry_file, sha=_LINT_SHA,
-              window_end_utc="lint")
-        return _findings(registry_file, Path(tmp))
+    digest = source_digest(registry_file)
+    if digest not in _MEMO:  # one synthesis per process per registry content (lint tests copy the registry)
+        with tempfile.TemporaryDirectory(prefix="fp-lint-synth-") as tmp:
+            synth(environments=tuple(ENVIRONMENTS), out_dir=Path(tmp), registry_file=registry_file, sha=_LINT_SHA,
+                  window_end_utc="lint")
+            _MEMO[digest] = (str(registry_file), _findings(registry_file, Path(tmp)))
+    source, findings = _MEMO[digest]
+    return [NameFinding(str(registry_file) if f.path == source else f.path, f.line, f.message) for f in findings]
 
 
 def _findings(registry_file: Path, directory: Path) -> list[NameFinding]:
