@@ -36,3 +36,13 @@ def test_show_lists_resources_per_stack(tmp_path: Path) -> None:
     assert "stack demo" in result.output and "aws_ecs_service" in result.output
     assert (out / "stacks" / "demo" / "cdk.tf.json").is_file()
 
+
+
+def test_default_output_dirs_are_the_registry_stack_dirs() -> None:
+    from runtime.contracts.registry import load_registry
+    from runtime.paths import REPO_ROOT
+    from stacks.synth import DEFAULT_OUT, stack_file
+
+    registry = load_registry("dev_min")
+    assert stack_file(DEFAULT_OUT, "core").parent == REPO_ROOT / registry.text("TF_STACK_CORE_DIR")
+    assert stack_file(DEFAULT_OUT, "demo").parent == REPO_ROOT / registry.text("TF_STACK_DEMO_DIR")
