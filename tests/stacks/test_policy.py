@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import importlib
 import inspect
 import json
 import re
 from functools import cache
 from typing import Any
+
+import pytest
 
 from runtime.contracts.registry import load_registry
 from stacks.config import RUNTIME_ROLE_KEYS
@@ -298,3 +301,63 @@ def test_no_secret_value_in_the_json(synthesised: Synthesised) -> None:
                                   if isinstance(v, str) and not v.startswith("${")}
         provider = doc["provider"]["aws"][0]
         assert "access_key" not in provider and "secret_key" not in provider
+
+
+# ---- the checks above must be able to fail: break a copy of the JSON and watch them catch it ----
+
+def _broken(synthesised: Synthesised, stack: str) -> dict[str, Any]:
+    return copy.deepcopy(synthesised.stacks[stack])
+
+
+def test_tag_check_catches_a_resource_without_tags(synthesised: Synthesised) -> None:
+    doc = _broken(synthesised, "demo")
+    del next(iter(doc["resource"]["aws_ecs_cluster"].values()))["tags"]
+    broken = Synthesised(synthesised.out_dir, 0.0, {"demo": doc})
+    with pytest.raises(AssertionError, match="aws_ecs_cluster"):
+        test_every_taggable_resource_carries_the_four_tags(broken)
+
+
+def test_wildcard_check_catches_a_star_resource_on_a_runtime_role(synthesised: Synthesised) -> None:
+    doc = _broken(synthesised, "core")
+    policy = doc["resource"]["aws_iam_role_policy"]["role_ig_service_policy"]
+    statements = json.loads(policy["policy"])
+    statements["Statement"].append({"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "*"})
+    policy["policy"] = json.dumps(statements)
+    broken = Synthesised(synthesised.out_dir, 0.0, {**synthesised.stacks, "core": doc})
+    with pytest.raises(AssertionError, match="ROLE_IG_SERVICE: wildcard resource"):
+        test_runtime_roles_have_no_wildcard_action_or_resource(broken)
+
+
+def test_db_check_catches_open_ingress(synthesised: Synthesised) -> None:
+    doc = _broken(synthesised, "demo")
+    rule = doc["resource"]["aws_security_group"]["sg_db"]["ingress"][0]
+    rule["cidr_blocks"] = ["0.0.0.0/0"]
+    broken = Synthesised(synthesised.out_dir, 0.0, {**synthesised.stacks, "demo": doc})
+    with pytest.raises(AssertionError):
+        test_db_security_group_admits_only_the_app_group_and_db_is_private(broken)
+
+
+def test_bucket_check_catches_a_bucket_without_encryption(synthesised: Synthesised) -> None:
+    doc = _broken(synthesised, "core")
+    del doc["resource"]["aws_s3_bucket_server_side_encryption_configuration"]["s3_oracle_bucket_encryption"]
+    broken = Synthesised(synthesised.out_dir, 0.0, {**synthesised.stacks, "core": doc})
+    with pytest.raises(AssertionError, match="s3_oracle_bucket not encrypted"):
+        test_every_bucket_is_encrypted_and_public_access_blocked(broken)
+
+
+def test_nat_and_lb_checks_catch_them(synthesised: Synthesised) -> None:
+    doc = _broken(synthesised, "demo")
+    doc["resource"]["aws_nat_gateway"] = {"nat": {"subnet_id": "x"}}
+    with pytest.raises(AssertionError):
+        test_no_nat_gateway_in_any_stack(Synthesised(synthesised.out_dir, 0.0, {"demo": doc}))
+    doc = _broken(synthesised, "demo")
+    doc["resource"]["aws_lb"] = {"alb": {"name": "x"}}
+    with pytest.raises(AssertionError):
+        test_no_load_balancer_of_any_kind(Synthesised(synthesised.out_dir, 0.0, {"demo": doc}))
+
+
+def test_secret_check_catches_a_literal_secret(synthesised: Synthesised) -> None:
+    doc = _broken(synthesised, "demo")
+    doc["resource"]["aws_ssm_parameter"]["ssm_ssm_db_password_path"]["value"] = "hunter2-literal"
+    with pytest.raises(AssertionError, match="holds a literal"):
+        test_no_secret_value_in_the_json(Synthesised(synthesised.out_dir, 0.0, {"demo": doc}))
