@@ -291,6 +291,7 @@ class _Reader:
             specs.append(TopicSpec(key=key, name=str(value["name"]), partitions=partitions, retention_hours=retention))
         if not specs:
             raise StackConfigInvalid(f"topics: environment {self.registry.environment} defines no topic handles")
+        _refuse_duplicates({s.key: s.name for s in specs}, "topic name")
         return tuple(specs)
 
     def prefix_glob(self, key: str) -> str:
@@ -319,7 +320,18 @@ class _Reader:
         return Tags(project=self.text("TAG_PROJECT"), env=self.text("TAG_ENV"), owner=self.text("TAG_OWNER"), expires_at=expires)
 
     def ssm_paths(self) -> dict[str, str]:
-        return {key: self.text(key) for key in _SSM_KEYS}
+        paths = {key: self.text(key) for key in _SSM_KEYS}
+        _refuse_duplicates(paths, "SSM path")
+        return paths
+
+
+def _refuse_duplicates(values: dict[str, str], what: str) -> None:
+    """Two handles naming one resource would make Terraform fight itself: name both keys."""
+    owners: dict[str, str] = {}
+    for key, value in values.items():
+        if value in owners:
+            raise StackConfigInvalid(f"{key}: {what} {value!r} is also {owners[value]}; each needs its own")
+        owners[value] = key
 
 
 def _reader(environment: str, registry_file: Path | None) -> _Reader:
@@ -388,8 +400,11 @@ def _roles(r: _Reader) -> tuple[RoleSpec, ...]:
         "ROLE_REPORTER_SINGLE_WRITER": ((evidence_rw, platform_rw), (*confluent, *db)),
         "ROLE_DB_MIGRATIONS": ((), db),
     }
-    return tuple(RoleSpec(key=key, name=r.text(key), s3=specs[key][0], ssm_paths=tuple(dict.fromkeys(specs[key][1])))
-                 for key in RUNTIME_ROLE_KEYS)
+    roles = tuple(RoleSpec(key=key, name=r.text(key), s3=specs[key][0], ssm_paths=tuple(dict.fromkeys(specs[key][1])))
+                  for key in RUNTIME_ROLE_KEYS)
+    _refuse_duplicates({key: r.text(key) for key in (*RUNTIME_ROLE_KEYS, "ROLE_ECS_TASK_EXECUTION", "ROLE_TERRAFORM_APPLY")},
+                       "IAM role name")
+    return roles
 
 
 def core_config(environment: str = "dev_min", *, registry_file: Path | None = None) -> CoreConfig:
@@ -455,6 +470,7 @@ def demo_config(environment: str = "dev_min", *, git_sha: str, window_end_utc: s
         family = r.text(td_key)
         tasks.append(TaskSpec(key=td_key, family=family, component=component, role_key=role_key, daemon=False,
                               log_group=f"{log_prefix}{family}"))
+    _refuse_duplicates({t.key: t.family for t in tasks}, "task definition family")
     namespace = r.text("SERVICE_DISCOVERY_NAMESPACE")
     ig_base_url = r.text("IG_BASE_URL")
     host = ig_base_url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from cdktn import S3Backend, TerraformOutput, TerraformStack, TerraformVariable
@@ -38,7 +39,6 @@ class CoreStack(TerraformStack):
                   dynamodb_table=c.state.lock_table, encrypt=True)
         identity = DataAwsCallerIdentity(self, "current")
         self.account_id = identity.account_id
-        self.partition_region = c.region
 
         self.buckets = {spec.key: secure_bucket(self, spec, c.tags) for spec in c.buckets}
         secure_bucket(self, c.state_bucket, c.tags)
@@ -59,7 +59,7 @@ class CoreStack(TerraformStack):
         repo = EcrRepository(self, "ecr_repo", name=c.ecr_repo, image_tag_mutability="IMMUTABLE", force_delete=False,
                              image_scanning_configuration={"scan_on_push": True},
                              encryption_configuration=[EcrRepositoryEncryptionConfiguration(encryption_type="KMS")], tags=tags)
-        EcrLifecyclePolicy(self, "ecr_repo_lifecycle", repository=repo.name, policy=policy_json_lifecycle())
+        EcrLifecyclePolicy(self, "ecr_repo_lifecycle", repository=repo.name, policy=_ecr_lifecycle())
 
         ssm_arn = f"arn:aws:ssm:{c.region}:{self.account_id}:parameter"
         logs_arn = f"arn:aws:logs:{c.region}:{self.account_id}:log-group:{c.log_group_prefix}*"
@@ -150,10 +150,8 @@ class CoreStack(TerraformStack):
         ])
 
 
-def policy_json_lifecycle() -> str:
+def _ecr_lifecycle() -> str:
     """Keep the repository small: untagged layers go after a day (tags are immutable `git-<sha>`)."""
-    import json
-
     return json.dumps({"rules": [{"rulePriority": 1, "description": "expire untagged images",
                                   "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed",
                                                 "countUnit": "days", "countNumber": 1},

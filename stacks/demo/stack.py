@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cdktn import DataTerraformRemoteStateS3, Fn, S3Backend, TerraformOutput, TerraformResource, TerraformStack
+from cdktn import DataTerraformRemoteStateS3, Fn, S3Backend, TerraformOutput, TerraformProvider, TerraformResource, TerraformStack
 from cdktn_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from cdktn_provider_aws.data_aws_availability_zones import DataAwsAvailabilityZones
+from cdktn_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
 from cdktn_provider_aws.db_instance import DbInstance
 from cdktn_provider_aws.db_subnet_group import DbSubnetGroup
 from cdktn_provider_aws.default_security_group import DefaultSecurityGroup
@@ -38,6 +39,8 @@ from stacks.config import DemoConfig, TaskSpec
 DB_MASTER_USER = "fp_admin"
 #: Postgres listens here inside the VPC.
 DB_PORT = 5432
+#: hashicorp/random generates the DB password and the IG API key inside Terraform (never in the JSON).
+RANDOM_VERSION = "3.7.2"
 
 
 class DemoStack(TerraformStack):
@@ -52,6 +55,9 @@ class DemoStack(TerraformStack):
         S3Backend(self, bucket=c.state.bucket, key=c.state.key, region=c.state.region,
                   dynamodb_table=c.state.lock_table, encrypt=True)
         self.core = DataTerraformRemoteStateS3(self, "core", bucket=c.state.bucket, key=c.core_state_key, region=c.state.region)
+        self.account_id = DataAwsCallerIdentity(self, "current").account_id
+        self.random = TerraformProvider(self, "random", terraform_resource_type="random", terraform_provider_source="hashicorp/random",
+                                        terraform_generator_metadata={"provider_name": "random", "provider_version": RANDOM_VERSION})
 
         # ---- Confluent Cloud ---------------------------------------------------------------
         prov = confluent.provider(self)
@@ -115,7 +121,7 @@ class DemoStack(TerraformStack):
 
         # ---- runtime DB (demo-scoped) -----------------------------------------------------
         password = TerraformResource(self, "db_password", terraform_resource_type="random_password",
-                                     provider=self._random_provider())
+                                     provider=self.random)
         password.add_override("length", 32)
         password.add_override("special", False)
         password_ref = "${random_password.db_password.result}"
@@ -132,7 +138,7 @@ class DemoStack(TerraformStack):
         self._param("SSM_DB_PASSWORD_PATH", ssm, password_ref)
         self._param("SSM_DB_DSN_PATH", ssm,
                     f"postgresql://{DB_MASTER_USER}:{password_ref}@{db.address}:{DB_PORT}/{c.db_name}?sslmode=require")
-        ig_key = TerraformResource(self, "ig_api_key", terraform_resource_type="random_password", provider=self._random_provider())
+        ig_key = TerraformResource(self, "ig_api_key", terraform_resource_type="random_password", provider=self.random)
         ig_key.add_override("length", 40)
         ig_key.add_override("special", False)
         self._param("SSM_IG_API_KEY_PATH", ssm, "${random_password.ig_api_key.result}")
@@ -171,15 +177,6 @@ class DemoStack(TerraformStack):
         TerraformOutput(self, "ecs_cluster_arn", value=ecs.arn)
         TerraformOutput(self, "vpc_id", value=vpc.id)
 
-    def _random_provider(self) -> Any:
-        existing = self.node.try_find_child("random")
-        if existing is not None:
-            return existing
-        from cdktn import TerraformProvider
-
-        return TerraformProvider(self, "random", terraform_resource_type="random", terraform_provider_source="hashicorp/random",
-                                 terraform_generator_metadata={"provider_name": "random", "provider_version": "3.7.2"})
-
     def _param(self, key: str, ssm: dict[str, str], value: str) -> SsmParameter:
         """A demo-scoped SecureString at the registry path; destroyed with the demo (seed 004 P12.2)."""
         return SsmParameter(self, f"ssm_{construct_id(key)}", name=ssm[key], type="SecureString",
@@ -189,8 +186,7 @@ class DemoStack(TerraformStack):
         """The container of one entrypoint: `python -m runtime <component>`; secrets only as SSM references."""
         c = self.config
         names = c.env_var_names
-        ssm_arn = f"arn:aws:ssm:{c.region}:${{data.aws_caller_identity.current.account_id}}:parameter"
-        self._identity()
+        ssm_arn = f"arn:aws:ssm:{c.region}:{self.account_id}:parameter"
         env = [
             {"name": names["ENVVAR_PLATFORM_ENV"], "value": c.environment},
             {"name": names["ENVVAR_AWS_REGION"], "value": c.region},
@@ -212,9 +208,3 @@ class DemoStack(TerraformStack):
         if task.port:
             container["portMappings"] = [{"containerPort": task.port, "protocol": "tcp"}]
         return json.dumps([container], sort_keys=True)
-
-    def _identity(self) -> None:
-        if self.node.try_find_child("current") is None:
-            from cdktn_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
-
-            DataAwsCallerIdentity(self, "current")

@@ -96,3 +96,38 @@ def test_fp_stacks_synth_refuses_unknown_stack_or_env(args: list[str], tmp_path:
     assert result.exit_code == 1
     assert "UNKNOWN_" in result.output
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("group", "key", "copy_from"), [
+    ("ssm", "SSM_DB_USER_PATH", "SSM_DB_PASSWORD_PATH"),
+    ("iam", "ROLE_SR_TASK", "ROLE_WSP_TASK"),
+    ("ecs", "TD_SR", "TD_WSP"),
+])
+def test_two_handles_naming_one_resource_are_refused(tmp_path: Path, group: str, key: str, copy_from: str) -> None:
+    doc = registry_document()
+    doc["environments"]["dev_min"][group][key] = doc["environments"]["dev_min"][group][copy_from]
+    with pytest.raises(StackConfigInvalid) as e:
+        core_config(registry_file=write_registry(tmp_path, doc)) if group != "ecs" else \
+            demo_config(git_sha=SHA, registry_file=write_registry(tmp_path, doc))
+    assert copy_from in e.value.message or key in e.value.message
+
+
+def test_duplicated_topic_name_is_refused(tmp_path: Path) -> None:
+    doc = registry_document()
+    topics = doc["environments"]["dev_min"]["topics"]
+    topics["FP_BUS_AUDIT_V1"]["name"] = topics["FP_BUS_RTDL_V1"]["name"]
+    with pytest.raises(StackConfigInvalid, match=r"FP_BUS_AUDIT_V1.*FP_BUS_RTDL_V1|FP_BUS_RTDL_V1.*FP_BUS_AUDIT_V1"):
+        demo_config(git_sha=SHA, registry_file=write_registry(tmp_path, doc))
+
+
+def test_oversized_partition_count_is_refused_by_the_registry_schema(tmp_path: Path) -> None:
+    doc = registry_document()
+    doc["environments"]["dev_min"]["topics"]["FP_BUS_RTDL_V1"]["partitions"] = 100_000
+    with pytest.raises(PlatformError, match="FP_BUS_RTDL_V1"):
+        demo_config(git_sha=SHA, registry_file=write_registry(tmp_path, doc))
+
+
+@pytest.mark.parametrize("command", [[], ["synth"], ["show"], ["cost"]])
+def test_every_stacks_command_has_help(command: list[str]) -> None:
+    result = runner.invoke(app, ["stacks", *command, "--help"])
+    assert result.exit_code == 0 and "Usage" in result.output
