@@ -104,6 +104,9 @@ def synth(*, environments: tuple[str, ...] = ("dev_min", "local_parity"), stacks
     app = build_app(out_dir, configs)
     app.synth()
     files = {stack: stack_file(out_dir, stack) for stack in wanted}
-    (out_dir / STAMP_FILE).write_text(json.dumps({"digest": source_digest(source), "stacks": sorted(wanted),
-                                                   "registry": str(source)}, indent=2))
+    digest = source_digest(source)
+    done = set(wanted)
+    if is_current(out_dir, source, ()):  # same inputs as the stacks already there: keep them listed
+        done |= set(json.loads((out_dir / STAMP_FILE).read_text()).get("stacks", []))
+    (out_dir / STAMP_FILE).write_text(json.dumps({"digest": digest, "stacks": sorted(done), "registry": str(source)}, indent=2))
     return SynthResult(out_dir=out_dir, stacks=wanted, files=files, seconds=time.perf_counter() - started)

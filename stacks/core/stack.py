@@ -116,14 +116,33 @@ class CoreStack(TerraformStack):
         lock_table = f"arn:aws:dynamodb:{c.state.region}:{self.account_id}:table/{c.state.lock_table}"
         role_arns = [f"arn:aws:iam::{self.account_id}:role/{name}" for name in
                      [c.execution_role, *[r.name for r in c.runtime_roles]]]
+        bucket_arns = [f"arn:aws:s3:::{b.name}" for b in (*c.buckets, c.state_bucket)]
+        budget_arn = f"arn:aws:budgets::{self.account_id}:budget/{c.budget.name}"
         return policy_json([
             {"Sid": "State", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:ListBucket"],
              "Resource": [state_bucket, f"{state_bucket}/*"]},
-            {"Sid": "Lock", "Effect": "Allow", "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"],
+            {"Sid": "Lock", "Effect": "Allow", "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem",
+                                                          "dynamodb:CreateTable", "dynamodb:DescribeTable",
+                                                          "dynamodb:UpdateTable", "dynamodb:UpdateContinuousBackups",
+                                                          "dynamodb:DescribeContinuousBackups", "dynamodb:TagResource",
+                                                          "dynamodb:ListTagsOfResource", "dynamodb:DescribeTimeToLive"],
              "Resource": [lock_table]},
-            {"Sid": "PassRuntimeRoles", "Effect": "Allow", "Action": ["iam:PassRole", "iam:GetRole"], "Resource": role_arns},
-            {"Sid": "Repository", "Effect": "Allow", "Action": ["ecr:DescribeRepositories", "ecr:GetLifecyclePolicy"],
-             "Resource": [repo_arn]},
+            # Core's own buckets: configure, never delete objects (the evidence policy denies it anyway).
+            {"Sid": "CoreBuckets", "Effect": "Allow", "Resource": bucket_arns, "Action": [
+                "s3:CreateBucket", "s3:ListBucket", "s3:GetBucket*", "s3:PutBucket*", "s3:GetLifecycleConfiguration",
+                "s3:PutLifecycleConfiguration", "s3:GetEncryptionConfiguration", "s3:PutEncryptionConfiguration",
+                "s3:GetBucketVersioning", "s3:PutBucketVersioning", "s3:GetAccelerateConfiguration",
+                "s3:GetReplicationConfiguration"]},
+            {"Sid": "CoreRoles", "Effect": "Allow", "Resource": [*role_arns, f"arn:aws:iam::{self.account_id}:role/{c.terraform_role}"],
+             "Action": ["iam:CreateRole", "iam:DeleteRole", "iam:GetRole", "iam:TagRole", "iam:UpdateAssumeRolePolicy",
+                        "iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy", "iam:ListRolePolicies",
+                        "iam:ListAttachedRolePolicies", "iam:ListInstanceProfilesForRole"]},
+            {"Sid": "PassRuntimeRoles", "Effect": "Allow", "Action": ["iam:PassRole"], "Resource": role_arns},
+            {"Sid": "Repository", "Effect": "Allow", "Resource": [repo_arn], "Action": [
+                "ecr:CreateRepository", "ecr:DescribeRepositories", "ecr:GetLifecyclePolicy", "ecr:PutLifecyclePolicy",
+                "ecr:ListTagsForResource", "ecr:TagResource"]},
+            {"Sid": "Budget", "Effect": "Allow", "Resource": [budget_arn],
+             "Action": ["budgets:ViewBudget", "budgets:ModifyBudget", "budgets:ListTagsForResource", "budgets:TagResource"]},
             # Demo resources are created and destroyed each window: their ids are unknown before apply,
             # and these services do not support resource-level scoping for Create*/Describe* calls.
             {"Sid": "DemoLifecycle", "Effect": "Allow", "Resource": ["*"], "Action": [
@@ -145,7 +164,7 @@ class CoreStack(TerraformStack):
                 "servicediscovery:CreateService", "servicediscovery:DeleteService", "servicediscovery:Get*",
                 "servicediscovery:List*", "servicediscovery:TagResource", "route53:CreateHostedZone",
                 "route53:DeleteHostedZone", "route53:GetHostedZone", "route53:ChangeResourceRecordSets",
-                "budgets:ViewBudget", "budgets:ModifyBudget", "sts:GetCallerIdentity",
+                "sts:GetCallerIdentity",
             ]},
         ])
 
