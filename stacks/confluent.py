@@ -14,7 +14,8 @@ from cdktn import TerraformProvider, TerraformResource
 from constructs import Construct
 
 PROVIDER_SOURCE = "confluentinc/confluent"
-PROVIDER_VERSION = "2.38.0"
+#: Major-version constraint: the exact build is pinned by .terraform.lock.hcl at the first `terraform init`.
+PROVIDER_VERSION = "~> 2.0"
 
 
 def provider(scope: Construct) -> TerraformProvider:

@@ -40,7 +40,7 @@ DB_MASTER_USER = "fp_admin"
 #: Postgres listens here inside the VPC.
 DB_PORT = 5432
 #: hashicorp/random generates the DB password and the IG API key inside Terraform (never in the JSON).
-RANDOM_VERSION = "3.7.2"
+RANDOM_VERSION = "~> 3.6"
 
 
 class DemoStack(TerraformStack):
