@@ -51,3 +51,19 @@ def test_unregistered_ssm_path_in_local_parity_is_a_finding(synthesised: Synthes
     first["name"] = "/somewhere/else"
     path.write_text(json.dumps(doc))
     assert any("SSM path '/somewhere/else'" in f.message for f in synthesised_name_findings(registry_path(), out))
+
+
+def test_fp_handles_lint_reports_rule_4_findings(monkeypatch, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    import stacks.names_check as names_check
+    from controller.cli.main import app
+    from stacks.names_check import NameFinding
+
+    planted = NameFinding("cdktn.out/stacks/demo/cdk.tf.json", 1, "stack demo: service 'x' is not a registry value of dev_min")
+    monkeypatch.setattr(names_check, "synthesised_name_findings", lambda registry_file: [planted])
+    (tmp_path / "runtime").mkdir()
+    shutil.copy(registry_path(), tmp_path / "handles.registry.yaml")
+    result = CliRunner().invoke(app, ["handles", "lint", "--root", str(tmp_path), "--registry", str(tmp_path / "handles.registry.yaml")])
+    assert result.exit_code == 1
+    assert "service 'x' is not a registry value" in result.output
