@@ -5,8 +5,14 @@ BIN := $(VENV)/bin
 FP := $(BIN)/fp
 ENV ?= local_parity
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+# checkov pins boto3/botocore/packaging far below the project's pins (pip cannot install both),
+# so the scanner gets its own virtualenv; stacks/checkov_scan.py calls its binary.
+CHECKOV_VENV := .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
+CHECKOV_VERSION := 3.3.30
 
-.PHONY: help setup lint handles-lint test test-fast demo bench dev-min-up dev-min-run dev-min-down clean
+.PHONY: help setup checkov-venv lint handles-lint synth test test-fast demo bench dev-min-up dev-min-run dev-min-down clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -18,6 +24,15 @@ $(BIN)/python:
 setup: $(BIN)/python ## create .venv and install the project with its pinned dependencies
 	$(BIN)/pip install --quiet -e ".[dev]"
 
+$(CHECKOV):
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+
+checkov-venv: $(CHECKOV) ## the checkov scanner in its own venv (its pins conflict with the project's)
+
+synth: ## synthesise every stack into cdktn.out/ (Terraform JSON)
+	$(FP) stacks synth
+
 lint: ## ruff + mypy
 	$(BIN)/ruff check runtime controller stacks tests benchmarks
 	$(BIN)/mypy
@@ -25,10 +40,10 @@ lint: ## ruff + mypy
 handles-lint: ## registry schema, required keys, literal resource names, synthesised names
 	$(FP) handles lint
 
-test: lint handles-lint ## lint, handles lint and the whole test suite (what CI runs)
+test: lint handles-lint $(CHECKOV) ## lint, handles lint and the whole test suite (what CI runs)
 	$(BIN)/pytest -q
 
-test-fast: ## the test suite without the slow end-to-end runs
+test-fast: $(CHECKOV) ## the test suite without the slow end-to-end runs
 	$(BIN)/pytest -q -m "not slow"
 
 demo: ## bring the substrate up, run what is built, tear down, print where the evidence is

@@ -3,7 +3,9 @@
 Rules: (1) the registry matches its schema; (2) every handle key an environment requires is
 there and no key is unknown; (3) no registry resource name is written as a literal in code,
 stacks, Makefile or docs, unless the line names the handle key beside it (seed 004 B.2).
-Tests are outside rule 3: they may spell a value to check the registry itself.
+Tests are outside rule 3: they may spell a value to check the registry itself. (4) every bucket,
+topic, service, task definition, role and SSM path in the synthesised stacks is a registry value,
+and every registry handle of those kinds is synthesised (stacks/names_check.py).
 """
 
 from __future__ import annotations
@@ -69,12 +71,17 @@ def literal_findings(root: Path, names: dict[str, str], files: Iterable[Path] | 
     return findings
 
 
-def lint(root: Path, registry_file: Path) -> list[LintFinding]:
-    """Every finding of rules 1-3 for the repository at `root`."""
+def lint(root: Path, registry_file: Path, *, synthesised: bool = True) -> list[LintFinding]:
+    """Every finding of rules 1-4 for the repository at `root` (rule 4 unless `synthesised` is False)."""
     findings = [LintFinding(str(f.path), f.line, f.message) for f in check_document(registry_file)]
     if findings:
         return findings
     names: dict[str, str] = {}
     for environment in ENVIRONMENTS:
         names.update(load_registry(environment, registry_file).resource_names())
-    return findings + literal_findings(root, names)
+    findings += literal_findings(root, names)
+    if synthesised:
+        from stacks.names_check import synthesised_name_findings  # imports cdktn only when it must synthesise
+
+        findings += [LintFinding(f.path, f.line, f.message) for f in synthesised_name_findings(registry_file)]
+    return findings

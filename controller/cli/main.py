@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from controller.cli import devmin, evidence, handles, lifecycle, substrate
+from controller.cli import devmin, evidence, handles, lifecycle, stacks, substrate
 
 app = typer.Typer(
     help="Operate the fraud-platform spine: bring the substrate up, run the phases, tear down with proof.",
@@ -19,6 +19,7 @@ app.add_typer(handles.app, name="handles")
 app.add_typer(evidence.app, name="evidence")
 app.add_typer(substrate.app, name="substrate")
 app.add_typer(devmin.app, name="devmin")
+app.add_typer(stacks.app, name="stacks")
 
 
 def main() -> None:

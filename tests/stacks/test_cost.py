@@ -1,0 +1,93 @@
+"""`fp stacks cost`: core per month, demo per hour, and a non-zero exit when the month exceeds the budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from controller.cli.main import app
+from runtime.contracts.registry import load_registry
+from runtime.errors import PlatformError
+from stacks.config import StackConfigInvalid
+from stacks.cost import PRICES_FILE, CostOverBudget, check_budget, estimate
+from tests.stacks.conftest import registry_document, write_registry
+
+runner = CliRunner()
+
+
+def test_repository_month_fits_the_budget_and_adds_up() -> None:
+    result = estimate()
+    registry = load_registry("dev_min")
+    assert result.demo_hours_per_month == registry.integer("DEMO_WINDOW_HOURS_PER_MONTH")
+    assert result.budget_limit == registry.integer("AWS_BUDGET_LIMIT")
+    windows = result.demo_hours_per_month / registry.integer("DEMO_WINDOW_HOURS")
+    expected = result.core_total + result.demo_hour_total * result.demo_hours_per_month + \
+        sum(line.amount for line in result.per_window) * windows
+    assert result.month_total == pytest.approx(expected)
+    assert 0 < result.core_total < result.month_total
+    assert result.within_budget
+    check_budget(result)
+
+
+def test_demo_hour_grows_with_the_number_of_daemons(tmp_path: Path) -> None:
+    doc = registry_document()
+    doc["environments"]["dev_min"]["settings"]["ECS_TASK_CPU"] = 1024
+    bigger = estimate(registry_file=write_registry(tmp_path, doc))
+    assert bigger.demo_hour_total > estimate().demo_hour_total
+
+
+def test_cost_command_prints_core_month_and_demo_hour() -> None:
+    result = runner.invoke(app, ["stacks", "cost"])
+    assert result.exit_code == 0, result.output
+    assert "core:" in result.output and "/hour" in result.output and "within budget" in result.output
+    assert "prices as of" in result.output
+
+
+def test_cost_command_fails_when_the_demo_window_model_exceeds_the_budget(tmp_path: Path) -> None:
+    doc = registry_document()
+    doc["environments"]["dev_min"]["settings"]["DEMO_WINDOW_HOURS_PER_MONTH"] = 720
+    result = runner.invoke(app, ["stacks", "cost", "--registry", str(write_registry(tmp_path, doc))])
+    assert result.exit_code == 1
+    assert "COST_OVER_BUDGET" in result.output and "AWS_BUDGET_LIMIT" in result.output
+
+
+def test_over_budget_raises_the_specific_error(tmp_path: Path) -> None:
+    doc = registry_document()
+    doc["environments"]["dev_min"]["settings"]["AWS_BUDGET_LIMIT"] = 5
+    doc["environments"]["dev_min"]["settings"]["AWS_BUDGET_ALERT_THRESHOLDS"] = [2, 4]
+    with pytest.raises(CostOverBudget):
+        check_budget(estimate(registry_file=write_registry(tmp_path, doc)))
+
+
+def test_unpriced_db_class_names_the_key(tmp_path: Path) -> None:
+    doc = registry_document()
+    doc["environments"]["dev_min"]["settings"]["RDS_INSTANCE_CLASS"] = "db.r6g.16xlarge"
+    with pytest.raises(StackConfigInvalid, match="RDS_INSTANCE_CLASS"):
+        estimate(registry_file=write_registry(tmp_path, doc))
+
+
+@pytest.mark.parametrize("drop", ["as_of", "sources", "prices"])
+def test_price_table_without_date_source_or_prices_is_refused(tmp_path: Path, drop: str) -> None:
+    table = yaml.safe_load(PRICES_FILE.read_text())
+    del table[drop]
+    path = tmp_path / "prices.yaml"
+    path.write_text(yaml.safe_dump(table))
+    result = runner.invoke(app, ["stacks", "cost", "--prices", str(path)])
+    assert result.exit_code == 1 and "PRICE_TABLE_INVALID" in result.output
+
+
+def test_negative_price_is_refused(tmp_path: Path) -> None:
+    table = yaml.safe_load(PRICES_FILE.read_text())
+    table["prices"]["fargate_vcpu_hour"] = -1
+    path = tmp_path / "prices.yaml"
+    path.write_text(yaml.safe_dump(table))
+    with pytest.raises(PlatformError, match="fargate_vcpu_hour"):
+        estimate(prices_file=path)
+
+
+def test_local_parity_has_no_bill() -> None:
+    result = runner.invoke(app, ["stacks", "cost", "--env", "local_parity"])
+    assert result.exit_code == 1 and "COST_NOT_APPLICABLE" in result.output
