@@ -11,7 +11,21 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from runtime.errors import PlatformError
+
 OffsetKind = Literal["kafka_offset", "kinesis_sequence"]
+
+
+#: Largest record (key + value bytes) either adapter accepts: the Kinesis per-record limit
+#: (1 MiB, data + partition key), applied to Kafka too so both buses refuse the same records.
+MAX_RECORD_BYTES = 1024 * 1024
+
+
+class RecordTooLarge(PlatformError):
+    """A record is larger than MAX_RECORD_BYTES; it was not sent."""
+
+    code = "RECORD_TOO_LARGE"
+    next_step = "split or shrink the record; the bus accepts at most 1 MiB per record"
 
 
 @dataclass(frozen=True)
