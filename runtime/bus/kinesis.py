@@ -158,27 +158,27 @@ class KinesisPublisher(Publisher):
             try:
                 response = self._client.put_records(StreamName=stream, Records=entries)
             except (EndpointConnectionError, ConnectTimeoutError) as e:
-                _fill(results, pending, lambda: _unreachable(stream, e))  # nothing was sent
+                _fill(results, pending, BusUnavailable, f"Kinesis unreachable for stream {stream}: {e}")  # nothing was sent
                 return
             except (ReadTimeoutError, ConnectionClosedError) as e:
-                _fill(results, pending, lambda: PublishAmbiguous(f"PutRecords to {stream} sent, no answer: {e}"))
+                _fill(results, pending, PublishAmbiguous, f"PutRecords to {stream} sent, no answer: {e}")
                 return
             except ClientError as e:
                 code = _error_code(e)
                 if code == "ResourceNotFoundException":
-                    _fill(results, pending, lambda: TopicMissing(f"Kinesis stream {stream} does not exist"))
+                    _fill(results, pending, TopicMissing, f"Kinesis stream {stream} does not exist")
                     return
                 if code in _THROTTLED and attempt < self.max_attempts:
                     time.sleep(self.backoff_s * 2 ** (attempt - 1))
                     continue
                 status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
                 if status >= 500:
-                    _fill(results, pending, lambda: PublishAmbiguous(f"PutRecords to {stream} failed server-side ({code}): outcome unknown"))
+                    _fill(results, pending, PublishAmbiguous, f"PutRecords to {stream} failed server-side ({code}): outcome unknown")
                 else:
-                    _fill(results, pending, lambda: BusUnavailable(f"PutRecords to {stream} refused ({code}): {e}"))
+                    _fill(results, pending, BusUnavailable, f"PutRecords to {stream} refused ({code}): {e}")
                 return
             except BotoCoreError as e:
-                _fill(results, pending, lambda: PublishAmbiguous(f"PutRecords to {stream} failed in transport: {e}"))
+                _fill(results, pending, PublishAmbiguous, f"PutRecords to {stream} failed in transport: {e}")
                 return
             retry: list[int] = []
             last_codes: dict[int, str] = {}
@@ -219,9 +219,9 @@ def _record_problem(record: OutboundRecord) -> Exception | None:
     return None
 
 
-def _fill(results: list[Any], indices: list[int], make: Any) -> None:
+def _fill(results: list[Any], indices: list[int], error: type[PlatformError], message: str) -> None:
     for index in indices:
-        results[index] = make()
+        results[index] = error(message)
 
 
 class KinesisCheckpoints:

@@ -21,10 +21,11 @@ RUN = "platform_20260102T030405Z"
 PREFIX = "oracle/x/stream_view/ts_utc/output_id=out_a/"
 
 
-def _output(receipt: dict | None = None, manifest: dict | None = None, objects: dict | None = None, raw_manifest: bytes | None = None) -> OutputView:
-    manifest_doc = manifest if manifest is not None else {"output_id": "out_a", "parts": [{"name": "part-000000.parquet", "size": 4}]}
-    manifest_bytes = raw_manifest if raw_manifest is not None else json.dumps(manifest_doc).encode()
-    receipt_doc = receipt if receipt is not None else {"output_id": "out_a", "view_manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest()}
+def _output(receipt: dict | None = None, manifest: dict | None = None, objects: dict | None = None) -> OutputView:
+    default_manifest = {"output_id": "out_a", "parts": [{"name": "part-000000.parquet", "size": 4}]}
+    manifest_bytes = json.dumps(manifest if manifest is not None else default_manifest).encode()
+    digest = hashlib.sha256(manifest_bytes).hexdigest()
+    receipt_doc = receipt if receipt is not None else {"output_id": "out_a", "view_manifest_sha256": digest}
     return OutputView("out_a", PREFIX, json.dumps(receipt_doc).encode(), manifest_bytes,
                       objects if objects is not None else {"part-000000.parquet": 4})
 

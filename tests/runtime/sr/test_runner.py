@@ -141,7 +141,7 @@ def test_part_listed_in_manifest_but_absent_fails_the_gate(kinesis_settings: Set
     pack = write_pack(kinesis_settings, run_id)
     victim = kinesis_settings.registry.names("ORACLE_REQUIRED_OUTPUT_IDS")[0]
     pack.store.delete(pack.part_key(victim, "part-000001.parquet"))
-    with pytest.raises(GateFailed, match="part-000001.parquet"):
+    with pytest.raises(GateFailed, match=r"part-000001\.parquet"):
         run_scenario_runner(kinesis_settings, run_id, equivalence_key, evidence_writer(kinesis_settings, run_id))
     _assert_nothing_published(kinesis_settings, run_id, equivalence_key)
 
