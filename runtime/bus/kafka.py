@@ -15,7 +15,7 @@ from typing import Any
 
 from confluent_kafka import Consumer as KafkaConsumer
 from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from runtime.bus.port import (
     MAX_RECORD_BYTES,
@@ -335,6 +335,18 @@ class KafkaAdmin(BusAdmin):
         if topic is None or topic.error is not None:
             return None
         return len(topic.partitions)
+
+    def retention_hours(self, name: str) -> int | None:
+        """The topic's retention.ms in whole hours, or None when it does not exist."""
+        if self.partitions(name) is None:
+            return None
+        future = self._admin.describe_configs([ConfigResource("topic", name)])
+        try:
+            [configs] = [f.result(timeout=self.connect_timeout_s) for f in future.values()]
+        except KafkaException as e:
+            raise BusUnavailable(f"describing the config of topic {name} failed: {e.args[0]}") from e
+        entry = configs.get("retention.ms")
+        return None if entry is None or entry.value is None else int(entry.value) // 3_600_000
 
     def ranges(self, name: str) -> list[PartitionRange]:
         """Per partition, the first and last offsets present.

@@ -180,6 +180,7 @@ def test_admin_creates_topic_with_registry_partitions_and_reports_ranges(setting
     assert admin.ensure_topic(unique_name, spec.partitions, spec.retention_hours) is True
     assert admin.ensure_topic(unique_name, spec.partitions, spec.retention_hours) is False
     assert admin.partitions(unique_name) == spec.partitions
+    assert admin.retention_hours(unique_name) == max(spec.retention_hours, 24 if settings.bus == "kinesis" else 0)  # type: ignore[attr-defined]
     empty = admin.ranges(unique_name)
     assert len(empty) == spec.partitions
     assert all(r.start_offset is None and r.end_offset is None for r in empty)
