@@ -42,14 +42,15 @@ def consumer(
     settings: Settings,
     topic_names: list[str],
     group: str,
-    required_platform_run_id: str | None,
+    required_platform_run_id: str | None = None,
     *,
     dsn: str | None = None,
 ) -> Consumer:
     """A run-scoped consumer of `topic_names` for consumer group `group`.
 
     On Kinesis the group is the checkpoint owner in PostgreSQL (`dsn`, default settings.db_dsn).
-    `required_platform_run_id=None` reads every run (inspection tools only).
+    `required_platform_run_id=None` reads every run: the caller then filters by run itself (and
+    commits what it skips), as inspection tools do; pin the run whenever one is known.
     """
     if settings.bus == "kafka":
         from runtime.bus.kafka import KafkaBusConsumer
