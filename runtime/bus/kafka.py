@@ -150,7 +150,6 @@ class KafkaPublisher(Publisher):
         while True:
             try:
                 self._producer.produce(record.topic, value=record.value, key=record.key.encode("utf-8"), on_delivery=callback)
-                self._producer.poll(0)
                 return
             except BufferError:
                 self._producer.poll(0.1)  # local queue full: serve delivery reports, then retry
