@@ -5,17 +5,24 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
+from controller.substrate.processes import free_port, stop_pid
+from controller.substrate.servers import start_tansu
 from runtime.bus import factory
+from runtime.bus.kafka import KafkaAdmin, KafkaPublisher
+from runtime.bus.port import EbRef, OutboundRecord
 from runtime.contracts.ids import scenario_run_id
 from runtime.db.migrate import connect
+from runtime.errors import PublishAmbiguous
 from runtime.evidence.writer import schema_violations
 from runtime.settings import Settings
 from runtime.sr.domain import GateFailed, SrInputInvalid
 from runtime.sr.lease import LeaseBusy, LeaseStore
 from runtime.sr.runner import run_scenario_runner
+from tests.runtime.bus.conftest import bus_settings
 from tests.runtime.sr.conftest import evidence_writer, write_pack
 
 
@@ -176,3 +183,30 @@ def test_bad_input_is_refused_before_anything_is_touched(kinesis_settings: Setti
     assert caught.value.code == "SR_INPUT_INVALID"
     with connect(kinesis_settings.db_dsn or "") as conn:
         assert conn.execute("SELECT count(*) FROM sr_run_leases WHERE equivalence_key = %s", (key,)).fetchone() == (0,)
+
+
+def test_ambiguous_ready_keeps_the_lease_and_writes_no_evidence(kinesis_settings: Settings, run_id: str, equivalence_key: str,
+                                                                tmp_path: Path) -> None:
+    write_pack(kinesis_settings, run_id)
+    proc = start_tansu("127.0.0.1", free_port(), tmp_path / "tansu")
+    bootstrap = f"127.0.0.1:{proc.port}"
+    stopped = False
+    try:
+        settings = bus_settings("kafka", kafka_bootstrap=bootstrap, moto_endpoint=kinesis_settings.object_store_endpoint,
+                                postgres_dsn=kinesis_settings.db_dsn)
+        control = settings.registry.topic("FP_BUS_CONTROL_V1")
+        KafkaAdmin(bootstrap).ensure_topic(control.name, control.partitions, control.retention_hours)
+        publisher = KafkaPublisher(bootstrap, delivery_timeout_ms=2000)
+        assert isinstance(publisher.publish([OutboundRecord(control.name, "warm-up", b"{}")])[0], EbRef)
+        stop_pid(proc.pid, proc.argv)
+        stopped = True
+        writer = evidence_writer(settings, run_id)
+        with pytest.raises(PublishAmbiguous) as caught:
+            run_scenario_runner(settings, run_id, equivalence_key, writer, publisher=publisher)
+        assert caught.value.code == "PUBLISH_AMBIGUOUS" and "control topic" in caught.value.next_step
+        assert LeaseStore(settings.db_dsn or "").current(scenario_run_id(equivalence_key)) is not None
+        assert writer.read("SR_PASS_PATH_PATTERN") is None
+        assert writer.read("READY_PUBLISH_RECEIPT_PATH_PATTERN") is None
+    finally:
+        if not stopped:
+            stop_pid(proc.pid, proc.argv)
