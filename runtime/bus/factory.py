@@ -6,7 +6,7 @@ locally (moto) and is unset against real AWS. No code path depends on the enviro
 
 from __future__ import annotations
 
-from runtime.bus.port import BusAdmin, Consumer, Publisher
+from runtime.bus.port import BusAdmin, Publisher, RunScopedConsumer
 from runtime.errors import PlatformError
 from runtime.settings import Settings
 
@@ -45,7 +45,7 @@ def consumer(
     required_platform_run_id: str | None = None,
     *,
     dsn: str | None = None,
-) -> Consumer:
+) -> RunScopedConsumer:
     """A run-scoped consumer of `topic_names` for consumer group `group`.
 
     On Kinesis the group is the checkpoint owner in PostgreSQL (`dsn`, default settings.db_dsn).

@@ -21,12 +21,12 @@ from runtime.bus.port import (
     MAX_RECORD_BYTES,
     BusAdmin,
     BusRecord,
-    Consumer,
     EbRef,
     OutboundRecord,
     PartitionRange,
     Publisher,
     RecordTooLarge,
+    RunScopedConsumer,
 )
 from runtime.bus.scope import CommitTracker, RunScope, ScopeCounts
 from runtime.errors import BusUnavailable, PublishAmbiguous, TopicMissing
@@ -178,7 +178,7 @@ def _delivery_error(err: KafkaError, topic: str) -> Exception:
     return PublishAmbiguous(f"delivery to {topic} has an unknown outcome: {err.str()}")
 
 
-class KafkaBusConsumer(Consumer):
+class KafkaBusConsumer(RunScopedConsumer):
     """Group consumer with manual offset store and commit, pinned to one platform run."""
 
     def __init__(

@@ -27,12 +27,12 @@ from runtime.bus.port import (
     MAX_RECORD_BYTES,
     BusAdmin,
     BusRecord,
-    Consumer,
     EbRef,
     OutboundRecord,
     PartitionRange,
     Publisher,
     RecordTooLarge,
+    RunScopedConsumer,
 )
 from runtime.bus.scope import CommitTracker, RunScope, ScopeCounts
 from runtime.db.migrate import connect
@@ -257,7 +257,7 @@ class KinesisCheckpoints:
         self._conn.close()
 
 
-class KinesisBusConsumer(Consumer):
+class KinesisBusConsumer(RunScopedConsumer):
     """Reads every shard of its streams; resumes after its Postgres checkpoints; run-scoped."""
 
     def __init__(self, client: Any, dsn: str, streams: list[str], consumer_name: str, required_platform_run_id: str | None):

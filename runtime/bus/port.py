@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from runtime.bus.scope import ScopeCounts
 from runtime.errors import PlatformError
 
 OffsetKind = Literal["kafka_offset", "kinesis_sequence"]
@@ -96,6 +97,15 @@ class Consumer(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release the client."""
+
+
+class RunScopedConsumer(Consumer):
+    """A consumer pinned to one platform run: other runs' records are skipped, counted, committed."""
+
+    @property
+    @abstractmethod
+    def counts(self) -> ScopeCounts:
+        """Records delivered to the caller and records skipped by run scope."""
 
 
 class BusAdmin(ABC):

@@ -158,17 +158,17 @@ def test_other_runs_records_are_skipped_counted_and_committed(settings: Settings
         got = _poll_until(first, 5)
         assert _numbers(got) == [0, 2, 4, 6, 8]
         deadline = time.monotonic() + 10
-        while first.counts.skipped_unscoped == 0 and time.monotonic() < deadline:  # type: ignore[attr-defined]
+        while first.counts.skipped_unscoped == 0 and time.monotonic() < deadline:
             first.poll(10, 1.0)
         first.commit(got)
-        counts = first.counts.as_dict()  # type: ignore[attr-defined]
+        counts = first.counts.as_dict()
         assert counts == {"delivered": 5, "skipped_other_run": 5, "skipped_unscoped": 1}
     finally:
         first.close()
     second = factory.consumer(settings, [topic], group, RUN_A)
     try:
         assert _poll_until(second, 1, timeout_s=12.0) == []
-        assert second.counts.as_dict()["skipped_other_run"] == 0  # type: ignore[attr-defined]
+        assert second.counts.as_dict()["skipped_other_run"] == 0
     finally:
         second.close()
 
@@ -180,7 +180,7 @@ def test_admin_creates_topic_with_registry_partitions_and_reports_ranges(setting
     assert admin.ensure_topic(unique_name, spec.partitions, spec.retention_hours) is True
     assert admin.ensure_topic(unique_name, spec.partitions, spec.retention_hours) is False
     assert admin.partitions(unique_name) == spec.partitions
-    assert admin.retention_hours(unique_name) == max(spec.retention_hours, 24 if settings.bus == "kinesis" else 0)  # type: ignore[attr-defined]
+    assert admin.retention_hours(unique_name) == max(spec.retention_hours, 24 if settings.bus == "kinesis" else 0)
     empty = admin.ranges(unique_name)
     assert len(empty) == spec.partitions
     assert all(r.start_offset is None and r.end_offset is None for r in empty)
