@@ -16,7 +16,7 @@ from runtime.bus.kafka import KafkaAdmin, KafkaPublisher
 from runtime.bus.port import EbRef, OutboundRecord
 from runtime.contracts.ids import scenario_run_id
 from runtime.db.migrate import connect
-from runtime.errors import PublishAmbiguous
+from runtime.errors import PlatformError, PublishAmbiguous
 from runtime.evidence.writer import schema_violations
 from runtime.settings import Settings
 from runtime.sr.domain import GateFailed, SrInputInvalid
@@ -210,3 +210,21 @@ def test_ambiguous_ready_keeps_the_lease_and_writes_no_evidence(kinesis_settings
     finally:
         if not stopped:
             stop_pid(proc.pid, proc.argv)
+
+
+def test_changed_oracle_under_a_pinned_scenario_is_a_facts_conflict(kinesis_settings: Settings, run_id: str,
+                                                                   equivalence_key: str) -> None:
+    pack = write_pack(kinesis_settings, run_id)
+    writer = evidence_writer(kinesis_settings, run_id)
+    first = run_scenario_runner(kinesis_settings, run_id, equivalence_key, writer)
+    LeaseStore(kinesis_settings.db_dsn or "").clear(first.scenario_run_id)
+    same = run_scenario_runner(kinesis_settings, run_id, equivalence_key, writer)  # identical facts: accepted
+    assert same.facts_view_ref == first.facts_view_ref
+    LeaseStore(kinesis_settings.db_dsn or "").clear(first.scenario_run_id)
+    victim = kinesis_settings.registry.names("ORACLE_REQUIRED_OUTPUT_IDS")[0]
+    receipt = json.loads(pack.store.get(pack.receipt_key(victim)))
+    pack.store.put(pack.receipt_key(victim), json.dumps(receipt | {"rebuilt": True}).encode())
+    with pytest.raises(PlatformError) as caught:
+        run_scenario_runner(kinesis_settings, run_id, equivalence_key, writer)
+    assert caught.value.code == "SR_FACTS_CONFLICT"
+    assert len(_ready_messages(kinesis_settings, run_id, expect=3, timeout_s=6)) == 2
