@@ -11,7 +11,22 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from runtime.bus.scope import ScopeCounts
+from runtime.errors import PlatformError
+
 OffsetKind = Literal["kafka_offset", "kinesis_sequence"]
+
+
+#: Largest record (key + value bytes) either adapter accepts: the Kinesis per-record limit
+#: (1 MiB, data + partition key), applied to Kafka too so both buses refuse the same records.
+MAX_RECORD_BYTES = 1024 * 1024
+
+
+class RecordTooLarge(PlatformError):
+    """A record is larger than MAX_RECORD_BYTES; it was not sent."""
+
+    code = "RECORD_TOO_LARGE"
+    next_step = "split or shrink the record; the bus accepts at most 1 MiB per record"
 
 
 @dataclass(frozen=True)
@@ -82,6 +97,15 @@ class Consumer(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release the client."""
+
+
+class RunScopedConsumer(Consumer):
+    """A consumer pinned to one platform run: other runs' records are skipped, counted, committed."""
+
+    @property
+    @abstractmethod
+    def counts(self) -> ScopeCounts:
+        """Records delivered to the caller and records skipped by run scope."""
 
 
 class BusAdmin(ABC):

@@ -1,0 +1,399 @@
+"""Kafka adapter of the bus port (confluent-kafka): the dev_min bus, and Tansu locally.
+
+Publisher: idempotent producer with acks=all and a short linger so records batch; an EbRef comes
+only from a delivery report. A record whose outcome is unknown (message timeout, flush not
+finished, retriable error exhausted) is PublishAmbiguous: it may or may not be on the topic.
+Consumer: manual offset store and commit, so offsets move only after the caller's durable write;
+run-scoped (see `runtime.bus.scope`). Admin: topics with partitions and retention, watermarks.
+Driver errors become BusUnavailable / PublishAmbiguous / TopicMissing / RecordTooLarge.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from confluent_kafka import Consumer as KafkaConsumer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+from runtime.bus.port import (
+    MAX_RECORD_BYTES,
+    BusAdmin,
+    BusRecord,
+    EbRef,
+    OutboundRecord,
+    PartitionRange,
+    Publisher,
+    RecordTooLarge,
+    RunScopedConsumer,
+)
+from runtime.bus.scope import CommitTracker, RunScope, ScopeCounts
+from runtime.errors import BusUnavailable, PublishAmbiguous, TopicMissing
+
+#: How long a metadata probe may take before the bus counts as unreachable.
+DEFAULT_CONNECT_TIMEOUT_S = 5.0
+#: librdkafka gives up on a record after this long (then its outcome is ambiguous).
+DEFAULT_DELIVERY_TIMEOUT_MS = 30_000
+
+# Delivery errors that say for sure the record was NOT written (anything else is ambiguous).
+_DEFINITELY_NOT_WRITTEN = {
+    KafkaError.MSG_SIZE_TOO_LARGE,
+    KafkaError.TOPIC_EXCEPTION,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError._UNKNOWN_TOPIC,
+    KafkaError._UNKNOWN_PARTITION,
+    KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    KafkaError.RECORD_LIST_TOO_LARGE,
+}
+
+
+def _base_config(bootstrap: str, extra: dict[str, Any] | None) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap,
+        "socket.connection.setup.timeout.ms": 5_000,
+        "reconnect.backoff.max.ms": 2_000,
+        "log_level": 3,
+    }
+    config.update(extra or {})
+    return config
+
+
+def _topic_names(client: Any, bootstrap: str, timeout_s: float) -> set[str]:
+    """Names of the topics on the cluster (a metadata request for all topics, no auto-create)."""
+    try:
+        metadata = client.list_topics(timeout=timeout_s)
+    except KafkaException as e:
+        raise BusUnavailable(f"Kafka at {bootstrap} did not answer within {timeout_s:g}s: {e.args[0]}") from e
+    return {name for name, topic in metadata.topics.items() if topic.error is None}
+
+
+def _require_topics(client: Any, bootstrap: str, names: list[str], timeout_s: float) -> None:
+    present = _topic_names(client, bootstrap, timeout_s)
+    missing = sorted(set(names) - present)
+    if missing:
+        raise TopicMissing(f"topic(s) not on the Kafka cluster at {bootstrap}: {', '.join(missing)}")
+
+
+class KafkaPublisher(Publisher):
+    """Idempotent, acks=all producer; EbRefs only from delivery reports."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        delivery_timeout_ms: int = DEFAULT_DELIVERY_TIMEOUT_MS,
+        extra_config: dict[str, Any] | None = None,
+    ):
+        self.bootstrap = bootstrap
+        self.connect_timeout_s = connect_timeout_s
+        self.delivery_timeout_ms = delivery_timeout_ms
+        self._producer = Producer(
+            _base_config(
+                bootstrap,
+                {
+                    "enable.idempotence": True,
+                    "acks": "all",
+                    "linger.ms": 5,
+                    "batch.num.messages": 10_000,
+                    "compression.type": "none",
+                    "message.timeout.ms": delivery_timeout_ms,
+                    # Room for our 1 MiB record limit plus the record overhead.
+                    "message.max.bytes": MAX_RECORD_BYTES + 64 * 1024,
+                    **(extra_config or {}),
+                },
+            )
+        )
+        self._known_topics: set[str] = set()
+
+    def _check_topics(self, names: set[str]) -> None:
+        unknown = names - self._known_topics
+        if unknown:
+            _require_topics(self._producer, self.bootstrap, sorted(unknown), self.connect_timeout_s)
+            self._known_topics |= unknown
+
+    def publish(self, records: list[OutboundRecord]) -> list[EbRef | Exception]:
+        """Send the batch and wait for every delivery report (at most the delivery timeout)."""
+        if not records:
+            return []
+        self._check_topics({r.topic for r in records})
+        results: list[EbRef | Exception | None] = [None] * len(records)
+
+        def report(index: int) -> Any:
+            def on_delivery(err: KafkaError | None, msg: Message) -> None:
+                if err is None:
+                    results[index] = EbRef("kafka_offset", str(msg.topic()), int(msg.partition() or 0), int(msg.offset() or 0))
+                else:
+                    results[index] = _delivery_error(err, records[index].topic)
+
+            return on_delivery
+
+        for index, record in enumerate(records):
+            size = len(record.value) + len(record.key.encode("utf-8"))
+            if size > MAX_RECORD_BYTES:
+                results[index] = RecordTooLarge(f"record of {size} bytes for {record.topic} is over {MAX_RECORD_BYTES} bytes")
+                continue
+            self._produce(record, report(index), results, index)
+        remaining = self._producer.flush(self.delivery_timeout_ms / 1000 + 5)
+        out: list[EbRef | Exception] = []
+        for index, result in enumerate(results):
+            if result is None:
+                result = PublishAmbiguous(
+                    f"no delivery report for a record to {records[index].topic} "
+                    f"({remaining} still in flight after the flush timeout)"
+                )
+            out.append(result)
+        return out
+
+    def _produce(self, record: OutboundRecord, callback: Any, results: list[Any], index: int) -> None:
+        while True:
+            try:
+                self._producer.produce(record.topic, value=record.value, key=record.key.encode("utf-8"), on_delivery=callback)
+                return
+            except BufferError:
+                self._producer.poll(0.1)  # local queue full: serve delivery reports, then retry
+            except KafkaException as e:
+                error = e.args[0]
+                if error.code() in (KafkaError.MSG_SIZE_TOO_LARGE,):
+                    results[index] = RecordTooLarge(f"record for {record.topic} refused as too large: {error.str()}")
+                else:
+                    results[index] = BusUnavailable(f"produce to {record.topic} refused locally: {error.str()}")
+                return
+
+    def close(self) -> None:
+        """Flush what is queued; the reports of an unfinished flush are lost (callers saw publish())."""
+        self._producer.flush(self.delivery_timeout_ms / 1000)
+
+
+def _delivery_error(err: KafkaError, topic: str) -> Exception:
+    code = err.code()
+    if code in (KafkaError.MSG_SIZE_TOO_LARGE,):
+        return RecordTooLarge(f"broker refused a record for {topic} as too large: {err.str()}")
+    if code in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC):
+        return TopicMissing(f"topic {topic} does not exist: {err.str()}")
+    if code in _DEFINITELY_NOT_WRITTEN:
+        return BusUnavailable(f"record for {topic} refused: {err.str()}")
+    # Timeouts, transport failures and retriable errors that ran out of retries: unknown outcome.
+    return PublishAmbiguous(f"delivery to {topic} has an unknown outcome: {err.str()}")
+
+
+class KafkaBusConsumer(RunScopedConsumer):
+    """Group consumer with manual offset store and commit, pinned to one platform run."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: list[str],
+        group: str,
+        required_platform_run_id: str | None,
+        *,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        extra_config: dict[str, Any] | None = None,
+    ):
+        self.bootstrap = bootstrap
+        self.topics = list(topics)
+        self.scope = RunScope(required_platform_run_id)
+        self._tracker = CommitTracker()
+        self._consumer = KafkaConsumer(
+            _base_config(
+                bootstrap,
+                {
+                    "group.id": group,
+                    "enable.auto.commit": False,
+                    "enable.auto.offset.store": False,
+                    "auto.offset.reset": "earliest",
+                    "session.timeout.ms": 10_000,
+                    "enable.partition.eof": False,
+                    **(extra_config or {}),
+                },
+            )
+        )
+        try:
+            _require_topics(self._consumer, bootstrap, self.topics, connect_timeout_s)
+        except Exception:
+            self._consumer.close()
+            raise
+        self._consumer.subscribe(self.topics)
+
+    @property
+    def counts(self) -> ScopeCounts:
+        """Delivered and skipped counts (skipped records are committed, never re-read)."""
+        return self.scope.counts
+
+    def poll(self, max_records: int, timeout_s: float) -> list[BusRecord]:
+        """Up to `max_records` records of the pinned run; other runs' records are committed past."""
+        deadline = time.monotonic() + timeout_s
+        out: list[BusRecord] = []
+        while len(out) < max_records:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                messages = self._consumer.consume(num_messages=max_records - len(out), timeout=min(left, 1.0))
+            except KafkaException as e:
+                raise BusUnavailable(f"consume from {', '.join(self.topics)} failed: {e.args[0]}") from e
+            for message in messages:
+                error = message.error()
+                if error is not None:
+                    self._raise_for(error)
+                    continue
+                key = (str(message.topic()), str(message.partition()))
+                offset = int(message.offset() or 0)
+                value = message.value() or b""
+                if self.scope.admits(value):
+                    self._tracker.handed_out(key, offset)
+                    raw_key = message.key()
+                    out.append(
+                        BusRecord(
+                            EbRef("kafka_offset", key[0], int(key[1]), offset),
+                            raw_key.decode("utf-8", errors="replace") if raw_key is not None else None,
+                            value,
+                        )
+                    )
+                else:
+                    self._tracker.skipped(key, offset)
+            self._commit_due()
+            if out and not messages:
+                break
+        return out
+
+    def _raise_for(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._PARTITION_EOF:
+            return
+        if error.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC):
+            raise TopicMissing(f"topic gone while consuming: {error.str()}")
+        if error.fatal() or not error.retriable():
+            raise BusUnavailable(f"consumer error: {error.str()}")
+
+    def commit(self, records: list[BusRecord]) -> None:
+        """Acknowledge `records` (after the caller's durable write) and commit what is safe."""
+        for record in records:
+            ref = record.eb_ref
+            self._tracker.acknowledged((ref.topic, str(ref.partition)), int(ref.offset))
+        self._commit_due()
+
+    def _commit_due(self) -> None:
+        due = self._tracker.due()
+        if not due:
+            return
+        offsets = [TopicPartition(topic, int(partition), position + 1) for (topic, partition), position in due.items()]
+        try:
+            self._consumer.store_offsets(offsets=offsets)
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as e:
+            raise BusUnavailable(f"offset commit failed: {e.args[0]}") from e
+        for key, position in due.items():
+            self._tracker.mark_committed(key, position)
+
+    def close(self) -> None:
+        """Leave the group without committing anything more."""
+        self._consumer.close()
+
+
+class KafkaAdmin(BusAdmin):
+    """Topic creation and inspection on a Kafka cluster."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        replication_factor: int = -1,
+        extra_config: dict[str, Any] | None = None,
+    ):
+        self.bootstrap = bootstrap
+        self.connect_timeout_s = connect_timeout_s
+        self.replication_factor = replication_factor  # -1: the broker's default
+        self._extra = extra_config or {}
+        self._admin = AdminClient(_base_config(bootstrap, self._extra))
+
+    def ensure_topic(self, name: str, partitions: int, retention_hours: int) -> bool:
+        """Create `name` with `partitions` and retention.ms; False when it already existed."""
+        if name in _topic_names(self._admin, self.bootstrap, self.connect_timeout_s):
+            return False
+        topic = NewTopic(
+            name,
+            num_partitions=partitions,
+            replication_factor=self.replication_factor,
+            config={"retention.ms": str(retention_hours * 3_600_000)},
+        )
+        future = self._admin.create_topics([topic], operation_timeout=self.connect_timeout_s)[name]
+        try:
+            future.result(timeout=self.connect_timeout_s * 2)
+        except KafkaException as e:
+            if e.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                return False
+            raise BusUnavailable(f"creating topic {name} failed: {e.args[0].str()}") from e
+        return True
+
+    def partitions(self, name: str) -> int | None:
+        """The topic's partition count, or None when it does not exist."""
+        metadata = self._metadata()
+        topic = metadata.topics.get(name)
+        if topic is None or topic.error is not None:
+            return None
+        return len(topic.partitions)
+
+    def retention_hours(self, name: str) -> int | None:
+        """The topic's retention.ms in whole hours, or None when it does not exist."""
+        if self.partitions(name) is None:
+            return None
+        future = self._admin.describe_configs([ConfigResource("topic", name)])
+        try:
+            [configs] = [f.result(timeout=self.connect_timeout_s) for f in future.values()]
+        except KafkaException as e:
+            raise BusUnavailable(f"describing the config of topic {name} failed: {e.args[0]}") from e
+        entry = configs.get("retention.ms")
+        return None if entry is None or entry.value is None else int(entry.value) // 3_600_000
+
+    def ranges(self, name: str) -> list[PartitionRange]:
+        """Per partition, the first and last offsets present.
+
+        The low watermark is the first offset. The last offset is read, not inferred from the high
+        watermark: some brokers (Tansu) report `base offset of the last batch + 1` as the high
+        watermark, so the adapter reads from `high - 1` to the partition end and takes the last
+        offset it sees (one short read per partition; one record on a conforming broker).
+        """
+        count = self.partitions(name)
+        if count is None:
+            raise TopicMissing(f"topic {name} does not exist on {self.bootstrap}")
+        reader = KafkaConsumer(
+            _base_config(
+                self.bootstrap,
+                {"group.id": "fp-watermarks", "enable.partition.eof": True, "enable.auto.commit": False, **self._extra},
+            )
+        )
+        try:
+            return [self._range(reader, name, partition) for partition in range(count)]
+        finally:
+            reader.close()
+
+    def _range(self, reader: Any, name: str, partition: int) -> PartitionRange:
+        try:
+            low, high = reader.get_watermark_offsets(TopicPartition(name, partition), timeout=self.connect_timeout_s)
+        except KafkaException as e:
+            raise BusUnavailable(f"watermarks of {name}[{partition}] unavailable: {e.args[0]}") from e
+        if high <= low:
+            return PartitionRange(name, partition, None, None)
+        last = high - 1
+        reader.assign([TopicPartition(name, partition, high - 1)])
+        deadline = time.monotonic() + self.connect_timeout_s
+        while time.monotonic() < deadline:
+            message = reader.poll(0.5)
+            if message is None:
+                continue
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    break
+                raise BusUnavailable(f"reading the end of {name}[{partition}] failed: {error.str()}")
+            last = max(last, int(message.offset() or 0))
+        reader.unassign()
+        return PartitionRange(name, partition, low, last)
+
+    def _metadata(self) -> Any:
+        try:
+            return self._admin.list_topics(timeout=self.connect_timeout_s)
+        except KafkaException as e:
+            raise BusUnavailable(f"Kafka at {self.bootstrap} did not answer within {self.connect_timeout_s:g}s: {e.args[0]}") from e
