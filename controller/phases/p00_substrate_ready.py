@@ -14,7 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from controller.phases.base import Check, Phase, PhaseOutcome, RunContext
 from controller.substrate.bootstrap import BUCKET_KEYS, read_secret
-from runtime.bus.admin import bus_admin
+from runtime.bus.factory import admin as bus_admin
 from runtime.contracts.ids import utc_iso
 from runtime.db.migrate import applied_migrations, connect, migration_files
 from runtime.errors import PlatformError

@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from runtime.bus.admin import bus_admin
+from runtime.bus.factory import admin as bus_admin
 from runtime.db.migrate import apply_migrations
 from runtime.errors import ObjectStoreUnavailable, PlatformError
 from runtime.settings import Settings
