@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller.runs import RunFolders
+from runtime.contracts.canonical import sha256_hex
 from runtime.contracts.ids import utc_iso
 from runtime.contracts.registry import Registry
 from runtime.errors import PlatformError
@@ -126,3 +127,27 @@ def execute(phase: Phase, ctx: RunContext) -> dict[str, Any]:
                      gate=[c.to_dict() for c in outcome.checks], error_code=None, message=None, next_step=None, **base)
     ctx.writer.write("PHASE_RECORD_PATH_PATTERN", record, phase_id=phase.phase_id)
     return record
+
+
+def collected(ctx: RunContext, *path_keys: str) -> list[WrittenEvidence]:
+    """Evidence a component wrote itself (possibly to one target only), copied byte-for-byte to every
+    target of the run's bundle, with the sha256 the phase record will hold. Missing files are left out,
+    so the phase's required-evidence check names them."""
+    out = []
+    for path_key in path_keys:
+        relative = ctx.writer.relative_path(path_key)
+        data = None
+        for target in ctx.writer.targets:
+            if target.store.exists(target.key(relative)):
+                data = target.store.get(target.key(relative))
+                break
+        if data is None:
+            continue
+        uris = []
+        for target in ctx.writer.targets:
+            key = target.key(relative)
+            if not target.store.exists(key) or target.store.get(key) != data:
+                target.store.put(key, data)
+            uris.append(target.store.uri(key))
+        out.append(WrittenEvidence(relative, sha256_hex(data), tuple(uris)))
+    return out
