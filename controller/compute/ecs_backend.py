@@ -183,6 +183,10 @@ class EcsBackend(ComputeBackend):
             raise EcsError(f"job {component}: extra_env may not set {', '.join(bad)}", code="JOB_ENV_INVALID",
                            next_step="secrets come from SSM; the run scope comes from run_id")
         definition = self._describe_task_definition(family)
+        if definition.get("status") != "ACTIVE":
+            raise EcsError(f"task definition {family} has no ACTIVE revision ({definition.get('taskDefinitionArn')} is "
+                           f"{definition.get('status')})", code="ECS_TASK_DEFINITION_MISSING",
+                           next_step="run `fp dev-min-up --env dev_min` (demo stack)")
         container = definition["containerDefinitions"][0]
         network = self.network()
         environment = [{"name": k, "value": v} for k, v in sorted((extra_env or {}).items())]
