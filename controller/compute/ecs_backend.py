@@ -142,11 +142,12 @@ class EcsBackend(ComputeBackend):
         except BotoCoreError as e:
             raise AwsCallFailed(f"ecs:DescribeTaskDefinition {ref} failed: {e}") from e
         definition = dict(answer["taskDefinition"])
-        self._refuse_plain_secrets(definition)
+        self.refuse_plain_secrets(definition)
         definition["_tags"] = answer.get("tags") or []
         return definition
 
-    def _refuse_plain_secrets(self, definition: dict[str, Any]) -> None:
+    def refuse_plain_secrets(self, definition: dict[str, Any]) -> None:
+        """SECRET_IN_PLAIN_ENV when a container sets a secret's variable in `environment` (not SSM)."""
         secret_names = {self.registry.text(k) for k in SECRET_ENV_KEYS}
         for container in definition.get("containerDefinitions", []):
             plain = sorted(secret_names & {e.get("name") for e in container.get("environment") or []})

@@ -15,8 +15,10 @@ How moto behaves (moto 5.2.5, moto/ecs/models.py), which these tests rely on and
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -32,6 +34,8 @@ from controller.compute.port import ComputeBackend
 from controller.devmin.aws import AwsClients
 from runtime.contracts.registry import Registry, load_registry
 from runtime.errors import PlatformError
+from runtime.evidence.writer import BundleTarget, EvidenceWriter
+from runtime.store.local import FolderStore
 from stacks.config import DAEMONS, JOBS
 
 RUN = "platform_20261123T120000Z"
@@ -322,6 +326,19 @@ def test_pack_services_scale_to_one_scoped_to_the_run_with_task_arns_in_evidence
         assert container["secrets"] and all(s["valueFrom"].startswith("arn:aws:ssm:") for s in container["secrets"])
         assert definition["revision"] == 2  # one new revision: the run scope, nothing else changed
     assert any("running" in line for line in env.progress)
+
+
+@pytest.mark.usefixtures("tasks_stay_up")
+def test_p2_evidence_rows_of_the_ecs_backend_validate_and_carry_task_arns(env: Env, tmp_path: Path) -> None:
+    state = env.backend.start_pack("control_ingress", RUN, progress=_scheduler(env, "control_ingress"))
+    writer = EvidenceWriter(env.registry, RUN, [BundleTarget(FolderStore(tmp_path), "bundle/")])
+    document = {**writer.base_fields("P2", ["PACKS", "REQUIRED_PLATFORM_RUN_ID_ENV_KEY", "DAEMONS_READY_PATH_PATTERN"]),
+                "packs": [state.to_evidence()], "all_running": state.running,
+                "run_scope": {"env_key": env.backend.scope_key, "value": RUN}}
+    writer.write("DAEMONS_READY_PATH_PATTERN", document)
+    written = json.loads(next(tmp_path.rglob("daemons_ready.json")).read_text())
+    process = written["packs"][0]["processes"][0]
+    assert process["task_arn"] == state.processes[0].task_arn and process["service"] == env.registry.text("SVC_IG")
 
 
 @pytest.mark.usefixtures("tasks_stay_up")
