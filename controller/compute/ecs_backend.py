@@ -31,6 +31,8 @@ from stacks.config import DAEMONS, JOBS
 
 #: Variables that carry secrets: they must come from SSM (`secrets`), never `environment`.
 SECRET_ENV_KEYS = ("ENVVAR_DB_DSN", "ENVVAR_KAFKA_BOOTSTRAP", "ENVVAR_IG_API_KEY")
+#: ECS refuses `run_task` overrides above 8 KiB of JSON; refuse well before (leaves room for the scope).
+MAX_OVERRIDE_CHARS = 7000
 #: Fields of a task definition that a new revision copies from the one it replaces.
 _REVISION_FIELDS = ("family", "taskRoleArn", "executionRoleArn", "networkMode", "containerDefinitions", "volumes",
                     "placementConstraints", "requiresCompatibilities", "cpu", "memory", "runtimePlatform",
@@ -178,6 +180,11 @@ class EcsBackend(ComputeBackend):
         if not argv or not all(isinstance(a, str) and a for a in argv):
             raise EcsError(f"job {component}: argv must be a non-empty list of non-empty strings, got {argv!r}",
                            code="JOB_ARGV_INVALID", next_step="pass the runtime entrypoint and its arguments")
+        size = sum(len(a) for a in argv) + sum(len(k) + len(v) for k, v in (extra_env or {}).items())
+        if size > MAX_OVERRIDE_CHARS:
+            raise EcsError(f"job {component}: arguments and environment are {size} characters; ECS takes at most "
+                           f"{MAX_OVERRIDE_CHARS} in a task's overrides", code="JOB_ARGV_INVALID",
+                           next_step="pass large inputs as an object-store key, not on the command line")
         secret_names = {self.registry.text(k) for k in SECRET_ENV_KEYS}
         bad = sorted((set(extra_env or {}) & secret_names) | ({scope_key} & set(extra_env or {})))
         if bad:

@@ -240,6 +240,7 @@ def test_task_that_never_stops_is_ecs_task_timeout_after_the_bound(env: Env) -> 
     ("ig", ["ig"], "UNKNOWN_COMPONENT"),  # a daemon, not a job
     ("sr", [], "JOB_ARGV_INVALID"),
     ("sr", ["sr", ""], "JOB_ARGV_INVALID"),
+    ("sr", ["sr", "x" * 8000], "JOB_ARGV_INVALID"),  # above the overrides limit of run_task
 ])
 def test_bad_job_input_is_refused_before_any_task_starts(env: Env, component: str, argv: list[str], code: str) -> None:
     with pytest.raises(PlatformError) as e:
@@ -375,6 +376,16 @@ def test_service_that_never_reaches_running_times_out_naming_it(env: Env) -> Non
     with pytest.raises(PlatformError) as e:
         backend.start_pack("control_ingress", RUN, timeout=15.0, progress=crash_loop)
     assert e.value.code == "ECS_SERVICE_NOT_RUNNING" and ig in e.value.message and clock.now >= 15.0
+
+
+@pytest.mark.usefixtures("tasks_stay_up")
+def test_pack_with_one_service_down_is_degraded_not_running(env: Env) -> None:
+    env.backend.start_pack("rtdl_core", RUN, progress=_scheduler(env, "rtdl_core"))
+    env.moto_service(env.registry.text("SVC_RTDL_CORE_OFP")).running_count = 0
+    state = env.backend.pack_state("rtdl_core")
+    assert state.state == "DEGRADED" and not state.running
+    assert (state.running_count, state.desired_count) == (3, 4)
+    assert [p.name for p in state.processes if p.status != "RUNNING"] == ["ofp"]
 
 
 @pytest.mark.usefixtures("tasks_stay_up")
