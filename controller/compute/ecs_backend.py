@@ -23,7 +23,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from controller.compute.port import ComputeBackend, JobResult, PackState, ProcessState, Progress
+from controller.compute.port import ComputeBackend, JobResult, PackState, ProcessState, Progress, check_job
 from controller.devmin.aws import AwsCallFailed, AwsClients
 from runtime.contracts.registry import Registry
 from runtime.errors import PlatformError
@@ -87,10 +87,7 @@ class EcsBackend(ComputeBackend):
 
     def job_family(self, component: str) -> str:
         """The task definition family of a job component (its TD_* handle)."""
-        if component not in JOBS:
-            hint = " (a pack daemon: start its pack instead)" if component in DAEMONS else ""
-            raise EcsError(f"unknown job component {component!r}{hint}; jobs: {', '.join(sorted(JOBS))}",
-                           code="UNKNOWN_COMPONENT", next_step="use a job of stacks/config.py JOBS")
+        check_job(component, ["-"])
         return self.registry.text(JOBS[component][0])
 
     def pack_services(self, pack: str) -> list[tuple[str, str]]:
@@ -175,11 +172,9 @@ class EcsBackend(ComputeBackend):
     def run_job(self, component: str, argv: list[str], run_id: str, *, extra_env: dict[str, str] | None = None,
                 timeout: float = 3600.0, progress: Progress | None = None, check: bool = True) -> JobResult:
         """`run_task` on FARGATE with the run scope override, waited to STOPPED, exit code checked."""
+        check_job(component, argv)
         family = self.job_family(component)
         cluster, scope_key = self.cluster, self.scope_key
-        if not argv or not all(isinstance(a, str) and a for a in argv):
-            raise EcsError(f"job {component}: argv must be a non-empty list of non-empty strings, got {argv!r}",
-                           code="JOB_ARGV_INVALID", next_step="pass the runtime entrypoint and its arguments")
         size = sum(len(a) for a in argv) + sum(len(k) + len(v) for k, v in (extra_env or {}).items())
         if size > MAX_OVERRIDE_CHARS:
             raise EcsError(f"job {component}: arguments and environment are {size} characters; ECS takes at most "

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from controller.compute.port import ComputeBackend, JobResult, PackState, ProcessState, Progress
+from controller.compute.port import ComputeBackend, JobResult, PackState, ProcessState, Progress, check_job
 from controller.substrate.processes import is_running
 from runtime.contracts.registry import Registry
 from runtime.errors import PlatformError
@@ -136,15 +136,6 @@ def running_packs(registry: Registry, runs_root: Path) -> list[str]:
 # the port's local adapter: a thin class over the functions above
 
 
-def known_component(component: str) -> None:
-    """Refuse a component that is neither a pack daemon nor a job (a typo would run nothing)."""
-    from stacks.config import DAEMONS, JOBS  # the one component map, shared with the ECS task definitions
-
-    if component not in DAEMONS and component not in JOBS:
-        raise PlatformError(f"unknown component {component!r}; known: {', '.join(sorted({*DAEMONS, *JOBS}))}",
-                            code="UNKNOWN_COMPONENT", next_step="use a component of stacks/config.py DAEMONS or JOBS")
-
-
 def _as_pack_state(registry: Registry, pack: str, state: dict[str, Any] | None, alive: bool) -> PackState:
     if state is None or not alive:
         return PackState(pack=pack, pack_id=pack_id(registry, pack), state="STOPPED",
@@ -193,10 +184,7 @@ class LocalBackend(ComputeBackend):
     def run_job(self, component: str, argv: list[str], run_id: str, *, extra_env: dict[str, str] | None = None,
                 timeout: float = 3600.0, progress: Progress | None = None, check: bool = True) -> JobResult:
         """`python -m runtime <argv>` as a child process with the run scope and substrate env."""
-        known_component(component)
-        if not argv or not all(isinstance(a, str) and a for a in argv):
-            raise PlatformError(f"job {component}: argv must be a non-empty list of non-empty strings, got {argv!r}",
-                                code="JOB_ARGV_INVALID", next_step="pass the runtime entrypoint and its arguments")
+        check_job(component, argv)
         log_path = self.job_log(run_id, component)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         scope_key = self.registry.text("REQUIRED_PLATFORM_RUN_ID_ENV_KEY")

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtime.errors import PlatformError
+
 #: Called while a backend waits, with one short line of progress (e.g. an ECS task's status).
 Progress = Callable[[str], None]
 
@@ -71,6 +73,19 @@ class JobResult:
         """Plain-data form for a phase's evidence."""
         return {"component": self.component, "exit_code": self.exit_code, "task_arn": self.task_arn, "pid": self.pid,
                 "log_location": self.log_location, "stopped_reason": self.stopped_reason}
+
+
+def check_job(component: str, argv: list[str]) -> None:
+    """Refuse a job that is not one (a typo or a pack daemon would run nothing useful) or has no argv."""
+    from stacks.config import DAEMONS, JOBS  # the one component map, shared with the ECS task definitions
+
+    if component not in JOBS:
+        hint = " (a pack daemon: start its pack instead)" if component in DAEMONS else ""
+        raise PlatformError(f"unknown job component {component!r}{hint}; jobs: {', '.join(sorted(JOBS))}",
+                            code="UNKNOWN_COMPONENT", next_step="use a job of stacks/config.py JOBS")
+    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) and a for a in argv):
+        raise PlatformError(f"job {component}: argv must be a non-empty list of non-empty strings, got {argv!r}",
+                            code="JOB_ARGV_INVALID", next_step="pass the runtime entrypoint and its arguments")
 
 
 class ComputeBackend(ABC):

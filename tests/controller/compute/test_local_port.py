@@ -54,6 +54,7 @@ def test_local_job_non_zero_exit_is_job_failed_naming_the_log(backend: LocalBack
     ("orcale_seed", ["--help"], "UNKNOWN_COMPONENT"),
     ("oracle_seed", [], "JOB_ARGV_INVALID"),
     ("oracle_seed", [""], "JOB_ARGV_INVALID"),
+    ("ig", ["ig"], "UNKNOWN_COMPONENT"),  # a pack daemon, not a job
 ])
 def test_local_job_refuses_bad_input_before_running(backend: LocalBackend, tmp_path: Path, component: str,
                                                     argv: list[str], code: str) -> None:
