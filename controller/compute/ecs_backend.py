@@ -23,6 +23,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from controller.compute.local_backend import pack_id
 from controller.compute.port import ComputeBackend, JobResult, PackState, ProcessState, Progress, check_job
 from controller.devmin.aws import AwsCallFailed, AwsClients
 from runtime.contracts.registry import Registry
@@ -282,8 +283,6 @@ class EcsBackend(ComputeBackend):
 
     def pack_state(self, pack: str) -> PackState:
         """Per service: desired/running counts, the running task of the current revision, its run scope."""
-        from controller.compute.local_backend import pack_id
-
         processes = []
         for component, name in self.pack_services(pack):
             service = self._service(name)
