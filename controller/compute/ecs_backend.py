@@ -24,7 +24,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from controller.compute.local_backend import pack_id
-from controller.compute.port import ComputeBackend, JobResult, PackState, ProcessState, Progress, check_job
+from controller.compute.port import ComputeBackend, JobResult, PackState, ProcessState, Progress, check_job, check_run_id
 from controller.devmin.aws import AwsCallFailed, AwsClients
 from runtime.contracts.registry import Registry
 from runtime.errors import PlatformError
@@ -174,6 +174,7 @@ class EcsBackend(ComputeBackend):
                 timeout: float = 3600.0, progress: Progress | None = None, check: bool = True) -> JobResult:
         """`run_task` on FARGATE with the run scope override, waited to STOPPED, exit code checked."""
         check_job(component, argv)
+        check_run_id(run_id)
         family = self.job_family(component)
         cluster, scope_key = self.cluster, self.scope_key
         size = sum(len(a) for a in argv) + sum(len(k) + len(v) for k, v in (extra_env or {}).items())
@@ -308,6 +309,7 @@ class EcsBackend(ComputeBackend):
 
     def start_pack(self, pack: str, run_id: str, *, timeout: float = 600.0, progress: Progress | None = None) -> PackState:
         """Point each service at a revision scoped to `run_id`, desired count 1; wait until each runs it."""
+        check_run_id(run_id)
         services = self.pack_services(pack)
         if not services:
             raise EcsError(f"pack {pack} has no daemon service", code="ECS_PACK_EMPTY",

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from controller.compute.port import ComputeBackend, JobResult, PackState, ProcessState, Progress, check_job
+from controller.compute.port import ComputeBackend, JobResult, PackState, ProcessState, Progress, check_job, check_run_id
 from controller.substrate.processes import is_running
 from runtime.contracts.registry import Registry
 from runtime.errors import PlatformError
@@ -185,6 +185,7 @@ class LocalBackend(ComputeBackend):
                 timeout: float = 3600.0, progress: Progress | None = None, check: bool = True) -> JobResult:
         """`python -m runtime <argv>` as a child process with the run scope and substrate env."""
         check_job(component, argv)
+        check_run_id(run_id)
         log_path = self.job_log(run_id, component)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         scope_key = self.registry.text("REQUIRED_PLATFORM_RUN_ID_ENV_KEY")

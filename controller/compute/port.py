@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtime.contracts.ids import is_platform_run_id
 from runtime.errors import PlatformError
 
 #: Called while a backend waits, with one short line of progress (e.g. an ECS task's status).
@@ -73,6 +74,13 @@ class JobResult:
         """Plain-data form for a phase's evidence."""
         return {"component": self.component, "exit_code": self.exit_code, "task_arn": self.task_arn, "pid": self.pid,
                 "log_location": self.log_location, "stopped_reason": self.stopped_reason}
+
+
+def check_run_id(run_id: str) -> None:
+    """Refuse a run scope that is not a platform_run_id (a daemon would filter on garbage)."""
+    if not isinstance(run_id, str) or not is_platform_run_id(run_id):
+        raise PlatformError(f"run scope {run_id!r} is not a platform_run_id (platform_<yyyymmdd>T<hhmmss>Z)",
+                            code="RUN_ID_INVALID", next_step="pass the run id that P1 pinned")
 
 
 def check_job(component: str, argv: list[str]) -> None:

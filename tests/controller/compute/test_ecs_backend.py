@@ -292,6 +292,17 @@ def test_unknown_pack_is_refused(env: Env) -> None:
     assert e.value.code == "UNKNOWN_PACK"
 
 
+@pytest.mark.parametrize("run_id", ["", "platform_latest", "20261123T120000Z"])
+def test_malformed_run_scope_is_refused_before_anything_changes(env: Env, run_id: str) -> None:
+    for call in (lambda: env.backend.run_job("sr", ["sr"], run_id), lambda: env.backend.start_pack("control_ingress", run_id)):
+        with pytest.raises(PlatformError) as e:
+            call()
+        assert e.value.code == "RUN_ID_INVALID"
+    assert env.ecs.list_tasks(cluster=env.cluster)["taskArns"] == []
+    service = env.ecs.describe_services(cluster=env.cluster, services=[env.registry.text("SVC_IG")])["services"][0]
+    assert service["desiredCount"] == 0 and service["taskDefinition"].endswith(":1")
+
+
 # --- daemons ------------------------------------------------------------------------------
 
 def _scheduler(env: Env, pack: str) -> Any:

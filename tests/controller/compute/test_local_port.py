@@ -62,3 +62,9 @@ def test_local_job_refuses_bad_input_before_running(backend: LocalBackend, tmp_p
         backend.run_job(component, argv, RUN)
     assert e.value.code == code
     assert not (tmp_path / RUN / "operate" / "jobs").exists()
+
+
+def test_local_job_refuses_a_malformed_run_scope(backend: LocalBackend, tmp_path: Path) -> None:
+    with pytest.raises(PlatformError) as e:
+        backend.run_job("oracle_seed", ["--help"], "../etc")
+    assert e.value.code == "RUN_ID_INVALID" and not any(tmp_path.iterdir())
