@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from controller.compute.port import ComputeBackend, JobResult, PackState, ProcessState, Progress, check_job, check_run_id
 from controller.substrate.processes import is_running
 from runtime.contracts.registry import Registry
 from runtime.errors import PlatformError
@@ -129,3 +130,80 @@ def stop_pack(registry: Registry, pack: str, runs_root: Path, timeout: float = 2
 def running_packs(registry: Registry, runs_root: Path) -> list[str]:
     """Packs whose supervisor is alive."""
     return [p for p in registry.mapping("PACKS") if _supervisor_alive(read_pack_state(pack_paths(runs_root, registry, p, "-")))]
+
+
+# ---------------------------------------------------------------------------------------------
+# the port's local adapter: a thin class over the functions above
+
+
+def _as_pack_state(registry: Registry, pack: str, state: dict[str, Any] | None, alive: bool) -> PackState:
+    if state is None or not alive:
+        return PackState(pack=pack, pack_id=pack_id(registry, pack), state="STOPPED",
+                         run_scope=(state or {}).get("run_scope"), desired_count=0, running_count=0)
+    processes = tuple(ProcessState(name=p["name"], status=p["status"], pid=p.get("pid"), run_scope=state.get("run_scope"))
+                      for p in state.get("processes", []))
+    return PackState(pack=pack, pack_id=pack_id(registry, pack), state=str(state.get("state")),
+                     run_scope=state.get("run_scope"), desired_count=int(state.get("desired_count") or 0),
+                     running_count=int(state.get("running_count") or 0), processes=processes,
+                     detail={"supervisor_pid": state.get("supervisor_pid")})
+
+
+class LocalBackend(ComputeBackend):
+    """Packs as supervised processes, jobs as child processes, all on this machine."""
+
+    kind = "local"
+
+    def __init__(self, registry: Registry, runs_root: Path, environment: dict[str, str], *,
+                 commands: dict[str, list[str]] | None = None):
+        self.registry = registry
+        self.runs_root = runs_root
+        self.environment = dict(environment)
+        self.commands = commands
+
+    def start_pack(self, pack: str, run_id: str, *, timeout: float = 30.0, progress: Progress | None = None) -> PackState:
+        """Start (or keep) the pack's supervisor for `run_id`; see `start_pack`."""
+        if progress:
+            progress(f"starting pack {pack} for {run_id}")
+        state = start_pack(self.registry, pack, run_id, self.runs_root, self.environment, commands=self.commands,
+                           timeout=timeout)
+        return _as_pack_state(self.registry, pack, state, True)
+
+    def stop_pack(self, pack: str, *, timeout: float = 20.0) -> bool:
+        """Stop the pack's supervisor; see `stop_pack`."""
+        return stop_pack(self.registry, pack, self.runs_root, timeout=timeout)
+
+    def pack_state(self, pack: str) -> PackState:
+        """The pack's state.json, STOPPED when its supervisor is not alive."""
+        state = read_pack_state(pack_paths(self.runs_root, self.registry, pack, "-"))
+        return _as_pack_state(self.registry, pack, state, _supervisor_alive(state))
+
+    def job_log(self, run_id: str, component: str) -> Path:
+        """`<runs root>/<run>/operate/jobs/<component>.log`."""
+        return self.runs_root / run_id / "operate" / "jobs" / f"{component}.log"
+
+    def run_job(self, component: str, argv: list[str], run_id: str, *, extra_env: dict[str, str] | None = None,
+                timeout: float = 3600.0, progress: Progress | None = None, check: bool = True) -> JobResult:
+        """`python -m runtime <argv>` as a child process with the run scope and substrate env."""
+        check_job(component, argv)
+        check_run_id(run_id)
+        log_path = self.job_log(run_id, component)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        scope_key = self.registry.text("REQUIRED_PLATFORM_RUN_ID_ENV_KEY")
+        env = {**os.environ, **self.environment, **(extra_env or {}), scope_key: run_id}
+        if progress:
+            progress(f"running {component} (log {log_path})")
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "runtime", *argv], stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=env)
+            try:
+                code = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise PlatformError(f"job {component} (pid {proc.pid}) still running after {timeout:.0f}s; killed",
+                                    code="JOB_TIMEOUT", next_step=f"read {log_path}") from None
+        result = JobResult(component=component, exit_code=code, log_location=str(log_path), pid=proc.pid)
+        if check and code != 0:
+            raise PlatformError(f"job {component} (pid {proc.pid}) exited {code}", code="JOB_FAILED",
+                                next_step=f"read {log_path}, fix the cause, rerun the phase")
+        return result

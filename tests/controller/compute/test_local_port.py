@@ -1,0 +1,70 @@
+"""The local adapter of the compute port: packs through the class, one-shot jobs as child processes."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from controller.compute.local_backend import LocalBackend
+from controller.compute.port import ComputeBackend
+from runtime.contracts.registry import load_registry
+from runtime.errors import PlatformError
+
+RUN = "platform_20261123T120000Z"
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(300)"]
+
+
+@pytest.fixture
+def backend(tmp_path: Path) -> Iterator[LocalBackend]:
+    b = LocalBackend(load_registry("local_parity"), tmp_path, {}, commands={"ig": SLEEPER})
+    yield b
+    b.stop_pack("control_ingress")
+
+
+def test_local_backend_satisfies_the_port_and_reports_pack_state(backend: LocalBackend) -> None:
+    assert isinstance(backend, ComputeBackend)
+    assert backend.pack_state("control_ingress").state == "STOPPED"
+    state = backend.start_pack("control_ingress", RUN)
+    assert state.running and state.run_scope == RUN
+    row = state.to_evidence()
+    assert row["processes"][0]["pid"] and row["processes"][0]["task_arn"] is None
+    assert backend.pack_state("control_ingress").running
+    assert backend.stop_pack("control_ingress") is True
+    assert backend.pack_state("control_ingress").state == "STOPPED"
+
+
+def test_local_job_runs_the_runtime_entrypoint_and_logs_under_the_run(backend: LocalBackend, tmp_path: Path) -> None:
+    result = backend.run_job("oracle_seed", ["--help"], RUN)
+    assert result.exit_code == 0 and result.pid
+    log = tmp_path / RUN / "operate" / "jobs" / "oracle_seed.log"
+    assert result.log_location == str(log) and "usage: python -m runtime" in log.read_text()
+
+
+def test_local_job_non_zero_exit_is_job_failed_naming_the_log(backend: LocalBackend) -> None:
+    with pytest.raises(PlatformError) as e:
+        backend.run_job("oracle_seed", ["no_such_entrypoint"], RUN)
+    assert e.value.code == "JOB_FAILED" and "oracle_seed.log" in str(e.value.next_step)
+    assert backend.run_job("oracle_seed", ["no_such_entrypoint"], RUN, check=False).exit_code == 2
+
+
+@pytest.mark.parametrize("component,argv,code", [
+    ("orcale_seed", ["--help"], "UNKNOWN_COMPONENT"),
+    ("oracle_seed", [], "JOB_ARGV_INVALID"),
+    ("oracle_seed", [""], "JOB_ARGV_INVALID"),
+    ("ig", ["ig"], "UNKNOWN_COMPONENT"),  # a pack daemon, not a job
+])
+def test_local_job_refuses_bad_input_before_running(backend: LocalBackend, tmp_path: Path, component: str,
+                                                    argv: list[str], code: str) -> None:
+    with pytest.raises(PlatformError) as e:
+        backend.run_job(component, argv, RUN)
+    assert e.value.code == code
+    assert not (tmp_path / RUN / "operate" / "jobs").exists()
+
+
+def test_local_job_refuses_a_malformed_run_scope(backend: LocalBackend, tmp_path: Path) -> None:
+    with pytest.raises(PlatformError) as e:
+        backend.run_job("oracle_seed", ["--help"], "../etc")
+    assert e.value.code == "RUN_ID_INVALID" and not any(tmp_path.iterdir())
