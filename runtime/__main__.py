@@ -11,6 +11,7 @@ import sys
 
 #: component -> "module:attribute" of its typer app (or a callable taking argv).
 COMPONENTS: dict[str, str] = {
+    "oracle": "runtime.oracle.cli:app",
 }
 
 

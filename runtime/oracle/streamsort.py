@@ -1,0 +1,270 @@
+"""Stream-sort: one time-ordered stream view per output, proven by a manifest and a receipt.
+
+Per output: read the sealed files through DuckDB, order by the registry's sort key (ties broken by
+source filename and row number, so the order is total and deterministic), write `part-*.parquet`
+(one per day-chunk when chunking), re-read the parts to prove the same rows came out (count and
+an order-independent content hash), then write `_stream_view_manifest.json` and, last, the
+`_stream_sort_receipt.json` that means "done". A valid receipt makes a re-run a no-op; a receipt
+that disagrees fails closed; parts without a receipt are STREAM_VIEW_PARTIAL_EXISTS.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from runtime.contracts.canonical import canonical_digest, canonical_json, sha256_hex
+from runtime.contracts.ids import utc_iso
+from runtime.errors import PlatformError, WriteConflict
+from runtime.oracle import duck
+from runtime.oracle.duck import S3Access, SortKnobs
+from runtime.oracle.errors import (
+    InputMissing,
+    OutputEmpty,
+    SortColumnMissing,
+    StreamViewConflict,
+    StreamViewInvalid,
+    StreamViewPartialExists,
+)
+from runtime.oracle.layout import OracleLayout
+from runtime.oracle.objects import object_sha256
+from runtime.oracle.outputs import TIE_BREAKERS, OutputSpec
+from runtime.oracle.pack import read_sealed_manifest
+from runtime.store.port import ObjectStore
+from runtime.store.s3 import S3Store
+
+#: progress(output_id, chunks_done, chunks_total)
+Progress = Callable[[str, int, int], None]
+RECEIPT_VERSION = 1
+_VOLATILE = ("started_at_utc", "ended_at_utc", "timings_seconds", "knobs", "content_hash")
+
+
+@dataclass(frozen=True)
+class SortOutcome:
+    """What stream-sort did for one output."""
+
+    output_id: str
+    status: str  # SORTED | SKIPPED_VALID_RECEIPT
+    rows: int
+    parts: int
+    receipt_key: str
+    content_hash: str
+    seconds: float
+
+
+def uri(store: ObjectStore, key: str) -> str:
+    """The address DuckDB reads `key` at."""
+    if isinstance(store, S3Store):
+        return f"s3://{store.bucket}/{key}"
+    return store.uri(key)
+
+
+def input_files(manifest: dict[str, Any], spec: OutputSpec) -> list[dict[str, Any]]:
+    """The sealed files of one output; ORACLE_INPUT_MISSING when it has none."""
+    files = list(manifest.get("outputs", {}).get(spec.output_id, []))
+    if not files:
+        raise InputMissing(f"the sealed pack holds no files for {spec.output_id}")
+    return files
+
+
+def input_fingerprint(manifest: dict[str, Any], spec: OutputSpec) -> str:
+    """Digest of what a sort reads: file names (relative to the engine prefix), sizes, sha256, sort keys."""
+    prefix = manifest["engine_run_prefix"]
+    files = [{"name": f["key"][len(prefix):], "size": f["size"], "sha256": f["sha256"]} for f in input_files(manifest, spec)]
+    return canonical_digest({"output_id": spec.output_id, "files": files, "sort_keys": list(spec.sort_keys)})
+
+
+def receipt_content_hash(receipt: dict[str, Any]) -> str:
+    """Digest of a receipt without its timings and knobs: equal for equal inputs and outputs."""
+    return canonical_digest({k: v for k, v in receipt.items() if k not in _VOLATILE})
+
+
+def read_json(store: ObjectStore, key: str) -> dict[str, Any] | None:
+    """A JSON object at `key`, or None when absent; unreadable JSON is a conflict."""
+    if not store.exists(key):
+        return None
+    try:
+        return dict(json.loads(store.get(key)))
+    except (json.JSONDecodeError, TypeError, ValueError) as e:
+        raise StreamViewConflict(f"{store.uri(key)} is not valid JSON: {e}") from e
+
+
+def existing_view_status(store: ObjectStore, layout: OracleLayout, spec: OutputSpec, fingerprint: str) -> dict[str, Any] | None:
+    """The valid receipt of an existing view, None if the prefix is empty; otherwise fail closed."""
+    prefix = layout.view_prefix(spec.output_id)
+    present = {o.key[len(prefix):]: o.size for o in store.list(prefix)}
+    receipt = read_json(store, layout.receipt_key(spec.output_id))
+    if receipt is None:
+        if present:
+            raise StreamViewPartialExists(
+                f"{store.uri(prefix)} holds {len(present)} object(s) but no receipt: {', '.join(sorted(present)[:5])}"
+            )
+        return None
+    problems = []
+    if receipt.get("input", {}).get("fingerprint") != fingerprint:
+        problems.append("its input fingerprint is not the sealed input's")
+    expected_parts = {p["name"]: p["size"] for p in receipt.get("output", {}).get("parts", [])}
+    actual_parts = {n: s for n, s in present.items() if n.startswith("part-")}
+    if expected_parts != actual_parts:
+        problems.append(f"parts present {sorted(actual_parts)} differ from the receipt's {sorted(expected_parts)}")
+    manifest_name = layout.view_manifest_key(spec.output_id)[len(prefix):]
+    if manifest_name not in present:
+        problems.append("the stream view manifest is missing")
+    elif sha256_hex(store.get(layout.view_manifest_key(spec.output_id))) != receipt.get("view_manifest_sha256"):
+        problems.append("the stream view manifest differs from the receipt")
+    if problems:
+        raise StreamViewConflict(f"receipt {store.uri(layout.receipt_key(spec.output_id))} conflicts: " + "; ".join(problems))
+    return receipt
+
+
+def _day_chunks(days: list[tuple[date, int]], chunk_days: int) -> list[tuple[date, date, int]]:
+    """Group the days that have rows into windows of `chunk_days` calendar days: (first, end, rows)."""
+    chunks: list[tuple[date, date, int]] = []
+    for day, rows in days:
+        if chunks and day < chunks[-1][0] + timedelta(days=chunk_days):
+            first, _, n = chunks[-1]
+            chunks[-1] = (first, first + timedelta(days=chunk_days), n + rows)
+        else:
+            chunks.append((day, day + timedelta(days=chunk_days), rows))
+    return chunks
+
+
+def _ts_literal(day: date) -> str:
+    return "TIMESTAMPTZ '" + datetime(day.year, day.month, day.day, tzinfo=UTC).isoformat() + "'"
+
+
+def sort_output(
+    spec: OutputSpec,
+    store: ObjectStore,
+    layout: OracleLayout,
+    access: S3Access | None,
+    knobs: SortKnobs,
+    *,
+    progress: Progress | None = None,
+) -> SortOutcome:
+    """Build (or confirm) the stream view of one output."""
+    t0 = time.monotonic()
+    started = utc_iso()
+    _, manifest = read_sealed_manifest(store, layout)
+    files = input_files(manifest, spec)
+    fingerprint = input_fingerprint(manifest, spec)
+    receipt_key = layout.receipt_key(spec.output_id)
+    valid = existing_view_status(store, layout, spec, fingerprint)
+    if valid is not None:
+        return SortOutcome(spec.output_id, "SKIPPED_VALID_RECEIPT", int(valid["output"]["rows"]), len(valid["output"]["parts"]),
+                           receipt_key, str(valid["content_hash"]), time.monotonic() - t0)
+
+    uris = [uri(store, f["key"]) for f in files]
+    with duck.session(access, knobs) as con:
+        cols = duck.columns(con, uris)
+        missing = [k for k in spec.data_keys if k not in cols]
+        if missing:
+            raise SortColumnMissing(f"{spec.output_id} has no column(s) {', '.join(missing)} needed by sort key {list(spec.sort_keys)}")
+        absent = [c for c in spec.required_columns if c not in cols]
+        if absent:
+            raise PlatformError(f"{spec.output_id} lacks payload column(s) {', '.join(absent)} of event class {spec.event_class}",
+                                code="ORACLE_SCHEMA_INVALID", next_step="fix the engine output schema")
+        data_cols = sorted(c for c in cols if c not in TIE_BREAKERS)
+        hash_expr = "sum(hash(" + ", ".join(duck.ident(c) for c in data_cols) + "))::HUGEINT"
+        src = duck.source_sql(uris, lineage=False)
+        t_validate = time.monotonic()
+        [(in_rows, in_hash)] = duck.fetch(con, f"SELECT count(*), {hash_expr} FROM {src}", f"reading {spec.output_id}", corrupt_is_input=True)
+        if int(in_rows) == 0:
+            raise OutputEmpty(f"{spec.output_id} has {len(files)} file(s) and 0 rows")
+        time_key = spec.time_key if knobs.chunk_days > 0 else None
+        if time_key is not None:
+            day_rows = duck.fetch(con, f"SELECT CAST(timezone('UTC', {duck.ident(time_key)}) AS DATE) AS d, count(*) FROM {src} GROUP BY d ORDER BY d",
+                                  f"day histogram of {spec.output_id}")
+            chunks: list[tuple[date, date, int] | None] = list(_day_chunks([(d, int(n)) for d, n in day_rows], knobs.chunk_days))
+        else:
+            chunks = [None]
+        validate_s = time.monotonic() - t_validate
+
+        t_sort = time.monotonic()
+        order = ", ".join(duck.ident(k) for k in spec.sort_keys)
+        lineage_src = duck.source_sql(uris, lineage=True)
+        part_keys: list[str] = []
+        for index, chunk in enumerate(chunks):
+            where = ""
+            if chunk is not None and time_key is not None:
+                where = f"WHERE {duck.ident(time_key)} >= {_ts_literal(chunk[0])} AND {duck.ident(time_key)} < {_ts_literal(chunk[1])}"
+            key = layout.part_key(spec.output_id, index)
+            sql = (f"COPY (SELECT * EXCLUDE (filename, file_row_number) FROM {lineage_src} {where} ORDER BY {order}) "
+                   f"TO {duck.quote(uri(store, key))} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {int(knobs.row_group_size)})")
+            duck.fetch(con, sql, f"sorting {spec.output_id} chunk {index + 1}/{len(chunks)}")
+            part_keys.append(key)
+            if progress is not None:
+                progress(spec.output_id, index + 1, len(chunks))
+        sort_s = time.monotonic() - t_sort
+
+        t_verify = time.monotonic()
+        part_uris = [uri(store, k) for k in part_keys]
+        first = duck.ident(spec.data_keys[0])
+        stats = duck.fetch(
+            con,
+            f"SELECT filename, count(*), {hash_expr}, CAST(min({first}) AS VARCHAR), CAST(max({first}) AS VARCHAR) "
+            f"FROM read_parquet([{', '.join(duck.quote(u) for u in part_uris)}], filename = true) GROUP BY filename",
+            f"re-reading the stream view of {spec.output_id}",
+        )
+    by_uri = {str(r[0]): r for r in stats}
+    out_rows = sum(int(r[1]) for r in stats)
+    out_hash = sum(int(r[2]) for r in stats)
+    if out_rows != int(in_rows) or out_hash != int(in_hash):
+        raise StreamViewInvalid(f"{spec.output_id}: input {in_rows} rows / hash {in_hash}, stream view {out_rows} rows / hash {out_hash}")
+    prefix = layout.view_prefix(spec.output_id)
+    parts = []
+    for key, part_uri in zip(part_keys, part_uris, strict=True):
+        head = store.head(key)
+        row = by_uri.get(part_uri)
+        if head is None or row is None:
+            raise StreamViewInvalid(f"part {store.uri(key)} was not written")
+        parts.append({"name": key[len(prefix):], "size": head.size, "sha256": object_sha256(store, key), "rows": int(row[1]),
+                      "first_key_min": row[3], "first_key_max": row[4]})
+    verify_s = time.monotonic() - t_verify
+
+    engine_prefix = manifest["engine_run_prefix"]
+    view_manifest = {
+        "output_id": spec.output_id,
+        "platform_run_id": layout.platform_run_id,
+        "sort_keys": list(spec.sort_keys),
+        "ordering": "ascending, parts in name order",
+        "columns": data_cols,
+        "rows": out_rows,
+        "parts": parts,
+    }
+    manifest_bytes = canonical_json(view_manifest)
+    receipt: dict[str, Any] = {
+        "receipt_version": RECEIPT_VERSION,
+        "output_id": spec.output_id,
+        "platform_run_id": layout.platform_run_id,
+        "sort_keys": list(spec.sort_keys),
+        "input": {
+            "fingerprint": fingerprint,
+            "files": [{"name": f["key"][len(engine_prefix):], "size": f["size"], "sha256": f["sha256"]} for f in files],
+            "rows": int(in_rows),
+            "content_hash": str(in_hash),
+        },
+        "output": {
+            "fingerprint": canonical_digest(parts),
+            "parts": parts,
+            "rows": out_rows,
+            "content_hash": str(out_hash),
+        },
+        "view_manifest_sha256": sha256_hex(manifest_bytes),
+        "started_at_utc": started,
+        "knobs": knobs.as_dict(),
+    }
+    receipt["ended_at_utc"] = utc_iso()
+    receipt["timings_seconds"] = {"validate": round(validate_s, 3), "sort": round(sort_s, 3), "verify": round(verify_s, 3),
+                                  "total": round(time.monotonic() - t0, 3)}
+    receipt["content_hash"] = receipt_content_hash(receipt)
+    try:
+        store.put(layout.view_manifest_key(spec.output_id), manifest_bytes, create_only=True)
+        store.put(receipt_key, canonical_json(receipt), create_only=True)
+    except WriteConflict as e:
+        raise StreamViewConflict(f"another writer produced the view of {spec.output_id} concurrently: {e.message}") from None
+    return SortOutcome(spec.output_id, "SORTED", out_rows, len(parts), receipt_key, receipt["content_hash"], time.monotonic() - t0)
