@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from runtime.contracts.registry import Registry
 from runtime.contracts.schemas import load_schema
+from runtime.errors import PlatformError
 from runtime.oracle.errors import UnknownOutputId
 
 #: Sort-key entries that DuckDB adds from read_parquet(filename=true, file_row_number=true).
@@ -82,4 +83,8 @@ class OutputCatalog:
     def select(self, output_ids: list[str] | None) -> list[OutputSpec]:
         """The specs of `output_ids` (validated), or of every required output when None/empty."""
         ids = list(output_ids) if output_ids else list(self.required_ids)
+        duplicated = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicated:
+            raise PlatformError(f"output id(s) given more than once: {', '.join(duplicated)}", code="DUPLICATE_OUTPUT_ID",
+                                next_step="name each output once")
         return [self.spec(i) for i in ids]

@@ -40,7 +40,8 @@ from runtime.store.s3 import S3Store
 #: progress(output_id, chunks_done, chunks_total)
 Progress = Callable[[str, int, int], None]
 RECEIPT_VERSION = 1
-_VOLATILE = ("started_at_utc", "ended_at_utc", "timings_seconds", "knobs", "content_hash")
+#: Receipt fields left out of its content hash: run-specific or timing-only.
+_VOLATILE = ("platform_run_id", "started_at_utc", "ended_at_utc", "timings_seconds", "knobs", "content_hash")
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def input_fingerprint(manifest: dict[str, Any], spec: OutputSpec) -> str:
 
 
 def receipt_content_hash(receipt: dict[str, Any]) -> str:
-    """Digest of a receipt without its timings and knobs: equal for equal inputs and outputs."""
+    """Digest of a receipt without run id, timings and knobs: equal for equal inputs and outputs."""
     return canonical_digest({k: v for k, v in receipt.items() if k not in _VOLATILE})
 
 
@@ -99,10 +100,12 @@ def existing_view_status(store: ObjectStore, layout: OracleLayout, spec: OutputS
     present = {o.key[len(prefix):]: o.size for o in store.list(prefix)}
     receipt = read_json(store, layout.receipt_key(spec.output_id))
     if receipt is None:
-        if present:
+        if present and not _orphaned_complete_view(store, layout, spec, present):
             raise StreamViewPartialExists(
                 f"{store.uri(prefix)} holds {len(present)} object(s) but no receipt: {', '.join(sorted(present)[:5])}"
             )
+        for name in sorted(present):  # a complete view of ours that lost its receipt: rebuilt from scratch
+            store.delete(prefix + name)
         return None
     problems = []
     if receipt.get("input", {}).get("fingerprint") != fingerprint:
@@ -119,6 +122,26 @@ def existing_view_status(store: ObjectStore, layout: OracleLayout, spec: OutputS
     if problems:
         raise StreamViewConflict(f"receipt {store.uri(layout.receipt_key(spec.output_id))} conflicts: " + "; ".join(problems))
     return receipt
+
+
+def _orphaned_complete_view(store: ObjectStore, layout: OracleLayout, spec: OutputSpec, present: dict[str, int]) -> bool:
+    """True when the prefix holds exactly a view manifest and the parts it lists (sizes equal).
+
+    That is the state after the receipt alone was removed (or the job died between manifest and
+    receipt): every object is accounted for, so the view may be rebuilt. Anything else - a part
+    the manifest does not list, a missing part, no manifest - is a partial write and fails closed.
+    """
+    prefix = layout.view_prefix(spec.output_id)
+    manifest_name = layout.view_manifest_key(spec.output_id)[len(prefix):]
+    if manifest_name not in present:
+        return False
+    try:
+        manifest = json.loads(store.get(prefix + manifest_name))
+        listed = {str(p["name"]): int(p["size"]) for p in manifest["parts"]}
+    except (ValueError, KeyError, TypeError):
+        return False
+    others = {n: size for n, size in present.items() if n != manifest_name}
+    return bool(listed) and listed == others and manifest.get("output_id") == spec.output_id
 
 
 def _day_chunks(days: list[tuple[date, int]], chunk_days: int) -> list[tuple[date, date, int]]:
