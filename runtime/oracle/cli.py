@@ -164,8 +164,8 @@ def stream_sort(
             err.print(f"[bold red]error[/] {f.output_id}: {f.code}: {f.message}", highlight=False, soft_wrap=True)
         if report.failures:
             first = report.failures[0]
-            raise PlatformError(f"{len(report.failures)} output(s) failed (first: {first.output_id})", code=first.code,
-                                next_step="fix the cause and re-run stream-sort with --output-id for the failed outputs only")
+            raise PlatformError(f"{len(report.failures)} output(s) failed (first: {first.output_id}: {first.message})", code=first.code,
+                                next_step=(first.next_step or "fix the cause") + "; re-run with --output-id for the failed outputs only")
 
 
 @app.command()

@@ -60,6 +60,7 @@ class SortFailure:
     output_id: str
     code: str
     message: str
+    next_step: str = ""
 
 
 @dataclass
@@ -126,7 +127,7 @@ def sort_step(ctx: OracleContext, output_ids: list[str] | None, knobs: SortKnobs
             item = sort_output(spec, ctx.store, ctx.layout, ctx.access, knobs, progress=progress)
             report.outcomes.append(item)
         except PlatformError as e:
-            item = SortFailure(spec.output_id, e.code, e.message)
+            item = SortFailure(spec.output_id, e.code, e.message, e.next_step)
             report.failures.append(item)
         if on_done is not None:
             on_done(item)
@@ -179,6 +180,6 @@ def run_oracle_lane(
     if sorted_report.failures:
         first = sorted_report.failures[0]
         raise PlatformError(f"stream-sort failed for {first.output_id}: {first.message}", code=first.code,
-                            next_step="fix the cause, then re-run stream-sort for that output only")
+                            next_step=first.next_step or "fix the cause, then re-run stream-sort for that output only")
     checks = check_step(ctx, evidence_writer, knobs)
     return OracleLaneResult(platform_run_id, engine, synced, packed, sorted_report, checks)
