@@ -250,9 +250,9 @@ def sort_output(
     verify_s = time.monotonic() - t_verify
 
     engine_prefix = manifest["engine_run_prefix"]
+    # No run id inside: the same input sorts to the same manifest bytes in every run (the path says which run).
     view_manifest = {
         "output_id": spec.output_id,
-        "platform_run_id": layout.platform_run_id,
         "sort_keys": list(spec.sort_keys),
         "ordering": "ascending, parts in name order",
         "columns": data_cols,
