@@ -38,8 +38,9 @@ class OutputCheck:
         return not self.problems
 
 
-def check_output(spec: OutputSpec, store: ObjectStore, layout: OracleLayout, manifest: dict[str, Any], access: S3Access | None,
-                 knobs: SortKnobs) -> OutputCheck:
+def check_output(
+    spec: OutputSpec, store: ObjectStore, layout: OracleLayout, manifest: dict[str, Any], access: S3Access | None, knobs: SortKnobs
+) -> OutputCheck:
     """Every check for one output; problems are collected, not raised."""
     result = OutputCheck(spec.output_id)
     files = manifest.get("outputs", {}).get(spec.output_id, [])
@@ -51,7 +52,7 @@ def check_output(spec: OutputSpec, store: ObjectStore, layout: OracleLayout, man
         if head is None or head.size != f["size"]:
             result.problems.append(f"input {f['key']} missing or resized since the seal")
     prefix = layout.view_prefix(spec.output_id)
-    present = {o.key[len(prefix):]: o.size for o in store.list(prefix)}
+    present = {o.key[len(prefix) :]: o.size for o in store.list(prefix)}
     parts = sorted(n for n in present if n.startswith("part-"))
     if not parts:
         result.problems.append("no stream view parts")
@@ -82,9 +83,11 @@ def check_output(spec: OutputSpec, store: ObjectStore, layout: OracleLayout, man
         return result
     part_uris = [uri(store, prefix + n) for n in parts]
     keys = ", ".join(duck.ident(k) for k in spec.data_keys)
-    sql = (f"SELECT count(*), count(*) FILTER (WHERE prev > cur) FROM ("
-           f"SELECT row({keys}) AS cur, lag(row({keys})) OVER (ORDER BY filename, file_row_number) AS prev "
-           f"FROM {duck.source_sql(part_uris)})")
+    sql = (
+        f"SELECT count(*), count(*) FILTER (WHERE prev > cur) FROM ("
+        f"SELECT row({keys}) AS cur, lag(row({keys})) OVER (ORDER BY filename, file_row_number) AS prev "
+        f"FROM {duck.source_sql(part_uris)})"
+    )
     try:
         with duck.session(access, knobs) as con:
             [(rows, violations)] = duck.fetch(con, sql, f"ordering check of {spec.output_id}")
@@ -98,8 +101,9 @@ def check_output(spec: OutputSpec, store: ObjectStore, layout: OracleLayout, man
     return result
 
 
-def run_checker(specs: list[OutputSpec], store: ObjectStore, layout: OracleLayout, access: S3Access | None,
-                knobs: SortKnobs) -> list[OutputCheck]:
+def run_checker(
+    specs: list[OutputSpec], store: ObjectStore, layout: OracleLayout, access: S3Access | None, knobs: SortKnobs
+) -> list[OutputCheck]:
     """Check every output; a missing seal fails every output rather than raising."""
     try:
         _, manifest = read_sealed_manifest(store, layout)

@@ -25,8 +25,9 @@ from runtime.oracle.lane import OracleContext, SortFailure, check_step, check_st
 from runtime.oracle.sync import plan_bytes
 from runtime.settings import Settings, load_settings
 
-app = typer.Typer(help="Oracle lane (P3): generate, sync, pack, check-strict, stream-sort, check.", no_args_is_help=True,
-                  add_completion=False)
+app = typer.Typer(
+    help="Oracle lane (P3): generate, sync, pack, check-strict, stream-sort, check.", no_args_is_help=True, add_completion=False
+)
 console = Console()
 err = Console(stderr=True)
 RUN_ID = re.compile(r"^platform_\d{8}T\d{6}Z$")
@@ -48,8 +49,11 @@ def _operator() -> Iterator[None]:
 
 def _context(platform_run_id: str) -> tuple[Settings, OracleContext]:
     if not RUN_ID.match(platform_run_id):
-        raise PlatformError(f"{platform_run_id!r} is not a platform run id (platform_<yyyymmddTHHMMSSZ>)", code="PLATFORM_RUN_ID_INVALID",
-                            next_step="pass the run id the controller created")
+        raise PlatformError(
+            f"{platform_run_id!r} is not a platform run id (platform_<yyyymmddTHHMMSSZ>)",
+            code="PLATFORM_RUN_ID_INVALID",
+            next_step="pass the run id the controller created",
+        )
     settings = load_settings()
     return settings, OracleContext.from_settings(settings, platform_run_id)
 
@@ -62,8 +66,15 @@ def _writer(settings: Settings, platform_run_id: str, enabled: bool) -> Evidence
 
 
 def _byte_progress(total: int, label: str) -> Progress:
-    return Progress(TextColumn(label), BarColumn(), DownloadColumn(), TimeElapsedColumn(), TextColumn("{task.fields[item]}"),
-                    console=err, transient=False)
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        DownloadColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[item]}"),
+        console=err,
+        transient=False,
+    )
 
 
 @app.command()
@@ -79,8 +90,15 @@ def generate(
 ) -> None:
     """Generate a deterministic synthetic engine run (no-op if the same run is already there)."""
     with _operator():
-        config = EngineConfig(seed=seed, scale=scale, scenario=scenario, fraud_rate=fraud_rate, files_per_output=files_per_output,
-                              start_utc=start_utc, days=days)
+        config = EngineConfig(
+            seed=seed,
+            scale=scale,
+            scenario=scenario,
+            fraud_rate=fraud_rate,
+            files_per_output=files_per_output,
+            start_utc=start_utc,
+            days=days,
+        )
         with Progress(TextColumn("generate"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[item]}"), console=err) as bar:
             task = bar.add_task("generate", total=10, item="")
             run = generate_run(config, root, on_output=lambda oid, rows: bar.update(task, advance=1, item=f"{oid} {rows} rows"))
@@ -99,10 +117,13 @@ def sync(
         settings, ctx = _context(platform_run_id)
         with _byte_progress(plan_bytes(root), "sync") as bar:
             task = bar.add_task("sync", total=plan_bytes(root), item="")
-            result = sync_step(ctx, root, _writer(settings, platform_run_id, evidence),
-                               progress=lambda n, key: bar.update(task, advance=n, item=key))
-        console.print(f"synced {result.objects} objects ({result.bytes} bytes): {result.uploaded} uploaded, {result.skipped} unchanged "
-                      f"-> {ctx.store.uri(ctx.layout.engine_prefix)}")
+            result = sync_step(
+                ctx, root, _writer(settings, platform_run_id, evidence), progress=lambda n, key: bar.update(task, advance=n, item=key)
+            )
+        console.print(
+            f"synced {result.objects} objects ({result.bytes} bytes): {result.uploaded} uploaded, {result.skipped} unchanged "
+            f"-> {ctx.store.uri(ctx.layout.engine_prefix)}"
+        )
 
 
 @app.command()
@@ -114,7 +135,9 @@ def pack(platform_run_id: RunIdOpt) -> None:
             task = bar.add_task("hash", total=None, item="")
             result = pack_step(ctx, progress=lambda n, key: bar.update(task, advance=n, item=key))
         state = "sealed" if result.newly_sealed else "already sealed with the same manifest (no-op)"
-        console.print(f"{state}: {result.objects} objects, manifest sha256 {result.manifest_sha256} -> {ctx.store.uri(ctx.layout.seal_key)}")
+        console.print(
+            f"{state}: {result.objects} objects, manifest sha256 {result.manifest_sha256} -> {ctx.store.uri(ctx.layout.seal_key)}"
+        )
 
 
 @app.command("check-strict")
@@ -131,7 +154,9 @@ def check_strict(platform_run_id: RunIdOpt) -> None:
 @app.command("stream-sort")
 def stream_sort(
     platform_run_id: RunIdOpt,
-    output_id: Annotated[list[str] | None, typer.Option("--output-id", help="sort only this output (repeatable); default: every required output")] = None,
+    output_id: Annotated[
+        list[str] | None, typer.Option("--output-id", help="sort only this output (repeatable); default: every required output")
+    ] = None,
     memory_limit: MemoryOpt = "1GB",
     threads: ThreadsOpt = 2,
     temp_dir: Annotated[str | None, typer.Option(help="DuckDB spill folder")] = None,
@@ -142,11 +167,23 @@ def stream_sort(
     """Build the per-output stream views (sorted parts + manifest + receipt); valid receipts are skipped."""
     with _operator():
         _, ctx = _context(platform_run_id)
-        knobs = SortKnobs(memory_limit=memory_limit, threads=threads, temp_dir=temp_dir, max_temp_size=max_temp_size,
-                          chunk_days=chunk_days, preserve_order=preserve_order)
+        knobs = SortKnobs(
+            memory_limit=memory_limit,
+            threads=threads,
+            temp_dir=temp_dir,
+            max_temp_size=max_temp_size,
+            chunk_days=chunk_days,
+            preserve_order=preserve_order,
+        )
         specs = ctx.catalog.select(output_id)
-        with Progress(TextColumn("stream-sort"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[item]}"),
-                      console=err) as bar:
+        with Progress(
+            TextColumn("stream-sort"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[item]}"),
+            console=err,
+        ) as bar:
             task = bar.add_task("sort", total=len(specs), item="")
             chunk_task = bar.add_task("chunks", total=None, item="")
 
@@ -159,13 +196,18 @@ def stream_sort(
 
             report = sort_step(ctx, [s.output_id for s in specs], knobs, progress=on_chunk, on_done=on_done)
         for o in report.outcomes:
-            console.print(f"{o.output_id}: {o.status} rows={o.rows} parts={o.parts} {o.seconds:.2f}s receipt={ctx.store.uri(o.receipt_key)}")
+            console.print(
+                f"{o.output_id}: {o.status} rows={o.rows} parts={o.parts} {o.seconds:.2f}s receipt={ctx.store.uri(o.receipt_key)}"
+            )
         for f in report.failures:
             err.print(f"[bold red]error[/] {f.output_id}: {f.code}: {f.message}", highlight=False, soft_wrap=True)
         if report.failures:
             first = report.failures[0]
-            raise PlatformError(f"{len(report.failures)} output(s) failed (first: {first.output_id}: {first.message})", code=first.code,
-                                next_step=(first.next_step or "fix the cause") + "; re-run with --output-id for the failed outputs only")
+            raise PlatformError(
+                f"{len(report.failures)} output(s) failed (first: {first.output_id}: {first.message})",
+                code=first.code,
+                next_step=(first.next_step or "fix the cause") + "; re-run with --output-id for the failed outputs only",
+            )
 
 
 @app.command()

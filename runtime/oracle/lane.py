@@ -93,15 +93,17 @@ def sync_step(ctx: OracleContext, engine_root: Path, writer: EvidenceWriter | No
     result = sync_engine_run(engine_root, ctx.store, ctx.layout, progress=progress)
     if writer is not None:
         doc = writer.base_fields(PHASE, ["S3_ORACLE_BUCKET", "ORACLE_ENGINE_RUN_PREFIX_PATTERN"])
-        doc.update({
-            "engine_run_root": ctx.store.uri(ctx.layout.engine_prefix),
-            "objects": result.objects,
-            "bytes": result.bytes,
-            "uploaded": result.uploaded,
-            "skipped": result.skipped,
-            "seed": result.seed,
-            "outputs": [{"output_id": k, "objects": v["objects"], "rows": v["rows"]} for k, v in sorted(result.outputs.items())],
-        })
+        doc.update(
+            {
+                "engine_run_root": ctx.store.uri(ctx.layout.engine_prefix),
+                "objects": result.objects,
+                "bytes": result.bytes,
+                "uploaded": result.uploaded,
+                "skipped": result.skipped,
+                "seed": result.seed,
+                "outputs": [{"output_id": k, "objects": v["objects"], "rows": v["rows"]} for k, v in sorted(result.outputs.items())],
+            }
+        )
         writer.write("SEED_SNAPSHOT_PATH_PATTERN", doc)
     return result
 
@@ -116,8 +118,13 @@ def check_strict_step(ctx: OracleContext, progress: ByteProgress | None = None) 
     return check_strict(ctx.store, ctx.layout, progress=progress)
 
 
-def sort_step(ctx: OracleContext, output_ids: list[str] | None, knobs: SortKnobs, progress: SortProgress | None = None,
-              on_done: Callable[[SortOutcome | SortFailure], None] | None = None) -> SortReport:
+def sort_step(
+    ctx: OracleContext,
+    output_ids: list[str] | None,
+    knobs: SortKnobs,
+    progress: SortProgress | None = None,
+    on_done: Callable[[SortOutcome | SortFailure], None] | None = None,
+) -> SortReport:
     """Stream-sort each selected output (all required ones by default); one failure does not stop the others."""
     specs = ctx.catalog.select(output_ids)
     report = SortReport()
@@ -141,19 +148,30 @@ def check_step(ctx: OracleContext, writer: EvidenceWriter | None, knobs: SortKno
     passed = all(r.ok for r in results)
     if writer is not None:
         summary = writer.base_fields(PHASE, ["S3_ORACLE_BUCKET", "S3_STREAM_SORT_RECEIPT_PATTERN", "ORACLE_REQUIRED_OUTPUT_IDS"])
-        summary.update({
-            "outputs": [{"output_id": r.output_id, "status": "PASS" if r.ok else "FAIL", "rows": r.rows,
-                         "receipt_key": r.receipt_key, "error_code": None if r.ok else "ORACLE_CHECKER_FAILED"} for r in results],
-            "all_pass": passed,
-        })
+        summary.update(
+            {
+                "outputs": [
+                    {
+                        "output_id": r.output_id,
+                        "status": "PASS" if r.ok else "FAIL",
+                        "rows": r.rows,
+                        "receipt_key": r.receipt_key,
+                        "error_code": None if r.ok else "ORACLE_CHECKER_FAILED",
+                    }
+                    for r in results
+                ],
+                "all_pass": passed,
+            }
+        )
         writer.write("STREAM_SORT_SUMMARY_PATH_PATTERN", summary)
     if not passed:
         where = write_failure_report(ctx.store, ctx.layout, results)
         failing = [f"{r.output_id} ({'; '.join(r.problems[:2])})" for r in results if not r.ok]
         raise CheckerFailed(f"{len(failing)} of {len(results)} required output(s) failed: {', '.join(failing)}; report {where}")
     if writer is not None:
-        doc = writer.base_fields(PHASE, ["S3_ORACLE_BUCKET", "ORACLE_PACK_PREFIX_PATTERN", "S3_STREAM_VIEW_PREFIX_PATTERN",
-                                         "ORACLE_REQUIRED_OUTPUT_IDS"])
+        doc = writer.base_fields(
+            PHASE, ["S3_ORACLE_BUCKET", "ORACLE_PACK_PREFIX_PATTERN", "S3_STREAM_VIEW_PREFIX_PATTERN", "ORACLE_REQUIRED_OUTPUT_IDS"]
+        )
         doc.update({"status": "PASS", "outputs": [{"output_id": r.output_id, "status": "PASS", "rows": r.rows} for r in results]})
         writer.write("CHECKER_PASS_PATH_PATTERN", doc)
     return results
@@ -179,7 +197,10 @@ def run_oracle_lane(
     sorted_report = sort_step(ctx, output_ids, knobs)
     if sorted_report.failures:
         first = sorted_report.failures[0]
-        raise PlatformError(f"stream-sort failed for {first.output_id}: {first.message}", code=first.code,
-                            next_step=first.next_step or "fix the cause, then re-run stream-sort for that output only")
+        raise PlatformError(
+            f"stream-sort failed for {first.output_id}: {first.message}",
+            code=first.code,
+            next_step=first.next_step or "fix the cause, then re-run stream-sort for that output only",
+        )
     checks = check_step(ctx, evidence_writer, knobs)
     return OracleLaneResult(platform_run_id, engine, synced, packed, sorted_report, checks)

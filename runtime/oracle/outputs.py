@@ -85,6 +85,7 @@ class OutputCatalog:
         ids = list(output_ids) if output_ids else list(self.required_ids)
         duplicated = sorted({i for i in ids if ids.count(i) > 1})
         if duplicated:
-            raise PlatformError(f"output id(s) given more than once: {', '.join(duplicated)}", code="DUPLICATE_OUTPUT_ID",
-                                next_step="name each output once")
+            raise PlatformError(
+                f"output id(s) given more than once: {', '.join(duplicated)}", code="DUPLICATE_OUTPUT_ID", next_step="name each output once"
+            )
         return [self.spec(i) for i in ids]

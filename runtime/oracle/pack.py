@@ -42,7 +42,7 @@ def build_manifest(store: ObjectStore, layout: OracleLayout, *, progress: Progre
     outputs: dict[str, list[dict[str, Any]]] = {}
     marker: dict[str, Any] | None = None
     for info in objects:
-        relative = info.key[len(layout.engine_prefix):]
+        relative = info.key[len(layout.engine_prefix) :]
         entry = {"key": info.key, "size": info.size, "sha256": object_sha256(store, info.key)}
         if relative == MARKER:
             marker = entry
@@ -83,8 +83,7 @@ def pack(store: ObjectStore, layout: OracleLayout, *, progress: Progress | None 
         seal = json.loads(store.get(layout.seal_key))
         if seal.get("manifest_sha256") != digest:
             raise ManifestMismatch(
-                f"{store.uri(layout.seal_key)} seals manifest {seal.get('manifest_sha256')}, "
-                f"but the engine objects now hash to {digest}"
+                f"{store.uri(layout.seal_key)} seals manifest {seal.get('manifest_sha256')}, but the engine objects now hash to {digest}"
             )
         return PackResult(digest, len(entries), total, newly_sealed=False)
     _put_once(store, layout.manifest_key, canonical_json(manifest), digest)

@@ -75,7 +75,7 @@ def input_files(manifest: dict[str, Any], spec: OutputSpec) -> list[dict[str, An
 def input_fingerprint(manifest: dict[str, Any], spec: OutputSpec) -> str:
     """Digest of what a sort reads: file names (relative to the engine prefix), sizes, sha256, sort keys."""
     prefix = manifest["engine_run_prefix"]
-    files = [{"name": f["key"][len(prefix):], "size": f["size"], "sha256": f["sha256"]} for f in input_files(manifest, spec)]
+    files = [{"name": f["key"][len(prefix) :], "size": f["size"], "sha256": f["sha256"]} for f in input_files(manifest, spec)]
     return canonical_digest({"output_id": spec.output_id, "files": files, "sort_keys": list(spec.sort_keys)})
 
 
@@ -97,7 +97,7 @@ def read_json(store: ObjectStore, key: str) -> dict[str, Any] | None:
 def existing_view_status(store: ObjectStore, layout: OracleLayout, spec: OutputSpec, fingerprint: str) -> dict[str, Any] | None:
     """The valid receipt of an existing view, None if the prefix is empty; otherwise fail closed."""
     prefix = layout.view_prefix(spec.output_id)
-    present = {o.key[len(prefix):]: o.size for o in store.list(prefix)}
+    present = {o.key[len(prefix) :]: o.size for o in store.list(prefix)}
     receipt = read_json(store, layout.receipt_key(spec.output_id))
     if receipt is None:
         if present and not _orphaned_complete_view(store, layout, spec, present):
@@ -114,7 +114,7 @@ def existing_view_status(store: ObjectStore, layout: OracleLayout, spec: OutputS
     actual_parts = {n: s for n, s in present.items() if n.startswith("part-")}
     if expected_parts != actual_parts:
         problems.append(f"parts present {sorted(actual_parts)} differ from the receipt's {sorted(expected_parts)}")
-    manifest_name = layout.view_manifest_key(spec.output_id)[len(prefix):]
+    manifest_name = layout.view_manifest_key(spec.output_id)[len(prefix) :]
     if manifest_name not in present:
         problems.append("the stream view manifest is missing")
     elif sha256_hex(store.get(layout.view_manifest_key(spec.output_id))) != receipt.get("view_manifest_sha256"):
@@ -132,7 +132,7 @@ def _orphaned_complete_view(store: ObjectStore, layout: OracleLayout, spec: Outp
     the manifest does not list, a missing part, no manifest - is a partial write and fails closed.
     """
     prefix = layout.view_prefix(spec.output_id)
-    manifest_name = layout.view_manifest_key(spec.output_id)[len(prefix):]
+    manifest_name = layout.view_manifest_key(spec.output_id)[len(prefix) :]
     if manifest_name not in present:
         return False
     try:
@@ -178,8 +178,15 @@ def sort_output(
     receipt_key = layout.receipt_key(spec.output_id)
     valid = existing_view_status(store, layout, spec, fingerprint)
     if valid is not None:
-        return SortOutcome(spec.output_id, "SKIPPED_VALID_RECEIPT", int(valid["output"]["rows"]), len(valid["output"]["parts"]),
-                           receipt_key, str(valid["content_hash"]), time.monotonic() - t0)
+        return SortOutcome(
+            spec.output_id,
+            "SKIPPED_VALID_RECEIPT",
+            int(valid["output"]["rows"]),
+            len(valid["output"]["parts"]),
+            receipt_key,
+            str(valid["content_hash"]),
+            time.monotonic() - t0,
+        )
 
     uris = [uri(store, f["key"]) for f in files]
     with duck.session(access, knobs) as con:
@@ -189,19 +196,27 @@ def sort_output(
             raise SortColumnMissing(f"{spec.output_id} has no column(s) {', '.join(missing)} needed by sort key {list(spec.sort_keys)}")
         absent = [c for c in spec.required_columns if c not in cols]
         if absent:
-            raise PlatformError(f"{spec.output_id} lacks payload column(s) {', '.join(absent)} of event class {spec.event_class}",
-                                code="ORACLE_SCHEMA_INVALID", next_step="fix the engine output schema")
+            raise PlatformError(
+                f"{spec.output_id} lacks payload column(s) {', '.join(absent)} of event class {spec.event_class}",
+                code="ORACLE_SCHEMA_INVALID",
+                next_step="fix the engine output schema",
+            )
         data_cols = sorted(c for c in cols if c not in TIE_BREAKERS)
         hash_expr = "sum(hash(" + ", ".join(duck.ident(c) for c in data_cols) + "))::HUGEINT"
         src = duck.source_sql(uris, lineage=False)
         t_validate = time.monotonic()
-        [(in_rows, in_hash)] = duck.fetch(con, f"SELECT count(*), {hash_expr} FROM {src}", f"reading {spec.output_id}", corrupt_is_input=True)
+        [(in_rows, in_hash)] = duck.fetch(
+            con, f"SELECT count(*), {hash_expr} FROM {src}", f"reading {spec.output_id}", corrupt_is_input=True
+        )
         if int(in_rows) == 0:
             raise OutputEmpty(f"{spec.output_id} has {len(files)} file(s) and 0 rows")
         time_key = spec.time_key if knobs.chunk_days > 0 else None
         if time_key is not None:
-            day_rows = duck.fetch(con, f"SELECT CAST(timezone('UTC', {duck.ident(time_key)}) AS DATE) AS d, count(*) FROM {src} GROUP BY d ORDER BY d",
-                                  f"day histogram of {spec.output_id}")
+            day_rows = duck.fetch(
+                con,
+                f"SELECT CAST(timezone('UTC', {duck.ident(time_key)}) AS DATE) AS d, count(*) FROM {src} GROUP BY d ORDER BY d",
+                f"day histogram of {spec.output_id}",
+            )
             chunks: list[tuple[date, date, int] | None] = list(_day_chunks([(d, int(n)) for d, n in day_rows], knobs.chunk_days))
         else:
             chunks = [None]
@@ -216,8 +231,10 @@ def sort_output(
             if chunk is not None and time_key is not None:
                 where = f"WHERE {duck.ident(time_key)} >= {_ts_literal(chunk[0])} AND {duck.ident(time_key)} < {_ts_literal(chunk[1])}"
             key = layout.part_key(spec.output_id, index)
-            sql = (f"COPY (SELECT * EXCLUDE (filename, file_row_number) FROM {lineage_src} {where} ORDER BY {order}) "
-                   f"TO {duck.quote(uri(store, key))} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {int(knobs.row_group_size)})")
+            sql = (
+                f"COPY (SELECT * EXCLUDE (filename, file_row_number) FROM {lineage_src} {where} ORDER BY {order}) "
+                f"TO {duck.quote(uri(store, key))} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {int(knobs.row_group_size)})"
+            )
             duck.fetch(con, sql, f"sorting {spec.output_id} chunk {index + 1}/{len(chunks)}")
             part_keys.append(key)
             if progress is not None:
@@ -245,8 +262,16 @@ def sort_output(
         row = by_uri.get(part_uri)
         if head is None or row is None:
             raise StreamViewInvalid(f"part {store.uri(key)} was not written")
-        parts.append({"name": key[len(prefix):], "size": head.size, "sha256": object_sha256(store, key), "rows": int(row[1]),
-                      "first_key_min": row[3], "first_key_max": row[4]})
+        parts.append(
+            {
+                "name": key[len(prefix) :],
+                "size": head.size,
+                "sha256": object_sha256(store, key),
+                "rows": int(row[1]),
+                "first_key_min": row[3],
+                "first_key_max": row[4],
+            }
+        )
     verify_s = time.monotonic() - t_verify
 
     engine_prefix = manifest["engine_run_prefix"]
@@ -267,7 +292,7 @@ def sort_output(
         "sort_keys": list(spec.sort_keys),
         "input": {
             "fingerprint": fingerprint,
-            "files": [{"name": f["key"][len(engine_prefix):], "size": f["size"], "sha256": f["sha256"]} for f in files],
+            "files": [{"name": f["key"][len(engine_prefix) :], "size": f["size"], "sha256": f["sha256"]} for f in files],
             "rows": int(in_rows),
             "content_hash": str(in_hash),
         },
@@ -282,8 +307,12 @@ def sort_output(
         "knobs": knobs.as_dict(),
     }
     receipt["ended_at_utc"] = utc_iso()
-    receipt["timings_seconds"] = {"validate": round(validate_s, 3), "sort": round(sort_s, 3), "verify": round(verify_s, 3),
-                                  "total": round(time.monotonic() - t0, 3)}
+    receipt["timings_seconds"] = {
+        "validate": round(validate_s, 3),
+        "sort": round(sort_s, 3),
+        "verify": round(verify_s, 3),
+        "total": round(time.monotonic() - t0, 3),
+    }
     receipt["content_hash"] = receipt_content_hash(receipt)
     try:
         store.put(layout.view_manifest_key(spec.output_id), manifest_bytes, create_only=True)

@@ -53,7 +53,9 @@ def read_marker(root: Path) -> dict[str, Any] | None:
     try:
         return dict(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, json.JSONDecodeError) as e:
-        raise PlatformError(f"{path} is unreadable: {e}", code="ENGINE_RUN_CORRUPT", next_step="delete the engine run folder and generate again") from e
+        raise PlatformError(
+            f"{path} is unreadable: {e}", code="ENGINE_RUN_CORRUPT", next_step="delete the engine run folder and generate again"
+        ) from e
 
 
 def open_run(root: Path) -> EngineRun:

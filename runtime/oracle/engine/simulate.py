@@ -122,7 +122,7 @@ def baseline(rng: np.random.Generator, world: World, flows: int, start: int, spa
 
 
 def _pattern_counts(total: int) -> dict[str, int]:
-    counts = {p: int(math.floor(total * share)) for p, share in PATTERN_SHARES.items()}
+    counts = {p: math.floor(total * share) for p, share in PATTERN_SHARES.items()}
     counts["card_testing"] += total - sum(counts.values())
     return counts
 
@@ -274,11 +274,26 @@ def fraud_overlay(rng: np.random.Generator, world: World, total: int, start: int
 
 
 def _empty_sessions() -> Frame:
-    return {k: np.zeros(0, dtype=bool if k == "fraud" else np.int64) for k in ("customer", "device", "start", "channel", "ip_country", "fraud")}
+    return {
+        k: np.zeros(0, dtype=bool if k == "fraud" else np.int64) for k in ("customer", "device", "start", "channel", "ip_country", "fraud")
+    }
 
 
 def _empty_flows() -> Frame:
-    keys = ("session", "customer", "card", "device", "merchant", "start", "n_events", "gap", "amount_factor", "amount_fixed", "channel", "pattern")
+    keys = (
+        "session",
+        "customer",
+        "card",
+        "device",
+        "merchant",
+        "start",
+        "n_events",
+        "gap",
+        "amount_factor",
+        "amount_fixed",
+        "channel",
+        "pattern",
+    )
     return {k: np.zeros(0, dtype=np.float64 if k.startswith("amount") else np.int64) for k in keys}
 
 

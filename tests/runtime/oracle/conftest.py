@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import shutil
 from pathlib import Path
@@ -26,10 +27,8 @@ def oracle_settings(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch):  # typ
     client = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
     for key in ("S3_ORACLE_BUCKET", "S3_EVIDENCE_BUCKET"):
         name = registry.text(key)
-        try:
+        with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
             client.create_bucket(Bucket=name)
-        except client.exceptions.BucketAlreadyOwnedByYou:
-            pass
     return load_settings()
 
 
@@ -37,7 +36,8 @@ def oracle_settings(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch):  # typ
 def run_id() -> str:
     """A fresh platform run id (random, so tests never share oracle prefixes)."""
     r = random.Random()
-    return f"platform_20{r.randint(10, 99)}{r.randint(1, 12):02d}{r.randint(1, 28):02d}T{r.randint(0, 23):02d}{r.randint(0, 59):02d}{r.randint(0, 59):02d}Z"
+    day = f"20{r.randint(10, 99)}{r.randint(1, 12):02d}{r.randint(1, 28):02d}"
+    return f"platform_{day}T{r.randint(0, 23):02d}{r.randint(0, 59):02d}{r.randint(0, 59):02d}Z"
 
 
 @pytest.fixture(scope="session")

@@ -39,9 +39,10 @@ def test_corrupt_parquet_is_input_corrupt(oracle_settings, run_id: str, engine_r
     _assert_refused(oracle_settings, run_id, "arrival_events_5B", "ORACLE_INPUT_CORRUPT")
 
 
-@pytest.mark.parametrize(("output_id", "column"), [("s1_session_index_6B", "session_start_utc"),
-                                                    ("s3_event_stream_with_fraud_6B", "ts_utc"),
-                                                    ("s4_event_labels_6B", "event_seq")])
+@pytest.mark.parametrize(
+    ("output_id", "column"),
+    [("s1_session_index_6B", "session_start_utc"), ("s3_event_stream_with_fraud_6B", "ts_utc"), ("s4_event_labels_6B", "event_seq")],
+)
 def test_missing_sort_column_is_refused(oracle_settings, run_id: str, engine_root: Path, output_id: str, column: str) -> None:
     _rewrite(engine_root, output_id, lambda t: t.drop_columns([column]))
     _seal(run_id, engine_root)

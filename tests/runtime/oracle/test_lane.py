@@ -16,7 +16,6 @@ REG = load_registry("local_parity")
 CFG = EngineConfig(seed=5, scale=300, fraud_rate=0.05, files_per_output=2, days=1)
 
 
-
 def test_run_oracle_lane_generates_if_needed_and_passes(oracle_settings, run_id: str, tmp_path: Path) -> None:
     writer = EvidenceWriter(REG, run_id, [BundleTarget(FolderStore(tmp_path / "bundle"), "")])
     result = run_oracle_lane(oracle_settings, run_id, tmp_path / "engine", writer, config=CFG, knobs=SortKnobs(memory_limit="256MB"))

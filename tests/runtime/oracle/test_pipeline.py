@@ -42,7 +42,7 @@ def test_stream_view_layout_is_ordered_and_receipted(oracle_settings, run_id: st
         assert receipt["input"]["content_hash"] == receipt["output"]["content_hash"]
         assert {"validate", "sort", "verify", "total"} <= set(receipt["timings_seconds"])
         parts = sorted(k for k in keys if k.startswith(prefix + "part-"))
-        assert [p[len(prefix):] for p in parts] == [p["name"] for p in receipt["output"]["parts"]]
+        assert [p[len(prefix) :] for p in parts] == [p["name"] for p in receipt["output"]["parts"]]
     # ts-keyed outputs are chunked by day (2 simulated days -> >= 2 parts), flow-keyed ones are not.
     fraud_prefix = f"oracle/{run_id}/stream_view/ts_utc/output_id=s3_event_stream_with_fraud_6B/"
     fraud_parts = sorted(k for k in keys if k.startswith(fraud_prefix + "part-"))
@@ -54,8 +54,12 @@ def test_stream_view_layout_is_ordered_and_receipted(oracle_settings, run_id: st
         path = engine_root.parent / f"p{i}.parquet"
         path.write_bytes(s3.get_object(Bucket=REG.text("S3_ORACLE_BUCKET"), Key=key)["Body"].read())
         local.append(str(path))
-    ts = [row[0] for row in duckdb.sql(f"SELECT epoch_us(ts_utc) FROM read_parquet({local!r}, filename=true, file_row_number=true) "
-                                       "ORDER BY filename, file_row_number").fetchall()]
+    ts = [
+        row[0]
+        for row in duckdb.sql(
+            f"SELECT epoch_us(ts_utc) FROM read_parquet({local!r}, filename=true, file_row_number=true) ORDER BY filename, file_row_number"
+        ).fetchall()
+    ]
     assert ts == sorted(ts) and len(ts) > 100
 
 
@@ -63,8 +67,11 @@ def test_evidence_files_are_written_and_valid(oracle_settings, run_id: str, engi
     full_lane(run_id, str(engine_root))
     bucket = REG.text("S3_EVIDENCE_BUCKET")
     root = REG.render("EVIDENCE_RUN_ROOT_PATTERN", platform_run_id=run_id)
-    for path_key, schema in (("SEED_SNAPSHOT_PATH_PATTERN", "seed_snapshot"), ("STREAM_SORT_SUMMARY_PATH_PATTERN", "stream_sort_summary"),
-                             ("CHECKER_PASS_PATH_PATTERN", "checker_pass")):
+    for path_key, schema in (
+        ("SEED_SNAPSHOT_PATH_PATTERN", "seed_snapshot"),
+        ("STREAM_SORT_SUMMARY_PATH_PATTERN", "stream_sort_summary"),
+        ("CHECKER_PASS_PATH_PATTERN", "checker_pass"),
+    ):
         doc = read_json(oracle_settings, root + REG.text(path_key), bucket=bucket)
         assert schema_violations(f"evidence/{schema}.schema.json", doc) == []
         assert doc["platform_run_id"] == run_id and doc["phase_id"] == "P3"

@@ -42,8 +42,10 @@ def test_same_seed_gives_byte_identical_files_and_other_seed_differs(run_root: P
     assert _digests(run_root) == _digests(tmp_path / "b")
     other = EngineConfig(seed=12, scale=3000, fraud_rate=0.05, files_per_output=3, days=2)
     generate(other, tmp_path / "c")
-    assert _digests(tmp_path / "c")["s3_event_stream_with_fraud_6B/part-00000.parquet"] != \
-        _digests(run_root)["s3_event_stream_with_fraud_6B/part-00000.parquet"]
+    assert (
+        _digests(tmp_path / "c")["s3_event_stream_with_fraud_6B/part-00000.parquet"]
+        != _digests(run_root)["s3_event_stream_with_fraud_6B/part-00000.parquet"]
+    )
 
 
 def test_every_output_has_several_unsorted_files(run_root: Path) -> None:
