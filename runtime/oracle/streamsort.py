@@ -35,6 +35,7 @@ from runtime.oracle.objects import object_sha256
 from runtime.oracle.outputs import TIE_BREAKERS, OutputSpec
 from runtime.oracle.pack import read_sealed_manifest
 from runtime.store.port import ObjectStore
+from runtime.store.local import FolderStore
 from runtime.store.s3 import S3Store
 
 #: progress(output_id, chunks_done, chunks_total)
@@ -231,6 +232,8 @@ def sort_output(
             if chunk is not None and time_key is not None:
                 where = f"WHERE {duck.ident(time_key)} >= {_ts_literal(chunk[0])} AND {duck.ident(time_key)} < {_ts_literal(chunk[1])}"
             key = layout.part_key(spec.output_id, index)
+            if isinstance(store, FolderStore):  # DuckDB does not create local folders
+                (store.root / key).parent.mkdir(parents=True, exist_ok=True)
             sql = (
                 f"COPY (SELECT * EXCLUDE (filename, file_row_number) FROM {lineage_src} {where} ORDER BY {order}) "
                 f"TO {duck.quote(uri(store, key))} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {int(knobs.row_group_size)})"

@@ -1,0 +1,190 @@
+"""Oracle lane benchmarks: generator rows/s, stream-sort vs a plain DuckDB COPY, and a sort bigger
+than its memory limit.
+
+1. generator: `generate` at ~1M baseline traffic events (median of 3); baseline in the same run:
+   re-writing the same Parquet files with pyarrow (the I/O floor of any generator).
+2. stream-sort of the fraud traffic output through S3 (the moto server) vs a plain
+   `COPY (SELECT * FROM read_parquet([...])) TO 's3://...'` of the same files on the same
+   connection settings (median of 3 each). Goal: ratio >= 0.5.
+3. a stream-sort with a memory limit smaller than the data (local folder store, child process,
+   peak RSS reported): it must finish by spilling, not die.
+
+Sizes can be lowered for a quick look: FP_BENCH_SCALE (default 1000000), FP_BENCH_LARGE_SCALE
+(default 2000000), FP_BENCH_MEMORY_LIMIT (default 100MB).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import boto3
+import pyarrow.parquet as pq
+
+from runtime.contracts.registry import load_registry
+from runtime.oracle import duck
+from runtime.oracle.duck import S3Access, SortKnobs
+from runtime.oracle.engine.config import EngineConfig
+from runtime.oracle.engine.run import generate
+from runtime.oracle.layout import OracleLayout
+from runtime.oracle.outputs import OutputCatalog
+from runtime.oracle.pack import pack
+from runtime.oracle.streamsort import sort_output, uri
+from runtime.oracle.sync import sync_engine_run
+from runtime.store.local import FolderStore
+from runtime.store.s3 import S3Store, s3_client
+
+TRAFFIC = "s3_event_stream_with_fraud_6B"
+REPS = 3
+RUN_A = "platform_20260101T000000Z"
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def bench_generator(work: Path, scale: int) -> Path:
+    """Generator rows/s (traffic events and all rows) against a pyarrow re-write of the same files."""
+    times, keep = [], work / "gen0"
+    for i in range(REPS):
+        root = work / f"gen{i}"
+        t = time.perf_counter()
+        run = generate(EngineConfig(seed=42, scale=scale), root)
+        times.append(time.perf_counter() - t)
+        if i:
+            shutil.rmtree(root)
+    total_rows = sum(v["rows"] for v in run.outputs.values())
+    rewrite = []
+    files = sorted(keep.rglob("part-*.parquet"))
+    for _ in range(REPS):
+        t = time.perf_counter()
+        for f in files:
+            pq.write_table(pq.read_table(f), work / "rewrite.parquet", compression="zstd")
+        rewrite.append(time.perf_counter() - t)
+    med, base = _median(times), _median(rewrite)
+    print(f"generator: {run.traffic_events} traffic events, {total_rows} rows in all outputs")
+    print(f"  generate           median {med:.2f}s  -> {run.traffic_events / med:,.0f} traffic events/s, {total_rows / med:,.0f} rows/s"
+          f"  (runs: {', '.join(f'{x:.2f}' for x in times)})")
+    print(f"  baseline re-write  median {base:.2f}s  -> {total_rows / base:,.0f} rows/s (pyarrow read+write of the same files)")
+    print(f"  ratio generate/re-write rows/s: {base / med:.2f}")
+    return keep
+
+
+def bench_stream_sort(engine_root: Path) -> int:
+    """Stream-sort of the traffic output via httpfs on the moto server vs a plain COPY."""
+    from controller.substrate.processes import free_port, stop_pid
+    from controller.substrate.servers import start_moto
+
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    registry = load_registry("local_parity")
+    work = Path(tempfile.mkdtemp(prefix="fp-bench-moto-"))
+    proc = start_moto("127.0.0.1", free_port(), work)
+    try:
+        endpoint = f"http://127.0.0.1:{proc.port}"
+        client = s3_client(endpoint, "us-east-1")
+        bucket = registry.text("S3_ORACLE_BUCKET")
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+        store = S3Store(bucket, client=client)
+        layout = OracleLayout(registry, RUN_A)
+        t = time.perf_counter()
+        sync_engine_run(engine_root, store, layout)
+        pack(store, layout)
+        print(f"stream-sort: sync + pack of the engine run took {time.perf_counter() - t:.1f}s")
+        spec = OutputCatalog(registry).spec(TRAFFIC)
+        access = S3Access.from_boto(endpoint, "us-east-1")
+        knobs = SortKnobs(memory_limit="1GB", threads=2)
+        manifest_files = [o.key for o in store.list(layout.engine_output_prefix(TRAFFIC))]
+        uris = [uri(store, k) for k in manifest_files]
+        sort_times, copy_times, rows = [], [], 0
+        for i in range(REPS):
+            for o in list(store.list(layout.view_prefix(TRAFFIC))):
+                store.delete(o.key)
+            outcome = sort_output(spec, store, layout, access, knobs)
+            assert outcome.status == "SORTED"
+            sort_times.append(outcome.seconds)
+            rows = outcome.rows
+            with duck.session(access, knobs) as con:
+                target = uri(store, f"bench/copy-{i}.parquet")
+                t = time.perf_counter()
+                con.execute(f"COPY (SELECT * FROM {duck.source_sql(uris, lineage=False)}) TO {duck.quote(target)} "
+                            f"(FORMAT parquet, COMPRESSION zstd)")
+                copy_times.append(time.perf_counter() - t)
+        s, c = _median(sort_times), _median(copy_times)
+        print(f"  stream-sort (validate + sort + verify + hash) median {s:.2f}s -> {rows / s:,.0f} rows/s"
+              f"  (runs: {', '.join(f'{x:.2f}' for x in sort_times)})")
+        print(f"  baseline plain COPY                           median {c:.2f}s -> {rows / c:,.0f} rows/s"
+              f"  (runs: {', '.join(f'{x:.2f}' for x in copy_times)})")
+        ratio = c / s
+        print(f"  ratio stream-sort/COPY rows/s: {ratio:.2f} (goal >= 0.5: {'MET' if ratio >= 0.5 else 'NOT MET'})")
+        return 0
+    finally:
+        stop_pid(proc.pid, proc.argv)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def large_child(engine_root: str, memory_limit: str) -> None:
+    """(child process) pack + stream-sort the traffic output on a folder store under a memory limit."""
+    registry = load_registry("local_parity")
+    store = FolderStore(Path(engine_root).parent / "store")
+    layout = OracleLayout(registry, RUN_A)
+    sync_engine_run(Path(engine_root), store, layout)
+    pack(store, layout)
+    spec = OutputCatalog(registry).spec(TRAFFIC)
+    temp_dir = str(Path(engine_root).parent / "spill")
+    outcome = sort_output(spec, store, layout, None, SortKnobs(memory_limit=memory_limit, threads=2, temp_dir=temp_dir,
+                                                                max_temp_size="20GiB"))
+    input_bytes = sum(o.size for o in store.list(layout.engine_output_prefix(TRAFFIC)))
+    print(json.dumps({"rows": outcome.rows, "seconds": outcome.seconds, "input_bytes": input_bytes,
+                      "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def bench_large(scale: int, memory_limit: str) -> int:
+    """A sort whose data exceeds the DuckDB memory limit completes (in a child, RSS measured)."""
+    work = Path(tempfile.mkdtemp(prefix="fp-bench-large-"))
+    try:
+        root = work / "engine"
+        generate(EngineConfig(seed=43, scale=scale, files_per_output=8), root)
+        proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_oracle", "--large-child", str(root), memory_limit],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            print(f"large sort FAILED (exit {proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}")
+            return 1
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        raw_mb = pq.ParquetDataset(str(root / TRAFFIC)).read().nbytes / 1e6
+        print(f"large sort: {result['rows']:,} rows, {raw_mb:,.0f} MB in memory as Arrow ({result['input_bytes'] / 1e6:,.0f} MB Parquet), "
+              f"memory_limit {memory_limit}: completed in {result['seconds']:.1f}s -> {result['rows'] / result['seconds']:,.0f} rows/s, "
+              f"child peak RSS {result['max_rss_mb']:,.0f} MB")
+        return 0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> int:
+    """Run the three oracle benchmarks and print medians."""
+    scale = int(os.environ.get("FP_BENCH_SCALE", "1000000"))
+    large = int(os.environ.get("FP_BENCH_LARGE_SCALE", "2000000"))
+    memory_limit = os.environ.get("FP_BENCH_MEMORY_LIMIT", "100MB")
+    work = Path(tempfile.mkdtemp(prefix="fp-bench-oracle-"))
+    try:
+        engine_root = bench_generator(work, scale)
+        failed = bench_stream_sort(engine_root)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    failed += bench_large(large, memory_limit)
+    return failed
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--large-child":
+        large_child(sys.argv[2], sys.argv[3])
+    else:
+        raise SystemExit(main())
