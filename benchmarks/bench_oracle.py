@@ -115,7 +115,7 @@ def bench_stream_sort(engine_root: Path) -> int:
             with duck.session(access, knobs) as con:
                 target = uri(store, f"bench/copy-{i}.parquet")
                 t = time.perf_counter()
-                con.execute(f"COPY (SELECT * FROM {duck.source_sql(uris, lineage=False)}) TO {duck.quote(target)} "
+                con.execute(f"COPY (SELECT * FROM {duck.source_sql(uris)}) TO {duck.quote(target)} "
                             f"(FORMAT parquet, COMPRESSION zstd)")
                 copy_times.append(time.perf_counter() - t)
         s, c = _median(sort_times), _median(copy_times)

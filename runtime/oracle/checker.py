@@ -85,7 +85,7 @@ def check_output(
     keys = ", ".join(duck.ident(k) for k in spec.data_keys)
     sql = (
         f"SELECT count(*), count(*) FILTER (WHERE prev > cur) FROM ("
-        f"SELECT row({keys}) AS cur, lag(row({keys})) OVER (ORDER BY filename, file_row_number) AS prev "
+        f"SELECT row({keys}) AS cur, lag(row({keys})) OVER (ORDER BY file_index, file_row_number) AS prev "
         f"FROM {duck.source_sql(part_uris)})"
     )
     try:

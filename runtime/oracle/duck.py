@@ -32,7 +32,7 @@ class SortKnobs:
     max_temp_size: str | None = None
     chunk_days: int = 0
     preserve_order: bool = True
-    row_group_size: int = 122_880
+    row_group_size: int = 16_384
 
     def as_dict(self) -> dict[str, Any]:
         """Plain form for receipts."""
@@ -133,11 +133,24 @@ def session(access: S3Access | None, knobs: SortKnobs) -> Iterator[duckdb.DuckDB
         con.close()
 
 
-def source_sql(uris: list[str], *, lineage: bool = True) -> str:
-    """read_parquet over an explicit file list (never a glob: the sealed manifest is the input)."""
-    files = "[" + ", ".join(quote(u) for u in uris) + "]"
-    extra = ", filename = true, file_row_number = true" if lineage else ""
-    return f"read_parquet({files}{extra})"
+def source_sql(uris: list[str]) -> str:
+    """read_parquet over an explicit file list (never a glob: the sealed manifest is the input).
+
+    DuckDB exposes `file_index` (position in this list) and `file_row_number` as virtual columns:
+    usable in ORDER BY, absent from `SELECT *`.
+    """
+    return "read_parquet([" + ", ".join(quote(u) for u in uris) + "])"
+
+
+#: The registry's tie-breakers as DuckDB virtual columns. `filename` becomes `file_index`: the
+#: files are listed in key order, so the order is the same, and sorting an integer instead of a
+#: long URI per row is what lets a sort fit a small memory limit.
+_VIRTUAL = {"filename": "file_index", "file_row_number": "file_row_number"}
+
+
+def order_by(sort_keys: tuple[str, ...] | list[str]) -> str:
+    """The ORDER BY list of a registry sort key."""
+    return ", ".join(_VIRTUAL.get(k, ident(k)) for k in sort_keys)
 
 
 def ident(name: str) -> str:
@@ -148,7 +161,7 @@ def ident(name: str) -> str:
 def columns(con: duckdb.DuckDBPyConnection, uris: list[str]) -> dict[str, str]:
     """Column name -> DuckDB type of the files; unreadable Parquet is ORACLE_INPUT_CORRUPT."""
     try:
-        rows = con.execute(f"DESCRIBE SELECT * FROM {source_sql(uris, lineage=False)}").fetchall()
+        rows = con.execute(f"DESCRIBE SELECT * FROM {source_sql(uris)}").fetchall()
     except duckdb.Error as e:
         raise InputCorrupt(f"cannot read the Parquet input ({len(uris)} file(s)): {str(e).splitlines()[0]}") from e
     return {str(r[0]): str(r[1]) for r in rows}

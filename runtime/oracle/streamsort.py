@@ -1,7 +1,7 @@
 """Stream-sort: one time-ordered stream view per output, proven by a manifest and a receipt.
 
 Per output: read the sealed files through DuckDB, order by the registry's sort key (ties broken by
-source filename and row number, so the order is total and deterministic), write `part-*.parquet`
+source file (listed in key order) and row number, so the order is total and deterministic), write `part-*.parquet`
 (one per day-chunk when chunking), re-read the parts to prove the same rows came out (count and
 an order-independent content hash), then write `_stream_view_manifest.json` and, last, the
 `_stream_sort_receipt.json` that means "done". A valid receipt makes a re-run a no-op; a receipt
@@ -204,7 +204,7 @@ def sort_output(
             )
         data_cols = sorted(c for c in cols if c not in TIE_BREAKERS)
         hash_expr = "sum(hash(" + ", ".join(duck.ident(c) for c in data_cols) + "))::HUGEINT"
-        src = duck.source_sql(uris, lineage=False)
+        src = duck.source_sql(uris)
         t_validate = time.monotonic()
         [(in_rows, in_hash)] = duck.fetch(
             con, f"SELECT count(*), {hash_expr} FROM {src}", f"reading {spec.output_id}", corrupt_is_input=True
@@ -224,8 +224,7 @@ def sort_output(
         validate_s = time.monotonic() - t_validate
 
         t_sort = time.monotonic()
-        order = ", ".join(duck.ident(k) for k in spec.sort_keys)
-        lineage_src = duck.source_sql(uris, lineage=True)
+        order = duck.order_by(spec.sort_keys)
         part_keys: list[str] = []
         for index, chunk in enumerate(chunks):
             where = ""
@@ -235,7 +234,7 @@ def sort_output(
             if isinstance(store, FolderStore):  # DuckDB does not create local folders
                 (store.root / key).parent.mkdir(parents=True, exist_ok=True)
             sql = (
-                f"COPY (SELECT * EXCLUDE (filename, file_row_number) FROM {lineage_src} {where} ORDER BY {order}) "
+                f"COPY (SELECT * FROM {src} {where} ORDER BY {order}) "
                 f"TO {duck.quote(uri(store, key))} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {int(knobs.row_group_size)})"
             )
             duck.fetch(con, sql, f"sorting {spec.output_id} chunk {index + 1}/{len(chunks)}")
