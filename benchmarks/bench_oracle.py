@@ -7,7 +7,8 @@ than its memory limit.
    `COPY (SELECT * FROM read_parquet([...])) TO 's3://...'` of the same files on the same
    connection settings (median of 3 each). Goal: ratio >= 0.5.
 3. a stream-sort with a memory limit smaller than the data (local folder store, child process,
-   peak RSS reported): it must finish by spilling, not die.
+   peak RSS reported): first single-pass, then with --chunk-days 1 (the seed's guard rail for
+   large outputs; each day chunk is itself larger than the limit, so DuckDB must spill).
 
 Sizes can be lowered for a quick look: FP_BENCH_SCALE (default 1000000), FP_BENCH_LARGE_SCALE
 (default 2000000), FP_BENCH_MEMORY_LIMIT (default 100MB).
@@ -30,6 +31,7 @@ import boto3
 import pyarrow.parquet as pq
 
 from runtime.contracts.registry import load_registry
+from runtime.errors import PlatformError
 from runtime.oracle import duck
 from runtime.oracle.duck import S3Access, SortKnobs
 from runtime.oracle.engine.config import EngineConfig
@@ -71,8 +73,10 @@ def bench_generator(work: Path, scale: int) -> Path:
         rewrite.append(time.perf_counter() - t)
     med, base = _median(times), _median(rewrite)
     print(f"generator: {run.traffic_events} traffic events, {total_rows} rows in all outputs")
-    print(f"  generate           median {med:.2f}s  -> {run.traffic_events / med:,.0f} traffic events/s, {total_rows / med:,.0f} rows/s"
-          f"  (runs: {', '.join(f'{x:.2f}' for x in times)})")
+    print(
+        f"  generate           median {med:.2f}s  -> {run.traffic_events / med:,.0f} traffic events/s, {total_rows / med:,.0f} rows/s"
+        f"  (runs: {', '.join(f'{x:.2f}' for x in times)})"
+    )
     print(f"  baseline re-write  median {base:.2f}s  -> {total_rows / base:,.0f} rows/s (pyarrow read+write of the same files)")
     print(f"  ratio generate/re-write rows/s: {base / med:.2f}")
     return keep
@@ -115,14 +119,17 @@ def bench_stream_sort(engine_root: Path) -> int:
             with duck.session(access, knobs) as con:
                 target = uri(store, f"bench/copy-{i}.parquet")
                 t = time.perf_counter()
-                con.execute(f"COPY (SELECT * FROM {duck.source_sql(uris)}) TO {duck.quote(target)} "
-                            f"(FORMAT parquet, COMPRESSION zstd)")
+                con.execute(f"COPY (SELECT * FROM {duck.source_sql(uris)}) TO {duck.quote(target)} (FORMAT parquet, COMPRESSION zstd)")
                 copy_times.append(time.perf_counter() - t)
         s, c = _median(sort_times), _median(copy_times)
-        print(f"  stream-sort (validate + sort + verify + hash) median {s:.2f}s -> {rows / s:,.0f} rows/s"
-              f"  (runs: {', '.join(f'{x:.2f}' for x in sort_times)})")
-        print(f"  baseline plain COPY                           median {c:.2f}s -> {rows / c:,.0f} rows/s"
-              f"  (runs: {', '.join(f'{x:.2f}' for x in copy_times)})")
+        print(
+            f"  stream-sort (validate + sort + verify + hash) median {s:.2f}s -> {rows / s:,.0f} rows/s"
+            f"  (runs: {', '.join(f'{x:.2f}' for x in sort_times)})"
+        )
+        print(
+            f"  baseline plain COPY                           median {c:.2f}s -> {rows / c:,.0f} rows/s"
+            f"  (runs: {', '.join(f'{x:.2f}' for x in copy_times)})"
+        )
         ratio = c / s
         print(f"  ratio stream-sort/COPY rows/s: {ratio:.2f} (goal >= 0.5: {'MET' if ratio >= 0.5 else 'NOT MET'})")
         return 0
@@ -131,20 +138,45 @@ def bench_stream_sort(engine_root: Path) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def large_child(engine_root: str, memory_limit: str) -> None:
-    """(child process) pack + stream-sort the traffic output on a folder store under a memory limit."""
+def _peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM; unlike ru_maxrss it is not inherited across fork/exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def large_child(engine_root: str, memory_limit: str, chunk_days: int) -> None:
+    """(child process) stream-sort the traffic output on a folder store under a memory limit.
+
+    The view prefix is cleared first (the operator's way out after a failed attempt).
+    """
     registry = load_registry("local_parity")
     store = FolderStore(Path(engine_root).parent / "store")
     layout = OracleLayout(registry, RUN_A)
-    sync_engine_run(Path(engine_root), store, layout)
-    pack(store, layout)
+    if not store.exists(layout.seal_key):
+        sync_engine_run(Path(engine_root), store, layout)
+        pack(store, layout)
+    for o in list(store.list(layout.view_prefix(TRAFFIC))):
+        store.delete(o.key)
     spec = OutputCatalog(registry).spec(TRAFFIC)
-    temp_dir = str(Path(engine_root).parent / "spill")
-    outcome = sort_output(spec, store, layout, None, SortKnobs(memory_limit=memory_limit, threads=2, temp_dir=temp_dir,
-                                                                max_temp_size="20GiB"))
-    input_bytes = sum(o.size for o in store.list(layout.engine_output_prefix(TRAFFIC)))
-    print(json.dumps({"rows": outcome.rows, "seconds": outcome.seconds, "input_bytes": input_bytes,
-                      "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    knobs = SortKnobs(
+        memory_limit=memory_limit, threads=2, temp_dir=str(Path(engine_root).parent / "spill"), max_temp_size="20GiB", chunk_days=chunk_days
+    )
+    t = time.perf_counter()
+    try:
+        outcome = sort_output(spec, store, layout, None, knobs)
+        result = {"ok": True, "rows": outcome.rows, "parts": outcome.parts, "seconds": outcome.seconds}
+    except PlatformError as e:
+        result = {
+            "ok": False,
+            "code": e.code,
+            "error": e.message[:160],
+            "seconds": time.perf_counter() - t,
+            "receipt": store.exists(layout.receipt_key(TRAFFIC)),
+        }
+    result["max_rss_mb"] = _peak_rss_mb()
+    print(json.dumps(result))
 
 
 def bench_large(scale: int, memory_limit: str) -> int:
@@ -153,17 +185,38 @@ def bench_large(scale: int, memory_limit: str) -> int:
     try:
         root = work / "engine"
         generate(EngineConfig(seed=43, scale=scale, files_per_output=8), root)
-        proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_oracle", "--large-child", str(root), memory_limit],
-                              capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            print(f"large sort FAILED (exit {proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}")
-            return 1
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
-        raw_mb = pq.ParquetDataset(str(root / TRAFFIC)).read().nbytes / 1e6
-        print(f"large sort: {result['rows']:,} rows, {raw_mb:,.0f} MB in memory as Arrow ({result['input_bytes'] / 1e6:,.0f} MB Parquet), "
-              f"memory_limit {memory_limit}: completed in {result['seconds']:.1f}s -> {result['rows'] / result['seconds']:,.0f} rows/s, "
-              f"child peak RSS {result['max_rss_mb']:,.0f} MB")
-        return 0
+        table = pq.ParquetDataset(str(root / TRAFFIC)).read()
+        parquet_mb = sum(p.stat().st_size for p in (root / TRAFFIC).glob("*.parquet")) / 1e6
+        print(
+            f"large sort: {table.num_rows:,} rows, {table.nbytes / 1e6:,.0f} MB as Arrow in memory ({parquet_mb:,.0f} MB Parquet), "
+            f"memory_limit {memory_limit}, 2 threads"
+        )
+        del table
+        failed = 1
+        for chunk_days in (0, 1):
+            proc = subprocess.run(
+                [sys.executable, "-m", "benchmarks.bench_oracle", "--large-child", str(root), memory_limit, str(chunk_days)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if proc.returncode != 0:
+                print(f"  chunk_days={chunk_days}: child crashed (exit {proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}")
+                continue
+            r = json.loads(proc.stdout.strip().splitlines()[-1])
+            if r["ok"]:
+                failed = 0
+                print(
+                    f"  chunk_days={chunk_days}: completed, {r['parts']} part(s) in {r['seconds']:.1f}s "
+                    f"-> {r['rows'] / r['seconds']:,.0f} rows/s, "
+                    f"child peak RSS {r['max_rss_mb']:,.0f} MB"
+                )
+            else:
+                print(
+                    f"  chunk_days={chunk_days}: refused with {r['code']} after {r['seconds']:.1f}s (receipt written: {r['receipt']}), "
+                    f"child peak RSS {r['max_rss_mb']:,.0f} MB: {r['error']}"
+                )
+        return failed
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -184,7 +237,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--large-child":
-        large_child(sys.argv[2], sys.argv[3])
+    if len(sys.argv) == 5 and sys.argv[1] == "--large-child":
+        large_child(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     else:
         raise SystemExit(main())
