@@ -47,6 +47,28 @@ def object_sha256(store: ObjectStore, key: str) -> str:
     return hashlib.sha256(store.get(key)).hexdigest()
 
 
+def download_with_sha256(store: ObjectStore, key: str, path: Path) -> str:
+    """Copy `key` to a local file and return the sha256 of its bytes (one read of the object)."""
+    digest = hashlib.sha256()
+    if isinstance(store, S3Store):
+        try:
+            body = store.client.get_object(Bucket=store.bucket, Key=key)["Body"]
+            with path.open("wb") as fh:
+                for chunk in iter(lambda: body.read(CHUNK), b""):
+                    digest.update(chunk)
+                    fh.write(chunk)
+            return digest.hexdigest()
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                raise ObjectMissing(f"{store.uri(key)} does not exist") from None
+            raise ObjectStoreUnavailable(f"GET {store.uri(key)} failed: {e}") from e
+        except BotoCoreError as e:
+            raise ObjectStoreUnavailable(f"GET {store.uri(key)} failed: {e}") from e
+    data = store.get(key)
+    path.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
 def recorded_sha256(store: ObjectStore, key: str) -> str | None:
     """The sha256 an upload recorded for `key`, or None (absent object or no record)."""
     if isinstance(store, S3Store):

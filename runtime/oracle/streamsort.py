@@ -11,10 +11,12 @@ that disagrees fails closed; parts without a receipt are STREAM_VIEW_PARTIAL_EXI
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from runtime.contracts.canonical import canonical_digest, canonical_json, sha256_hex
@@ -31,11 +33,11 @@ from runtime.oracle.errors import (
     StreamViewPartialExists,
 )
 from runtime.oracle.layout import OracleLayout
-from runtime.oracle.objects import object_sha256
+from runtime.oracle.objects import download_with_sha256
 from runtime.oracle.outputs import TIE_BREAKERS, OutputSpec
 from runtime.oracle.pack import read_sealed_manifest
-from runtime.store.port import ObjectStore
 from runtime.store.local import FolderStore
+from runtime.store.port import ObjectStore
 from runtime.store.s3 import S3Store
 
 #: progress(output_id, chunks_done, chunks_total)
@@ -244,31 +246,39 @@ def sort_output(
         sort_s = time.monotonic() - t_sort
 
         t_verify = time.monotonic()
-        part_uris = [uri(store, k) for k in part_keys]
-        first = duck.ident(spec.data_keys[0])
-        stats = duck.fetch(
-            con,
-            f"SELECT filename, count(*), {hash_expr}, CAST(min({first}) AS VARCHAR), CAST(max({first}) AS VARCHAR) "
-            f"FROM read_parquet([{', '.join(duck.quote(u) for u in part_uris)}], filename = true) GROUP BY filename",
-            f"re-reading the stream view of {spec.output_id}",
-        )
-    by_uri = {str(r[0]): r for r in stats}
+        # Each part is fetched once: hashed while it streams to a local copy, and the row stats are
+        # read from that copy - one read of the output instead of two.
+        with tempfile.TemporaryDirectory(prefix="fp-stream-view-", dir=knobs.temp_dir) as scratch:
+            local = {}
+            digests = {}
+            for index, key in enumerate(part_keys):
+                path = Path(scratch) / f"{index:06d}.parquet"
+                digests[key] = download_with_sha256(store, key, path)
+                local[str(path)] = key
+            first = duck.ident(spec.data_keys[0])
+            stats = duck.fetch(
+                con,
+                f"SELECT filename, count(*), {hash_expr}, CAST(min({first}) AS VARCHAR), CAST(max({first}) AS VARCHAR) "
+                f"FROM read_parquet([{', '.join(duck.quote(p) for p in local)}], filename = true) GROUP BY filename",
+                f"re-reading the stream view of {spec.output_id}",
+            )
+    by_key = {local[str(r[0])]: r for r in stats}
     out_rows = sum(int(r[1]) for r in stats)
     out_hash = sum(int(r[2]) for r in stats)
     if out_rows != int(in_rows) or out_hash != int(in_hash):
         raise StreamViewInvalid(f"{spec.output_id}: input {in_rows} rows / hash {in_hash}, stream view {out_rows} rows / hash {out_hash}")
     prefix = layout.view_prefix(spec.output_id)
     parts = []
-    for key, part_uri in zip(part_keys, part_uris, strict=True):
+    for key in part_keys:
         head = store.head(key)
-        row = by_uri.get(part_uri)
+        row = by_key.get(key)
         if head is None or row is None:
             raise StreamViewInvalid(f"part {store.uri(key)} was not written")
         parts.append(
             {
                 "name": key[len(prefix) :],
                 "size": head.size,
-                "sha256": object_sha256(store, key),
+                "sha256": digests[key],
                 "rows": int(row[1]),
                 "first_key_min": row[3],
                 "first_key_max": row[4],
