@@ -9,6 +9,7 @@ DuckDB errors are translated to oracle error codes at this edge.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -102,9 +103,10 @@ def connect(access: S3Access | None, knobs: SortKnobs) -> duckdb.DuckDBPyConnect
         con.execute(f"SET memory_limit = {quote(knobs.memory_limit)}")
         con.execute(f"SET threads = {int(knobs.threads)}")
         con.execute(f"SET preserve_insertion_order = {'true' if knobs.preserve_order else 'false'}")
-        if knobs.temp_dir:
-            os.makedirs(knobs.temp_dir, exist_ok=True)
-            con.execute(f"SET temp_directory = {quote(knobs.temp_dir)}")
+        # Never DuckDB's default (`.tmp` in the working directory): spill under the system temp dir.
+        temp_dir = knobs.temp_dir or os.path.join(tempfile.gettempdir(), "fp-duckdb-spill")
+        os.makedirs(temp_dir, exist_ok=True)
+        con.execute(f"SET temp_directory = {quote(temp_dir)}")
         if knobs.max_temp_size:
             con.execute(f"SET max_temp_directory_size = {quote(knobs.max_temp_size)}")
         if access is not None:
