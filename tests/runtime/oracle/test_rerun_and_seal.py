@@ -98,3 +98,21 @@ def test_extra_object_under_engine_prefix_fails_check_strict(oracle_settings, ru
     client(oracle_settings).put_object(Bucket=oracle_bucket(oracle_settings), Key=key, Body=buf.getvalue().to_pybytes())
     r = invoke("check-strict", "--platform-run-id", run_id)
     assert r.exit_code == 1 and "unsealed object" in r.output
+
+
+def test_receipt_and_a_part_both_missing_is_partial_exists(oracle_settings, run_id: str, engine_root: Path) -> None:
+    for args in (["sync", "--root", str(engine_root)], ["pack"]):
+        assert invoke(*args, "--platform-run-id", run_id).exit_code == 0
+    target = "arrival_events_5B"
+    r = invoke("stream-sort", "--platform-run-id", run_id, "--output-id", target, "--chunk-days", "1", "--threads", "1",
+               "--memory-limit", "128MB", "--temp-dir", str(engine_root.parent / "spill"), "--max-temp-size", "1GiB",
+               "--no-preserve-order")
+    assert r.exit_code == 0, r.output
+    receipt = read_json(oracle_settings, REG.render("S3_STREAM_SORT_RECEIPT_PATTERN", platform_run_id=run_id, output_id=target))
+    assert receipt["knobs"]["chunk_days"] == 1 and receipt["knobs"]["preserve_order"] is False
+    assert len(receipt["output"]["parts"]) >= 2
+    s3, bucket = client(oracle_settings), oracle_bucket(oracle_settings)
+    s3.delete_object(Bucket=bucket, Key=REG.render("S3_STREAM_SORT_RECEIPT_PATTERN", platform_run_id=run_id, output_id=target))
+    s3.delete_object(Bucket=bucket, Key=_view(run_id, target) + receipt["output"]["parts"][-1]["name"])
+    r = invoke("stream-sort", "--platform-run-id", run_id, "--output-id", target)
+    assert r.exit_code == 1 and "STREAM_VIEW_PARTIAL_EXISTS" in r.output
