@@ -162,6 +162,9 @@ def stream_sort(
     temp_dir: Annotated[str | None, typer.Option(help="DuckDB spill folder")] = None,
     max_temp_size: Annotated[str | None, typer.Option(help="DuckDB spill cap, e.g. 50GiB")] = None,
     chunk_days: Annotated[int, typer.Option(min=0, max=366, help="one ordered part per N days (0 = single part)")] = 0,
+    rows_per_part: Annotated[
+        int, typer.Option(min=0, help="rows per ordered part by key range (0 = automatic: one part unless it would not fit --memory-limit)")
+    ] = 0,
     preserve_order: Annotated[bool, typer.Option("--preserve-order/--no-preserve-order", help="DuckDB preserve_insertion_order")] = True,
 ) -> None:
     """Build the per-output stream views (sorted parts + manifest + receipt); valid receipts are skipped."""
@@ -173,6 +176,7 @@ def stream_sort(
             temp_dir=temp_dir,
             max_temp_size=max_temp_size,
             chunk_days=chunk_days,
+            rows_per_part=rows_per_part,
             preserve_order=preserve_order,
         )
         specs = ctx.catalog.select(output_id)

@@ -32,6 +32,7 @@ class SortKnobs:
     temp_dir: str | None = None
     max_temp_size: str | None = None
     chunk_days: int = 0
+    rows_per_part: int = 0  # 0 = automatic from memory_limit and the input's row width
     preserve_order: bool = True
     row_group_size: int = 16_384
 
@@ -43,6 +44,7 @@ class SortKnobs:
             "temp_dir": self.temp_dir,
             "max_temp_size": self.max_temp_size,
             "chunk_days": self.chunk_days,
+            "rows_per_part": self.rows_per_part,
             "preserve_order": self.preserve_order,
             "row_group_size": self.row_group_size,
         }
@@ -141,7 +143,12 @@ def source_sql(uris: list[str]) -> str:
     DuckDB exposes `file_index` (position in this list) and `file_row_number` as virtual columns:
     usable in ORDER BY, absent from `SELECT *`.
     """
-    return "read_parquet([" + ", ".join(quote(u) for u in uris) + "])"
+    return f"read_parquet({source_list(uris)})"
+
+
+def source_list(uris: list[str]) -> str:
+    """A SQL list literal of file URIs."""
+    return "[" + ", ".join(quote(u) for u in uris) + "]"
 
 
 #: The registry's tie-breakers as DuckDB virtual columns. `filename` becomes `file_index`: the

@@ -23,7 +23,7 @@ from runtime.oracle.layout import OracleLayout
 from runtime.oracle.outputs import OutputCatalog
 from runtime.oracle.pack import PackResult, check_strict, pack
 from runtime.oracle.streamsort import Progress as SortProgress
-from runtime.oracle.streamsort import SortOutcome, sort_output
+from runtime.oracle.streamsort import SortOutcome, memory_bytes, sort_output
 from runtime.oracle.sync import Progress as ByteProgress
 from runtime.oracle.sync import SyncResult, sync_engine_run
 from runtime.settings import Settings
@@ -126,6 +126,7 @@ def sort_step(
     on_done: Callable[[SortOutcome | SortFailure], None] | None = None,
 ) -> SortReport:
     """Stream-sort each selected output (all required ones by default); one failure does not stop the others."""
+    memory_bytes(knobs.memory_limit)  # refuse a malformed knob before touching anything
     specs = ctx.catalog.select(output_ids)
     report = SortReport()
     for spec in specs:

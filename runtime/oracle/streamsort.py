@@ -11,6 +11,7 @@ that disagrees fails closed; parts without a receipt are STREAM_VIEW_PARTIAL_EXI
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -159,6 +160,73 @@ def _day_chunks(days: list[tuple[date, int]], chunk_days: int) -> list[tuple[dat
     return chunks
 
 
+def _plan_chunks(con: Any, spec: OutputSpec, src: str, uris: list[str], rows: int, knobs: SortKnobs) -> list[str]:
+    """The WHERE clause of every part, in order: day windows (chunk_days), key ranges (rows_per_part,
+    or automatic when the input would not fit the memory limit in one sort), or one part.
+
+    Every chunk is a range of the first sort key, so parts in name order are globally ordered and
+    ties on that key never straddle two parts.
+    """
+    if knobs.chunk_days > 0 and spec.time_key is not None:
+        column = duck.ident(spec.time_key)
+        day_rows = duck.fetch(
+            con,
+            f"SELECT CAST(timezone('UTC', {column}) AS DATE) AS d, count(*) FROM {src} GROUP BY d ORDER BY d",
+            f"day histogram of {spec.output_id}",
+        )
+        return [
+            f"WHERE {column} >= {_ts_literal(lo)} AND {column} < {_ts_literal(hi)}"
+            for lo, hi, _ in _day_chunks([(d, int(n)) for d, n in day_rows], knobs.chunk_days)
+        ]
+    per_part = knobs.rows_per_part or auto_rows_per_part(con, uris, rows, knobs.memory_limit)
+    if rows <= per_part:
+        return [""]
+    column = duck.ident(spec.data_keys[0])
+    # Lower bounds: the first key value of every per_part-th row of the key order (a keys-only sort,
+    # which fits where the full-width sort does not), deduplicated.
+    duck.fetch(
+        con,
+        f"CREATE OR REPLACE TEMP TABLE _fp_bounds AS SELECT row_number() OVER (ORDER BY lo) - 1 AS i, lo FROM ("
+        f"SELECT DISTINCT k AS lo FROM (SELECT {column} AS k, row_number() OVER (ORDER BY {column}) AS rn FROM {src}) "
+        f"WHERE (rn - 1) % {int(per_part)} = 0)",
+        f"range bounds of {spec.output_id}",
+    )
+    [(count,)] = duck.fetch(con, "SELECT count(*) FROM _fp_bounds", "range bounds")
+    wheres = []
+    for i in range(int(count)):
+        where = f"WHERE {column} >= (SELECT lo FROM _fp_bounds WHERE i = {i})"
+        if i + 1 < int(count):
+            where += f" AND {column} < (SELECT lo FROM _fp_bounds WHERE i = {i + 1})"
+        wheres.append(where)
+    return wheres
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(I?)B?\s*$", re.IGNORECASE)
+
+
+def memory_bytes(limit: str) -> int:
+    """Bytes of a DuckDB-style size (`100MB`, `1GB`, `512MiB`); unparsable sizes are refused."""
+    match = _SIZE.match(limit)
+    if match is None:
+        raise PlatformError(f"memory limit {limit!r} is not a size like 512MB or 2GiB", code="SORT_KNOB_INVALID",
+                            next_step="pass --memory-limit as <number><KB|MB|GB|TB|KiB|MiB|GiB|TiB>")
+    number, unit, binary = match.groups()
+    base = 1024 if binary else 1000
+    return int(float(number) * base ** " KMGT".index(unit.upper() or " "))
+
+
+def auto_rows_per_part(con: Any, uris: list[str], rows: int, memory_limit: str) -> int:
+    """Rows per sorted part so one part's uncompressed data stays within half the memory limit.
+
+    Measured on 2 cores: a full-width sort fits when its uncompressed Parquet size is about the
+    memory limit and fails at twice it; half leaves room for the writer and reader buffers.
+    """
+    [(uncompressed,)] = duck.fetch(con, f"SELECT sum(total_uncompressed_size) FROM parquet_metadata({duck.source_list(uris)})",
+                                   "reading Parquet metadata", corrupt_is_input=True)
+    per_row = max(1.0, float(uncompressed or 0) / max(1, rows))
+    return max(10_000, int(memory_bytes(memory_limit) * 0.5 / per_row))
+
+
 def _ts_literal(day: date) -> str:
     return "TIMESTAMPTZ '" + datetime(day.year, day.month, day.day, tzinfo=UTC).isoformat() + "'"
 
@@ -213,25 +281,13 @@ def sort_output(
         )
         if int(in_rows) == 0:
             raise OutputEmpty(f"{spec.output_id} has {len(files)} file(s) and 0 rows")
-        time_key = spec.time_key if knobs.chunk_days > 0 else None
-        if time_key is not None:
-            day_rows = duck.fetch(
-                con,
-                f"SELECT CAST(timezone('UTC', {duck.ident(time_key)}) AS DATE) AS d, count(*) FROM {src} GROUP BY d ORDER BY d",
-                f"day histogram of {spec.output_id}",
-            )
-            chunks: list[tuple[date, date, int] | None] = list(_day_chunks([(d, int(n)) for d, n in day_rows], knobs.chunk_days))
-        else:
-            chunks = [None]
+        wheres = _plan_chunks(con, spec, src, uris, int(in_rows), knobs)
         validate_s = time.monotonic() - t_validate
 
         t_sort = time.monotonic()
         order = duck.order_by(spec.sort_keys)
         part_keys: list[str] = []
-        for index, chunk in enumerate(chunks):
-            where = ""
-            if chunk is not None and time_key is not None:
-                where = f"WHERE {duck.ident(time_key)} >= {_ts_literal(chunk[0])} AND {duck.ident(time_key)} < {_ts_literal(chunk[1])}"
+        for index, where in enumerate(wheres):
             key = layout.part_key(spec.output_id, index)
             if isinstance(store, FolderStore):  # DuckDB does not create local folders
                 (store.root / key).parent.mkdir(parents=True, exist_ok=True)
@@ -239,10 +295,10 @@ def sort_output(
                 f"COPY (SELECT * FROM {src} {where} ORDER BY {order}) "
                 f"TO {duck.quote(uri(store, key))} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {int(knobs.row_group_size)})"
             )
-            duck.fetch(con, sql, f"sorting {spec.output_id} chunk {index + 1}/{len(chunks)}")
+            duck.fetch(con, sql, f"sorting {spec.output_id} chunk {index + 1}/{len(wheres)}")
             part_keys.append(key)
             if progress is not None:
-                progress(spec.output_id, index + 1, len(chunks))
+                progress(spec.output_id, index + 1, len(wheres))
         sort_s = time.monotonic() - t_sort
 
         t_verify = time.monotonic()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import duckdb
@@ -79,3 +80,15 @@ def test_evidence_files_are_written_and_valid(oracle_settings, run_id: str, engi
     assert checker["status"] == "PASS" and sorted(o["output_id"] for o in checker["outputs"]) == sorted(REQUIRED)
     seed = read_json(oracle_settings, root + REG.text("SEED_SNAPSHOT_PATH_PATTERN"), bucket=bucket)
     assert seed["objects"] == seed["uploaded"] and seed["seed"] == 7
+
+
+def test_key_range_parts_keep_global_order_for_flow_keyed_outputs(oracle_settings, run_id: str, engine_root: Path) -> None:
+    full_lane(run_id, str(engine_root), "--rows-per-part", "40")
+    for output_id in ("s4_event_labels_6B", "s3_event_stream_with_fraud_6B"):
+        receipt = read_json(oracle_settings, REG.render("S3_STREAM_SORT_RECEIPT_PATTERN", platform_run_id=run_id, output_id=output_id))
+        parts = receipt["output"]["parts"]
+        assert len(parts) >= 5 and sum(p["rows"] for p in parts) == receipt["input"]["rows"]
+        # key ranges: each part's smallest first-key is above the previous part's largest
+        assert all(a["first_key_max"] < b["first_key_min"] for a, b in itertools.pairwise(parts))
+    r = invoke("stream-sort", "--platform-run-id", run_id, "--memory-limit", "lots")
+    assert r.exit_code == 1 and "SORT_KNOB_INVALID" in r.output

@@ -37,3 +37,17 @@ def test_registry_sort_keys_map_tie_breakers_to_duckdb_virtual_columns() -> None
     labels = catalog.spec("s4_event_labels_6B")
     assert labels.data_keys == ("flow_id", "event_seq") and labels.time_key is None
     assert catalog.spec("s1_session_index_6B").time_key == "session_start_utc"
+
+
+def test_memory_sizes_parse_like_duckdb_and_garbage_is_refused() -> None:
+    import pytest
+
+    from runtime.errors import PlatformError
+    from runtime.oracle.streamsort import memory_bytes
+
+    assert memory_bytes("100MB") == 100_000_000
+    assert memory_bytes("2GiB") == 2 * 1024**3
+    assert memory_bytes("1.5GB") == 1_500_000_000
+    with pytest.raises(PlatformError) as e:
+        memory_bytes("lots")
+    assert e.value.code == "SORT_KNOB_INVALID"
