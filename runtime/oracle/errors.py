@@ -104,4 +104,7 @@ class SortEngineError(PlatformError):
     """DuckDB failed while sorting (out of memory, temp space, S3 access)."""
 
     code = "STREAM_SORT_FAILED"
-    next_step = "lower --threads / --memory-limit, raise --max-temp-size or use --chunk-days 1, then delete the partial view and re-run"
+    next_step = (
+        "delete the partial view, then re-run with fewer --threads, a smaller --rows-per-part "
+        "(or --chunk-days 1) or a larger --max-temp-size"
+    )

@@ -276,11 +276,16 @@ def sort_output(
         hash_expr = "sum(hash(" + ", ".join(duck.ident(c) for c in data_cols) + "))::HUGEINT"
         src = duck.source_sql(uris)
         t_validate = time.monotonic()
-        [(in_rows, in_hash)] = duck.fetch(
-            con, f"SELECT count(*), {hash_expr} FROM {src}", f"reading {spec.output_id}", corrupt_is_input=True
+        null_keys = ", ".join(f"count(*) - count({duck.ident(k)})" for k in spec.data_keys)
+        [(in_rows, in_hash, *nulls)] = duck.fetch(
+            con, f"SELECT count(*), {hash_expr}, {null_keys} FROM {src}", f"reading {spec.output_id}", corrupt_is_input=True
         )
         if int(in_rows) == 0:
             raise OutputEmpty(f"{spec.output_id} has {len(files)} file(s) and 0 rows")
+        with_nulls = {k: int(n) for k, n in zip(spec.data_keys, nulls, strict=True) if int(n)}
+        if with_nulls:
+            raise PlatformError(f"{spec.output_id} has NULL sort-key values: {with_nulls}", code="SORT_KEY_NULL",
+                                next_step="fix the engine output: every row needs its sort key")
         wheres = _plan_chunks(con, spec, src, uris, int(in_rows), knobs)
         validate_s = time.monotonic() - t_validate
 

@@ -96,3 +96,17 @@ def test_steps_out_of_order_and_malformed_options(oracle_settings, run_id: str, 
     assert not (tmp_path / "big").exists() and not (tmp_path / "bad").exists()
     r = invoke("stream-sort", "--platform-run-id", run_id, "--threads", "0")
     assert r.exit_code == 2  # typer rejects the option itself
+
+
+def test_null_sort_keys_are_refused(oracle_settings, run_id: str, engine_root: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def null_first(t):  # type: ignore[no-untyped-def]
+        mask = pa.array([i == 0 for i in range(t.num_rows)])
+        column = pc.if_else(mask, pa.scalar(None, type=t.schema.field("flow_id").type), t.column("flow_id"))
+        return t.set_column(t.schema.get_field_index("flow_id"), "flow_id", column)
+
+    _rewrite(engine_root, "s4_flow_truth_labels_6B", null_first)
+    _seal(run_id, engine_root)
+    _assert_refused(oracle_settings, run_id, "s4_flow_truth_labels_6B", "SORT_KEY_NULL")
