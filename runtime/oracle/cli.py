@@ -191,8 +191,8 @@ def stream_sort(
             task = bar.add_task("sort", total=len(specs), item="")
             chunk_task = bar.add_task("chunks", total=None, item="")
 
-            def on_chunk(oid: str, done: int, total: int) -> None:
-                bar.update(chunk_task, completed=done, total=total, item=f"{oid} chunk {done}/{total}")
+            def on_chunk(oid: str, done: float, total: int) -> None:
+                bar.update(chunk_task, completed=done, total=total, item=f"{oid} chunk {min(int(done) + 1, total)}/{total}")
 
             def on_done(item: object) -> None:
                 label = f"{item.output_id} FAILED" if isinstance(item, SortFailure) else f"{getattr(item, 'output_id', '')} done"

@@ -8,9 +8,11 @@ DuckDB errors are translated to oracle error codes at this edge.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +78,9 @@ class S3Access:
         )
 
 
+PROGRESS_POLL_SECONDS = 0.5
+
+
 def httpfs_extension_path() -> Path:
     """The httpfs binary shipped in the duckdb-extension-httpfs wheel for this duckdb version."""
     import duckdb_extension_httpfs
@@ -104,6 +109,8 @@ def connect(access: S3Access | None, knobs: SortKnobs) -> duckdb.DuckDBPyConnect
         con.execute(f"LOAD {quote(str(httpfs_extension_path()))}")
         con.execute(f"SET memory_limit = {quote(knobs.memory_limit)}")
         con.execute(f"SET threads = {int(knobs.threads)}")
+        con.execute("SET enable_progress_bar = true")  # tracked for query_progress(), never printed
+        con.execute("SET enable_progress_bar_print = false")
         con.execute(f"SET preserve_insertion_order = {'true' if knobs.preserve_order else 'false'}")
         # Never DuckDB's default (`.tmp` in the working directory): spill under the system temp dir.
         temp_dir = knobs.temp_dir or os.path.join(tempfile.gettempdir(), "fp-duckdb-spill")
@@ -176,8 +183,31 @@ def columns(con: duckdb.DuckDBPyConnection, uris: list[str]) -> dict[str, str]:
     return {str(r[0]): str(r[1]) for r in rows}
 
 
-def fetch(con: duckdb.DuckDBPyConnection, sql: str, what: str, corrupt_is_input: bool = False) -> list[tuple[Any, ...]]:
-    """Run a query, translating DuckDB errors to a named oracle error."""
+def fetch(
+    con: duckdb.DuckDBPyConnection,
+    sql: str,
+    what: str,
+    corrupt_is_input: bool = False,
+    on_progress: Callable[[float], None] | None = None,
+) -> list[tuple[Any, ...]]:
+    """Run a query, translating DuckDB errors to a named oracle error.
+
+    With `on_progress`, DuckDB's own query progress (0-100) is polled from a helper thread while
+    the query runs, so a long COPY shows movement instead of a frozen bar.
+    """
+    done = threading.Event()
+    poller: threading.Thread | None = None
+    if on_progress is not None:
+
+        def poll() -> None:
+            while not done.wait(PROGRESS_POLL_SECONDS):
+                with contextlib.suppress(duckdb.Error):
+                    value = con.query_progress()
+                    if value >= 0:
+                        on_progress(float(value))
+
+        poller = threading.Thread(target=poll, name="duckdb-progress", daemon=True)
+        poller.start()
     try:
         return [tuple(r) for r in con.execute(sql).fetchall()]
     except duckdb.Error as e:
@@ -185,3 +215,7 @@ def fetch(con: duckdb.DuckDBPyConnection, sql: str, what: str, corrupt_is_input:
         if corrupt_is_input and isinstance(e, duckdb.IOException | duckdb.InvalidInputException):
             raise InputCorrupt(f"{what}: {first}") from e
         raise SortEngineError(f"{what}: {first}") from e
+    finally:
+        done.set()
+        if poller is not None:
+            poller.join()

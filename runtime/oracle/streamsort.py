@@ -10,6 +10,7 @@ that disagrees fails closed; parts without a receipt are STREAM_VIEW_PARTIAL_EXI
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import tempfile
@@ -41,8 +42,8 @@ from runtime.store.local import FolderStore
 from runtime.store.port import ObjectStore
 from runtime.store.s3 import S3Store
 
-#: progress(output_id, chunks_done, chunks_total)
-Progress = Callable[[str, int, int], None]
+#: progress(output_id, chunks_done, chunks_total); chunks_done is fractional while a chunk is sorting
+Progress = Callable[[str, float, int], None]
 RECEIPT_VERSION = 1
 #: Receipt fields left out of its content hash: run-specific or timing-only.
 _VOLATILE = ("platform_run_id", "started_at_utc", "ended_at_utc", "timings_seconds", "knobs", "content_hash")
@@ -158,6 +159,10 @@ def _day_chunks(days: list[tuple[date, int]], chunk_days: int) -> list[tuple[dat
         else:
             chunks.append((day, day + timedelta(days=chunk_days), rows))
     return chunks
+
+
+def _chunk_progress(progress: Progress, output_id: str, index: int, total: int, percent: float) -> None:
+    progress(output_id, index + min(percent, 99.0) / 100.0, total)
 
 
 def _plan_chunks(con: Any, spec: OutputSpec, src: str, uris: list[str], rows: int, knobs: SortKnobs) -> list[str]:
@@ -300,7 +305,10 @@ def sort_output(
                 f"COPY (SELECT * FROM {src} {where} ORDER BY {order}) "
                 f"TO {duck.quote(uri(store, key))} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {int(knobs.row_group_size)})"
             )
-            duck.fetch(con, sql, f"sorting {spec.output_id} chunk {index + 1}/{len(wheres)}")
+            on_progress = None
+            if progress is not None:
+                on_progress = functools.partial(_chunk_progress, progress, spec.output_id, index, len(wheres))
+            duck.fetch(con, sql, f"sorting {spec.output_id} chunk {index + 1}/{len(wheres)}", on_progress=on_progress)
             part_keys.append(key)
             if progress is not None:
                 progress(spec.output_id, index + 1, len(wheres))

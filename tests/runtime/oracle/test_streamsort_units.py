@@ -51,3 +51,17 @@ def test_memory_sizes_parse_like_duckdb_and_garbage_is_refused() -> None:
     with pytest.raises(PlatformError) as e:
         memory_bytes("lots")
     assert e.value.code == "SORT_KNOB_INVALID"
+
+
+def test_long_queries_report_duckdb_progress(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from runtime.oracle import duck
+
+    monkeypatch.setattr(duck, "PROGRESS_POLL_SECONDS", 0.02)
+    seen: list[float] = []
+    con = connect(None, SortKnobs(memory_limit="256MB", threads=1))
+    try:
+        [(total,)] = duck.fetch(con, "SELECT sum(hash(range)) FROM range(400000000)", "progress probe", on_progress=seen.append)
+    finally:
+        con.close()
+    assert total is not None
+    assert seen and all(0 <= p <= 100 for p in seen)
