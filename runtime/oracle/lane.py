@@ -76,8 +76,8 @@ class OracleLaneResult:
     """The P3 lane's result, for the controller's gate."""
 
     platform_run_id: str
-    engine: EngineRun
-    sync: SyncResult
+    engine: EngineRun | None  # None when the engine run was already in the bucket
+    sync: SyncResult | None
     pack: PackResult
     sort: SortReport
     checks: list[OutputCheck]
@@ -181,7 +181,7 @@ def check_step(ctx: OracleContext, writer: EvidenceWriter | None, knobs: SortKno
 def run_oracle_lane(
     settings: Settings,
     platform_run_id: str,
-    engine_root: Path,
+    engine_root: Path | None,
     evidence_writer: EvidenceWriter | None,
     *,
     config: EngineConfig | None = None,
@@ -189,11 +189,16 @@ def run_oracle_lane(
     output_ids: list[str] | None = None,
 ) -> OracleLaneResult:
     """P3 in order: generate (only if `engine_root` has no run and a config is given), sync, pack,
-    stream-sort, check. Raises the first failing step's PlatformError; CheckerFailed if any output fails."""
+    stream-sort, check. `engine_root=None` means the engine run is already under the run's engine
+    prefix (seeded elsewhere): generate and sync are skipped. Raises the first failing step's
+    PlatformError; CheckerFailed if any output fails."""
     knobs = knobs or SortKnobs()
     ctx = OracleContext.from_settings(settings, platform_run_id)
-    engine = generate(config, engine_root) if config is not None else open_run(engine_root)
-    synced = sync_step(ctx, engine_root, evidence_writer)
+    engine: EngineRun | None = None
+    synced: SyncResult | None = None
+    if engine_root is not None:
+        engine = generate(config, engine_root) if config is not None else open_run(engine_root)
+        synced = sync_step(ctx, engine_root, evidence_writer)
     packed = pack_step(ctx)
     sorted_report = sort_step(ctx, output_ids, knobs)
     if sorted_report.failures:

@@ -19,13 +19,15 @@ CFG = EngineConfig(seed=5, scale=300, fraud_rate=0.05, files_per_output=2, days=
 def test_run_oracle_lane_generates_if_needed_and_passes(oracle_settings, run_id: str, tmp_path: Path) -> None:
     writer = EvidenceWriter(REG, run_id, [BundleTarget(FolderStore(tmp_path / "bundle"), "")])
     result = run_oracle_lane(oracle_settings, run_id, tmp_path / "engine", writer, config=CFG, knobs=SortKnobs(memory_limit="256MB"))
-    assert result.passed and result.engine.generated and result.pack.newly_sealed
+    assert result.passed and result.engine is not None and result.engine.generated and result.pack.newly_sealed
     assert sorted(c.output_id for c in result.checks) == sorted(REG.names("ORACLE_REQUIRED_OUTPUT_IDS"))
     for key in ("SEED_SNAPSHOT_PATH_PATTERN", "STREAM_SORT_SUMMARY_PATH_PATTERN", "CHECKER_PASS_PATH_PATTERN"):
         assert (tmp_path / "bundle" / REG.text(key)).exists()
     again = run_oracle_lane(oracle_settings, run_id, tmp_path / "engine", writer, config=CFG)
-    assert again.passed and not again.engine.generated and not again.pack.newly_sealed
+    assert again.passed and again.engine is not None and not again.engine.generated and not again.pack.newly_sealed
     assert {o.status for o in again.sort.outcomes} == {"SKIPPED_VALID_RECEIPT"}
+    seeded_elsewhere = run_oracle_lane(oracle_settings, run_id, None, writer)
+    assert seeded_elsewhere.passed and seeded_elsewhere.sync is None
 
 
 def test_same_seed_gives_identical_receipt_content_hashes_across_runs(oracle_settings, run_id: str, tmp_path: Path) -> None:
@@ -39,3 +41,16 @@ def test_same_seed_gives_identical_receipt_content_hashes_across_runs(oracle_set
             per_output[output_id] = (receipt["content_hash"], receipt["output"]["fingerprint"])
         hashes.append(per_output)
     assert hashes[0] == hashes[1]
+
+
+def test_lane_without_an_engine_run_anywhere_fails_closed(oracle_settings, run_id: str, tmp_path: Path) -> None:
+    import pytest
+
+    from runtime.errors import PlatformError
+
+    with pytest.raises(PlatformError) as e:
+        run_oracle_lane(oracle_settings, run_id, None, None)
+    assert e.value.code == "ENGINE_RUN_MISSING"
+    with pytest.raises(PlatformError) as e:
+        run_oracle_lane(oracle_settings, run_id, tmp_path / "empty", None)
+    assert e.value.code == "ENGINE_RUN_MISSING"
