@@ -163,13 +163,16 @@ def large_child(engine_root: str, memory_limit: str, mode: str) -> None:
     for o in list(store.list(layout.view_prefix(TRAFFIC))):
         store.delete(o.key)
     spec = OutputCatalog(registry).spec(TRAFFIC)
-    chunking: dict[str, int] = {"single-pass": {"rows_per_part": 10**12}, "auto": {}, "chunk-days=1": {"chunk_days": 1}}[mode]
+    rows_per_part = 10**12 if mode == "single-pass" else 0
+    chunk_days = 1 if mode == "chunk-days=1" else 0
     spill = str(Path(engine_root).parent / "spill")
-    knobs = SortKnobs(memory_limit=memory_limit, threads=2, temp_dir=spill, max_temp_size="20GiB", **chunking)
+    knobs = SortKnobs(
+        memory_limit=memory_limit, threads=2, temp_dir=spill, max_temp_size="20GiB", rows_per_part=rows_per_part, chunk_days=chunk_days
+    )
     t = time.perf_counter()
     try:
         outcome = sort_output(spec, store, layout, None, knobs)
-        result = {"ok": True, "rows": outcome.rows, "parts": outcome.parts, "seconds": outcome.seconds}
+        result: dict[str, object] = {"ok": True, "rows": outcome.rows, "parts": outcome.parts, "seconds": outcome.seconds}
     except PlatformError as e:
         result = {
             "ok": False,
