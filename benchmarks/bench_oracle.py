@@ -47,6 +47,8 @@ from runtime.store.s3 import S3Store, s3_client
 
 TRAFFIC = "s3_event_stream_with_fraud_6B"
 REPS = 3
+#: The sort comparison shares 2 cores with whatever else runs: more repetitions, medians and best-of.
+SORT_REPS = 5
 RUN_A = "platform_20260101T000000Z"
 #: Large-sort variants: forced single pass, the default (automatic key-range parts), day chunks.
 MODES = ("single-pass", "auto", "chunk-days=1")
@@ -112,13 +114,16 @@ def bench_stream_sort(engine_root: Path) -> int:
         manifest_files = [o.key for o in store.list(layout.engine_output_prefix(TRAFFIC))]
         uris = [uri(store, k) for k in manifest_files]
         sort_times, copy_times, rows = [], [], 0
-        for i in range(REPS):
+        phases: dict[str, list[float]] = {}
+        for i in range(SORT_REPS):
             for o in list(store.list(layout.view_prefix(TRAFFIC))):
                 store.delete(o.key)
             outcome = sort_output(spec, store, layout, access, knobs)
             assert outcome.status == "SORTED"
             sort_times.append(outcome.seconds)
             rows = outcome.rows
+            for phase, seconds in json.loads(store.get(layout.receipt_key(TRAFFIC)))["timings_seconds"].items():
+                phases.setdefault(phase, []).append(float(seconds))
             with duck.session(access, knobs) as con:
                 target = uri(store, f"bench/copy-{i}.parquet")
                 t = time.perf_counter()
@@ -133,8 +138,11 @@ def bench_stream_sort(engine_root: Path) -> int:
             f"  baseline plain COPY                           median {c:.2f}s -> {rows / c:,.0f} rows/s"
             f"  (runs: {', '.join(f'{x:.2f}' for x in copy_times)})"
         )
-        ratio = c / s
-        print(f"  ratio stream-sort/COPY rows/s: {ratio:.2f} (goal >= 0.5: {'MET' if ratio >= 0.5 else 'NOT MET'})")
+        print("  stream-sort phases (median s): " + ", ".join(f"{k} {_median(v):.2f}" for k, v in phases.items()))
+        ratio, best = c / s, min(copy_times) / min(sort_times)
+        print(
+            f"  ratio stream-sort/COPY rows/s: median {ratio:.2f}, best-of {best:.2f} (goal >= 0.5: {'MET' if ratio >= 0.5 else 'NOT MET'})"
+        )
         return 0
     finally:
         stop_pid(proc.pid, proc.argv)
