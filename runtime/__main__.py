@@ -12,6 +12,7 @@ import sys
 #: component -> "module:attribute" of its typer app (or a callable taking argv).
 COMPONENTS: dict[str, str] = {
     "sr": "runtime.sr.cli:app",
+    "oracle": "runtime.oracle.cli:app",
 }
 
 

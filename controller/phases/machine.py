@@ -15,6 +15,7 @@ from typing import Any
 from controller.phases.base import Phase, RunContext, execute, previous_record
 from controller.phases.p01_run_pinned import RunPinned, config_drift
 from controller.phases.p02_daemons_ready import DaemonsReady
+from controller.phases.p03_oracle_ready import OracleReady
 from controller.phases.p05_ready_published import ReadyPublished
 from controller.phases.unbuilt import NotBuiltPhase
 from runtime.errors import PlatformError
@@ -33,7 +34,7 @@ PhaseFactory = Callable[[], Phase]
 PHASES: dict[str, PhaseFactory] = {
     "P1": RunPinned,
     "P2": DaemonsReady,
-    "P3": lambda: NotBuiltPhase("P3", "ORACLE_READY", "the oracle lane (generate, sync, seal, stream-sort, checker)"),
+    "P3": OracleReady,
     "P4": lambda: NotBuiltPhase("P4", "INGEST_READY", "the Ingestion Gate service"),
     "P5": ReadyPublished,
     "P6": lambda: NotBuiltPhase("P6", "STREAMING_ACTIVE", "the World Streamer Producer"),
