@@ -11,6 +11,8 @@ import sys
 
 #: component -> "module:attribute" of its typer app (or a callable taking argv).
 COMPONENTS: dict[str, str] = {
+    "ig": "runtime.ig.cli:app",
+    "wsp": "runtime.wsp.cli:app",
 }
 
 
