@@ -19,11 +19,12 @@ from runtime.bus.port import BusAdmin, BusRecord, Consumer, EbRef, OutboundRecor
 from runtime.errors import BusUnavailable, PublishAmbiguous, TopicMissing
 
 
-class TestKafkaPublisher(Publisher):
+class RealKafkaPublisher(Publisher):
     """Idempotent producer; the EbRef of each record comes from its delivery report only."""
 
     def __init__(self, bootstrap: str, *, delivery_timeout_s: float = 15.0):
         self.delivery_timeout_s = delivery_timeout_s
+        self._suspect = True
         self._producer = Producer({
             "bootstrap.servers": bootstrap,
             "enable.idempotence": True,
@@ -35,6 +36,13 @@ class TestKafkaPublisher(Publisher):
         })
 
     def publish(self, records: list[OutboundRecord]) -> list[EbRef | Exception]:
+        if self._suspect:
+            # After a failure (or before the first publish) ask the broker first: when it does not
+            # answer, nothing is sent and the failure is definite, not ambiguous.
+            try:
+                self._producer.list_topics(timeout=3)
+            except KafkaException as e:
+                return [BusUnavailable(f"broker unreachable: {e}") for _ in records]
         results: list[EbRef | Exception | None] = [None] * len(records)
 
         def report(index: int):  # type: ignore[no-untyped-def]
@@ -60,13 +68,14 @@ class TestKafkaPublisher(Publisher):
                     results[i] = BusUnavailable(f"produce failed: {e}")
                     break
         self._producer.flush(self.delivery_timeout_s + 5)
+        self._suspect = any(not isinstance(r, EbRef) for r in results)
         return [r if r is not None else PublishAmbiguous(f"no delivery report for {records[i].key}") for i, r in enumerate(results)]
 
     def close(self) -> None:
         self._producer.flush(5)
 
 
-class TestKafkaConsumer(Consumer):
+class RealKafkaConsumer(Consumer):
     """Subscribes to topics from the beginning with a fresh group; commits on request."""
 
     def __init__(self, bootstrap: str, topics: list[str], *, group: str | None = None, assign: bool = False):
@@ -112,7 +121,7 @@ class TestKafkaConsumer(Consumer):
         self._consumer.close()
 
 
-class TestKafkaAdmin(BusAdmin):
+class RealKafkaAdmin(BusAdmin):
     """Topic creation and watermark ranges on the broker."""
 
     def __init__(self, bootstrap: str):
@@ -157,7 +166,7 @@ class TestKafkaAdmin(BusAdmin):
 
 def read_all(bootstrap: str, topics: list[str], expected: int, timeout_s: float = 60.0) -> list[BusRecord]:
     """Every record on `topics` (stops once `expected` are read, or at the timeout)."""
-    consumer = TestKafkaConsumer(bootstrap, topics, assign=True)
+    consumer = RealKafkaConsumer(bootstrap, topics, assign=True)
     out: list[BusRecord] = []
     deadline = time.monotonic() + timeout_s
     try:

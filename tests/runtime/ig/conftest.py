@@ -15,7 +15,7 @@ from runtime.ig.settings import IgSettings
 from runtime.settings import load_settings
 from runtime.store.s3 import S3Store, s3_client
 from tests.support.events import random_run_id
-from tests.support.kafka_bus import TestKafkaAdmin, TestKafkaPublisher
+from tests.support.kafka_bus import RealKafkaAdmin, RealKafkaPublisher
 
 API_KEY = "test-key-0123456789abcdef"
 
@@ -31,7 +31,7 @@ def migrated_dsn(postgres_dsn: str) -> str:
 def bus_topics(kafka_bootstrap: str) -> dict[str, str]:
     """Every registry topic created on the broker; event class -> topic name."""
     reg = load_settings({"FP_ENV": "local_parity"}).registry
-    admin = TestKafkaAdmin(kafka_bootstrap)
+    admin = RealKafkaAdmin(kafka_bootstrap)
     for topic in reg.topics():
         admin.ensure_topic(topic.name, topic.partitions, topic.retention_hours)
     return {cls: reg.topic(spec["topic"]).name for cls, spec in reg.mapping("EVENT_CLASS_MAP").items()}
@@ -59,15 +59,15 @@ def store(moto_endpoint: str, bucket: str) -> S3Store:
 
 
 @pytest.fixture
-def publisher(kafka_bootstrap: str, bus_topics: dict[str, str]) -> Iterator[TestKafkaPublisher]:
+def publisher(kafka_bootstrap: str, bus_topics: dict[str, str]) -> Iterator[RealKafkaPublisher]:
     """A real idempotent Kafka publisher on the Tansu broker."""
-    pub = TestKafkaPublisher(kafka_bootstrap)
+    pub = RealKafkaPublisher(kafka_bootstrap)
     yield pub
     pub.close()
 
 
 @pytest.fixture
-def client(ig_settings: IgSettings, publisher: TestKafkaPublisher, store: S3Store) -> Iterator[TestClient]:
+def client(ig_settings: IgSettings, publisher: RealKafkaPublisher, store: S3Store) -> Iterator[TestClient]:
     """An authenticated test client of a fresh IG app."""
     app = create_app(ig_settings, publisher, receipts_store=store, quarantine_store=store)
     with TestClient(app, headers={"X-IG-Api-Key": API_KEY}) as c:
