@@ -191,17 +191,16 @@ def run_wsp(settings: Settings, platform_run_id: str, ready_consumer: Consumer, 
         client = IgClient(ig_base_url, reg.text("IG_INGEST_PATH"), reg.text("IG_AUTH_HEADER_NAME"), api_key,
                           timeout_s=options.http_timeout_s)
         skip = done.get(output_id, 0)
+        stats[output_id] = OutputStats(output_id)
         try:
-            stats[output_id] = stream_output(
+            stream_output(
                 output_id, _envelopes(views[output_id], skip, plan.class_of[output_id], platform_run_id, ready.scenario_run_id),
                 client, knobs, resumed_from=skip,
                 advance=lambda n: checkpoint.advance(platform_run_id, ready.scenario_run_id, output_id, n),
-                stop=stop, progress=progress)
+                stop=stop, progress=progress, stats=stats[output_id])
         except PlatformError as e:
             stop.set()
             errors.append(e)
-            stats.setdefault(output_id, OutputStats(output_id, resumed_from=skip, emitted=skip, failures=1,
-                                                    error=e.operator_line()))
         finally:
             client.close()
 

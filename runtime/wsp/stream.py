@@ -94,9 +94,11 @@ def stream_output(
     advance: Callable[[int], None],
     stop: threading.Event,
     progress: Callable[[str], None],
+    stats: OutputStats | None = None,
 ) -> OutputStats:
     """Send `envelopes` (already past the checkpoint) until the cap or the end of the view."""
-    stats = OutputStats(output_id, resumed_from=resumed_from, emitted=resumed_from)
+    stats = stats or OutputStats(output_id)
+    stats.resumed_from = stats.emitted = resumed_from
     position = resumed_from
     batch: list[dict[str, Any]] = []
     wall0 = time.monotonic()
