@@ -6,6 +6,7 @@ The command only wires: settings from the environment, a publisher for the confi
 
 from __future__ import annotations
 
+import importlib
 from typing import Annotated
 
 import typer
@@ -20,11 +21,12 @@ app = typer.Typer(help="Ingestion Gate: admits events for one pinned run and pub
 def build_publisher(settings: object) -> Publisher:
     """The bus publisher of the configured kind; fails closed when no adapter is installed."""
     try:
-        from runtime.bus import factory  # type: ignore[attr-defined]
+        factory = importlib.import_module("runtime.bus.factory")
     except ImportError as e:
         raise PlatformError("no bus adapter factory (runtime.bus.factory) is installed", code="BUS_ADAPTER_MISSING",
                             next_step="install the bus adapters; IG never runs without a real publisher") from e
-    return factory.publisher(settings)  # type: ignore[no-any-return]
+    publisher: Publisher = factory.publisher(settings)
+    return publisher
 
 
 @app.command()

@@ -14,6 +14,7 @@ retry republishes and admits, so the topic may carry that event twice and its re
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -143,21 +144,17 @@ class IngestService:
             self.health.failed("BUS_PUBLISH_FAILED")
             self._keep_landed(landed)
             new_claims = [p.checked.identity for p in failed if p.action is Action.PUBLISH and p.checked.identity]
-            try:
+            with contextlib.suppress(PlatformError):  # a PENDING claim left behind is reconciled (flagged) on retry
                 self.store.release(new_claims)
-            except PlatformError:
-                pass  # a PENDING claim left behind is reconciled (flagged) on retry
             first = next(r for r in results if isinstance(r, Exception))
-            raise GateUnavailable(f"bus: {first}") from (first if isinstance(first, BaseException) else None)
+            raise GateUnavailable(f"bus: {first}") from first
         if landed:
             self.health.ok(len(landed))
         return self._record(plans, landed, ambiguous)
 
     def _keep_landed(self, landed: dict[Identity, dict[str, Any]]) -> None:
-        try:
+        with contextlib.suppress(PlatformError):  # left PENDING: a retry republishes and flags PUBLISH_AMBIGUOUS
             self.store.mark_published(landed)
-        except PlatformError:
-            pass  # left PENDING: a retry republishes and flags PUBLISH_AMBIGUOUS
 
     def _record(self, plans: list[_Plan], landed: dict[Identity, dict[str, Any]], ambiguous: list[_Plan]) -> list[dict[str, Any]]:
         now = utc_iso()

@@ -8,12 +8,11 @@ events costs a handful of round trips. Driver errors become DatabaseUnavailable 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
-
-import json
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout

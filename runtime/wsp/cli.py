@@ -6,6 +6,7 @@ checkpoint, call `run_wsp`, print progress lines; a PlatformError is one line an
 
 from __future__ import annotations
 
+import importlib
 import os
 from typing import Annotated
 
@@ -14,6 +15,11 @@ import typer
 from runtime.errors import PlatformError
 
 app = typer.Typer(help="World Streamer Producer: READY -> stream views -> IG.", no_args_is_help=True)
+
+
+@app.callback()
+def main() -> None:
+    """World Streamer Producer commands."""
 
 
 @app.command("run")
@@ -33,12 +39,14 @@ def run(
     from runtime.ig.settings import read_ssm_key
     from runtime.settings import load_settings
     from runtime.wsp.checkpoint import WspCheckpoint
+    from runtime.wsp.envelope import OutputPlan
     from runtime.wsp.run import WspOptions, run_wsp
 
     console = Console(stderr=True)
     try:
         settings = load_settings()
         reg = settings.registry
+        OutputPlan(reg, mode)  # WSP_MODE_UNKNOWN before anything connects
         run_id = platform_run_id or os.environ.get(reg.text("REQUIRED_PLATFORM_RUN_ID_ENV_KEY"), "")
         if not run_id:
             raise PlatformError("no platform_run_id", code="WSP_RUN_ID_MISSING",
@@ -53,7 +61,7 @@ def run(
         base_url = os.environ.get(reg.text("ENVVAR_IG_BASE_URL")) or reg.text("IG_BASE_URL")
         apply_migrations(settings.db_dsn)
         try:
-            from runtime.bus import factory  # type: ignore[attr-defined]
+            factory = importlib.import_module("runtime.bus.factory")
         except ImportError as e:
             raise PlatformError("no bus adapter factory (runtime.bus.factory) is installed", code="BUS_ADAPTER_MISSING",
                                 next_step="install the bus adapters") from e

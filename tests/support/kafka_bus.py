@@ -11,8 +11,8 @@ import time
 import uuid
 from typing import Any
 
-from confluent_kafka import Consumer as KafkaConsumer
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer as KafkaConsumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from runtime.bus.port import BusAdmin, BusRecord, Consumer, EbRef, OutboundRecord, PartitionRange, Publisher

@@ -85,7 +85,7 @@ def test_rerun_of_the_same_run_admits_nothing_new(settings, store, run_id, ig_ur
             result = _wsp(settings, run_id, consumer, ig_url, checkpoint, store, API_KEY, restream=True)
         finally:
             consumer.close()
-    assert {s.output_id: s.outcomes for s in result.per_output} == dict.fromkeys(FRAUD_OUTPUTS, {"DUPLICATE": 15})
+    assert {s.output_id: s.outcomes for s in result.per_output} == {key: {"DUPLICATE": 15} for key in FRAUD_OUTPUTS}
     assert _receipts(migrated_dsn, run_id) == {"ADMIT": 60, "DUPLICATE": 60}
 
 
