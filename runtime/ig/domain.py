@@ -1,8 +1,8 @@
 """IG domain: request shape, per-event validation, payload hash and the dedupe decision.
 
 Plain Python over plain data. Validators are compiled once per event class when the gate starts
-(no meta-schema check per call); the fast path asks `is_valid` and only an invalid event pays for
-error details. The dedupe identity is exactly (platform_run_id, event_class, event_id); the
+(runtime.ig.compiled: the schemas become Python closures; no meta-schema check, no jsonschema
+dispatch per call). The dedupe identity is exactly (platform_run_id, event_class, event_id); the
 same identity with another payload hash is an ANOMALY, never an overwrite.
 """
 
@@ -14,7 +14,8 @@ from typing import Any
 
 from runtime.contracts.canonical import canonical_json, sha256_hex
 from runtime.contracts.registry import Registry
-from runtime.contracts.schemas import compiled_validator
+from runtime.contracts.schemas import compiled_validator, load_schema
+from runtime.ig.compiled import Check, Unsupported, compile_schema
 from runtime.errors import PlatformError
 
 Identity = tuple[str, str, str]
@@ -114,6 +115,18 @@ class CheckedEvent:
         return self.raw.get(name) if isinstance(self.raw, dict) else None
 
 
+def fast_check(schema_name: str) -> Check:
+    """The compiled check of a schema, or (for keywords outside the compiled subset) one backed by jsonschema."""
+    try:
+        return compile_schema(load_schema(schema_name))
+    except Unsupported:
+        validator = compiled_validator(schema_name)
+
+        def check(document: Any, at: str = "(root)") -> str | None:
+            return None if validator.is_valid(document) else _first_error(validator, document)
+        return check
+
+
 def _first_error(validator: Any, document: Any) -> str:
     errors = sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
     if not errors:
@@ -129,11 +142,11 @@ class EventValidator:
     def __init__(self, registry: Registry, platform_run_id: str, limits: Limits):
         self.platform_run_id = platform_run_id
         self.limits = limits
-        self._envelope = compiled_validator("events/envelope.schema.json")
-        self._payloads: dict[str, Any] = {}
+        self._envelope = fast_check("events/envelope.schema.json")
+        self._payloads: dict[str, Check] = {}
         self._topics: dict[str, str] = {}
         for event_class, spec in registry.mapping("EVENT_CLASS_MAP").items():
-            self._payloads[event_class] = compiled_validator(f"events/payloads/{event_class}.schema.json")
+            self._payloads[event_class] = fast_check(f"events/payloads/{event_class}.schema.json")
             self._topics[event_class] = registry.topic(spec["topic"]).name
 
     def topic_of(self, event_class: str) -> str:
@@ -153,14 +166,15 @@ class EventValidator:
         event_class = event.get("event_class")
         if event_class not in self._payloads:
             return bad("UNKNOWN_EVENT_CLASS", f"event_class {event_class!r} is not one of {sorted(self._payloads)}")
-        if not self._envelope.is_valid(event):
-            return bad("ENVELOPE_INVALID", _first_error(self._envelope, event))
+        problem = self._envelope(event, "(root)")
+        if problem:
+            return bad("ENVELOPE_INVALID", problem)
         if event["platform_run_id"] != self.platform_run_id:
             return bad("RUN_PIN_MISMATCH", f"platform_run_id {event['platform_run_id']} is not the pinned run {self.platform_run_id}")
-        validator = self._payloads[event_class]
         payload = event["payload"]
-        if not validator.is_valid(payload):
-            return bad("PAYLOAD_INVALID", _first_error(validator, payload))
+        problem = self._payloads[event_class](payload, "payload")
+        if problem:
+            return bad("PAYLOAD_INVALID", problem)
         digest = sha256_hex(canonical_json(payload))
         value = canonical_json({**event, "payload_hash": digest})
         if len(value) > self.limits.max_event_bytes:
