@@ -116,6 +116,9 @@ class IngestService:
                 plan.existing_receipt_id = claim.existing.receipt_id
                 plan.eb_ref = claim.existing.eb_ref
         if any(plans[i].action is Action.IN_FLIGHT for i in firsts.values()):
+            claimed_now = [ident for ident, i in firsts.items() if plans[i].action is Action.PUBLISH]
+            with contextlib.suppress(PlatformError):  # nothing was published for them: not ambiguous
+                self.store.release(claimed_now)
             raise GateUnavailable("some events of this request are being admitted by another request right now")
 
         to_publish = [plans[i] for i in firsts.values() if plans[i].action in (Action.PUBLISH, Action.REPUBLISH)]
@@ -162,6 +165,7 @@ class IngestService:
         quarantine_items: list[dict[str, Any]] = []
         quarantine_rows: list[QuarantineRow] = []
         admitted: dict[Identity, tuple[str, dict[str, Any]]] = {}
+        pending_receipts: dict[Identity, str] = {}
         ambiguous_ids = {id(p) for p in ambiguous}
         quarantine_key = self.writer.quarantine_key()
         originals_needed = [p.existing_receipt_id for p in plans if p.action is Action.DUPLICATE and p.existing_receipt_id]
@@ -203,11 +207,13 @@ class IngestService:
                 plan.receipt = {**base, "outcome": Outcome.PUBLISH_AMBIGUOUS.value,
                                 "error": {"code": "PUBLISH_AMBIGUOUS",
                                           "message": "the bus did not confirm delivery; retry the event to reconcile"}}
+                if c.identity is not None:
+                    pending_receipts[c.identity] = plan.receipt["receipt_id"]
             else:
                 assert c.identity is not None and plan.eb_ref is not None
-                if plan.action is Action.REPUBLISH:
-                    # The claim was PENDING: an earlier attempt's publish outcome is unknown. Record that
-                    # attempt as PUBLISH_AMBIGUOUS, then this one as ADMIT.
+                if plan.action is Action.REPUBLISH and plan.existing_receipt_id is None:
+                    # The claim was PENDING without a receipt: the attempt that made it died before its
+                    # publish outcome was known. Record that attempt as PUBLISH_AMBIGUOUS, then this one as ADMIT.
                     plan.ambiguous_receipt = {**base, "receipt_id": new_receipt_id(), "eb_ref": None,
                                               "outcome": Outcome.PUBLISH_AMBIGUOUS.value,
                                               "error": {"code": "PUBLISH_AMBIGUOUS",
@@ -218,6 +224,8 @@ class IngestService:
                                 "admitted_at_utc": now, "republished": plan.action is Action.REPUBLISH}
                 if plan.ambiguous_receipt:
                     plan.receipt["reconciles_receipt_id"] = plan.ambiguous_receipt["receipt_id"]
+                elif plan.action is Action.REPUBLISH:
+                    plan.receipt["reconciles_receipt_id"] = plan.existing_receipt_id
                 admitted[c.identity] = (plan.receipt["receipt_id"], plan.eb_ref)
             receipts.append(plan.receipt)
 
@@ -233,7 +241,7 @@ class IngestService:
             if quarantine_items:
                 self.writer.write_quarantine(quarantine_key, quarantine_items)
             self.writer.write_receipts(receipts_key, receipts)
-            self.store.commit(admitted, rows, quarantine_rows)
+            self.store.commit(admitted, rows, quarantine_rows, pending_receipts)
         except PlatformError as e:
             self._keep_landed(landed)
             raise GateUnavailable(f"recording receipts failed: {e.message}") from e

@@ -138,9 +138,19 @@ class AdmissionStore:
             )
 
     def commit(self, admitted: dict[Identity, tuple[str, dict[str, Any]]], receipts: list[ReceiptRow],
-               quarantine: list[QuarantineRow]) -> None:
-        """One transaction: identities ADMITTED with receipt + eb_ref, receipts and quarantine rows appended."""
+               quarantine: list[QuarantineRow], ambiguous: dict[Identity, str] | None = None) -> None:
+        """One transaction: identities ADMITTED with receipt + eb_ref, receipts and quarantine rows appended;
+        PENDING identities remember the PUBLISH_AMBIGUOUS receipt of their attempt."""
         with self._conn() as conn, conn.transaction():
+            if ambiguous:
+                a_idents = list(ambiguous)
+                a_runs, a_classes, a_ids = (list(x) for x in zip(*a_idents, strict=True))
+                conn.execute(
+                    "UPDATE ig_admissions a SET receipt_id = t.rid, updated_at = now(), publish_attempts = a.publish_attempts + 1"
+                    " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS t(r, c, i, rid)"
+                    " WHERE a.platform_run_id = t.r AND a.event_class = t.c AND a.event_id = t.i AND a.state = 'PENDING'",
+                    (a_runs, a_classes, a_ids, [ambiguous[k] for k in a_idents]),
+                )
             if admitted:
                 idents = list(admitted)
                 runs, classes, ids = (list(x) for x in zip(*idents, strict=True))

@@ -166,3 +166,65 @@ def test_oversized_single_event_is_quarantined(client, run_id):
     event["payload"]["notes"] = "x" * 70000
     r = push(client, event).json()
     assert r["results"][0]["error"]["code"] == "EVENT_TOO_LARGE"
+
+
+def test_retry_of_an_identity_left_pending_republishes_and_flags_it(client, run_id, migrated_dsn, kafka_bootstrap, bus_topics):
+    event = envelope(run_id, 77)
+    with psycopg.connect(migrated_dsn) as conn:  # what a killed IG leaves behind: a claim, outcome unknown
+        from runtime.ig.domain import payload_hash
+
+        conn.execute("INSERT INTO ig_admissions (platform_run_id, event_class, event_id, payload_hash, state)"
+                     " VALUES (%s, %s, %s, %s, 'PENDING')",
+                     (run_id, "traffic_fraud", event["event_id"], payload_hash(event["payload"])))
+    r = push(client, event).json()
+    assert r["counts"] == {"ADMIT": 1}
+    receipt = r["results"][0]["receipt"]
+    assert receipt["republished"] is True and receipt["reconciles_receipt_id"]
+    with psycopg.connect(migrated_dsn) as conn:
+        outcomes = sorted(row[0] for row in conn.execute(
+            "SELECT outcome FROM ig_receipts WHERE platform_run_id = %s", (run_id,)))
+    assert outcomes == ["ADMIT", "PUBLISH_AMBIGUOUS"]
+    assert push(client, event).json()["counts"] == {"DUPLICATE": 1}
+
+
+class AckLostPublisher:
+    """Publishes for real but, once, loses the acknowledgement: the outcome IG sees is unknown."""
+
+    def __init__(self, inner):
+        self.inner, self.lost = inner, False
+
+    def publish(self, records):
+        results = self.inner.publish(records)
+        if not self.lost:
+            self.lost = True
+            from runtime.errors import PublishAmbiguous
+
+            return [PublishAmbiguous("acknowledgement lost") for _ in results]
+        return results
+
+    def close(self):
+        self.inner.close()
+
+
+def test_lost_acknowledgement_is_publish_ambiguous_then_reconciled(ig_settings, publisher, store, run_id, kafka_bootstrap,
+                                                                   bus_topics, migrated_dsn):
+    from fastapi.testclient import TestClient
+
+    from runtime.ig.app import create_app
+    from tests.runtime.ig.conftest import API_KEY
+
+    app = create_app(ig_settings, AckLostPublisher(publisher), receipts_store=store, quarantine_store=store)
+    event = envelope(run_id, 5)
+    with TestClient(app, headers={"X-IG-Api-Key": API_KEY}) as c:
+        first = push(c, event).json()
+        assert first["counts"] == {"PUBLISH_AMBIGUOUS": 1}
+        assert c.get("/v1/ops/health").json()["state"] == "AMBER"
+        second = push(c, event).json()
+    assert second["counts"] == {"ADMIT": 1} and second["results"][0]["receipt"]["republished"] is True
+    on_bus = run_records(kafka_bootstrap, [bus_topics["traffic_fraud"]], run_id, 2)
+    assert [d["event_id"] for d in on_bus] == [event["event_id"]] * 2  # twice on the topic, and the receipts say why
+    with psycopg.connect(migrated_dsn) as conn:
+        outcomes = sorted(row[0] for row in conn.execute(
+            "SELECT outcome FROM ig_receipts WHERE platform_run_id = %s", (run_id,)))
+    assert outcomes == ["ADMIT", "PUBLISH_AMBIGUOUS"]  # one receipt per attempt
+    assert second["results"][0]["receipt"]["reconciles_receipt_id"] == first["results"][0]["receipt"]["receipt_id"]
