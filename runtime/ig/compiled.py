@@ -76,7 +76,7 @@ def compile_schema(schema: dict[str, Any]) -> Check:
         options = schema["enum"]
 
         def check_enum(v: Any, at: str) -> str | None:
-            return None if any(v == o and type(v) is type(o) or (_num(v) and _num(o) and v == o) for o in options) \
+            return None if any((v == o and type(v) is type(o)) or (_num(v) and _num(o) and v == o) for o in options) \
                 else f"{at}: {v!r:.60} is not one of {options}"
         checks.append(check_enum)
     if "const" in schema:

@@ -15,8 +15,8 @@ from typing import Any
 from runtime.contracts.canonical import canonical_json, sha256_hex
 from runtime.contracts.registry import Registry
 from runtime.contracts.schemas import compiled_validator, load_schema
-from runtime.ig.compiled import Check, Unsupported, compile_schema
 from runtime.errors import PlatformError
+from runtime.ig.compiled import Check, Unsupported, compile_schema
 
 Identity = tuple[str, str, str]
 
