@@ -8,56 +8,24 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 
 from controller.substrate.processes import free_port
 from runtime.bus.port import OutboundRecord
 from runtime.evidence.writer import BundleTarget
-from runtime.paths import REPO_ROOT
 from runtime.wsp.run import WspOptions, run_wsp
 from tests.runtime.ig.conftest import API_KEY
 from tests.support.events import SCENARIO
+from tests.support.ig_server import IgProcess
 from tests.support.kafka_bus import read_all
 from tests.support.views import FRAUD_OUTPUTS, ready_message, write_view
 
 ROWS_PER_OUTPUT = 5000  # 4 outputs: 20k events
-
-
-class IgProcess:
-    """IG as its own process (uvicorn), so it can be SIGKILLed."""
-
-    def __init__(self, env: dict[str, str], port: int, log: Path):
-        self.env, self.port, self.log = env, port, log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "tests.support.ig_server"], cwd=REPO_ROOT, env=self.env,
-                                         stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/v1/ops/health", headers={"X-IG-Api-Key": API_KEY},
-                             timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError(f"IG did not start; see {self.log}")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
 
 
 def _admitted(dsn: str, run_id: str) -> int:
