@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from runtime.bus.port import Publisher
 from runtime.contracts.schemas import load_schema
 from runtime.errors import PlatformError
-from runtime.ig.domain import EventValidator, Limits, RequestRejected, split_request
+from runtime.ig.domain import EventValidator, Limits, RequestRejected, check_storable, split_request
 from runtime.ig.receipts import BatchWriter
 from runtime.ig.service import GateUnavailable, IngestService, status_of
 from runtime.ig.settings import IgSettings
@@ -134,10 +134,8 @@ def create_app(settings: IgSettings, publisher: Publisher, *, receipts_store: Ob
         """One envelope or {"events": [...]}; one result (with its receipt) per event, in order."""
         try:
             body = await _read_bounded(request, limits.max_body_bytes)
-            try:
-                document = json.loads(body)
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise RequestRejected(400, "MALFORMED_JSON", f"the body is not JSON: {e}") from None
+            document = parse_json(body)
+            check_storable(body, document)
             events = split_request(document, limits)
             results = await run_in_threadpool(service.ingest, events)
         except RequestRejected as e:
@@ -150,6 +148,25 @@ def create_app(settings: IgSettings, publisher: Publisher, *, receipts_store: Ob
 
     app.add_middleware(ApiKeyMiddleware, header=reg.text("IG_AUTH_HEADER_NAME"), key=settings.api_key)
     return app
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:20]} is out of range")
+    return value
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(body: bytes) -> Any:
+    """Strict JSON: no NaN/Infinity, no float overflow; anything unparsable is 400 MALFORMED_JSON."""
+    try:
+        return json.loads(body, parse_float=_finite, parse_constant=_no_constants)
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise RequestRejected(400, "MALFORMED_JSON", f"the body is not JSON: {str(e)[:200]}") from None
 
 
 async def _read_bounded(request: Request, limit: int) -> bytes:

@@ -8,6 +8,7 @@ same identity with another payload hash is an ANOMALY, never an overwrite.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -65,6 +66,35 @@ class Limits:
 def payload_hash(payload: Any) -> str:
     """sha256 of the canonical JSON of the payload: equal content, equal hash."""
     return sha256_hex(canonical_json(payload))
+
+
+_RISKY_ESCAPE = re.compile(rb"\\u(0000|[dD][89a-fA-F])")
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def check_storable(body: bytes, document: Any) -> None:
+    """422 UNSTORABLE_TEXT for NUL characters or lone UTF-16 surrogates: no receipt, bus or store can keep them.
+
+    JSON can only carry them as \\u escapes, so the body is scanned for those first and the exact
+    check runs only when one is present.
+    """
+    if not _RISKY_ESCAPE.search(body):
+        return
+    try:
+        canonical_json(document)
+    except UnicodeEncodeError:
+        raise RequestRejected(422, "UNSTORABLE_TEXT", "the body holds a lone UTF-16 surrogate (\\ud800-\\udfff)") from None
+    if _has_nul(document):
+        raise RequestRejected(422, "UNSTORABLE_TEXT", "the body holds a NUL character (\\u0000)")
 
 
 def split_request(document: Any, limits: Limits) -> list[Any]:
@@ -164,7 +194,7 @@ class EventValidator:
         if "event_id" not in event:
             return bad("EVENT_ID_MISSING", "the envelope has no event_id")
         event_class = event.get("event_class")
-        if event_class not in self._payloads:
+        if not isinstance(event_class, str) or event_class not in self._payloads:
             return bad("UNKNOWN_EVENT_CLASS", f"event_class {event_class!r} is not one of {sorted(self._payloads)}")
         problem = self._envelope(event, "(root)")
         if problem:

@@ -95,6 +95,8 @@ def test_same_identity_twice_in_one_batch(client, run_id):
     [
         (lambda e: e.pop("event_id"), "EVENT_ID_MISSING"),
         (lambda e: e.update(event_class="nope"), "UNKNOWN_EVENT_CLASS"),
+        (lambda e: e.update(event_class={"a": 1}), "UNKNOWN_EVENT_CLASS"),
+        (lambda e: e.update(event_class=["traffic_fraud"]), "UNKNOWN_EVENT_CLASS"),
         (lambda e: e.update(event_type=7), "ENVELOPE_INVALID"),
         (lambda e: e["payload"].update(amount="ten"), "PAYLOAD_INVALID"),
         (lambda e: e["payload"].pop("flow_id"), "PAYLOAD_INVALID"),
@@ -228,3 +230,26 @@ def test_lost_acknowledgement_is_publish_ambiguous_then_reconciled(ig_settings, 
             "SELECT outcome FROM ig_receipts WHERE platform_run_id = %s", (run_id,)))
     assert outcomes == ["ADMIT", "PUBLISH_AMBIGUOUS"]  # one receipt per attempt
     assert second["results"][0]["receipt"]["reconciles_receipt_id"] == first["results"][0]["receipt"]["receipt_id"]
+
+
+@pytest.mark.parametrize("text", [b'"a\\u0000b"', b'"\\ud9f0x"', b'"\\uDC00"'])
+def test_nul_and_lone_surrogates_are_422_and_nothing_admitted(client, run_id, migrated_dsn, text):
+    event = envelope(run_id, 1)
+    raw = json.dumps({"events": [envelope(run_id, 2), event]}).replace('"producer": "test"', '"producer": ' + text.decode())
+    r = client.post("/v1/ingest/push", content=raw.encode(), headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["error"] == "UNSTORABLE_TEXT"
+    assert admissions(migrated_dsn, run_id) == 0
+
+
+def test_escaped_backslash_and_surrogate_pairs_are_fine(client, run_id):
+    event = envelope(run_id, 1)
+    event["payload"]["note"] = "a\\u0000 literal and an emoji \U0001f600"
+    r = client.post("/v1/ingest/push", content=json.dumps(event).encode(), headers={"content-type": "application/json"})
+    assert r.status_code == 200 and r.json()["counts"] == {"ADMIT": 1}
+
+
+@pytest.mark.parametrize("raw", [b'{"events": [NaN]}', b'{"a": Infinity}', b'{"a": 1e999}', b"[" * 5000 + b"]" * 5000,
+                                 b'{"a": ' + b"9" * 5000 + b"}", b"\xff\xfe", b""])
+def test_unparsable_or_non_finite_json_is_400(client, raw):
+    r = client.post("/v1/ingest/push", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"] == "MALFORMED_JSON"
