@@ -163,32 +163,18 @@ class AdmissionStore:
                      [_j(admitted[k][1]) for k in idents]),
                 )
             if receipts:
-                cols: dict[str, list[Any]] = {k: [] for k in (
-                    "rid", "run", "cls", "eid", "out", "err", "hash", "eb", "orig", "key", "idx", "doc")}
-                for row in receipts:
-                    r = row.receipt
-                    cols["rid"].append(r["receipt_id"])
-                    cols["run"].append(r["platform_run_id"])
-                    cols["cls"].append(r.get("event_class"))
-                    cols["eid"].append(r.get("event_id"))
-                    cols["out"].append(r["outcome"])
-                    cols["err"].append((r.get("error") or {}).get("code"))
-                    cols["hash"].append(r.get("payload_hash"))
-                    eb = r.get("eb_ref")
-                    cols["eb"].append(None if eb is None else _j(eb))
-                    cols["orig"].append(r.get("original_receipt_id"))
-                    cols["key"].append(row.batch_key)
-                    cols["idx"].append(row.batch_index)
-                    cols["doc"].append(_j(r))
-                conn.execute(
-                    "INSERT INTO ig_receipts (receipt_id, platform_run_id, event_class, event_id, outcome, error_code,"
-                    " payload_hash, eb_ref, original_receipt_id, batch_key, batch_index, receipt)"
-                    " SELECT rid, run, cls, eid, out, err, hash, eb::jsonb, orig, key, idx, doc::jsonb FROM unnest("
-                    " %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
-                    " %s::text[], %s::text[], %s::int[], %s::text[])"
-                    " AS t(rid, run, cls, eid, out, err, hash, eb, orig, key, idx, doc)",
-                    tuple(cols.values()),
-                )
+                # COPY: several times cheaper than a multi-array INSERT for a batch of receipts.
+                with conn.cursor().copy(
+                    "COPY ig_receipts (receipt_id, platform_run_id, event_class, event_id, outcome, error_code,"
+                    " payload_hash, eb_ref, original_receipt_id, batch_key, batch_index, receipt) FROM STDIN"
+                ) as copy:
+                    for row in receipts:
+                        r = row.receipt
+                        eb = r.get("eb_ref")
+                        copy.write_row((r["receipt_id"], r["platform_run_id"], r.get("event_class"), r.get("event_id"),
+                                        r["outcome"], (r.get("error") or {}).get("code"), r.get("payload_hash"),
+                                        None if eb is None else _j(eb), r.get("original_receipt_id"), row.batch_key,
+                                        row.batch_index, _j(r)))
             if quarantine:
                 conn.execute(
                     "INSERT INTO ig_quarantine (receipt_id, platform_run_id, event_class, event_id, reason, object_key,"
