@@ -13,6 +13,8 @@ import sys
 COMPONENTS: dict[str, str] = {
     "sr": "runtime.sr.cli:app",
     "oracle": "runtime.oracle.cli:app",
+    "ig": "runtime.ig.cli:app",
+    "wsp": "runtime.wsp.cli:app",
 }
 
 

@@ -1,0 +1,159 @@
+"""IG throughput on the embedded substrate (Kafka bus on Tansu, moto S3, PostgreSQL).
+
+Figures, each the median of a few rounds measured in this one run:
+- admitted events/s with one event per push, and with batches of 500 (IG in its own uvicorn process);
+- baseline: the same envelope bytes produced straight from a bare confluent-kafka producer (acks=all);
+- validation cost per event (envelope + payload, compiled validators, canonical JSON + hash).
+Goals: batched >= 5,000 events/s, batched >= 5x per-event, validation < 50 us/event.
+The IG publisher used here is the test-support Kafka adapter until runtime.bus.factory lands.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import boto3
+import httpx
+
+from controller.substrate.processes import free_port, stop_pid
+from controller.substrate.servers import start_moto, start_postgres, start_tansu
+from runtime.contracts.canonical import canonical_json
+from runtime.db.migrate import apply_migrations
+from runtime.ig.domain import EventValidator, Limits
+from runtime.paths import REPO_ROOT
+from runtime.settings import load_settings
+
+ROUNDS = 3
+PER_EVENT_N = 300
+BATCH = 500
+BATCHED_N = 5000
+KEY = "bench-key-0123456789abcdef"
+HOST = "127.0.0.1"
+
+
+def _run_id(i: int) -> str:
+    return f"platform_2031010{i}T000000Z"
+
+
+def _events(run_id: str, start: int, count: int) -> list[dict]:
+    sys.path.insert(0, str(REPO_ROOT))
+    from tests.support.events import envelope
+
+    return [envelope(run_id, n) for n in range(start, start + count)]
+
+
+def _validation_us(run_id: str) -> float:
+    reg = load_settings({"FP_ENV": "local_parity"}).registry
+    validator = EventValidator(reg, run_id, Limits.from_registry(reg))
+    events = _events(run_id, 0, 5000)
+    samples = []
+    for _ in range(5):
+        t = time.perf_counter()
+        for i, e in enumerate(events):
+            validator.check(i, e)
+        samples.append((time.perf_counter() - t) / len(events) * 1e6)
+    return statistics.median(samples)
+
+
+def _wait_health(url: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/v1/ops/health", headers={"X-IG-Api-Key": KEY}, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("IG did not start")
+
+
+def main() -> int:
+    """Start the embedded substrate, measure, print figures and medians, stop what was started."""
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    work = Path(tempfile.mkdtemp(prefix="bench-ig-"))
+    started = []
+    ig_proc = None
+    try:
+        moto = start_moto(HOST, free_port(), work / "moto")
+        started.append(moto)
+        pg = start_postgres(HOST, free_port(), work / "pg", durable=False)
+        started.append(pg)
+        tansu = start_tansu(HOST, free_port(), work / "tansu")
+        started.append(tansu)
+        endpoint, dsn, bootstrap = f"http://{HOST}:{moto.port}", f"postgresql://postgres@{HOST}:{pg.port}/postgres", f"{HOST}:{tansu.port}"
+        apply_migrations(dsn)
+        sys.path.insert(0, str(REPO_ROOT))
+        from tests.support.kafka_bus import RealKafkaAdmin
+
+        reg = load_settings({"FP_ENV": "local_parity"}).registry
+        admin = RealKafkaAdmin(bootstrap)
+        for topic in reg.topics():
+            admin.ensure_topic(topic.name, topic.partitions, topic.retention_hours)
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="bench-ig")
+        topic = reg.topic("FP_BUS_TRAFFIC_FRAUD_V1").name
+
+        per_event, batched, baseline = [], [], []
+        for r in range(ROUNDS):
+            run_id = _run_id(r)
+            port = free_port()
+            env = {**os.environ, "FP_ENV": "local_parity", "FP_OBJECT_STORE_ENDPOINT": endpoint, "FP_DB_DSN": dsn,
+                   "FP_BUS": "kafka", "FP_KAFKA_BOOTSTRAP": bootstrap, "FP_IG_API_KEY": KEY,
+                   "REQUIRED_PLATFORM_RUN_ID": run_id, "IG_TEST_BUCKET": "bench-ig", "IG_TEST_PORT": str(port)}
+            ig_proc = subprocess.Popen([sys.executable, "-m", "tests.support.ig_server"], cwd=REPO_ROOT, env=env,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            url = f"http://{HOST}:{port}"
+            _wait_health(url)
+            with httpx.Client(base_url=url, headers={"X-IG-Api-Key": KEY}, timeout=60) as client:
+                client.post("/v1/ingest/push", json=_events(run_id, 10**6, 1)[0])  # warm-up (connections)
+                singles = _events(run_id, 0, PER_EVENT_N)
+                t = time.perf_counter()
+                for e in singles:
+                    assert client.post("/v1/ingest/push", json=e).json()["counts"] == {"ADMIT": 1}
+                per_event.append(PER_EVENT_N / (time.perf_counter() - t))
+                many = _events(run_id, 10_000, BATCHED_N)
+                t = time.perf_counter()
+                for i in range(0, BATCHED_N, BATCH):
+                    body = client.post("/v1/ingest/push", json={"events": many[i:i + BATCH]}).json()
+                    assert body["counts"] == {"ADMIT": BATCH}, body.get("counts")
+                batched.append(BATCHED_N / (time.perf_counter() - t))
+            ig_proc.terminate()
+            ig_proc.wait(10)
+            ig_proc = None
+
+            from confluent_kafka import Producer
+
+            producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
+                                 "linger.ms": 2, "log_level": 2})
+            payloads = [canonical_json(e) for e in _events(run_id, 50_000, BATCHED_N)]
+            t = time.perf_counter()
+            for p in payloads:
+                producer.produce(topic, value=p)
+                producer.poll(0)
+            producer.flush(60)
+            baseline.append(BATCHED_N / (time.perf_counter() - t))
+
+        validation = _validation_us(_run_id(9))
+        pe, ba, bl = statistics.median(per_event), statistics.median(batched), statistics.median(baseline)
+        print(f"IG per-event pushes : median {pe:8.0f} events/s   rounds {[round(x) for x in per_event]}")
+        print(f"IG batches of {BATCH}  : median {ba:8.0f} events/s   rounds {[round(x) for x in batched]}"
+              f"   goal >= 5000: {'met' if ba >= 5000 else 'MISSED'}")
+        print(f"batched / per-event : {ba / pe:8.1f}x                goal >= 5x: {'met' if ba / pe >= 5 else 'MISSED'}")
+        print(f"baseline bare producer (acks=all): median {bl:8.0f} events/s   IG batched = {ba / bl:.2f} of baseline")
+        print(f"validation per event: median {validation:6.1f} us           goal < 50 us: {'met' if validation < 50 else 'MISSED'}")
+        return 0
+    finally:
+        if ig_proc is not None:
+            ig_proc.kill()
+        for proc in reversed(started):
+            stop_pid(proc.pid, proc.argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Ingestion Gate: the only writer of admitted events to the bus (validate, dedupe, publish, receipt)."""

@@ -1,0 +1,188 @@
+"""IG over HTTP (FastAPI): health, push, OpenAPI - every route behind the API key.
+
+`create_app(settings, publisher)` builds the app; nothing connects at import time. The key is
+checked by a small ASGI middleware in constant time before any route (or the OpenAPI document)
+runs, so an unauthenticated caller learns nothing but 401. The push body is refused by its
+Content-Length when it is too big, and otherwise read chunk by chunk and abandoned at the limit,
+so an oversized body never sits in memory.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from runtime.bus.port import Publisher
+from runtime.contracts.schemas import load_schema
+from runtime.errors import PlatformError
+from runtime.ig.domain import EventValidator, Limits, RequestRejected, check_storable, split_request
+from runtime.ig.receipts import BatchWriter
+from runtime.ig.service import GateUnavailable, IngestService, status_of
+from runtime.ig.settings import IgSettings
+from runtime.ig.store import AdmissionStore
+from runtime.store.port import ObjectStore
+
+log = logging.getLogger("runtime.ig")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def error_body(code: str, message: str, next_step: str = "") -> dict[str, Any]:
+    """The one error shape of every IG answer."""
+    body: dict[str, Any] = {"error": code, "message": message}
+    if next_step:
+        body["next_step"] = next_step
+    return body
+
+
+class ApiKeyMiddleware:
+    """401 {"error":"UNAUTHORIZED"} for any request without the right key, on every path."""
+
+    def __init__(self, app: ASGIApp, *, header: str, key: str):
+        self.app = app
+        self.header = header.lower().encode("latin-1")
+        self.key = key.encode("utf-8")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = b""
+        for name, value in scope.get("headers", []):
+            if name == self.header:
+                given = value
+                break
+        if not hmac.compare_digest(given, self.key):
+            response = JSONResponse({"error": "UNAUTHORIZED"}, status_code=401)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _request_schema() -> dict[str, Any]:
+    envelope = {k: v for k, v in load_schema("events/envelope.schema.json").items() if k not in ("$schema", "$id")}
+    return {
+        "required": True,
+        "content": {"application/json": {"schema": {"oneOf": [
+            envelope,
+            {"type": "object", "additionalProperties": False, "required": ["events"],
+             "properties": {"events": {"type": "array", "items": envelope, "minItems": 1}}},
+        ]}}},
+    }
+
+
+_ERROR = {"description": "error", "content": {"application/json": {"schema": {
+    "type": "object", "required": ["error"], "properties": {"error": {"type": "string"}, "message": {"type": "string"}}}}}}
+
+
+def create_app(settings: IgSettings, publisher: Publisher, *, receipts_store: ObjectStore | None = None,
+               quarantine_store: ObjectStore | None = None, store: AdmissionStore | None = None) -> FastAPI:
+    """The IG application for one pinned run; the publisher is injected (any bus adapter)."""
+    reg = settings.registry
+    limits = Limits.from_registry(reg)
+    admission_store = store or AdmissionStore(settings.db_dsn)
+    writer = BatchWriter(reg, settings.platform_run_id,
+                         receipts_store or settings.base.bucket("S3_EVIDENCE_BUCKET"),
+                         quarantine_store or settings.base.bucket("S3_QUARANTINE_BUCKET"))
+    service = IngestService(EventValidator(reg, settings.platform_run_id, limits), admission_store, publisher, writer)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        admission_store.open()
+        try:
+            yield
+        finally:
+            admission_store.close()
+            publisher.close()
+
+    app = FastAPI(title="Ingestion Gate", version="1", lifespan=lifespan,
+                  description="Admits canonical envelopes for one pinned platform run; every route needs the API key.",
+                  docs_url=None, redoc_url=None)
+    app.state.service = service
+    app.state.limits = limits
+
+    @app.get(reg.text("IG_HEALTHCHECK_PATH"), responses={401: _ERROR})
+    def health() -> dict[str, Any]:
+        """AMBER before the bus has acknowledged a publish, GREEN after; RED when a dependency is down."""
+        h = service.health
+        reasons = list(h.reasons)
+        state = h.state
+        try:
+            admission_store.ping()
+            db = "ok"
+        except PlatformError:
+            db, state = "unavailable", "RED"
+            reasons.append("DB_UNAVAILABLE")
+        return {"state": state, "reasons": reasons, "platform_run_id": settings.platform_run_id, "db": db,
+                "admitted_since_start": h.admitted, "last_publish_utc": h.last_publish_utc}
+
+    @app.post(reg.text("IG_INGEST_PATH"), openapi_extra={"requestBody": _request_schema()},
+              responses={400: _ERROR, 401: _ERROR, 413: _ERROR, 422: _ERROR, 503: _ERROR})
+    async def push(request: Request) -> JSONResponse:
+        """One envelope or {"events": [...]}; one result (with its receipt) per event, in order."""
+        try:
+            body = await _read_bounded(request, limits.max_body_bytes)
+            document = parse_json(body)
+            check_storable(body, document)
+            events = split_request(document, limits)
+            results = await run_in_threadpool(service.ingest, events)
+        except RequestRejected as e:
+            return JSONResponse(error_body(e.code, e.message, e.next_step), status_code=e.status)
+        except GateUnavailable as e:
+            log.warning("IG 503: %s", e.message)
+            return JSONResponse(error_body(e.code, e.message, e.next_step), status_code=503)
+        counts = status_of(results)
+        return JSONResponse({"platform_run_id": settings.platform_run_id, "counts": counts, "results": results})
+
+    app.add_middleware(ApiKeyMiddleware, header=reg.text("IG_AUTH_HEADER_NAME"), key=settings.api_key)
+    return app
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:20]} is out of range")
+    return value
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(body: bytes) -> Any:
+    """Strict JSON: no NaN/Infinity, no float overflow; anything unparsable is 400 MALFORMED_JSON."""
+    try:
+        return json.loads(body, parse_float=_finite, parse_constant=_no_constants)
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise RequestRejected(400, "MALFORMED_JSON", f"the body is not JSON: {str(e)[:200]}") from None
+
+
+async def _read_bounded(request: Request, limit: int) -> bytes:
+    """The body, or 413 as soon as it is known to pass `limit` (declared or streamed)."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise RequestRejected(413, "BODY_TOO_LARGE", f"Content-Length {declared} exceeds IG_MAX_BODY_BYTES={limit}")
+        except ValueError:
+            raise RequestRejected(400, "BAD_CONTENT_LENGTH", "Content-Length is not a number") from None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestRejected(413, "BODY_TOO_LARGE", f"the body passed IG_MAX_BODY_BYTES={limit} while streaming")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,250 @@
+"""IG domain: request shape, per-event validation, payload hash and the dedupe decision.
+
+Plain Python over plain data. Validators are compiled once per event class when the gate starts
+(runtime.ig.compiled: the schemas become Python closures; no meta-schema check, no jsonschema
+dispatch per call). The dedupe identity is exactly (platform_run_id, event_class, event_id); the
+same identity with another payload hash is an ANOMALY, never an overwrite.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from runtime.contracts.canonical import canonical_json, sha256_hex
+from runtime.contracts.registry import Registry
+from runtime.contracts.schemas import compiled_validator, load_schema
+from runtime.errors import PlatformError
+from runtime.ig.compiled import Check, Unsupported, compile_schema
+
+Identity = tuple[str, str, str]
+
+#: Fields IG owns: a client may never send them (422).
+SERVER_OWNED_FIELDS: frozenset[str] = frozenset(
+    {"payload_hash", "receipt_id", "eb_ref", "admitted_at_utc", "recorded_at_utc", "outcome"}
+)
+
+
+class Outcome(StrEnum):
+    """What IG decided for one event attempt; every attempt gets exactly one receipt."""
+
+    ADMIT = "ADMIT"
+    DUPLICATE = "DUPLICATE"
+    QUARANTINE = "QUARANTINE"
+    ANOMALY = "ANOMALY"
+    PUBLISH_AMBIGUOUS = "PUBLISH_AMBIGUOUS"
+
+
+class RequestRejected(PlatformError):
+    """The whole request is refused before any event is looked at (nothing admitted)."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message, code=code, next_step="fix the request; no event of it was admitted")
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Size limits of one push, from the registry."""
+
+    max_batch_events: int
+    max_body_bytes: int
+    max_event_bytes: int
+
+    @classmethod
+    def from_registry(cls, registry: Registry) -> Limits:
+        """IG_MAX_BATCH_EVENTS / IG_MAX_BODY_BYTES / IG_MAX_EVENT_BYTES."""
+        return cls(
+            registry.integer("IG_MAX_BATCH_EVENTS"),
+            registry.integer("IG_MAX_BODY_BYTES"),
+            registry.integer("IG_MAX_EVENT_BYTES"),
+        )
+
+
+def payload_hash(payload: Any) -> str:
+    """sha256 of the canonical JSON of the payload: equal content, equal hash."""
+    return sha256_hex(canonical_json(payload))
+
+
+_RISKY_ESCAPE = re.compile(rb"\\u(0000|[dD][89a-fA-F])")
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def check_storable(body: bytes, document: Any) -> None:
+    """422 UNSTORABLE_TEXT for NUL characters or lone UTF-16 surrogates: no receipt, bus or store can keep them.
+
+    JSON can only carry them as \\u escapes, so the body is scanned for those first and the exact
+    check runs only when one is present.
+    """
+    if not _RISKY_ESCAPE.search(body):
+        return
+    try:
+        canonical_json(document)
+    except UnicodeEncodeError:
+        raise RequestRejected(422, "UNSTORABLE_TEXT", "the body holds a lone UTF-16 surrogate (\\ud800-\\udfff)") from None
+    if _has_nul(document):
+        raise RequestRejected(422, "UNSTORABLE_TEXT", "the body holds a NUL character (\\u0000)")
+
+
+def split_request(document: Any, limits: Limits) -> list[Any]:
+    """One envelope, or a batch `{"events": [...]}`; the count limit and server-owned fields are checked here."""
+    if isinstance(document, dict) and "events" in document:
+        if set(document) != {"events"}:
+            extra = sorted(set(document) - {"events"})
+            raise RequestRejected(422, "BATCH_INVALID", f"a batch carries only 'events'; unexpected: {', '.join(extra)}")
+        events = document["events"]
+        if not isinstance(events, list):
+            raise RequestRejected(422, "BATCH_INVALID", "'events' must be a list of envelopes")
+        if not events:
+            raise RequestRejected(422, "BATCH_EMPTY", "'events' is empty")
+    elif isinstance(document, dict):
+        events = [document]
+    else:
+        raise RequestRejected(422, "BODY_NOT_OBJECT", "the body must be an envelope object or {\"events\": [...]}")
+    if len(events) > limits.max_batch_events:
+        raise RequestRejected(413, "BATCH_TOO_LARGE", f"{len(events)} events exceed IG_MAX_BATCH_EVENTS={limits.max_batch_events}")
+    for index, event in enumerate(events):
+        if isinstance(event, dict):
+            owned = sorted(SERVER_OWNED_FIELDS.intersection(event))
+            if owned:
+                raise RequestRejected(422, "SERVER_OWNED_FIELD", f"event {index} sets server-owned field(s) {', '.join(owned)}")
+    return events
+
+
+@dataclass(frozen=True)
+class CheckedEvent:
+    """One event after validation: valid with identity, hash and publish bytes, or an error code."""
+
+    index: int
+    raw: Any
+    identity: Identity | None
+    payload_hash: str | None
+    topic: str | None
+    value: bytes | None
+    error_code: str | None = None
+    error_message: str | None = None
+
+    @property
+    def valid(self) -> bool:
+        """True when the event may be admitted."""
+        return self.error_code is None
+
+    def field(self, name: str) -> Any:
+        """A top-level field of the raw event when it is an object."""
+        return self.raw.get(name) if isinstance(self.raw, dict) else None
+
+
+def fast_check(schema_name: str) -> Check:
+    """The compiled check of a schema, or (for keywords outside the compiled subset) one backed by jsonschema."""
+    try:
+        return compile_schema(load_schema(schema_name))
+    except Unsupported:
+        validator = compiled_validator(schema_name)
+
+        def check(document: Any, at: str = "(root)") -> str | None:
+            return None if validator.is_valid(document) else _first_error(validator, document)
+        return check
+
+
+def _first_error(validator: Any, document: Any) -> str:
+    errors = sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
+    if not errors:
+        return "invalid"
+    e = errors[0]
+    where = "/".join(str(p) for p in e.absolute_path) or "(root)"
+    return f"{where}: {e.message}"[:300]
+
+
+class EventValidator:
+    """Validates envelopes for one pinned run; compiled validators and topic names resolved once."""
+
+    def __init__(self, registry: Registry, platform_run_id: str, limits: Limits):
+        self.platform_run_id = platform_run_id
+        self.limits = limits
+        self._envelope = fast_check("events/envelope.schema.json")
+        self._payloads: dict[str, Check] = {}
+        self._topics: dict[str, str] = {}
+        for event_class, spec in registry.mapping("EVENT_CLASS_MAP").items():
+            self._payloads[event_class] = fast_check(f"events/payloads/{event_class}.schema.json")
+            self._topics[event_class] = registry.topic(spec["topic"]).name
+
+    def topic_of(self, event_class: str) -> str:
+        """The topic name an event class is published to."""
+        return self._topics[event_class]
+
+    def check(self, index: int, event: Any) -> CheckedEvent:
+        """Validate one event; the error code says exactly what is wrong."""
+
+        def bad(code: str, message: str) -> CheckedEvent:
+            return CheckedEvent(index, event, None, None, None, None, code, message)
+
+        if not isinstance(event, dict):
+            return bad("ENVELOPE_NOT_OBJECT", f"event {index} is a {type(event).__name__}, not an object")
+        if "event_id" not in event:
+            return bad("EVENT_ID_MISSING", "the envelope has no event_id")
+        event_class = event.get("event_class")
+        if not isinstance(event_class, str) or event_class not in self._payloads:
+            return bad("UNKNOWN_EVENT_CLASS", f"event_class {event_class!r} is not one of {sorted(self._payloads)}")
+        problem = self._envelope(event, "(root)")
+        if problem:
+            return bad("ENVELOPE_INVALID", problem)
+        if event["platform_run_id"] != self.platform_run_id:
+            return bad("RUN_PIN_MISMATCH", f"platform_run_id {event['platform_run_id']} is not the pinned run {self.platform_run_id}")
+        payload = event["payload"]
+        problem = self._payloads[event_class](payload, "payload")
+        if problem:
+            return bad("PAYLOAD_INVALID", problem)
+        digest = sha256_hex(canonical_json(payload))
+        value = canonical_json({**event, "payload_hash": digest})
+        if len(value) > self.limits.max_event_bytes:
+            return bad("EVENT_TOO_LARGE", f"{len(value)} bytes exceed IG_MAX_EVENT_BYTES={self.limits.max_event_bytes}")
+        identity = (event["platform_run_id"], event_class, event["event_id"])
+        return CheckedEvent(index, event, identity, digest, self._topics[event_class], value)
+
+
+class Action(StrEnum):
+    """What the gate does with a valid event after looking at its identity."""
+
+    PUBLISH = "PUBLISH"  # new identity, claimed now
+    REPUBLISH = "REPUBLISH"  # claimed earlier, publish outcome unknown: publish again, flag ambiguity
+    FINISH = "FINISH"  # published earlier (eb_ref known), receipt missing: write it, no publish
+    DUPLICATE = "DUPLICATE"
+    ANOMALY = "ANOMALY"
+    IN_FLIGHT = "IN_FLIGHT"  # another request of this process is handling the identity now
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The stored state of one identity."""
+
+    payload_hash: str
+    state: str  # PENDING | PUBLISHED | ADMITTED
+    receipt_id: str | None
+    eb_ref: dict[str, Any] | None
+    owner: str | None = None
+
+
+def decide(payload_hash_now: str, claimed_now: bool, existing: Admission | None, *, in_flight_here: bool) -> Action:
+    """The dedupe decision for a valid event, from the stored admission of its identity."""
+    if claimed_now or existing is None:
+        return Action.PUBLISH
+    if existing.payload_hash != payload_hash_now:
+        return Action.ANOMALY
+    if existing.state == "ADMITTED":
+        return Action.DUPLICATE
+    if in_flight_here:
+        return Action.IN_FLIGHT
+    if existing.state == "PUBLISHED":
+        return Action.FINISH
+    return Action.REPUBLISH

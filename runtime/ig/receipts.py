@@ -1,0 +1,61 @@
+"""Receipt and quarantine batch objects: one immutable object per request, never one per event.
+
+At 500k events a PUT per receipt would be 500k PUTs per run (plus as many LISTs to read them
+back); one object per pushed batch of up to IG_MAX_BATCH_EVENTS is ~1k PUTs. Objects are written
+with create_only (S3 If-None-Match: *) under a fresh key, so a receipt, once written, is never
+overwritten. The Postgres index (ig_receipts) finds a receipt by id: batch key + position.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from runtime.contracts.ids import utc_iso
+from runtime.contracts.registry import Registry
+from runtime.store.port import ObjectStore
+
+
+def batch_name() -> str:
+    """A fresh, time-ordered object name for one batch."""
+    return f"batch_{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}_{uuid.uuid4().hex[:12]}.json"
+
+
+def new_receipt_id() -> str:
+    """A fresh receipt id (32 hex)."""
+    return uuid.uuid4().hex
+
+
+class BatchWriter:
+    """Writes receipt batches to the evidence bucket and quarantine batches to the quarantine bucket."""
+
+    def __init__(self, registry: Registry, platform_run_id: str, receipts_store: ObjectStore, quarantine_store: ObjectStore):
+        self.platform_run_id = platform_run_id
+        self.receipts_store = receipts_store
+        self.quarantine_store = quarantine_store
+        self.receipts_prefix = registry.render("IG_RECEIPTS_PREFIX_PATTERN", platform_run_id=platform_run_id)
+        self.quarantine_prefix = registry.render("S3_QUARANTINE_PREFIX_PATTERN", platform_run_id=platform_run_id)
+
+    def receipts_key(self) -> str:
+        """The key of the next receipts batch object."""
+        return self.receipts_prefix + batch_name()
+
+    def quarantine_key(self) -> str:
+        """The key of the next quarantine batch object."""
+        return self.quarantine_prefix + batch_name()
+
+    def write_receipts(self, key: str, receipts: list[dict[str, Any]]) -> None:
+        """Write one receipts batch, create-only."""
+        doc = {"platform_run_id": self.platform_run_id, "written_at_utc": utc_iso(), "receipts": receipts}
+        self.receipts_store.put(key, _encode(doc), create_only=True)
+
+    def write_quarantine(self, key: str, items: list[dict[str, Any]]) -> None:
+        """Write one quarantine batch (the rejected events as received), create-only."""
+        doc = {"platform_run_id": self.platform_run_id, "written_at_utc": utc_iso(), "items": items}
+        self.quarantine_store.put(key, _encode(doc), create_only=True)
+
+
+def _encode(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8")

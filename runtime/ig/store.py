@@ -1,0 +1,231 @@
+"""IG's Postgres adapter: claim identities, record publish results, append receipts and quarantine rows.
+
+Two short transactions per request: `claim` (insert-or-read the identities) before publishing,
+and `commit` (admissions ADMITTED + receipts index + quarantine index) after the receipt batch
+object is durable. Every statement works on whole batches (unnest of arrays) so a request of 500
+events costs a handful of round trips. Driver errors become DatabaseUnavailable (-> 503).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from runtime.errors import DatabaseUnavailable
+from runtime.ig.domain import Admission, Identity
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """Per identity: claimed by this call, or the admission found in place."""
+
+    claimed: bool
+    existing: Admission | None
+
+
+@dataclass(frozen=True)
+class ReceiptRow:
+    """One row of the append-only receipts index."""
+
+    receipt: dict[str, Any]
+    batch_key: str
+    batch_index: int
+
+
+@dataclass(frozen=True)
+class QuarantineRow:
+    """One row of the append-only quarantine index."""
+
+    receipt_id: str
+    platform_run_id: str
+    event_class: str | None
+    event_id: str | None
+    reason: str
+    object_key: str
+    object_index: int
+
+
+def _j(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+class AdmissionStore:
+    """The admission state and the receipts/quarantine indexes in Postgres."""
+
+    def __init__(self, dsn: str, *, max_size: int = 4):
+        self._pool = ConnectionPool(dsn, min_size=0, max_size=max_size, open=False, timeout=5.0,
+                                    kwargs={"connect_timeout": 3})
+
+    def open(self) -> None:
+        """Open the pool (lazily connecting)."""
+        self._pool.open(wait=False)
+
+    def close(self) -> None:
+        """Close the pool."""
+        self._pool.close()
+
+    @contextmanager
+    def _conn(self) -> Iterator[psycopg.Connection]:
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except (psycopg.OperationalError, PoolTimeout, psycopg.InterfaceError) as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise DatabaseUnavailable(f"IG admission store unavailable: {first}") from e
+
+    def ping(self) -> None:
+        """Raise DatabaseUnavailable unless Postgres answers."""
+        with self._conn() as conn:
+            conn.execute("SELECT 1")
+
+    def claim(self, identities: list[Identity], hashes: list[str]) -> dict[Identity, ClaimResult]:
+        """Insert PENDING rows for new identities; return what each identity is now."""
+        if not identities:
+            return {}
+        runs, classes, ids = (list(x) for x in zip(*identities, strict=True))
+        with self._conn() as conn, conn.transaction():
+            inserted = conn.execute(
+                "INSERT INTO ig_admissions (platform_run_id, event_class, event_id, payload_hash, state)"
+                " SELECT r, c, i, h, 'PENDING' FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS t(r, c, i, h)"
+                " ON CONFLICT DO NOTHING RETURNING platform_run_id, event_class, event_id",
+                (runs, classes, ids, hashes),
+            ).fetchall()
+            claimed = {(r[0], r[1], r[2]) for r in inserted}
+            others = [ident for ident in identities if ident not in claimed]
+            found: dict[Identity, Admission] = {}
+            if others:
+                o_runs, o_classes, o_ids = (list(x) for x in zip(*others, strict=True))
+                rows = conn.execute(
+                    "SELECT a.platform_run_id, a.event_class, a.event_id, a.payload_hash, a.state, a.receipt_id, a.eb_ref"
+                    " FROM ig_admissions a JOIN unnest(%s::text[], %s::text[], %s::text[]) AS t(r, c, i)"
+                    " ON a.platform_run_id = t.r AND a.event_class = t.c AND a.event_id = t.i",
+                    (o_runs, o_classes, o_ids),
+                ).fetchall()
+                found = {(r[0], r[1], r[2]): Admission(r[3], r[4], r[5], r[6]) for r in rows}
+        return {ident: ClaimResult(ident in claimed, found.get(ident)) for ident in identities}
+
+    def release(self, identities: list[Identity]) -> None:
+        """Drop PENDING claims whose publish definitely failed (nothing landed)."""
+        if not identities:
+            return
+        runs, classes, ids = (list(x) for x in zip(*identities, strict=True))
+        with self._conn() as conn, conn.transaction():
+            conn.execute(
+                "DELETE FROM ig_admissions a USING unnest(%s::text[], %s::text[], %s::text[]) AS t(r, c, i)"
+                " WHERE a.platform_run_id = t.r AND a.event_class = t.c AND a.event_id = t.i AND a.state = 'PENDING'",
+                (runs, classes, ids),
+            )
+
+    def mark_published(self, refs: dict[Identity, dict[str, Any]]) -> None:
+        """Record eb_refs of records that landed when their receipts could not be written."""
+        if not refs:
+            return
+        idents = list(refs)
+        runs, classes, ids = (list(x) for x in zip(*idents, strict=True))
+        with self._conn() as conn, conn.transaction():
+            conn.execute(
+                "UPDATE ig_admissions a SET state = 'PUBLISHED', eb_ref = t.e::jsonb, updated_at = now(),"
+                " publish_attempts = a.publish_attempts + 1"
+                " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS t(r, c, i, e)"
+                " WHERE a.platform_run_id = t.r AND a.event_class = t.c AND a.event_id = t.i AND a.state <> 'ADMITTED'",
+                (runs, classes, ids, [_j(refs[k]) for k in idents]),
+            )
+
+    def commit(self, admitted: dict[Identity, tuple[str, dict[str, Any]]], receipts: list[ReceiptRow],
+               quarantine: list[QuarantineRow], ambiguous: dict[Identity, str] | None = None) -> None:
+        """One transaction: identities ADMITTED with receipt + eb_ref, receipts and quarantine rows appended;
+        PENDING identities remember the PUBLISH_AMBIGUOUS receipt of their attempt."""
+        with self._conn() as conn, conn.transaction():
+            if ambiguous:
+                a_idents = list(ambiguous)
+                a_runs, a_classes, a_ids = (list(x) for x in zip(*a_idents, strict=True))
+                conn.execute(
+                    "UPDATE ig_admissions a SET receipt_id = t.rid, updated_at = now(), publish_attempts = a.publish_attempts + 1"
+                    " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS t(r, c, i, rid)"
+                    " WHERE a.platform_run_id = t.r AND a.event_class = t.c AND a.event_id = t.i AND a.state = 'PENDING'",
+                    (a_runs, a_classes, a_ids, [ambiguous[k] for k in a_idents]),
+                )
+            if admitted:
+                idents = list(admitted)
+                runs, classes, ids = (list(x) for x in zip(*idents, strict=True))
+                conn.execute(
+                    "UPDATE ig_admissions a SET state = 'ADMITTED', receipt_id = t.rid, eb_ref = t.e::jsonb,"
+                    " updated_at = now(), publish_attempts = a.publish_attempts + 1"
+                    " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) AS t(r, c, i, rid, e)"
+                    " WHERE a.platform_run_id = t.r AND a.event_class = t.c AND a.event_id = t.i",
+                    (runs, classes, ids, [admitted[k][0] for k in idents],
+                     [_j(admitted[k][1]) for k in idents]),
+                )
+            if receipts:
+                # COPY: several times cheaper than a multi-array INSERT for a batch of receipts.
+                with conn.cursor().copy(
+                    "COPY ig_receipts (receipt_id, platform_run_id, event_class, event_id, outcome, error_code,"
+                    " payload_hash, eb_ref, original_receipt_id, batch_key, batch_index, receipt) FROM STDIN"
+                ) as copy:
+                    for row in receipts:
+                        r = row.receipt
+                        eb = r.get("eb_ref")
+                        copy.write_row((r["receipt_id"], r["platform_run_id"], r.get("event_class"), r.get("event_id"),
+                                        r["outcome"], (r.get("error") or {}).get("code"), r.get("payload_hash"),
+                                        None if eb is None else _j(eb), r.get("original_receipt_id"), row.batch_key,
+                                        row.batch_index, _j(r)))
+            if quarantine:
+                conn.execute(
+                    "INSERT INTO ig_quarantine (receipt_id, platform_run_id, event_class, event_id, reason, object_key,"
+                    " object_index) SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
+                    " %s::text[], %s::int[])",
+                    ([q.receipt_id for q in quarantine], [q.platform_run_id for q in quarantine],
+                     [q.event_class for q in quarantine], [q.event_id for q in quarantine],
+                     [q.reason for q in quarantine], [q.object_key for q in quarantine],
+                     [q.object_index for q in quarantine]),
+                )
+
+    def receipts_by_id(self, receipt_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The stored receipts of `receipt_ids` (the original receipt a DUPLICATE returns)."""
+        if not receipt_ids:
+            return {}
+        with self._conn() as conn:
+            rows = conn.execute("SELECT receipt_id, receipt FROM ig_receipts WHERE receipt_id = ANY(%s)",
+                                (receipt_ids,)).fetchall()
+        return {r[0]: r[1] for r in rows}
+
+    # --- read side for summaries -------------------------------------------------------------
+
+    def outcome_counts(self, platform_run_id: str) -> tuple[dict[str, int], dict[str, int], int]:
+        """(counts by outcome, counts by event class, total attempts) of one run's receipts."""
+        with self._conn() as conn:
+            by_outcome = dict(conn.execute(
+                "SELECT outcome, count(*) FROM ig_receipts WHERE platform_run_id = %s GROUP BY outcome",
+                (platform_run_id,)).fetchall())
+            by_class = dict(conn.execute(
+                "SELECT coalesce(event_class, '(invalid)'), count(*) FROM ig_receipts WHERE platform_run_id = %s"
+                " GROUP BY 1", (platform_run_id,)).fetchall())
+        return by_outcome, by_class, sum(by_outcome.values())
+
+    def unresolved_ambiguous(self, platform_run_id: str) -> int:
+        """PUBLISH_AMBIGUOUS identities with no ADMIT receipt since: the P7 stop-the-line count."""
+        with self._conn() as conn:
+            row = conn.execute(
+                "SELECT count(DISTINCT (a.event_class, a.event_id)) FROM ig_receipts a WHERE a.platform_run_id = %s"
+                " AND a.outcome = 'PUBLISH_AMBIGUOUS' AND NOT EXISTS (SELECT 1 FROM ig_receipts b"
+                " WHERE b.platform_run_id = a.platform_run_id AND b.event_class = a.event_class"
+                " AND b.event_id = a.event_id AND b.outcome = 'ADMIT')",
+                (platform_run_id,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def quarantine_counts(self, platform_run_id: str) -> tuple[dict[str, int], list[str]]:
+        """(quarantined events by reason, the quarantine objects) of one run."""
+        with self._conn() as conn:
+            by_reason = dict(conn.execute(
+                "SELECT reason, count(*) FROM ig_quarantine WHERE platform_run_id = %s GROUP BY reason",
+                (platform_run_id,)).fetchall())
+            objects = [r[0] for r in conn.execute(
+                "SELECT DISTINCT object_key FROM ig_quarantine WHERE platform_run_id = %s ORDER BY 1",
+                (platform_run_id,)).fetchall()]
+        return by_reason, objects

@@ -1,0 +1,1 @@
+"""World Streamer Producer: READY -> stream views -> IG, deterministic event ids, resumable."""

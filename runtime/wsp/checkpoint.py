@@ -1,0 +1,68 @@
+"""WSP's Postgres checkpoint: which READY it took up, and how far each output got.
+
+A READY that is COMPLETED is skipped when the control topic replays it; a STARTED one resumes
+from the rows of each output IG has already answered for.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import psycopg
+
+from runtime.db.migrate import connect
+from runtime.errors import DatabaseUnavailable
+
+
+class WspCheckpoint:
+    """Checkpoint rows of one Postgres database."""
+
+    def __init__(self, dsn: str):
+        self.dsn = dsn
+
+    def _run(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        try:
+            with connect(self.dsn) as conn:
+                cur = conn.execute(sql, params)
+                rows = cur.fetchall() if cur.description else []
+                conn.commit()
+                return rows
+        except psycopg.OperationalError as e:
+            raise DatabaseUnavailable(f"WSP checkpoint store unavailable: {e}") from e
+
+    def status(self, platform_run_id: str, scenario_run_id: str) -> str | None:
+        """STARTED / COMPLETED / FAILED, or None if this READY was never taken up."""
+        rows = self._run("SELECT status FROM wsp_ready_runs WHERE platform_run_id = %s AND scenario_run_id = %s",
+                         (platform_run_id, scenario_run_id))
+        return str(rows[0][0]) if rows else None
+
+    def start(self, platform_run_id: str, scenario_run_id: str, ready_ref: dict[str, Any], *, restart: bool = False) -> None:
+        """Record that streaming of this READY starts (or restarts); `restart` resets the output progress."""
+        self._run(
+            "INSERT INTO wsp_ready_runs (platform_run_id, scenario_run_id, ready_ref, status) VALUES (%s, %s, %s::jsonb, 'STARTED')"
+            " ON CONFLICT (platform_run_id, scenario_run_id) DO UPDATE SET status = 'STARTED', ended_at = NULL,"
+            " attempts = wsp_ready_runs.attempts + 1",
+            (platform_run_id, scenario_run_id, json.dumps(ready_ref)))
+        if restart:
+            self._run("DELETE FROM wsp_output_progress WHERE platform_run_id = %s AND scenario_run_id = %s",
+                      (platform_run_id, scenario_run_id))
+
+    def finish(self, platform_run_id: str, scenario_run_id: str, status: str) -> None:
+        """Mark the READY COMPLETED or FAILED."""
+        self._run("UPDATE wsp_ready_runs SET status = %s, ended_at = now() WHERE platform_run_id = %s AND scenario_run_id = %s",
+                  (status, platform_run_id, scenario_run_id))
+
+    def rows_sent(self, platform_run_id: str, scenario_run_id: str) -> dict[str, int]:
+        """Per output, the rows IG has answered for."""
+        rows = self._run("SELECT output_id, rows_sent FROM wsp_output_progress WHERE platform_run_id = %s AND scenario_run_id = %s",
+                         (platform_run_id, scenario_run_id))
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def advance(self, platform_run_id: str, scenario_run_id: str, output_id: str, rows_sent: int) -> None:
+        """Move one output's checkpoint forward (never backwards)."""
+        self._run(
+            "INSERT INTO wsp_output_progress (platform_run_id, scenario_run_id, output_id, rows_sent) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (platform_run_id, scenario_run_id, output_id) DO UPDATE"
+            " SET rows_sent = greatest(wsp_output_progress.rows_sent, excluded.rows_sent), updated_at = now()",
+            (platform_run_id, scenario_run_id, output_id, rows_sent))

@@ -1,0 +1,80 @@
+"""`python -m runtime wsp run`: stream the pinned run's stream views to IG once READY is found.
+
+Thin: read settings and knobs, build the control-topic consumer (runtime.bus.factory) and the
+checkpoint, call `run_wsp`, print progress lines; a PlatformError is one line and exit 1.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Annotated
+
+import typer
+
+from runtime.errors import PlatformError
+
+app = typer.Typer(help="World Streamer Producer: READY -> stream views -> IG.", no_args_is_help=True)
+
+
+@app.callback()
+def main() -> None:
+    """World Streamer Producer commands."""
+
+
+@app.command("run")
+def run(
+    platform_run_id: Annotated[str | None, typer.Option(help="the pinned run (default: $REQUIRED_PLATFORM_RUN_ID)")] = None,
+    mode: Annotated[str, typer.Option(help="fraud (default), baseline or dual")] = "fraud",
+    max_events_per_output: Annotated[int | None, typer.Option(
+        help="cap per output (default: $WSP_MAX_EVENTS_PER_OUTPUT, else the whole view)", min=1)] = None,
+    speedup: Annotated[float | None, typer.Option(help="event-time speedup factor; omit for as fast as possible", min=0.001)] = None,
+    ready_timeout: Annotated[float, typer.Option(help="seconds to wait for READY")] = 120.0,
+    restream: Annotated[bool, typer.Option(help="stream again a READY already completed (IG dedupe absorbs it)")] = False,
+) -> None:
+    """Find READY for the run and stream traffic + context outputs to IG."""
+    from rich.console import Console
+
+    from runtime.db.migrate import apply_migrations
+    from runtime.ig.settings import read_ssm_key
+    from runtime.settings import load_settings
+    from runtime.wsp.checkpoint import WspCheckpoint
+    from runtime.wsp.envelope import OutputPlan
+    from runtime.wsp.run import WspOptions, run_wsp
+
+    console = Console(stderr=True)
+    try:
+        settings = load_settings()
+        reg = settings.registry
+        OutputPlan(reg, mode)  # WSP_MODE_UNKNOWN before anything connects
+        run_id = platform_run_id or os.environ.get(reg.text("REQUIRED_PLATFORM_RUN_ID_ENV_KEY"), "")
+        if not run_id:
+            raise PlatformError("no platform_run_id", code="WSP_RUN_ID_MISSING",
+                                next_step="pass --platform-run-id or set REQUIRED_PLATFORM_RUN_ID")
+        if not settings.db_dsn:
+            raise PlatformError("FP_DB_DSN is not set; WSP checkpoints live in PostgreSQL", code="WSP_CHECKPOINT_DSN_MISSING")
+        cap = max_events_per_output or (int(os.environ["WSP_MAX_EVENTS_PER_OUTPUT"])
+                                        if os.environ.get("WSP_MAX_EVENTS_PER_OUTPUT") else None)
+        api_key = os.environ.get(reg.text("ENVVAR_IG_API_KEY")) or read_ssm_key(settings)
+        if not api_key:
+            raise PlatformError("no IG API key", code="WSP_IG_KEY_MISSING", next_step="set FP_IG_API_KEY or the SSM parameter")
+        base_url = os.environ.get(reg.text("ENVVAR_IG_BASE_URL")) or reg.text("IG_BASE_URL")
+        apply_migrations(settings.db_dsn)
+        try:
+            factory = importlib.import_module("runtime.bus.factory")
+        except ImportError as e:
+            raise PlatformError("no bus adapter factory (runtime.bus.factory) is installed", code="BUS_ADAPTER_MISSING",
+                                next_step="install the bus adapters") from e
+        consumer = factory.consumer(settings, [reg.topic("FP_BUS_CONTROL_V1").name], group=f"wsp-{run_id}")
+        try:
+            result = run_wsp(settings, run_id, consumer, ig_base_url=base_url, api_key=api_key,
+                             checkpoint=WspCheckpoint(settings.db_dsn),
+                             options=WspOptions(mode=mode, max_events_per_output=cap, speedup=speedup,
+                                                ready_timeout_s=ready_timeout, restream=restream),
+                             progress=lambda line: console.print(line, highlight=False))
+        finally:
+            consumer.close()
+    except PlatformError as e:
+        console.print(f"[bold red]error[/] {e.operator_line()}", highlight=False)
+        raise typer.Exit(1) from None
+    console.print(f"WSP {result.status} " + " ".join(f"{s.output_id}={s.emitted}" for s in result.per_output), highlight=False)
