@@ -1,7 +1,8 @@
 """`make demo`: the main job an operator runs first, end to end on the local substrate.
 
-Brings the substrate up (P0), runs what the phase machine has built, tears down (P12), validates
-the evidence bundle it wrote, and prints where the bundle is. Exit 0 only if every step passed.
+Brings the substrate up (P(-1), P0), runs P1..P7 with Gate-200 (the planes after P7 are not built
+yet), tears down (P12, also after a failure), validates the evidence bundle it wrote, prints the
+phase table and where the bundle is. Exit 0 only if every step passed.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ import argparse
 import sys
 
 from controller.cli.common import console
+from controller.cli.lifecycle import print_status
 from controller.cli.options import registry_for, resolve_bus
-from controller.lifecycle import dev_min_down_local, dev_min_up_local
+from controller.lifecycle import dev_min_down_local, dev_min_run_local, dev_min_up_local
+from controller.phases.machine import Slice
 from controller.substrate.local import Ports
 from runtime.errors import PlatformError
 from runtime.evidence.bundle import validate_bundle
@@ -23,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__)
     parser.add_argument("--env", default=None, help="local_parity (the only environment the demo runs on)")
     parser.add_argument("--bus", default=None, help="kinesis or kafka")
+    parser.add_argument("--to", default="P7", help="last phase of the run (the later planes are not built yet)")
+    parser.add_argument("--gate", type=int, default=200, help="bounded gate: events per output")
     args = parser.parse_args(argv)
     try:
         registry = registry_for(args.env)
@@ -30,8 +35,13 @@ def main(argv: list[str] | None = None) -> int:
             raise PlatformError("the demo runs on the embedded local substrate", code="WRONG_ENV", next_step="use ENV=local_parity")
         with console.status("P0: substrate up..."):
             up = dev_min_up_local(registry, bus=resolve_bus(args.bus, registry), ports=Ports.from_registry(registry))
-        console.print(f"P0 SUBSTRATE_READY: PASS  run {up.platform_run_id}")
-        down = dev_min_down_local(registry)
+        console.print(f"P(-1) PACKAGING_READY, P0 SUBSTRATE_READY: PASS  run {up.platform_run_id}")
+        try:
+            run = dev_min_run_local(registry, Slice(to=args.to), gate=args.gate, bus=None,
+                                    progress=lambda pid, name: console.print(f"{pid} {name} ..."))
+            console.print(f"P1..{args.to}: PASS  run {run.platform_run_id} (Gate-{args.gate}: partial, never Spine Green)")
+        finally:
+            down = dev_min_down_local(registry)
         console.print(f"P12 TEARDOWN: PASS  run {down.platform_run_id}")
         report = validate_bundle(FolderStore(down.evidence_dir), "", registry)
     except PlatformError as e:
@@ -41,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         for violation in report.violations:
             console.print(f"[red]violation[/] {violation}", highlight=False)
         return 1
+    print_status(registry, down.evidence_dir)
     console.print(f"evidence bundle valid ({len(report.files)} files): {down.evidence_dir}")
     console.print(f"check it yourself: fp evidence validate {down.evidence_dir}")
     return 0

@@ -24,7 +24,7 @@ from runtime.contracts.registry import Registry
 from runtime.errors import PlatformError
 
 #: The runtime entrypoint of each pack daemon (`python -m runtime <argv>`), as components land.
-DAEMON_ARGV: dict[str, list[str]] = {}
+DAEMON_ARGV: dict[str, list[str]] = {"ig": ["ig", "serve"]}
 
 
 class PackError(PlatformError):

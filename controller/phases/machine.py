@@ -16,7 +16,10 @@ from controller.phases.base import Phase, RunContext, execute, previous_record
 from controller.phases.p01_run_pinned import RunPinned, config_drift
 from controller.phases.p02_daemons_ready import DaemonsReady
 from controller.phases.p03_oracle_ready import OracleReady
+from controller.phases.p04_ingest_ready import IngestReady
 from controller.phases.p05_ready_published import ReadyPublished
+from controller.phases.p06_streaming_active import StreamingActive
+from controller.phases.p07_ingest_committed import IngestCommitted
 from controller.phases.unbuilt import NotBuiltPhase
 from runtime.errors import PlatformError
 
@@ -35,10 +38,10 @@ PHASES: dict[str, PhaseFactory] = {
     "P1": RunPinned,
     "P2": DaemonsReady,
     "P3": OracleReady,
-    "P4": lambda: NotBuiltPhase("P4", "INGEST_READY", "the Ingestion Gate service"),
+    "P4": IngestReady,
     "P5": ReadyPublished,
-    "P6": lambda: NotBuiltPhase("P6", "STREAMING_ACTIVE", "the World Streamer Producer"),
-    "P7": lambda: NotBuiltPhase("P7", "INGEST_COMMITTED", "the ingestion summaries"),
+    "P6": StreamingActive,
+    "P7": IngestCommitted,
     "P8": lambda: NotBuiltPhase("P8", "RTDL_CAUGHT_UP", "the rtdl_core pack (ArchiveWriter, IEG, OFP, CSFB)"),
     "P9": lambda: NotBuiltPhase("P9", "DECISION_CHAIN_COMMITTED", "the rtdl_decision_lane pack (DL, DF, AL, DLA)"),
     "P10": lambda: NotBuiltPhase("P10", "CASE_LABELS_COMMITTED", "the case_labels pack (CaseTrigger, CM, LS)"),

@@ -1,0 +1,37 @@
+"""P6 STREAMING_ACTIVE: WSP runs as a job (local process or ECS task), finds READY for this run,
+and streams the stream views to IG.
+
+Gate: the job exited 0, wsp_start and wsp_summary are in the bundle, every output emitted > 0
+records and none failed. Re-runnable: IG dedupe absorbs replays (same event ids).
+"""
+
+from __future__ import annotations
+
+from controller.phases.base import Check, Phase, PhaseOutcome, RunContext, collected
+from controller.phases.p02_daemons_ready import compute_backend
+
+
+class StreamingActive(Phase):
+    """P6."""
+
+    phase_id = "P6"
+    name = "STREAMING_ACTIVE"
+
+    def run(self, ctx: RunContext) -> PhaseOutcome:
+        """Run the WSP job and collect its evidence."""
+        argv = ["wsp", "run", "--platform-run-id", ctx.platform_run_id]
+        if ctx.options.get("gate"):
+            argv += ["--max-events-per-output", str(ctx.options["gate"])]
+        if ctx.options.get("restream"):
+            argv.append("--restream")
+        job = compute_backend(ctx).run_job("wsp", argv, ctx.platform_run_id, timeout=float(ctx.options.get("job_timeout", 3600)))
+        evidence = collected(ctx, "WSP_START_PATH_PATTERN", "WSP_SUMMARY_PATH_PATTERN")
+        summary = ctx.writer.read("WSP_SUMMARY_PATH_PATTERN") or {}
+        per_output = summary.get("per_output", [])
+        silent = [o["output_id"] for o in per_output if not o.get("emitted")]
+        failures = int(summary.get("totals", {}).get("failures", 0)) if summary else 0
+        return PhaseOutcome(evidence, [
+            Check("wsp_job_exit_0", job.exit_code == 0, f"log {job.log_location}"),
+            Check("every_output_emitted", bool(per_output) and not silent, f"silent: {', '.join(silent)}" if silent else None),
+            Check("no_send_failures", failures == 0, f"{failures} failures" if failures else None),
+        ])
