@@ -10,6 +10,8 @@ Driver errors become BusUnavailable / PublishAmbiguous / TopicMissing / RecordTo
 
 from __future__ import annotations
 
+import logging
+
 import time
 from typing import Any
 
@@ -48,12 +50,17 @@ _DEFINITELY_NOT_WRITTEN = {
 }
 
 
+_LIBRDKAFKA_LOG = logging.getLogger("runtime.bus.kafka.librdkafka")
+
+
 def _base_config(bootstrap: str, extra: dict[str, Any] | None) -> dict[str, Any]:
     config: dict[str, Any] = {
         "bootstrap.servers": bootstrap,
         "socket.connection.setup.timeout.ms": 5_000,
         "reconnect.backoff.max.ms": 2_000,
         "log_level": 3,
+        # librdkafka logs go through Python logging (not raw stderr), so operators filter them like any log.
+        "logger": _LIBRDKAFKA_LOG,
     }
     config.update(extra or {})
     return config
