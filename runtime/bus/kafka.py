@@ -11,7 +11,6 @@ Driver errors become BusUnavailable / PublishAmbiguous / TopicMissing / RecordTo
 from __future__ import annotations
 
 import logging
-
 import time
 from typing import Any
 
