@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,29 +10,17 @@ from typer.testing import CliRunner
 
 from controller.cli.main import app
 from controller.substrate import local
-from controller.substrate.processes import free_port, is_running
+from controller.substrate.processes import is_running
 from controller.substrate.state import read_state, state_dir
 from runtime.contracts.registry import load_registry
-from runtime.paths import REPO_ROOT
 
 runner = CliRunner()
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A scratch folder, a copy of the registry with free ports, and cleanup of what was started."""
-    monkeypatch.chdir(tmp_path)
-    for name in ("FP_OBJECT_STORE_ENDPOINT", "FP_DB_DSN", "FP_KAFKA_BOOTSTRAP", "FP_BUS"):
-        monkeypatch.delenv(name, raising=False)
-    text = (REPO_ROOT / "handles.registry.yaml").read_text()
-    for key in ("LOCAL_MOTO_PORT", "LOCAL_POSTGRES_PORT", "LOCAL_KAFKA_PORT"):
-        old = next(line for line in text.splitlines() if line.strip().startswith(f"{key}:"))
-        text = text.replace(old, f"      {key}: {free_port()}")
-    registry_file = tmp_path / "handles.registry.yaml"
-    registry_file.write_text(text)
-    monkeypatch.setenv("FP_HANDLES_REGISTRY", str(registry_file))
-    yield tmp_path
-    local.down(load_registry("local_parity", registry_file), tmp_path)
+def workdir(spine_workdir: Path) -> Path:
+    """A scratch run folder with a free-port registry (tests/conftest.py)."""
+    return spine_workdir
 
 
 def _active(workdir: Path) -> str:

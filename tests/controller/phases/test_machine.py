@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,11 +12,8 @@ from controller.cli.main import app
 from controller.lifecycle import run_lock
 from controller.phases.machine import Slice, packs_in_scope, planned_phases
 from controller.runs import RunFolders
-from controller.substrate import local
-from controller.substrate.processes import free_port
 from runtime.contracts.registry import load_registry
 from runtime.errors import PlatformError
-from runtime.paths import REPO_ROOT
 
 runner = CliRunner()
 
@@ -47,19 +43,9 @@ def test_bad_slices_are_refused(selection: Slice, code: str) -> None:
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.chdir(tmp_path)
-    for name in ("FP_OBJECT_STORE_ENDPOINT", "FP_DB_DSN", "FP_KAFKA_BOOTSTRAP", "FP_BUS"):
-        monkeypatch.delenv(name, raising=False)
-    text = (REPO_ROOT / "handles.registry.yaml").read_text()
-    for key in ("LOCAL_MOTO_PORT", "LOCAL_POSTGRES_PORT", "LOCAL_KAFKA_PORT"):
-        old = next(line for line in text.splitlines() if line.strip().startswith(f"{key}:"))
-        text = text.replace(old, f"      {key}: {free_port()}")
-    registry_file = tmp_path / "handles.registry.yaml"
-    registry_file.write_text(text)
-    monkeypatch.setenv("FP_HANDLES_REGISTRY", str(registry_file))
-    yield tmp_path
-    local.down(load_registry("local_parity", registry_file), tmp_path)
+def workdir(spine_workdir: Path) -> Path:
+    """A scratch run folder with a free-port registry (tests/conftest.py)."""
+    return spine_workdir
 
 
 def _evidence(workdir: Path) -> Path:
