@@ -7,8 +7,6 @@ becomes one stderr line (code, message, next step) and exit code 1.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from runtime.cli_errors import operator_errors
 from runtime.errors import PlatformError
 from runtime.evidence.writer import BundleTarget, EvidenceWriter
 from runtime.oracle.duck import SortKnobs
@@ -36,15 +35,6 @@ RunIdOpt = Annotated[str, typer.Option("--platform-run-id", envvar="REQUIRED_PLA
 EvidenceOpt = Annotated[bool, typer.Option("--evidence/--no-evidence", help="write P3 evidence to the run's evidence bundle")]
 MemoryOpt = Annotated[str, typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 1GB")]
 ThreadsOpt = Annotated[int, typer.Option("--threads", min=1, max=64, help="DuckDB threads (fewer = less memory)")]
-
-
-@contextmanager
-def _operator() -> Iterator[None]:
-    try:
-        yield
-    except PlatformError as e:
-        err.print(f"[bold red]error[/] {e.operator_line()}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
 
 
 def _context(platform_run_id: str) -> tuple[Settings, OracleContext]:
@@ -89,7 +79,7 @@ def generate(
     days: Annotated[int, typer.Option(help="length of the simulated window in days")] = 3,
 ) -> None:
     """Generate a deterministic synthetic engine run (no-op if the same run is already there)."""
-    with _operator():
+    with operator_errors():
         config = EngineConfig(
             seed=seed,
             scale=scale,
@@ -113,7 +103,7 @@ def sync(
     evidence: EvidenceOpt = True,
 ) -> None:
     """Copy the engine run into the oracle bucket (skips objects with the same size + sha256)."""
-    with _operator():
+    with operator_errors():
         settings, ctx = _context(platform_run_id)
         with _byte_progress(plan_bytes(root), "sync") as bar:
             task = bar.add_task("sync", total=plan_bytes(root), item="")
@@ -129,7 +119,7 @@ def sync(
 @app.command()
 def pack(platform_run_id: RunIdOpt) -> None:
     """Write the pack manifest and the write-once _SEALED.json (MANIFEST_MISMATCH if sealed differently)."""
-    with _operator():
+    with operator_errors():
         _, ctx = _context(platform_run_id)
         with _byte_progress(0, "hash") as bar:
             task = bar.add_task("hash", total=None, item="")
@@ -143,7 +133,7 @@ def pack(platform_run_id: RunIdOpt) -> None:
 @app.command("check-strict")
 def check_strict(platform_run_id: RunIdOpt) -> None:
     """Re-hash every sealed object and compare with the manifest (SEAL_VERIFY_FAILED on any change)."""
-    with _operator():
+    with operator_errors():
         _, ctx = _context(platform_run_id)
         with _byte_progress(0, "verify") as bar:
             task = bar.add_task("verify", total=None, item="")
@@ -168,7 +158,7 @@ def stream_sort(
     preserve_order: Annotated[bool, typer.Option("--preserve-order/--no-preserve-order", help="DuckDB preserve_insertion_order")] = True,
 ) -> None:
     """Build the per-output stream views (sorted parts + manifest + receipt); valid receipts are skipped."""
-    with _operator():
+    with operator_errors():
         _, ctx = _context(platform_run_id)
         knobs = SortKnobs(
             memory_limit=memory_limit,
@@ -222,7 +212,7 @@ def check(
     threads: ThreadsOpt = 2,
 ) -> None:
     """Verify every required output's stream view; writes checker_pass only when all pass."""
-    with _operator():
+    with operator_errors():
         settings, ctx = _context(platform_run_id)
         results = check_step(ctx, _writer(settings, platform_run_id, evidence), SortKnobs(memory_limit=memory_limit, threads=threads))
         for r in results:

@@ -8,13 +8,13 @@ on ECS. A PlatformError becomes one `error CODE: message -> next step` line and 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
 
+from runtime.cli_errors import operator_errors
 from runtime.contracts.registry import Registry
 from runtime.db.migrate import apply_migrations
 from runtime.errors import PlatformError
@@ -26,17 +26,7 @@ from runtime.sr.runner import run_scenario_runner
 
 app = typer.Typer(help="Scenario Runner (P5): gate the oracle stream views and publish READY.", no_args_is_help=True)
 console = Console()
-err_console = Console(stderr=True)
 T = TypeVar("T")
-
-
-@contextmanager
-def _operator_errors() -> Iterator[None]:
-    try:
-        yield
-    except PlatformError as e:
-        err_console.print(f"[bold red]error[/] {e.operator_line()}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
 
 
 def _from_env(registry: Registry, handle: str) -> str | None:
@@ -52,7 +42,7 @@ def _required(value: str | None, what: str, option: str) -> str:
 
 
 def _guard(fn: Callable[[], T]) -> T:
-    with _operator_errors():
+    with operator_errors():
         return fn()
 
 
