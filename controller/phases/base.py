@@ -83,6 +83,13 @@ class Phase(ABC):
         return f"{self.name}_GATE_FAILED"
 
 
+def substrate_settings(ctx: RunContext) -> Settings:
+    """The settings of the live substrate; a phase that needs it fails SUBSTRATE_DOWN without it."""
+    if ctx.settings is None:
+        raise PlatformError("the substrate is not up", code="SUBSTRATE_DOWN", next_step="run `fp dev-min-up`")
+    return ctx.settings
+
+
 def _record(ctx: RunContext, phase: Phase, **fields: Any) -> dict[str, Any]:
     return {**ctx.writer.base_fields(phase.phase_id, ["PHASE_RECORD_PATH_PATTERN"]), "name": phase.name, **fields}
 

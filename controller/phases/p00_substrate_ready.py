@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from controller.phases.base import Check, Phase, PhaseOutcome, RunContext
+from controller.phases.base import Check, Phase, PhaseOutcome, RunContext, substrate_settings
 from controller.substrate.bootstrap import BUCKET_KEYS, read_secret
 from runtime.bus.factory import admin as bus_admin
 from runtime.contracts.ids import utc_iso
@@ -128,12 +128,11 @@ class SubstrateReady(Phase):
 
     def run(self, ctx: RunContext) -> PhaseOutcome:
         """Check the live substrate and write its snapshot."""
-        if ctx.settings is None:
-            raise PlatformError("the substrate is not up", code="SUBSTRATE_DOWN", next_step="run `fp dev-min-up`")
-        fields, checks = substrate_snapshot(ctx.settings)
+        settings = substrate_settings(ctx)
+        fields, checks = substrate_snapshot(settings)
         processes = ctx.options.get("processes", [])
         document = {**ctx.writer.base_fields("P0", ["S3_BUCKET_WRITE_PROBE_KEY", *BUCKET_KEYS,
-                                                    *[t.key for t in ctx.registry.topics()], *secret_keys(ctx.settings)]),
+                                                    *[t.key for t in ctx.registry.topics()], *secret_keys(settings)]),
                     **fields, "processes": processes}
         written = ctx.writer.write("SUBSTRATE_SNAPSHOT_PATH_PATTERN", document)
         return PhaseOutcome([written], checks)

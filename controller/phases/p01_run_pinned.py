@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller.packaging import package
+from controller.packaging import git_sha, image_tag, package_digest
 from controller.phases.base import Check, Phase, PhaseOutcome, RunContext
 from runtime.contracts.canonical import canonical_digest
 from runtime.contracts.ids import utc_iso
@@ -36,10 +36,12 @@ def code_identity(packaging: dict[str, Any]) -> dict[str, Any]:
 
 
 def config_drift(registry: Registry, options: dict[str, Any], pinned: dict[str, Any]) -> str | None:
-    """None when the current payload (code re-identified now) digests like the pinned one, else what differs."""
-    result = package(registry)
-    code = code_identity({"git_sha": result.git_sha, "image_tag": result.image_tag, "image_digest": result.image_digest,
-                          "package_digest": result.package_digest})
+    """None when the current payload (code re-identified now, without re-running P(-1)'s smoke test)
+    digests like the pinned one, else what differs."""
+    sha, _dirty = git_sha()
+    # The image digest is pinned by P(-1) and is not re-derivable without a registry; compare the rest.
+    code = code_identity({"git_sha": sha, "image_tag": image_tag(registry, sha),
+                          "image_digest": pinned["config"].get("code", {}).get("image_digest"), "package_digest": package_digest()})
     current = run_config(registry, {**options, "gate": pinned["config"].get("gate_events_per_output"),
                                     "bus": pinned["config"].get("bus")}, code)
     if canonical_digest(current) == pinned["config_digest"]:

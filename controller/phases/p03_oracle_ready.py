@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from controller.phases.base import Check, Phase, PhaseOutcome, RunContext, collected
-from runtime.errors import PlatformError
+from controller.phases.base import Check, Phase, PhaseOutcome, RunContext, collected, substrate_settings
 from runtime.oracle.engine.config import EngineConfig
 from runtime.oracle.engine.run import read_marker
 from runtime.oracle.lane import run_oracle_lane
@@ -40,11 +39,10 @@ class OracleReady(Phase):
 
     def run(self, ctx: RunContext) -> PhaseOutcome:
         """Run the lane and collect its evidence."""
-        if ctx.settings is None:
-            raise PlatformError("the substrate is not up", code="SUBSTRATE_DOWN", next_step="run `fp dev-min-up`")
+        settings = substrate_settings(ctx)
         config = engine_config(ctx)
         root = engine_root(ctx, config)
-        result = run_oracle_lane(ctx.settings, ctx.platform_run_id, root, ctx.writer,
+        result = run_oracle_lane(settings, ctx.platform_run_id, root, ctx.writer,
                                  config=None if read_marker(root) is not None else config)
         evidence = collected(ctx, "SEED_SNAPSHOT_PATH_PATTERN", "STREAM_SORT_SUMMARY_PATH_PATTERN", "CHECKER_PASS_PATH_PATTERN")
         failing = [c.output_id for c in result.checks if not c.ok]

@@ -13,7 +13,7 @@ import time
 import httpx
 
 from controller.compute.local_backend import pack_id
-from controller.phases.base import Check, Phase, PhaseOutcome, RunContext
+from controller.phases.base import Check, Phase, PhaseOutcome, RunContext, substrate_settings
 from controller.phases.p05_ready_published import equivalence_key
 from controller.substrate.bootstrap import read_secret
 from runtime.contracts.ids import scenario_run_id
@@ -48,16 +48,15 @@ class IngestReady(Phase):
 
     def run(self, ctx: RunContext) -> PhaseOutcome:
         """Probe IG and write ingest/ig_ready.json."""
-        if ctx.settings is None:
-            raise PlatformError("the substrate is not up", code="SUBSTRATE_DOWN", next_step="run `fp dev-min-up`")
-        api_key = read_secret(ctx.settings, "SSM_IG_API_KEY_PATH")
+        settings = substrate_settings(ctx)
+        api_key = read_secret(settings, "SSM_IG_API_KEY_PATH")
         if not api_key:
             raise PlatformError("no IG API key at SSM_IG_API_KEY_PATH", code="IG_KEY_MISSING",
                                 next_step="re-run `fp dev-min-up` (bootstrap writes the key)")
         wait_until_answering(ig_base_url(ctx).rstrip("/") + ctx.registry.text("IG_HEALTHCHECK_PATH"))
         written = write_ig_ready(
             ctx.writer, base_url=ig_base_url(ctx), api_key=api_key,
-            receipts_store=ctx.settings.bucket("S3_EVIDENCE_BUCKET"), receipts_bucket=ctx.registry.text("S3_EVIDENCE_BUCKET"),
+            receipts_store=settings.bucket("S3_EVIDENCE_BUCKET"), receipts_bucket=ctx.registry.text("S3_EVIDENCE_BUCKET"),
             scenario_run_id=scenario_run_id(equivalence_key(ctx)), service_name=pack_id(ctx.registry, "control_ingress"),
         )
         document = ctx.writer.read("IG_READY_PATH_PATTERN") or {}

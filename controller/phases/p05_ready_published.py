@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import os
 
-from controller.phases.base import Check, Phase, PhaseOutcome, RunContext, collected
-from runtime.errors import PlatformError
+from controller.phases.base import Check, Phase, PhaseOutcome, RunContext, collected, substrate_settings
 from runtime.sr.runner import run_scenario_runner
 
 
@@ -29,9 +28,8 @@ class ReadyPublished(Phase):
 
     def run(self, ctx: RunContext) -> PhaseOutcome:
         """Run SR for this run and collect its evidence."""
-        if ctx.settings is None:
-            raise PlatformError("the substrate is not up", code="SUBSTRATE_DOWN", next_step="run `fp dev-min-up`")
-        result = run_scenario_runner(ctx.settings, ctx.platform_run_id, equivalence_key(ctx), ctx.writer)
+        settings = substrate_settings(ctx)
+        result = run_scenario_runner(settings, ctx.platform_run_id, equivalence_key(ctx), ctx.writer)
         ctx.options["scenario_run_id"] = result.scenario_run_id
         evidence = collected(ctx, "SR_PASS_PATH_PATTERN", "READY_PUBLISH_RECEIPT_PATH_PATTERN")
         return PhaseOutcome(evidence, [

@@ -7,7 +7,7 @@ topic of the mode holds records.
 
 from __future__ import annotations
 
-from controller.phases.base import Check, Phase, PhaseOutcome, RunContext
+from controller.phases.base import Check, Phase, PhaseOutcome, RunContext, substrate_settings
 from runtime.bus.factory import admin
 from runtime.bus.port import OffsetKind
 from runtime.errors import PlatformError
@@ -23,9 +23,9 @@ class IngestCommitted(Phase):
 
     def run(self, ctx: RunContext) -> PhaseOutcome:
         """Summarise receipts, offsets and quarantine; check the commit point."""
-        settings = ctx.settings
-        if settings is None or not settings.db_dsn:
-            raise PlatformError("the substrate is not up", code="SUBSTRATE_DOWN", next_step="run `fp dev-min-up`")
+        settings = substrate_settings(ctx)
+        if not settings.db_dsn:
+            raise PlatformError("no database DSN in the substrate settings", code="DB_DSN_MISSING", next_step="run `fp dev-min-up`")
         store = AdmissionStore(settings.db_dsn)
         store.open()
         try:
