@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runtime.contracts.registry import Registry, load_registry
-from runtime.errors import PlatformError
+from runtime.errors import ObjectStoreUnavailable, PlatformError
 from runtime.store.s3 import S3Store, s3_client
 
 DEFAULT_ENV = "local_parity"
@@ -69,3 +69,17 @@ def load_settings(environ: Mapping[str, str] | None = None, *, environment: str 
         bus=bus,
         kafka_bootstrap=env.get(names["ENVVAR_KAFKA_BOOTSTRAP"]) or None,
     )
+
+
+def read_parameter(ssm_client: Any, path: str) -> str | None:
+    """The decrypted SSM parameter at `path`, or None when it does not exist; the one way secrets are read."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return str(ssm_client.get_parameter(Name=path, WithDecryption=True)["Parameter"]["Value"])
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") == "ParameterNotFound":
+            return None
+        raise ObjectStoreUnavailable(f"SSM get {path} failed: {e}") from e
+    except BotoCoreError as e:
+        raise ObjectStoreUnavailable(f"SSM endpoint unreachable: {e}") from e

@@ -15,9 +15,9 @@ import httpx
 from controller.compute.local_backend import pack_id
 from controller.phases.base import Check, Phase, PhaseOutcome, RunContext, substrate_settings
 from controller.phases.p05_ready_published import equivalence_key
-from controller.substrate.bootstrap import read_secret
 from runtime.contracts.ids import scenario_run_id
 from runtime.errors import PlatformError
+from runtime.ig.settings import read_ssm_key
 from runtime.ig.summaries import write_ig_ready
 
 
@@ -49,7 +49,7 @@ class IngestReady(Phase):
     def run(self, ctx: RunContext) -> PhaseOutcome:
         """Probe IG and write ingest/ig_ready.json."""
         settings = substrate_settings(ctx)
-        api_key = read_secret(settings, "SSM_IG_API_KEY_PATH")
+        api_key = read_ssm_key(settings)
         if not api_key:
             raise PlatformError("no IG API key at SSM_IG_API_KEY_PATH", code="IG_KEY_MISSING",
                                 next_step="re-run `fp dev-min-up` (bootstrap writes the key)")

@@ -15,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from runtime.bus.factory import admin as bus_admin
 from runtime.db.migrate import apply_migrations
 from runtime.errors import ObjectStoreUnavailable, PlatformError
-from runtime.settings import Settings
+from runtime.settings import Settings, read_parameter
 
 BUCKET_KEYS = ("S3_ORACLE_BUCKET", "S3_EVIDENCE_BUCKET", "S3_ARCHIVE_BUCKET", "S3_QUARANTINE_BUCKET")
 
@@ -71,15 +71,7 @@ def _ssm(settings: Settings) -> Any:
 
 def read_secret(settings: Settings, path_key: str) -> str | None:
     """The value of the SSM parameter at the registry path `path_key`, or None if absent."""
-    path = settings.registry.text(path_key)
-    try:
-        return str(_ssm(settings).get_parameter(Name=path, WithDecryption=True)["Parameter"]["Value"])
-    except ClientError as e:
-        if e.response.get("Error", {}).get("Code") == "ParameterNotFound":
-            return None
-        raise ObjectStoreUnavailable(f"SSM get {path} failed: {e}") from e
-    except BotoCoreError as e:
-        raise ObjectStoreUnavailable(f"SSM endpoint unreachable: {e}") from e
+    return read_parameter(_ssm(settings), settings.registry.text(path_key))
 
 
 def _put_secret(settings: Settings, path_key: str, value: str, *, overwrite: bool) -> bool:

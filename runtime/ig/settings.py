@@ -15,8 +15,8 @@ from typing import Any
 
 from runtime.contracts.ids import is_platform_run_id
 from runtime.contracts.registry import Registry
-from runtime.errors import PlatformError
-from runtime.settings import Settings, load_settings
+from runtime.errors import ObjectStoreUnavailable, PlatformError
+from runtime.settings import Settings, load_settings, read_parameter
 
 _PLACEHOLDERS = {"changeme", "change-me", "placeholder", "secret", "password", "todo", "xxx", "none", "null", "test"}
 MIN_KEY_LENGTH = 16
@@ -63,10 +63,8 @@ def read_ssm_key(base: Settings, ssm_client: Any | None = None) -> str | None:
     client = ssm_client or base.aws_client("ssm")
     path = base.registry.text("SSM_IG_API_KEY_PATH")
     try:
-        return str(client.get_parameter(Name=path, WithDecryption=True)["Parameter"]["Value"])
-    except client.exceptions.ParameterNotFound:
-        return None
-    except Exception as e:
+        return read_parameter(client, path)
+    except ObjectStoreUnavailable as e:
         raise IgConfigInvalid(f"cannot read the IG API key from SSM {path}: {e}",
                               next_step="check FP_OBJECT_STORE_ENDPOINT/credentials or set FP_IG_API_KEY") from e
 
