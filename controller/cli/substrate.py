@@ -10,6 +10,7 @@ from rich.table import Table
 from controller.cli.common import ENV_HELP, console, operator_errors
 from controller.cli.options import registry_for, require_local, resolve_bus
 from controller.substrate import local
+from runtime.contracts.registry import Registry
 
 app = typer.Typer(help="Start, inspect and stop the embedded local substrate (moto server, PostgreSQL, Tansu).",
                   no_args_is_help=True)
@@ -40,7 +41,7 @@ def up_command(
     _print_status(registry)
 
 
-def _print_status(registry) -> bool:  # type: ignore[no-untyped-def]
+def _print_status(registry: Registry) -> bool:
     state, rows = local.status(registry)
     if state is None:
         console.print("substrate: down (no recorded state)")
