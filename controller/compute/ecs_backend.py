@@ -24,7 +24,18 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from controller.compute.local_backend import pack_id
-from controller.compute.port import ComputeBackend, JobResult, PackState, ProcessState, Progress, check_job, check_run_id
+from controller.compute.port import (
+    ComputeBackend,
+    JobFailure,
+    JobResult,
+    PackState,
+    ProcessState,
+    Progress,
+    check_job,
+    check_run_id,
+    job_failed,
+    job_failure,
+)
 from controller.devmin.aws import AwsCallFailed, AwsClients
 from runtime.contracts.registry import Registry
 from runtime.errors import PlatformError
@@ -223,12 +234,28 @@ class EcsBackend(ComputeBackend):
         if exit_code is None:
             raise EcsError(f"job {component} task {arn} stopped without an exit code (reason: {reason or 'none given'})",
                            code="ECS_TASK_FAILED", next_step=f"read {log}; the container probably never started")
+        failure = self._log_failure(container, arn) if int(exit_code) != 0 else None
         result = JobResult(component=component, exit_code=int(exit_code), log_location=log, task_arn=arn,
-                           stopped_reason=reason)
+                           stopped_reason=reason, failure=failure)
         if check and result.exit_code != 0:
-            raise EcsError(f"job {component} task {arn} exited {exit_code} (reason: {reason or 'none given'})",
-                           code="ECS_TASK_FAILED", next_step=f"read {log}, fix the cause, rerun the phase")
+            raise job_failed(result, f"task {arn}", "ECS_TASK_FAILED")
         return result
+
+    def _log_failure(self, container: dict[str, Any], arn: str) -> JobFailure | None:
+        """The job's own error line from the tail of its awslogs stream; None when it cannot be read
+        (no awslogs configuration, stream not there yet, no permission): the exit code still fails the job."""
+        options = (container.get("logConfiguration") or {}).get("options") or {}
+        group, prefix = options.get("awslogs-group"), options.get("awslogs-stream-prefix")
+        if not group:
+            return None
+        task_id = arn.rsplit("/", 1)[-1]
+        stream = f"{prefix}/{container.get('name')}/{task_id}" if prefix else task_id
+        try:
+            events = self.clients.client("logs").get_log_events(logGroupName=group, logStreamName=stream, limit=200,
+                                                                startFromHead=False)["events"]
+        except (ClientError, BotoCoreError):
+            return None
+        return job_failure("\n".join(str(e.get("message", "")) for e in events))
 
     @staticmethod
     def _log_location(container: dict[str, Any], arn: str) -> str:

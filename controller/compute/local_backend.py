@@ -18,7 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from controller.compute.port import ComputeBackend, JobResult, PackState, ProcessState, Progress, check_job, check_run_id
+from controller.compute.port import (
+    ComputeBackend,
+    JobResult,
+    PackState,
+    ProcessState,
+    Progress,
+    check_job,
+    check_run_id,
+    job_failed,
+    job_failure,
+)
 from controller.substrate.processes import is_running
 from runtime.contracts.registry import Registry
 from runtime.errors import PlatformError
@@ -192,6 +202,7 @@ class LocalBackend(ComputeBackend):
         env = {**os.environ, **self.environment, **(extra_env or {}), scope_key: run_id}
         if progress:
             progress(f"running {component} (log {log_path})")
+        start = log_path.stat().st_size if log_path.exists() else 0
         with log_path.open("ab") as log:
             proc = subprocess.Popen([sys.executable, "-m", "runtime", *argv], stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, env=env)
@@ -202,8 +213,12 @@ class LocalBackend(ComputeBackend):
                 proc.wait()
                 raise PlatformError(f"job {component} (pid {proc.pid}) still running after {timeout:.0f}s; killed",
                                     code="JOB_TIMEOUT", next_step=f"read {log_path}") from None
-        result = JobResult(component=component, exit_code=code, log_location=str(log_path), pid=proc.pid)
+        failure = None
+        if code != 0:
+            with log_path.open("rb") as log:
+                log.seek(start)
+                failure = job_failure(log.read()[-65536:].decode("utf-8", "replace"))
+        result = JobResult(component=component, exit_code=code, log_location=str(log_path), pid=proc.pid, failure=failure)
         if check and code != 0:
-            raise PlatformError(f"job {component} (pid {proc.pid}) exited {code}", code="JOB_FAILED",
-                                next_step=f"read {log_path}, fix the cause, rerun the phase")
+            raise job_failed(result, f"pid {proc.pid}", "JOB_FAILED")
         return result

@@ -7,6 +7,7 @@ module serves both environments; the results are plain data a phase can put in i
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,11 +70,50 @@ class JobResult:
     task_arn: str | None = None
     pid: int | None = None
     stopped_reason: str | None = None
+    failure: JobFailure | None = None
 
     def to_evidence(self) -> dict[str, Any]:
         """Plain-data form for a phase's evidence."""
         return {"component": self.component, "exit_code": self.exit_code, "task_arn": self.task_arn, "pid": self.pid,
-                "log_location": self.log_location, "stopped_reason": self.stopped_reason}
+                "log_location": self.log_location, "stopped_reason": self.stopped_reason,
+                "error_code": self.failure.code if self.failure else None}
+
+
+#: The line every runtime entrypoint prints for a PlatformError (runtime/cli_errors.py).
+_FAILURE_LINE = re.compile(r"^error ([A-Z][A-Z0-9_]*): (.*?)(?: -> (.*))?$")
+
+
+@dataclass(frozen=True)
+class JobFailure:
+    """The error a failed job reported on its last operator line: its code, message and next step."""
+
+    code: str
+    message: str
+    next_step: str | None = None
+
+
+def job_failure(log_text: str) -> JobFailure | None:
+    """The last `error CODE: message -> next step` line of a job's output, if it printed one.
+
+    A job that fails with a PlatformError says why in that line; carrying its code up lets the
+    phase fail with the component's own code (MANIFEST_MISMATCH, LEASE_BUSY, ...) instead of a
+    generic 'job exited 1', in both environments (a local log file, a CloudWatch stream)."""
+    for line in reversed(log_text.splitlines()):
+        match = _FAILURE_LINE.match(line.strip())
+        if match:
+            return JobFailure(match.group(1), match.group(2), match.group(3))
+    return None
+
+
+def job_failed(result: JobResult, where: str, fallback_code: str) -> PlatformError:
+    """The error a phase sees for a non-zero job: the job's own code when it printed one."""
+    failure = result.failure
+    if failure is not None:
+        return PlatformError(f"job {result.component} ({where}) exited {result.exit_code}: {failure.message}",
+                             code=failure.code, next_step=failure.next_step or f"read {result.log_location}, then rerun the phase")
+    reason = f" (reason: {result.stopped_reason})" if result.stopped_reason else ""
+    return PlatformError(f"job {result.component} ({where}) exited {result.exit_code}{reason}", code=fallback_code,
+                         next_step=f"read {result.log_location}, fix the cause, rerun the phase")
 
 
 def check_run_id(run_id: str) -> None:

@@ -16,6 +16,7 @@ How moto behaves (moto 5.2.5, moto/ecs/models.py), which these tests rely on and
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,6 +197,37 @@ def test_task_stopped_with_non_zero_exit_is_ecs_task_failed_naming_arn_and_reaso
     arn = env.ecs.list_tasks(cluster=env.cluster)["taskArns"][-1]
     assert e.value.code == "ECS_TASK_FAILED"
     assert arn in e.value.message and "exited 137" in e.value.message and "drill: stopped by operator" in e.value.message
+
+
+@pytest.mark.usefixtures("tasks_stay_up")
+def test_failed_task_carries_the_jobs_own_error_code_from_its_awslogs_stream(env: Env) -> None:
+    region = env.registry.text("AWS_REGION")
+    logs = boto3.client("logs", region_name=region)
+    family = env.registry.text("TD_SR")
+    logs.create_log_group(logGroupName=f"/logs/{family}")
+    stop = _stop_with(env, 1, "Essential container exited")
+
+    def on_progress(line: str) -> None:
+        arn = env.ecs.list_tasks(cluster=env.cluster)["taskArns"][-1]
+        stream = f"sr/sr/{arn.rsplit('/', 1)[-1]}"
+        if not logs.describe_log_streams(logGroupName=f"/logs/{family}", logStreamNamePrefix=stream)["logStreams"]:
+            logs.create_log_stream(logGroupName=f"/logs/{family}", logStreamName=stream)
+            now_ms = int(time.time() * 1000)
+            logs.put_log_events(logGroupName=f"/logs/{family}", logStreamName=stream, logEvents=[
+                {"timestamp": now_ms, "message": "checking the seal"},
+                {"timestamp": now_ms + 1, "message": "error LEASE_BUSY: scenario lease held by another run -> wait for the TTL"}])
+        stop(line)
+
+    with pytest.raises(PlatformError) as e:
+        env.backend.run_job("sr", ["sr", "run"], RUN, progress=on_progress)
+    assert e.value.code == "LEASE_BUSY" and e.value.next_step == "wait for the TTL"
+    assert "exited 1" in e.value.message and "lease held" in e.value.message
+
+
+@pytest.mark.usefixtures("tasks_stay_up")
+def test_failed_task_without_a_readable_log_is_ecs_task_failed(env: Env) -> None:
+    result = env.backend.run_job("sr", ["sr"], RUN, check=False, progress=_stop_with(env, 1, "Essential container exited"))
+    assert result.exit_code == 1 and result.failure is None
 
 
 @pytest.mark.usefixtures("tasks_stay_up")

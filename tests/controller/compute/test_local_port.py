@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from controller.compute.local_backend import LocalBackend
-from controller.compute.port import ComputeBackend
+from controller.compute.port import ComputeBackend, job_failure
 from runtime.contracts.registry import load_registry
 from runtime.errors import PlatformError
 
@@ -43,11 +43,26 @@ def test_local_job_runs_the_runtime_entrypoint_and_logs_under_the_run(backend: L
     assert result.log_location == str(log) and "usage: python -m runtime" in log.read_text()
 
 
-def test_local_job_non_zero_exit_is_job_failed_naming_the_log(backend: LocalBackend) -> None:
+def test_local_job_non_zero_exit_without_an_error_line_is_job_failed_naming_the_log(backend: LocalBackend) -> None:
+    with pytest.raises(PlatformError) as e:
+        backend.run_job("oracle_seed", ["oracle", "no-such-command"], RUN)
+    assert e.value.code == "JOB_FAILED" and "oracle_seed.log" in str(e.value.next_step)
+    assert backend.run_job("oracle_seed", ["oracle", "no-such-command"], RUN, check=False).exit_code == 2
+
+
+def test_local_job_failure_carries_the_jobs_own_error_code_and_next_step(backend: LocalBackend) -> None:
     with pytest.raises(PlatformError) as e:
         backend.run_job("oracle_seed", ["no_such_entrypoint"], RUN)
-    assert e.value.code == "JOB_FAILED" and "oracle_seed.log" in str(e.value.next_step)
-    assert backend.run_job("oracle_seed", ["no_such_entrypoint"], RUN, check=False).exit_code == 2
+    assert e.value.code == "UNKNOWN_COMPONENT" and "no_such_entrypoint" in e.value.message
+    result = backend.run_job("oracle_seed", ["no_such_entrypoint"], RUN, check=False)
+    assert result.failure is not None and result.failure.code == "UNKNOWN_COMPONENT"
+    assert result.to_evidence()["error_code"] == "UNKNOWN_COMPONENT"
+
+
+def test_an_earlier_runs_error_line_in_the_same_log_is_not_blamed_on_a_later_failure(backend: LocalBackend) -> None:
+    backend.run_job("oracle_seed", ["no_such_entrypoint"], RUN, check=False)
+    result = backend.run_job("oracle_seed", ["oracle", "no-such-command"], RUN, check=False)
+    assert result.exit_code == 2 and result.failure is None
 
 
 @pytest.mark.parametrize("component,argv,code", [
@@ -68,3 +83,15 @@ def test_local_job_refuses_a_malformed_run_scope(backend: LocalBackend, tmp_path
     with pytest.raises(PlatformError) as e:
         backend.run_job("oracle_seed", ["--help"], "../etc")
     assert e.value.code == "RUN_ID_INVALID" and not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("text,code,next_step", [
+    ("noise\nerror LEASE_BUSY: held by another run -> wait for the TTL\n", "LEASE_BUSY", "wait for the TTL"),
+    ("error A: first\nerror MANIFEST_MISMATCH: sealed differently\ntrailing noise", "MANIFEST_MISMATCH", None),
+    ("Error: no such option\n", None, None),
+    ("", None, None),
+])
+def test_job_failure_reads_the_last_operator_error_line(text: str, code: str | None, next_step: str | None) -> None:
+    failure = job_failure(text)
+    assert (failure.code if failure else None) == code
+    assert (failure.next_step if failure else None) == next_step
