@@ -56,7 +56,7 @@ class UpResult:
     """What `dev-min-up` did."""
 
     platform_run_id: str
-    substrate: SubstrateUp
+    substrate: SubstrateUp | None  # None in dev_min: Terraform brought the substrate up
     p0_record: dict[str, Any]
     evidence_dir: Path
 
@@ -158,3 +158,52 @@ def dev_min_run_local(registry: Registry, selection: Slice, *, gate: int | None,
     with run_lock(folders, run_id):
         outcome = run_phases(ctx, selection, progress)
     return RunResult(run_id, outcome, new_run)
+
+
+def dev_min_settings(registry: Registry) -> Settings:
+    """The controller's view of dev_min: real AWS (or the endpoint the environment names), Kafka."""
+    from runtime.settings import load_settings
+
+    return load_settings(environment=registry.environment)
+
+
+def dev_min_up_cloud(registry: Registry, *, options: dict[str, Any] | None = None, base: Path | None = None) -> UpResult:
+    """dev_min P(-1) then P0 (Terraform core + demo, preflight) for a fresh run; a failing P(-1)
+    stops before anything is applied (no image, nothing to run)."""
+    folders = RunFolders.from_registry(registry, base)
+    run_id = folders.new_run()
+    settings = dev_min_settings(registry)
+    ctx = RunContext(registry, run_id, folders, run_writer(registry, folders, run_id, settings), settings,
+                     {"bus": settings.bus, **(options or {})})
+    execute(PackagingReady(), ctx)
+    from controller.phases.p00_dev_min import DevMinSubstrateReady
+
+    record = execute(DevMinSubstrateReady(), ctx)
+    return UpResult(run_id, None, record, folders.evidence_dir(run_id))
+
+
+def dev_min_run_cloud(registry: Registry, selection: Slice, *, gate: int | None, options: dict[str, Any] | None = None,
+                      base: Path | None = None, progress: Callable[[str, str], None] | None = None) -> RunResult:
+    """P1..P11 (or a slice) of the active dev_min run, every job and daemon on ECS.
+
+    A dev_min run gets its P(-1) and P0 from `dev-min-up --env dev_min`; a run that is already
+    pinned is only resumed (--from/--phase), never re-pinned as a new run here."""
+    planned_phases(selection)
+    folders = RunFolders.from_registry(registry, base)
+    run_id = folders.active_run_id()
+    settings = dev_min_settings(registry)
+    ctx = RunContext(registry, run_id, folders, run_writer(registry, folders, run_id, settings), settings,
+                     {"bus": settings.bus, "gate": gate, "base": base, **(options or {})})
+    resuming = bool(selection.from_ or selection.only)
+    if not resuming:
+        if ctx.writer.read("EVIDENCE_RUN_JSON_KEY") is not None:
+            raise PlatformError(f"dev_min run {run_id} is already pinned", code="RUN_ALREADY_PINNED",
+                                next_step="resume it with --from/--phase, or start a fresh run with `fp dev-min-up --env dev_min`")
+        for phase_id in ("P(-1)", "P0"):
+            record = ctx.writer.read("PHASE_RECORD_PATH_PATTERN", phase_id=phase_id)
+            if not record or record.get("state") != "PASS":
+                raise PlatformError(f"{phase_id} of run {run_id} has not passed ({record.get('state') if record else 'never run'})",
+                                    code="RESUME_BEFORE_PASS", next_step="run `fp dev-min-up --env dev_min` first")
+    with run_lock(folders, run_id):
+        outcome = run_phases(ctx, selection, progress)
+    return RunResult(run_id, outcome, False)

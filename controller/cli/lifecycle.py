@@ -10,7 +10,7 @@ from rich.table import Table
 
 from controller.cli.common import ENV_HELP, console, operator_errors
 from controller.cli.options import registry_for, resolve_bus
-from controller.lifecycle import dev_min_down_local, dev_min_run_local, dev_min_up_local
+from controller.lifecycle import dev_min_down_local, dev_min_run_cloud, dev_min_run_local, dev_min_up_local
 from controller.phases.machine import Slice
 from controller.status import phase_rows
 from controller.substrate.local import Ports
@@ -37,17 +37,13 @@ def dev_min_up(
 
 
 def _dev_min_up(registry: Registry) -> None:
-    """dev_min P0: terraform apply core + demo, then the seed 004 preflight, for a fresh run."""
-    from controller.devmin.up import dev_min_up as devmin_up
-    from controller.devmin.wiring import adapters
-    from controller.runs import RunFolders
+    """dev_min P(-1) (image) then P0 (terraform apply core + demo, the seed 004 preflight), for a fresh run."""
+    from controller.lifecycle import dev_min_up_cloud
 
-    folders = RunFolders.from_registry(registry)
-    run_id = folders.new_run()
-    with console.status("terraform apply core, then demo, then the P0 preflight (minutes)..."):
-        a = adapters(registry)
-        result = devmin_up(registry, a.runner, a.aws, kafka_admin=a.kafka_admin, platform_run_id=run_id)
-    console.print(f"P0 SUBSTRATE_READY: PASS for run {run_id}; snapshot {result.snapshot_uri}", highlight=False)
+    with console.status("P(-1) image, then terraform apply core + demo, then the P0 preflight (minutes)..."):
+        result = dev_min_up_cloud(registry)
+    console.print(f"P0 SUBSTRATE_READY: PASS for run {result.platform_run_id}", highlight=False)
+    console.print(f"evidence: {result.evidence_dir}")
 
 
 def _dev_min_down(registry: Registry) -> None:
@@ -92,9 +88,9 @@ def dev_min_run(
             raise PlatformError(f"--gate must be at least 1, got {gate}", code="BAD_GATE", next_step="use --gate 20 or --gate 200")
     with operator_errors():
         registry = registry_for(env)
-        if registry.environment != "local_parity":
-            raise PlatformError("dev_min runs are not wired into this command yet", code="PHASE_NOT_BUILT",
-                                next_step="use --env local_parity")
+        if registry.environment == "dev_min" and bus not in (None, "kafka"):
+            raise PlatformError(f"--bus {bus}: dev_min runs on Confluent Cloud Kafka only", code="BUS_MISMATCH",
+                                next_step="drop --bus (it only chooses the local bus)")
         started: list[str] = []
 
         def progress(phase_id: str, name: str) -> None:
@@ -102,7 +98,11 @@ def dev_min_run(
             console.print(f"{phase_id} {name} ...")
 
         try:
-            result = dev_min_run_local(registry, Slice(to=to, from_=from_, only=phase), gate=gate, bus=bus, progress=progress)
+            selection = Slice(to=to, from_=from_, only=phase)
+            if registry.environment == "dev_min":
+                result = dev_min_run_cloud(registry, selection, gate=gate, progress=progress)
+            else:
+                result = dev_min_run_local(registry, selection, gate=gate, bus=bus, progress=progress)
         finally:
             if started:
                 _print_active_status(registry)

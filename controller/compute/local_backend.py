@@ -199,7 +199,8 @@ class LocalBackend(ComputeBackend):
         log_path = self.job_log(run_id, component)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         scope_key = self.registry.text("REQUIRED_PLATFORM_RUN_ID_ENV_KEY")
-        env = {**os.environ, **self.environment, **(extra_env or {}), scope_key: run_id}
+        cache = {self.registry.text("ENVVAR_ORACLE_ENGINE_CACHE"): str(self.runs_root / "engine")}
+        env = {**os.environ, **cache, **self.environment, **(extra_env or {}), scope_key: run_id}
         if progress:
             progress(f"running {component} (log {log_path})")
         start = log_path.stat().st_size if log_path.exists() else 0

@@ -17,7 +17,11 @@ from runtime.errors import PlatformError
 
 
 def compute_backend(ctx: RunContext) -> ComputeBackend:
-    """The run's compute backend; locally it carries the substrate's endpoints to every process."""
+    """The run's compute backend; locally it carries the substrate's endpoints to every process.
+    `compute_backend` in the options replaces it (a caller that already holds one, e.g. a drill)."""
+    given: ComputeBackend | None = ctx.options.get("compute_backend")
+    if given is not None:
+        return given
     environment: dict[str, str] = {}
     if ctx.registry.environment == "local_parity":
         base: Path | None = ctx.options.get("base")

@@ -1,19 +1,19 @@
-"""P3 ORACLE_READY: the oracle lane as the run's batch job: generate, sync, seal, stream-sort, check.
+"""P3 ORACLE_READY: the oracle lane as the run's batch jobs, one per sub-step (seed 004 P3.4):
+oracle_seed (generate or reuse the engine run, sync, seal), oracle_stream_sort, oracle_checker.
 
-The engine run is deterministic for (seed, scale, scenario), so it is generated once per config
-under the runs root and reused by later runs. Gate: the pack is sealed and the checker passed
-every required output (stream-view parts, manifest and receipt present and consistent, order
-verified). Re-runnable per output: valid receipts are skipped.
+The jobs run through the compute backend (local processes, or ECS tasks in dev_min) and write
+their evidence to the run's bundle in the object store; the phase copies it into every bundle
+target. The engine run is deterministic for (seed, scale, scenario); locally it is cached under
+the runs root and reused by later runs. Gate: the pack is sealed and the checker passed every
+required output. Re-runnable per output: valid receipts are skipped.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from controller.phases.base import Check, Phase, PhaseOutcome, RunContext, collected, substrate_settings
+from controller.phases.p02_daemons_ready import compute_backend
 from runtime.oracle.engine.config import EngineConfig
-from runtime.oracle.engine.run import read_marker
-from runtime.oracle.lane import run_oracle_lane
+from runtime.oracle.layout import OracleLayout
 
 #: Engine scale (traffic events) when the run has no bounded gate; a gate of N needs far fewer.
 DEFAULT_SCALE = 20_000
@@ -26,11 +26,6 @@ def engine_config(ctx: RunContext) -> EngineConfig:
     return EngineConfig(seed=int(ctx.options.get("engine_seed", 42)), scale=scale)
 
 
-def engine_root(ctx: RunContext, config: EngineConfig) -> Path:
-    """Where the engine run of `config` lives (shared by runs with the same config)."""
-    return ctx.folders.root / "engine" / f"{config.scenario}-seed{config.seed}-scale{config.scale}"
-
-
 class OracleReady(Phase):
     """P3."""
 
@@ -38,15 +33,24 @@ class OracleReady(Phase):
     name = "ORACLE_READY"
 
     def run(self, ctx: RunContext) -> PhaseOutcome:
-        """Run the lane and collect its evidence."""
+        """Run the three jobs in order and collect their evidence."""
         settings = substrate_settings(ctx)
         config = engine_config(ctx)
-        root = engine_root(ctx, config)
-        result = run_oracle_lane(settings, ctx.platform_run_id, root, ctx.writer,
-                                 config=None if read_marker(root) is not None else config)
+        config.validate()
+        backend = compute_backend(ctx)
+        run_id = ctx.platform_run_id
+        timeout = float(ctx.options.get("job_timeout", 3600))
+        backend.run_job("oracle_seed", ["oracle", "seed", "--platform-run-id", run_id, "--seed", str(config.seed),
+                                        "--scale", str(config.scale)], run_id, timeout=timeout)
+        backend.run_job("oracle_stream_sort", ["oracle", "stream-sort", "--platform-run-id", run_id], run_id, timeout=timeout)
+        checker = backend.run_job("oracle_checker", ["oracle", "check", "--platform-run-id", run_id], run_id, timeout=timeout)
         evidence = collected(ctx, "SEED_SNAPSHOT_PATH_PATTERN", "STREAM_SORT_SUMMARY_PATH_PATTERN", "CHECKER_PASS_PATH_PATTERN")
-        failing = [c.output_id for c in result.checks if not c.ok]
+        sealed = settings.bucket("S3_ORACLE_BUCKET").exists(OracleLayout(ctx.registry, run_id).seal_key)
+        verdict = ctx.writer.read("CHECKER_PASS_PATH_PATTERN") or {}
+        summary = ctx.writer.read("STREAM_SORT_SUMMARY_PATH_PATTERN") or {}
+        failing = [o["output_id"] for o in summary.get("outputs", []) if o.get("status") != "PASS"]
         return PhaseOutcome(evidence, [
-            Check("pack_sealed", bool(result.pack), None),
-            Check("stream_views_checked", result.passed, f"failing outputs: {', '.join(failing)}" if failing else None),
+            Check("pack_sealed", sealed, OracleLayout(ctx.registry, run_id).seal_key),
+            Check("stream_views_checked", verdict.get("status") == "PASS" and not failing,
+                  f"failing outputs: {', '.join(failing)}" if failing else f"checker job {checker.log_location}"),
         ])

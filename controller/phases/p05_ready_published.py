@@ -1,16 +1,19 @@
-"""P5 READY_PUBLISHED: the Scenario Runner gates on the sealed oracle and publishes READY.
+"""P5 READY_PUBLISHED: the Scenario Runner, run as a one-shot job, gates on the sealed oracle and
+publishes READY.
 
-Gate: SR's own gates passed (seal, every required stream view), READY landed on the control
-topic at a known offset/sequence, and sr_pass + ready_publish_receipt are in the bundle. Re-runnable
-with a new equivalence key, after the lease TTL, or after `python -m runtime sr lease-clear`.
+The job runs through the compute backend (a local process, or the SR task on ECS in dev_min).
+Gate, from the evidence SR wrote to the bundle: every SR gate passed (seal, every required stream
+view) and READY landed on the control topic at a known offset/sequence. Re-runnable with a new
+equivalence key, after the lease TTL, or after `python -m runtime sr lease-clear`; a held lease
+fails the phase with SR's own LEASE_BUSY.
 """
 
 from __future__ import annotations
 
 import os
 
-from controller.phases.base import Check, Phase, PhaseOutcome, RunContext, collected, substrate_settings
-from runtime.sr.runner import run_scenario_runner
+from controller.phases.base import Check, Phase, PhaseOutcome, RunContext, collected
+from controller.phases.p02_daemons_ready import compute_backend
 
 
 def equivalence_key(ctx: RunContext) -> str:
@@ -27,13 +30,16 @@ class ReadyPublished(Phase):
     name = "READY_PUBLISHED"
 
     def run(self, ctx: RunContext) -> PhaseOutcome:
-        """Run SR for this run and collect its evidence."""
-        settings = substrate_settings(ctx)
-        result = run_scenario_runner(settings, ctx.platform_run_id, equivalence_key(ctx), ctx.writer)
-        ctx.options["scenario_run_id"] = result.scenario_run_id
+        """Run the SR job for this run and collect its evidence."""
+        argv = ["sr", "run", "--platform-run-id", ctx.platform_run_id, "--equivalence-key", equivalence_key(ctx)]
+        job = compute_backend(ctx).run_job("sr", argv, ctx.platform_run_id, timeout=float(ctx.options.get("job_timeout", 3600)))
         evidence = collected(ctx, "SR_PASS_PATH_PATTERN", "READY_PUBLISH_RECEIPT_PATH_PATTERN")
+        passed = ctx.writer.read("SR_PASS_PATH_PATTERN") or {}
+        ready = ctx.writer.read("READY_PUBLISH_RECEIPT_PATH_PATTERN") or {}
+        failed_gates = [g.get("name") for g in passed.get("gates", []) if not g.get("ok")]
         return PhaseOutcome(evidence, [
-            Check("sr_gates_passed", all(g.ok for g in result.gates), ", ".join(g.name for g in result.gates if not g.ok) or None),
-            Check("ready_published", result.ready_ref.offset is not None,
-                  f"{result.ready_ref.topic} partition {result.ready_ref.partition} offset {result.ready_ref.offset}"),
+            Check("sr_gates_passed", bool(passed.get("gates")) and not failed_gates,
+                  ", ".join(str(g) for g in failed_gates) or f"sr job {job.log_location}"),
+            Check("ready_published", ready.get("offset") is not None,
+                  f"{ready.get('topic')} partition {ready.get('partition')} offset {ready.get('offset')}"),
         ])

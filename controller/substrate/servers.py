@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -111,7 +112,26 @@ def start_postgres(host: str, port: int, workdir: Path, *, user_name: str = "pos
         argv += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
     log = workdir / "logs" / "postgres.log"
     _prepare_dir(log.parent, user)
-    return start("postgres", argv, host=host, port=port, log=log, user=user, timeout=60)
+    started = start("postgres", argv, host=host, port=port, log=log, user=user, timeout=60)
+    _wait_accepting(host, port, user_name, log)
+    return started
+
+
+def _wait_accepting(host: str, port: int, user_name: str, log: Path, timeout_s: float = 60.0) -> None:
+    """PostgreSQL listens before it accepts sessions ("the database system is starting up"): wait
+    until a session opens, so nothing after `up` meets a half-started server."""
+    import psycopg
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            psycopg.connect(host=host, port=port, user=user_name, dbname="postgres", connect_timeout=2).close()
+            return
+        except psycopg.OperationalError as e:
+            if time.monotonic() >= deadline:
+                raise SubstrateError(f"PostgreSQL on {host}:{port} listens but accepts no session after {timeout_s:.0f}s: {e}",
+                                     next_step=f"read {log}") from e
+            time.sleep(0.1)
 
 
 def tansu_binary() -> str:

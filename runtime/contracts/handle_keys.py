@@ -51,6 +51,7 @@ REQUIRED_KEYS: Final[dict[str, tuple[tuple[str, ...], str]]] = {
     "ENVVAR_KAFKA_BOOTSTRAP": (_BOTH, "P2"),
     "ENVVAR_IG_API_KEY": (_BOTH, "P4"),
     "ENVVAR_IG_BASE_URL": (_BOTH, "P6"),
+    "ENVVAR_ORACLE_ENGINE_CACHE": (_BOTH, "P3"),
     # evidence paths (section 6)
     "EVIDENCE_RUN_ROOT_PATTERN": (_BOTH, "P7"),
     "S3_EVIDENCE_PREFIX_PATTERN": (_BOTH, "P4-P11"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime.contracts.canonical import sha256_hex
 from runtime.contracts.ids import utc_iso
@@ -19,6 +19,9 @@ from runtime.contracts.schemas import compiled_validator
 from runtime.errors import EvidenceConflict, EvidenceInvalid, WriteConflict
 from runtime.evidence import catalog
 from runtime.store.port import ObjectStore
+
+if TYPE_CHECKING:
+    from runtime.settings import Settings
 
 #: Fields that may differ between two writes of the same base-truth content.
 _VOLATILE_FIELDS = ("written_at_utc",)
@@ -58,6 +61,13 @@ def schema_violations(schema_file: str, document: Any) -> list[str]:
         where = "/".join(str(p) for p in error.absolute_path) or "(root)"
         out.append(f"{where}: {error.message}")
     return out
+
+
+def run_bundle(settings: Settings, platform_run_id: str) -> BundleTarget:
+    """The run's bundle in the evidence bucket: where every runtime job writes its evidence, so the
+    controller (on the laptop or anywhere else) reads it back from one place."""
+    prefix = settings.registry.render("S3_EVIDENCE_PREFIX_PATTERN", platform_run_id=platform_run_id)
+    return BundleTarget(settings.bucket("S3_EVIDENCE_BUCKET"), prefix)
 
 
 class EvidenceWriter:

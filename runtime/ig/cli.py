@@ -1,4 +1,5 @@
-"""`python -m runtime ig serve`: run the gate under uvicorn for the pinned run.
+"""`python -m runtime ig serve|ready-check|commit-summary`: run the gate under uvicorn for the pinned
+run, and the P4/P7 checks of it as one-shot jobs (runtime.ig.verify).
 
 The command only wires: settings from the environment, a publisher for the configured bus
 (runtime.bus.factory), the app, uvicorn. Errors leave as one operator line and exit 1.
@@ -58,3 +59,47 @@ def serve(
 def version() -> None:
     """Print the IG API version."""
     typer.echo("ig v1")
+
+
+RunIdOpt = Annotated[str, typer.Option("--platform-run-id", envvar="REQUIRED_PLATFORM_RUN_ID", help="the pinned run")]
+
+
+@app.command("ready-check")
+def ready_check(
+    platform_run_id: RunIdOpt,
+    scenario_run_id: Annotated[str, typer.Option(help="scenario_run_id the smoke event carries")],
+    service_name: Annotated[str, typer.Option(help="name of IG's pack or service, for the evidence")],
+    pid: Annotated[int | None, typer.Option(help="IG's process id (local pack)")] = None,
+    task_arn: Annotated[list[str] | None, typer.Option(help="IG's task ARN (ECS service; repeatable)")] = None,
+    wait: Annotated[float, typer.Option(min=0, max=900, help="seconds to wait for IG to answer at all")] = 60.0,
+) -> None:
+    """P4: wait for IG, prove 401 without the key, health with it, a publish smoke and the receipt write."""
+    from runtime.cli_errors import operator_errors
+    from runtime.contracts.ids import is_platform_run_id
+    from runtime.ig.verify import ready_check as check
+    from runtime.settings import load_settings
+
+    with operator_errors():
+        if not is_platform_run_id(platform_run_id):
+            raise PlatformError(f"{platform_run_id!r} is not a platform_run_id", code="RUN_ID_INVALID",
+                                next_step="pass the run id P1 pinned")
+        written = check(load_settings(), platform_run_id, scenario_run_id, service_name=service_name, pid=pid,
+                        task_arns=task_arn or [], wait_s=wait)
+    typer.echo(f"IG ready for {platform_run_id}: {', '.join(written.uris)}")
+
+
+@app.command("commit-summary")
+def commit_summary(platform_run_id: RunIdOpt) -> None:
+    """P7: receipt and quarantine summaries from the indexes, and the bus offsets snapshot."""
+    from runtime.cli_errors import operator_errors
+    from runtime.contracts.ids import is_platform_run_id
+    from runtime.ig.verify import commit_summaries
+    from runtime.settings import load_settings
+
+    with operator_errors():
+        if not is_platform_run_id(platform_run_id):
+            raise PlatformError(f"{platform_run_id!r} is not a platform_run_id", code="RUN_ID_INVALID",
+                                next_step="pass the run id P1 pinned")
+        done = commit_summaries(load_settings(), platform_run_id)
+    typer.echo(f"P7 summaries for {platform_run_id}: {done.receipts.relative_path}, {done.quarantine.relative_path}, "
+               f"{done.offsets.relative_path}")

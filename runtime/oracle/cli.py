@@ -6,7 +6,9 @@ becomes one stderr line (code, message, next step) and exit code 1.
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -16,11 +18,21 @@ from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progres
 
 from runtime.cli_errors import operator_errors
 from runtime.errors import PlatformError
-from runtime.evidence.writer import BundleTarget, EvidenceWriter
+from runtime.evidence.writer import EvidenceWriter, run_bundle
 from runtime.oracle.duck import SortKnobs
 from runtime.oracle.engine.config import EngineConfig
 from runtime.oracle.engine.run import generate as generate_run
-from runtime.oracle.lane import OracleContext, SortFailure, check_step, check_strict_step, pack_step, sort_step, sync_step
+from runtime.oracle.lane import (
+    OracleContext,
+    SortFailure,
+    check_step,
+    check_strict_step,
+    engine_cache_root,
+    pack_step,
+    seed_step,
+    sort_step,
+    sync_step,
+)
 from runtime.oracle.sync import plan_bytes
 from runtime.settings import Settings, load_settings
 
@@ -51,8 +63,7 @@ def _context(platform_run_id: str) -> tuple[Settings, OracleContext]:
 def _writer(settings: Settings, platform_run_id: str, enabled: bool) -> EvidenceWriter | None:
     if not enabled:
         return None
-    prefix = settings.registry.render("EVIDENCE_RUN_ROOT_PATTERN", platform_run_id=platform_run_id)
-    return EvidenceWriter(settings.registry, platform_run_id, [BundleTarget(settings.bucket("S3_EVIDENCE_BUCKET"), prefix)])
+    return EvidenceWriter(settings.registry, platform_run_id, [run_bundle(settings, platform_run_id)])
 
 
 def _byte_progress(total: int, label: str) -> Progress:
@@ -128,6 +139,35 @@ def pack(platform_run_id: RunIdOpt) -> None:
         console.print(
             f"{state}: {result.objects} objects, manifest sha256 {result.manifest_sha256} -> {ctx.store.uri(ctx.layout.seal_key)}"
         )
+
+
+@app.command()
+def seed(
+    platform_run_id: RunIdOpt,
+    seed: Annotated[int, typer.Option(help="world seed; same seed -> byte-identical files")] = 42,
+    scale: Annotated[int, typer.Option(help="approximate baseline traffic events")] = 10_000,
+    root: Annotated[Path | None, typer.Option("--root", help="engine run folder (default: engine cache, else scratch)")] = None,
+    evidence: EvidenceOpt = True,
+) -> None:
+    """P3.A as one job: generate the engine run (or reuse it), sync it, seal the pack.
+
+    Without --root the run goes to the engine cache the environment names (local runs share it),
+    else to a scratch folder removed afterwards (an ECS task has no disk worth keeping)."""
+    with operator_errors():
+        settings, ctx = _context(platform_run_id)
+        config = EngineConfig(seed=seed, scale=scale)
+        config.validate()
+        cache = os.environ.get(settings.registry.text("ENVVAR_ORACLE_ENGINE_CACHE"))
+        with tempfile.TemporaryDirectory(prefix="fp-engine-") as scratch:
+            folder = root or (engine_cache_root(Path(cache), config) if cache else Path(scratch) / "engine")
+            with _byte_progress(0, "seed") as bar:
+                task = bar.add_task("seed", total=None, item="")
+                result = seed_step(ctx, config, folder, _writer(settings, platform_run_id, evidence),
+                                   progress=lambda n, key: bar.update(task, advance=n, item=key))
+        state = "sealed" if result.pack.newly_sealed else "already sealed with the same manifest"
+        console.print(f"engine run {'generated' if result.engine.generated else 'reused'} ({folder}); synced "
+                      f"{result.sync.objects} objects ({result.sync.uploaded} uploaded); {state}: "
+                      f"{ctx.store.uri(ctx.layout.seal_key)}", highlight=False)
 
 
 @app.command("check-strict")

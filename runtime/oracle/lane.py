@@ -25,7 +25,7 @@ from runtime.oracle.pack import PackResult, check_strict, pack
 from runtime.oracle.streamsort import Progress as SortProgress
 from runtime.oracle.streamsort import SortOutcome, memory_bytes, sort_output
 from runtime.oracle.sync import Progress as ByteProgress
-from runtime.oracle.sync import SyncResult, sync_engine_run
+from runtime.oracle.sync import SyncResult, changed_files, sync_engine_run
 from runtime.settings import Settings
 from runtime.store.port import ObjectStore
 
@@ -176,6 +176,36 @@ def check_step(ctx: OracleContext, writer: EvidenceWriter | None, knobs: SortKno
         doc.update({"status": "PASS", "outputs": [{"output_id": r.output_id, "status": "PASS", "rows": r.rows} for r in results]})
         writer.write("CHECKER_PASS_PATH_PATTERN", doc)
     return results
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    """P3.A as one job: the engine run used, what sync copied, and the seal."""
+
+    engine: EngineRun
+    sync: SyncResult
+    pack: PackResult
+
+
+def engine_cache_root(cache: Path, config: EngineConfig) -> Path:
+    """Where the engine run of `config` lives inside a cache folder shared by runs with that config."""
+    return cache / f"{config.scenario}-seed{config.seed}-scale{config.scale}"
+
+
+def seed_step(ctx: OracleContext, config: EngineConfig, root: Path, writer: EvidenceWriter | None,
+              progress: ByteProgress | None = None) -> SeedResult:
+    """Generate the engine run under `root` (no-op when the same run is there), sync it into the
+    oracle bucket with its seed snapshot, then seal the pack: the oracle_seed job of P3."""
+    engine = generate(config, root)
+    if ctx.store.exists(ctx.layout.seal_key):
+        changed = changed_files(root, ctx.store, ctx.layout)
+        if changed:
+            raise PlatformError(
+                f"the pack of this run is sealed, and {len(changed)} file(s) of engine run {root} differ from it "
+                f"(first: {changed[0]}); nothing was uploaded",
+                code="MANIFEST_MISMATCH", next_step="seed with the config the pack was sealed with, or start a fresh run")
+    synced = sync_step(ctx, root, writer, progress)
+    return SeedResult(engine, synced, pack_step(ctx))
 
 
 def run_oracle_lane(

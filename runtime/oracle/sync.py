@@ -38,6 +38,17 @@ def plan_bytes(root: Path) -> int:
     return sum(p.stat().st_size for _, p in engine_files(root))
 
 
+def changed_files(root: Path, store: ObjectStore, layout: OracleLayout) -> list[str]:
+    """Files of the engine run at `root` that a sync would upload (absent or different in the bucket)."""
+    out = []
+    for relative, path in engine_files(root):
+        key = f"{layout.engine_prefix}{relative}"
+        head = store.head(key)
+        if head is None or head.size != path.stat().st_size or recorded_sha256(store, key) != file_sha256(path):
+            out.append(relative)
+    return out
+
+
 def sync_engine_run(root: Path, store: ObjectStore, layout: OracleLayout, *, progress: Progress | None = None) -> SyncResult:
     """Copy every file of the engine run at `root` under the run's engine prefix."""
     run = open_run(root)

@@ -18,7 +18,7 @@ from runtime.cli_errors import operator_errors
 from runtime.contracts.registry import Registry
 from runtime.db.migrate import apply_migrations
 from runtime.errors import PlatformError
-from runtime.evidence.writer import BundleTarget, EvidenceWriter
+from runtime.evidence.writer import EvidenceWriter, run_bundle
 from runtime.settings import load_settings
 from runtime.sr import domain
 from runtime.sr.lease import LeaseStore
@@ -63,8 +63,7 @@ def run(
             "--equivalence-key",
         )
         domain.validate_inputs(run_id, key)
-        target = BundleTarget(settings.bucket("S3_EVIDENCE_BUCKET"), registry.render("S3_EVIDENCE_PREFIX_PATTERN", platform_run_id=run_id))
-        writer = EvidenceWriter(registry, run_id, [target])
+        writer = EvidenceWriter(registry, run_id, [run_bundle(settings, run_id)])
         result = run_scenario_runner(settings, run_id, key, writer, progress=lambda line: console.print(line, highlight=False))
         console.print(
             f"READY {result.platform_run_id} scenario_run_id={result.scenario_run_id} "

@@ -21,7 +21,7 @@ from typing import Any
 from runtime.bus.port import BusRecord, Consumer
 from runtime.contracts.ids import utc_iso
 from runtime.errors import PlatformError
-from runtime.evidence.writer import BundleTarget, EvidenceWriter
+from runtime.evidence.writer import BundleTarget, EvidenceWriter, run_bundle
 from runtime.settings import Settings
 from runtime.store.port import ObjectStore
 from runtime.wsp.checkpoint import WspCheckpoint
@@ -156,8 +156,7 @@ def run_wsp(settings: Settings, platform_run_id: str, ready_consumer: Consumer, 
     ready_consumer.commit([ready.record])
     done = {} if options.restream else checkpoint.rows_sent(platform_run_id, ready.scenario_run_id)
 
-    targets = evidence_targets or [BundleTarget(settings.bucket("S3_EVIDENCE_BUCKET"),
-                                                reg.render("S3_EVIDENCE_PREFIX_PATTERN", platform_run_id=platform_run_id))]
+    targets = evidence_targets or [run_bundle(settings, platform_run_id)]
     evidence = EvidenceWriter(reg, platform_run_id, targets)
     started = utc_iso()
     knobs = StreamKnobs(

@@ -18,14 +18,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
-from moto.ecs.models import ecs_backends
 from moto.moto_api import state_manager
 
 from controller.compute.ecs_backend import EcsBackend
@@ -33,102 +31,20 @@ from controller.compute.factory import backend_for
 from controller.compute.local_backend import LocalBackend
 from controller.compute.port import ComputeBackend
 from controller.devmin.aws import AwsClients
-from runtime.contracts.registry import Registry, load_registry
+from runtime.contracts.registry import load_registry
 from runtime.errors import PlatformError
 from runtime.evidence.writer import BundleTarget, EvidenceWriter
 from runtime.store.local import FolderStore
-from stacks.config import DAEMONS, JOBS
+from tests.support.ecs_account import Env, ecs_account, register_task_definition
 
 RUN = "platform_20261123T120000Z"
 OTHER_RUN = "platform_20261123T130000Z"
-ACCOUNT = "123456789012"
-
-
-@dataclass
-class Env:
-    """The mocked dev_min account: registry, boto3 clients, backend, and the ids moto gave out."""
-
-    registry: Registry
-    ecs: Any
-    backend: EcsBackend
-    subnet_ids: list[str]
-    sg_id: str
-    progress: list[str]
-
-    @property
-    def cluster(self) -> str:
-        return self.registry.text("ECS_CLUSTER_NAME")
-
-    def moto_task(self, arn: str) -> Any:
-        region = self.registry.text("AWS_REGION")
-        return ecs_backends[ACCOUNT][region].tasks[self.cluster][arn]
-
-    def moto_service(self, name: str) -> Any:
-        region = self.registry.text("AWS_REGION")
-        return ecs_backends[ACCOUNT][region].services[f"{self.cluster}:{name}"]
-
-    def schedule(self, service: str) -> str:
-        """What ECS's scheduler does for a scaled-up service: start a task of its current revision."""
-        current = self.ecs.describe_services(cluster=self.cluster, services=[service])["services"][0]
-        return str(self.ecs.run_task(
-            cluster=self.cluster, taskDefinition=current["taskDefinition"], launchType="FARGATE", group=f"service:{service}",
-            networkConfiguration={"awsvpcConfiguration": {"subnets": self.subnet_ids, "securityGroups": [self.sg_id]}},
-        )["tasks"][0]["taskArn"])
-
-
-def _container(registry: Registry, component: str, family: str) -> dict[str, Any]:
-    """A container as the demo stack writes it: env values, secrets only as SSM references."""
-    region = registry.text("AWS_REGION")
-    ssm = f"arn:aws:ssm:{region}:{ACCOUNT}:parameter"
-    return {
-        "name": component, "image": "repo:git-0123", "essential": True, "memory": 512,  # memory: moto needs it
-        "command": ["python", "-m", "runtime", component],
-        "environment": [{"name": registry.text("ENVVAR_PLATFORM_ENV"), "value": "dev_min"}],
-        "secrets": [{"name": registry.text("ENVVAR_DB_DSN"), "valueFrom": f"{ssm}{registry.text('SSM_DB_DSN_PATH')}"},
-                    {"name": registry.text("ENVVAR_IG_API_KEY"), "valueFrom": f"{ssm}{registry.text('SSM_IG_API_KEY_PATH')}"}],
-        "logConfiguration": {"logDriver": "awslogs", "options": {
-            "awslogs-group": f"/logs/{family}", "awslogs-region": region, "awslogs-stream-prefix": component}},
-    }
-
-
-def _register(ecs: Any, registry: Registry, component: str, family: str, **extra: Any) -> str:
-    answer = ecs.register_task_definition(
-        family=family, networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu="256", memory="512",
-        executionRoleArn=f"arn:aws:iam::{ACCOUNT}:role/exec", taskRoleArn=f"arn:aws:iam::{ACCOUNT}:role/task",
-        containerDefinitions=[{**_container(registry, component, family), **extra}], tags=[{"key": "project", "value": "fp"}])
-    return str(answer["taskDefinition"]["taskDefinitionArn"])
 
 
 @pytest.fixture
 def env() -> Iterator[Env]:
-    registry = load_registry("dev_min")
-    region = registry.text("AWS_REGION")
-    with mock_aws():
-        ec2 = boto3.client("ec2", region_name=region)
-        vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
-        ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
-        ec2.create_tags(Resources=[vpc], Tags=[{"Key": "Name", "Value": registry.text("VPC_ID")}])
-        subnet_ids = []
-        for i, name in enumerate(registry.names("SUBNET_IDS")):
-            sid = ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.42.{i}.0/24")["Subnet"]["SubnetId"]
-            ec2.create_tags(Resources=[sid], Tags=[{"Key": "Name", "Value": name}])
-            subnet_ids.append(sid)
-        sg_id = ""
-        for name in registry.names("SECURITY_GROUP_IDS"):
-            sg_id = ec2.create_security_group(GroupName=name, Description="app", VpcId=vpc)["GroupId"]
-        ecs = boto3.client("ecs", region_name=region)
-        cluster = registry.text("ECS_CLUSTER_NAME")
-        ecs.create_cluster(clusterName=cluster)
-        for component, (td_key, _) in JOBS.items():
-            _register(ecs, registry, component, registry.text(td_key))
-        for component, (svc_key, _) in DAEMONS.items():
-            name = registry.text(svc_key)
-            arn = _register(ecs, registry, component, name)
-            ecs.create_service(cluster=cluster, serviceName=name, taskDefinition=arn, desiredCount=0, launchType="FARGATE",
-                               networkConfiguration={"awsvpcConfiguration": {"subnets": subnet_ids, "securityGroups": [sg_id]}})
-        progress: list[str] = []
-        backend = EcsBackend(registry, AwsClients(region=region), poll_seconds=0.0)
-        yield Env(registry, ecs, backend, subnet_ids, sg_id, progress)
+    with mock_aws(), ecs_account(load_registry("dev_min")) as account:
+        yield account
 
 
 @pytest.fixture
@@ -291,7 +207,7 @@ def test_job_env_may_not_carry_secrets_or_another_run_scope(env: Env, extra: dic
 
 def test_task_definition_with_a_plain_secret_is_refused(env: Env) -> None:
     family = env.registry.text("TD_SR")
-    _register(env.ecs, env.registry, "sr", family,
+    register_task_definition(env.ecs, env.registry, "sr", family,
               environment=[{"name": env.registry.text("ENVVAR_IG_API_KEY"), "value": "plain-text-key"}])
     with pytest.raises(PlatformError) as e:
         env.backend.run_job("sr", ["sr"], RUN)
