@@ -168,15 +168,22 @@ def dev_min_settings(registry: Registry) -> Settings:
 
 
 def dev_min_up_cloud(registry: Registry, *, options: dict[str, Any] | None = None, base: Path | None = None) -> UpResult:
-    """dev_min P(-1) then P0 (Terraform core + demo, preflight) for a fresh run; a failing P(-1)
-    stops before anything is applied (no image, nothing to run)."""
+    """dev_min for a fresh run: apply core (persistent, cheap: the ECR repository P(-1) pushes to and
+    the evidence bucket every phase writes to), then P(-1), then P0 (demo apply + preflight). A
+    failing P(-1) stops before demo, the costly part, is applied: no image, nothing to run."""
+    from controller.devmin.terraform import stack_from_registry
+    from controller.devmin.wiring import adapters
+    from controller.phases.p00_dev_min import DevMinSubstrateReady
+
+    options = dict(options or {})
+    wired = options.setdefault("devmin_adapters", adapters(registry))
+    wired.runner.apply(stack_from_registry(registry, "core"))
     folders = RunFolders.from_registry(registry, base)
     run_id = folders.new_run()
     settings = dev_min_settings(registry)
     ctx = RunContext(registry, run_id, folders, run_writer(registry, folders, run_id, settings), settings,
-                     {"bus": settings.bus, **(options or {})})
+                     {"bus": settings.bus, **options})
     execute(PackagingReady(), ctx)
-    from controller.phases.p00_dev_min import DevMinSubstrateReady
 
     record = execute(DevMinSubstrateReady(), ctx)
     return UpResult(run_id, None, record, folders.evidence_dir(run_id))

@@ -90,6 +90,8 @@ class MotoTerraformRunner:
     # --- the stacks ---------------------------------------------------------------------
     def _apply_core(self) -> dict[str, Any]:
         r = self.registry
+        if "core" in self._outputs:  # like terraform: applying an applied stack changes nothing
+            return dict(self._outputs["core"])
         s3 = self.c("s3")
         names = sorted({r.text(k) for k in ("S3_ORACLE_BUCKET", "S3_ARCHIVE_BUCKET", "S3_QUARANTINE_BUCKET",
                                               "S3_EVIDENCE_BUCKET", "TF_STATE_BUCKET")})

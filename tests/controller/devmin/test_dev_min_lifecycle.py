@@ -1,0 +1,180 @@
+"""`dev-min-up/run --env dev_min` through the phase machine, against moto (ECS, EC2, RDS, S3, SSM,
+Budgets in-process) with the Terraform runner and the compute backend as the seams.
+
+What cannot run here is said by the tests too: P(-1) needs a Docker engine (none on this machine),
+and jobs on moto's ECS execute nothing, so a job that "exits 0" without evidence must not pass.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from moto import mock_aws
+from moto.moto_api import state_manager
+from typer.testing import CliRunner
+
+from controller.cli.main import app
+from controller.compute.ecs_backend import EcsBackend
+from controller.devmin.aws import AwsClients
+from controller.devmin.kafka import plaintext_admin
+from controller.devmin.terraform import stack_from_registry
+from controller.devmin.wiring import DevMinAdapters
+from controller.lifecycle import dev_min_run_cloud, dev_min_up_cloud, run_writer
+from controller.phases.base import RunContext, execute
+from controller.phases.machine import Slice
+from controller.phases.p00_dev_min import DevMinSubstrateReady
+from controller.runs import RunFolders
+from runtime.contracts.registry import Registry, load_registry
+from runtime.errors import PlatformError
+from runtime.evidence.writer import schema_violations
+from runtime.settings import load_settings
+from stacks.config import JOBS
+from tests.controller.devmin.conftest import DevMinWorld
+from tests.support.ecs_account import ecs_account
+
+
+def _record(evidence: Path, registry: Registry, phase_id: str) -> dict[str, Any]:
+    return dict(json.loads((evidence / registry.render("PHASE_RECORD_PATH_PATTERN", phase_id=phase_id)).read_text()))
+
+
+def test_up_without_a_docker_engine_fails_p_minus_1_and_never_applies_demo(dev_min_world: DevMinWorld, tmp_path: Path) -> None:
+    w = dev_min_world
+    adapters = DevMinAdapters(runner=w.runner, aws=w.aws, kafka_admin=plaintext_admin)
+    with pytest.raises(PlatformError) as e:
+        dev_min_up_cloud(w.registry, options={"devmin_adapters": adapters}, base=tmp_path)
+    assert e.value.code == "DOCKER_ENGINE_UNAVAILABLE"
+    assert w.runner.applied == ["core"]  # core holds ECR and evidence; demo (the costly part) never applied
+    folders = RunFolders.from_registry(w.registry, tmp_path)
+    record = _record(folders.evidence_dir(folders.active_run_id()), w.registry, "P(-1)")
+    assert record["state"] == "FAIL" and record["error_code"] == "DOCKER_ENGINE_UNAVAILABLE" and record["next_step"]
+
+
+def test_dev_min_p0_applies_core_then_demo_and_records_a_valid_snapshot_in_the_run(dev_min_world: DevMinWorld,
+                                                                                   tmp_path: Path) -> None:
+    w = dev_min_world
+    w.runner.apply(stack_from_registry(w.registry, "core"))  # as dev-min-up does before P(-1)
+    folders = RunFolders.from_registry(w.registry, tmp_path)
+    run_id = folders.new_run()
+    settings = load_settings(environment="dev_min")
+    ctx = RunContext(w.registry, run_id, folders, run_writer(w.registry, folders, run_id, settings), settings,
+                     {"devmin_adapters": DevMinAdapters(runner=w.runner, aws=w.aws, kafka_admin=plaintext_admin)})
+    record = execute(DevMinSubstrateReady(), ctx)
+    assert record["state"] == "PASS" and w.runner.applied == ["core", "core", "demo"]
+    snapshot = json.loads((folders.evidence_dir(run_id) / w.registry.text("SUBSTRATE_SNAPSHOT_PATH_PATTERN")).read_text())
+    assert schema_violations("evidence/substrate_snapshot.schema.json", snapshot) == []
+    assert snapshot["environment"] == "dev_min" and snapshot["all_ok"] and snapshot["database"]["reachable"]
+    assert {c["name"] for c in snapshot["checks"]} >= {"nat_gateways_zero", "load_balancers_zero", "ssm_secrets_present"}
+    assert all(b["writable"] for b in snapshot["buckets"])
+    assert snapshot["endpoints"]["demo_apply_snapshot"].startswith("s3://")
+
+
+# --- dev-min-run on ECS ----------------------------------------------------------------------
+
+
+class EcsScheduler:
+    """Plays ECS's part that moto does not: a service scaled to 1 gets a task of its current
+    revision; a one-shot task runs nothing (no image here) and stops with exit code 0."""
+
+    def __init__(self, backend: EcsBackend) -> None:
+        self.backend = backend
+        self.job_commands: list[tuple[str, list[str], dict[str, str]]] = []
+        ecs = backend.clients.client("ecs")
+        ecs.meta.events.register("after-call.ecs.UpdateService", self._schedule)
+        ecs.meta.events.register("after-call.ecs.RunTask", self._finish_job)
+
+    def _schedule(self, parsed: dict[str, Any], **_: Any) -> None:
+        service = parsed["service"]
+        if service.get("desiredCount"):
+            network = self.backend.network()
+            self.backend.clients.client("ecs").run_task(
+                cluster=self.backend.cluster, taskDefinition=service["taskDefinition"], launchType="FARGATE",
+                group=f"service:{service['serviceName']}", networkConfiguration=network)
+
+    def _finish_job(self, parsed: dict[str, Any], **_: Any) -> None:
+        for task in parsed.get("tasks", []):
+            if str(task.get("group", "")).startswith("service:"):
+                continue
+            override = task["overrides"]["containerOverrides"][0]
+            family = task["taskDefinitionArn"].rsplit("/", 1)[-1].split(":")[0]
+            self.job_commands.append((family, override["command"], {e["name"]: e["value"] for e in override["environment"]}))
+            self.backend.clients.client("ecs").stop_task(cluster=self.backend.cluster, task=task["taskArn"], reason="done")
+
+
+@pytest.fixture
+def dev_min_run(tmp_path: Path) -> Any:
+    registry = load_registry("dev_min")
+    state_manager.set_transition(model_name="ecs::task", transition={"progression": "manual", "times": 10**9})
+    try:
+        with mock_aws(), ecs_account(registry):
+            region = registry.text("AWS_REGION")
+            s3 = AwsClients(region=region).client("s3")
+            for key in ("S3_EVIDENCE_BUCKET", "S3_ORACLE_BUCKET"):
+                s3.create_bucket(Bucket=registry.text(key), CreateBucketConfiguration={"LocationConstraint": region})
+            backend = EcsBackend(registry, AwsClients(region=region), poll_seconds=0.0)
+            yield registry, backend, EcsScheduler(backend), tmp_path
+    finally:
+        state_manager.unset_transition("ecs::task")
+
+
+def _mint_up_run(registry: Registry, base: Path, *, p0_state: str = "PASS") -> str:
+    """What a passing `dev-min-up --env dev_min` leaves (P(-1) and P0 records, packaging evidence);
+    P(-1) itself needs a Docker engine, which this machine does not have."""
+    folders = RunFolders.from_registry(registry, base)
+    run_id = folders.new_run()
+    writer = run_writer(registry, folders, run_id, load_settings(environment="dev_min"))
+    writer.write("PACKAGING_READY_PATH_PATTERN", {
+        **writer.base_fields("P(-1)", ["PACKAGING_READY_PATH_PATTERN"]), "environment": "dev_min",
+        "image_tag": "git-" + "a" * 40, "image_digest": "sha256:" + "b" * 64, "git_sha": "a" * 40, "git_dirty": False,
+        "package_digest": "c" * 64, "smoke_ok": True})
+    for phase_id, name, state in (("P(-1)", "PACKAGING_READY", "PASS"), ("P0", "SUBSTRATE_READY", p0_state)):
+        writer.write("PHASE_RECORD_PATH_PATTERN", {
+            **writer.base_fields(phase_id, ["PHASE_RECORD_PATH_PATTERN"]), "name": name, "state": state, "attempt": 1,
+            "started_at_utc": "2026-11-23T10:00:00Z", "ended_at_utc": "2026-11-23T10:01:00Z", "evidence": [],
+            "bounded_gate": None}, phase_id=phase_id)
+    return run_id
+
+
+def test_dev_min_run_starts_ig_on_ecs_and_runs_p3_as_three_ecs_jobs_then_fails_closed_without_evidence(dev_min_run: Any) -> None:
+    registry, backend, scheduler, base = dev_min_run
+    run_id = _mint_up_run(registry, base)
+    with pytest.raises(PlatformError) as e:
+        dev_min_run_cloud(registry, Slice(to="P7"), gate=20, options={"compute_backend": backend}, base=base)
+    assert e.value.code == "ORACLE_READY_GATE_FAILED" and "pack_sealed" in e.value.message
+    evidence = RunFolders.from_registry(registry, base).evidence_dir(run_id)
+    assert [_record(evidence, registry, p)["state"] for p in ("P1", "P2", "P3")] == ["PASS", "PASS", "FAIL"]
+    assert not (evidence / registry.render("PHASE_RECORD_PATH_PATTERN", phase_id="P4")).exists()
+    daemons = json.loads((evidence / registry.text("DAEMONS_READY_PATH_PATTERN")).read_text())
+    ig = daemons["packs"][0]["processes"][0]
+    assert ig["service"] == registry.text("SVC_IG") and ig["task_arn"].startswith("arn:aws:ecs:")
+    scope_key = registry.text("REQUIRED_PLATFORM_RUN_ID_ENV_KEY")
+    families = [family for family, _, _ in scheduler.job_commands]
+    assert families == [registry.text(JOBS[j][0]) for j in ("oracle_seed", "oracle_stream_sort", "oracle_checker")]
+    assert [cmd[3:5] for _, cmd, _ in scheduler.job_commands] == [["oracle", "seed"], ["oracle", "stream-sort"], ["oracle", "check"]]
+    assert all(env[scope_key] == run_id for _, _, env in scheduler.job_commands)
+
+
+def test_dev_min_run_refuses_a_run_whose_p0_did_not_pass(dev_min_run: Any) -> None:
+    registry, backend, scheduler, base = dev_min_run
+    _mint_up_run(registry, base, p0_state="FAIL")
+    with pytest.raises(PlatformError) as e:
+        dev_min_run_cloud(registry, Slice(to="P7"), gate=20, options={"compute_backend": backend}, base=base)
+    assert e.value.code == "RESUME_BEFORE_PASS" and "dev-min-up --env dev_min" in str(e.value.next_step)
+    assert scheduler.job_commands == []
+
+
+def test_dev_min_run_does_not_repin_a_pinned_run(dev_min_run: Any) -> None:
+    registry, backend, _, base = dev_min_run
+    _mint_up_run(registry, base)
+    with pytest.raises(PlatformError):
+        dev_min_run_cloud(registry, Slice(to="P3"), gate=20, options={"compute_backend": backend}, base=base)
+    with pytest.raises(PlatformError) as e:
+        dev_min_run_cloud(registry, Slice(to="P3"), gate=20, options={"compute_backend": backend}, base=base)
+    assert e.value.code == "RUN_ALREADY_PINNED"
+
+
+def test_dev_min_run_cli_refuses_a_local_bus(monkeypatch: pytest.MonkeyPatch) -> None:
+    result = CliRunner().invoke(app, ["dev-min-run", "--env", "dev_min", "--bus", "kinesis"])
+    assert result.exit_code == 1 and "BUS_MISMATCH" in result.output
