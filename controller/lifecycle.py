@@ -131,7 +131,8 @@ class RunResult:
 
 
 def dev_min_run_local(registry: Registry, selection: Slice, *, gate: int | None, bus: str | None,
-                      base: Path | None = None, progress: Callable[[str, str], None] | None = None) -> RunResult:
+                      base: Path | None = None, progress: Callable[[str, str], None] | None = None,
+                      options: dict[str, Any] | None = None) -> RunResult:
     """P1..P11 (or a slice) on the active run; a pinned run gets a fresh run unless resuming."""
     planned_phases(selection)  # refuse a bad slice before touching anything
     state = read_state(state_dir(registry, base))
@@ -146,7 +147,7 @@ def dev_min_run_local(registry: Registry, selection: Slice, *, gate: int | None,
     resuming = bool(selection.from_ or selection.only)
     pinned = (folders.evidence_dir(run_id) / registry.text("EVIDENCE_RUN_JSON_KEY")).exists()
     new_run = pinned and not resuming
-    options: dict[str, Any] = {"bus": state.bus, "gate": gate, "base": base}
+    options = {"bus": state.bus, "gate": gate, "base": base, **(options or {})}
     if new_run:
         run_id = folders.new_run()
         processes = [{"name": p.name, "pid": p.pid, "port": p.port, "started_by_us": True} for p in state.processes]
@@ -214,3 +215,15 @@ def dev_min_run_cloud(registry: Registry, selection: Slice, *, gate: int | None,
     with run_lock(folders, run_id):
         outcome = run_phases(ctx, selection, progress)
     return RunResult(run_id, outcome, False)
+
+
+def dev_min_down_cloud(registry: Registry, *, options: dict[str, Any] | None = None, base: Path | None = None) -> DownResult:
+    """dev_min P12 for the active run: destroy demo only, verify, record the proof in the run's bundle."""
+    from controller.phases.p12_dev_min import DevMinTeardown
+
+    folders = RunFolders.from_registry(registry, base)
+    run_id = folders.active_run_id()
+    settings = dev_min_settings(registry)
+    ctx = RunContext(registry, run_id, folders, run_writer(registry, folders, run_id, settings), settings, dict(options or {}))
+    record = execute(DevMinTeardown(), ctx)
+    return DownResult(run_id, record, folders.evidence_dir(run_id))

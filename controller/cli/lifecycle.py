@@ -48,15 +48,12 @@ def _dev_min_up(registry: Registry) -> None:
 
 def _dev_min_down(registry: Registry) -> None:
     """dev_min P12: destroy demo only, verify nothing costly is left, write the teardown proof."""
-    from controller.devmin.teardown import dev_min_down as devmin_down
-    from controller.devmin.wiring import adapters
-    from controller.runs import RunFolders
+    from controller.lifecycle import dev_min_down_cloud
 
-    run_id = RunFolders.from_registry(registry).active_run_id()
     with console.status("terraform destroy demo, then verify (minutes)..."):
-        a = adapters(registry)
-        result = devmin_down(registry, a.runner, a.aws, run_id)
-    console.print(f"P12 TEARDOWN: PASS for run {run_id}; proof {', '.join(result.written.uris)}", highlight=False)
+        result = dev_min_down_cloud(registry)
+    console.print(f"P12 TEARDOWN: PASS for run {result.platform_run_id}", highlight=False)
+    console.print(f"evidence: {result.evidence_dir}")
 
 
 def dev_min_down(env: EnvOpt = None) -> None:
@@ -97,12 +94,21 @@ def dev_min_run(
             started.append(phase_id)
             console.print(f"{phase_id} {name} ...")
 
+        last_line: list[str] = [""]
+
+        def job_progress(line: str) -> None:
+            if line != last_line[0]:  # an ECS wait polls every few seconds; print changes only
+                last_line[0] = line
+                console.print(f"  {line}", style="dim", highlight=False)
+
         try:
             selection = Slice(to=to, from_=from_, only=phase)
             if registry.environment == "dev_min":
-                result = dev_min_run_cloud(registry, selection, gate=gate, progress=progress)
+                result = dev_min_run_cloud(registry, selection, gate=gate, progress=progress,
+                                           options={"job_progress": job_progress})
             else:
-                result = dev_min_run_local(registry, selection, gate=gate, bus=bus, progress=progress)
+                result = dev_min_run_local(registry, selection, gate=gate, bus=bus, progress=progress,
+                                           options={"job_progress": job_progress})
         finally:
             if started:
                 _print_active_status(registry)

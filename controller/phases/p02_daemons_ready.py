@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from controller.compute.factory import backend_for
-from controller.compute.port import ComputeBackend
+from controller.compute.port import ComputeBackend, JobResult
 from controller.phases.base import Check, Phase, PhaseOutcome, RunContext
 from controller.substrate.state import read_state, state_dir
 from runtime.errors import PlatformError
@@ -33,6 +33,15 @@ def compute_backend(ctx: RunContext) -> ComputeBackend:
                        commands=ctx.options.get("daemon_commands"))
 
 
+def run_job(ctx: RunContext, component: str, argv: list[str], *, default_timeout: float = 3600.0) -> JobResult:
+    """Run one job of this run on its compute backend, scoped to the run, with the run's job
+    timeout (`job_timeout`) and the operator's progress line (`job_progress`); raises on failure
+    with the job's own error code."""
+    return compute_backend(ctx).run_job(component, argv, ctx.platform_run_id,
+                                        timeout=float(ctx.options.get("job_timeout", default_timeout)),
+                                        progress=ctx.options.get("job_progress"))
+
+
 class DaemonsReady(Phase):
     """P2."""
 
@@ -44,7 +53,7 @@ class DaemonsReady(Phase):
         backend = compute_backend(ctx)
         rows, checks = [], []
         for pack in list(ctx.options.get("packs", [])):
-            state = backend.start_pack(pack, ctx.platform_run_id)
+            state = backend.start_pack(pack, ctx.platform_run_id, progress=ctx.options.get("job_progress"))
             rows.append(state.to_evidence())
             checks.append(Check(f"{pack}_running", state.running, f"{state.running_count}/{state.desired_count} running"))
             checks.append(Check(f"{pack}_run_scope", state.run_scope == ctx.platform_run_id, f"scope {state.run_scope}"))

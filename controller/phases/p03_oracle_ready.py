@@ -11,7 +11,7 @@ required output. Re-runnable per output: valid receipts are skipped.
 from __future__ import annotations
 
 from controller.phases.base import Check, Phase, PhaseOutcome, RunContext, collected, substrate_settings
-from controller.phases.p02_daemons_ready import compute_backend
+from controller.phases.p02_daemons_ready import run_job
 from runtime.oracle.engine.config import EngineConfig
 from runtime.oracle.layout import OracleLayout
 
@@ -37,13 +37,11 @@ class OracleReady(Phase):
         settings = substrate_settings(ctx)
         config = engine_config(ctx)
         config.validate()
-        backend = compute_backend(ctx)
         run_id = ctx.platform_run_id
-        timeout = float(ctx.options.get("job_timeout", 3600))
-        backend.run_job("oracle_seed", ["oracle", "seed", "--platform-run-id", run_id, "--seed", str(config.seed),
-                                        "--scale", str(config.scale)], run_id, timeout=timeout)
-        backend.run_job("oracle_stream_sort", ["oracle", "stream-sort", "--platform-run-id", run_id], run_id, timeout=timeout)
-        checker = backend.run_job("oracle_checker", ["oracle", "check", "--platform-run-id", run_id], run_id, timeout=timeout)
+        run_job(ctx, "oracle_seed", ["oracle", "seed", "--platform-run-id", run_id, "--seed", str(config.seed),
+                                     "--scale", str(config.scale)])
+        run_job(ctx, "oracle_stream_sort", ["oracle", "stream-sort", "--platform-run-id", run_id])
+        checker = run_job(ctx, "oracle_checker", ["oracle", "check", "--platform-run-id", run_id])
         evidence = collected(ctx, "SEED_SNAPSHOT_PATH_PATTERN", "STREAM_SORT_SUMMARY_PATH_PATTERN", "CHECKER_PASS_PATH_PATTERN")
         sealed = settings.bucket("S3_ORACLE_BUCKET").exists(OracleLayout(ctx.registry, run_id).seal_key)
         verdict = ctx.writer.read("CHECKER_PASS_PATH_PATTERN") or {}

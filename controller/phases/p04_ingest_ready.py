@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from controller.compute.local_backend import pack_id
 from controller.phases.base import Check, Phase, PhaseOutcome, RunContext, collected
-from controller.phases.p02_daemons_ready import compute_backend
+from controller.phases.p02_daemons_ready import compute_backend, run_job
 from controller.phases.p05_ready_published import equivalence_key
 from runtime.contracts.ids import scenario_run_id
 from runtime.errors import PlatformError
@@ -29,8 +29,7 @@ class IngestReady(Phase):
 
     def run(self, ctx: RunContext) -> PhaseOutcome:
         """Run the readiness probe job against IG and collect ingest/ig_ready.json."""
-        backend = compute_backend(ctx)
-        pack = backend.pack_state("control_ingress")
+        pack = compute_backend(ctx).pack_state("control_ingress")
         ig = next((p for p in pack.processes if p.name == "ig"), None)
         if ig is None or ig.status != "RUNNING":
             raise PlatformError(f"IG is not running in pack control_ingress ({ig.status if ig else 'absent'})",
@@ -40,7 +39,7 @@ class IngestReady(Phase):
                 "--service-name", ig.service or pack_id(ctx.registry, "control_ingress")]
         argv += ["--pid", str(ig.pid)] if ig.pid else []
         argv += ["--task-arn", ig.task_arn] if ig.task_arn else []
-        backend.run_job(VERIFIER_JOB, argv, ctx.platform_run_id, timeout=float(ctx.options.get("job_timeout", 600)))
+        run_job(ctx, VERIFIER_JOB, argv, default_timeout=600)
         evidence = collected(ctx, "IG_READY_PATH_PATTERN")
         document = ctx.writer.read("IG_READY_PATH_PATTERN") or {}
         return PhaseOutcome(evidence, [

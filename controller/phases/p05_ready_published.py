@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 
 from controller.phases.base import Check, Phase, PhaseOutcome, RunContext, collected
-from controller.phases.p02_daemons_ready import compute_backend
+from controller.phases.p02_daemons_ready import run_job
 
 
 def equivalence_key(ctx: RunContext) -> str:
@@ -32,7 +32,7 @@ class ReadyPublished(Phase):
     def run(self, ctx: RunContext) -> PhaseOutcome:
         """Run the SR job for this run and collect its evidence."""
         argv = ["sr", "run", "--platform-run-id", ctx.platform_run_id, "--equivalence-key", equivalence_key(ctx)]
-        job = compute_backend(ctx).run_job("sr", argv, ctx.platform_run_id, timeout=float(ctx.options.get("job_timeout", 3600)))
+        job = run_job(ctx, "sr", argv)
         evidence = collected(ctx, "SR_PASS_PATH_PATTERN", "READY_PUBLISH_RECEIPT_PATH_PATTERN")
         passed = ctx.writer.read("SR_PASS_PATH_PATTERN") or {}
         ready = ctx.writer.read("READY_PUBLISH_RECEIPT_PATH_PATTERN") or {}

@@ -8,7 +8,7 @@ records and none failed. Re-runnable: IG dedupe absorbs replays (same event ids)
 from __future__ import annotations
 
 from controller.phases.base import Check, Phase, PhaseOutcome, RunContext, collected
-from controller.phases.p02_daemons_ready import compute_backend
+from controller.phases.p02_daemons_ready import run_job
 
 
 class StreamingActive(Phase):
@@ -24,7 +24,7 @@ class StreamingActive(Phase):
             argv += ["--max-events-per-output", str(ctx.options["gate"])]
         if ctx.options.get("restream"):
             argv.append("--restream")
-        job = compute_backend(ctx).run_job("wsp", argv, ctx.platform_run_id, timeout=float(ctx.options.get("job_timeout", 3600)))
+        job = run_job(ctx, "wsp", argv)
         evidence = collected(ctx, "WSP_START_PATH_PATTERN", "WSP_SUMMARY_PATH_PATTERN")
         summary = ctx.writer.read("WSP_SUMMARY_PATH_PATTERN") or {}
         per_output = summary.get("per_output", [])

@@ -9,7 +9,7 @@ ADMIT, no unresolved PUBLISH_AMBIGUOUS, and the event topics hold records.
 from __future__ import annotations
 
 from controller.phases.base import Check, Phase, PhaseOutcome, RunContext, collected, substrate_settings
-from controller.phases.p02_daemons_ready import compute_backend
+from controller.phases.p02_daemons_ready import run_job
 from controller.phases.p04_ingest_ready import VERIFIER_JOB
 from runtime.ig.summaries import event_topics
 
@@ -23,8 +23,7 @@ class IngestCommitted(Phase):
     def run(self, ctx: RunContext) -> PhaseOutcome:
         """Run the summary job, collect its evidence, check the commit point."""
         settings = substrate_settings(ctx)
-        compute_backend(ctx).run_job(VERIFIER_JOB, ["ig", "commit-summary", "--platform-run-id", ctx.platform_run_id],
-                                     ctx.platform_run_id, timeout=float(ctx.options.get("job_timeout", 600)))
+        run_job(ctx, VERIFIER_JOB, ["ig", "commit-summary", "--platform-run-id", ctx.platform_run_id], default_timeout=600)
         evidence = collected(ctx, "RECEIPT_SUMMARY_PATH_PATTERN", "KAFKA_OFFSETS_SNAPSHOT_PATH_PATTERN",
                              "QUARANTINE_INDEX_PATH_PATTERN")
         summary = ctx.writer.read("RECEIPT_SUMMARY_PATH_PATTERN") or {}

@@ -22,7 +22,7 @@ from controller.devmin.aws import AwsClients
 from controller.devmin.kafka import plaintext_admin
 from controller.devmin.terraform import stack_from_registry
 from controller.devmin.wiring import DevMinAdapters
-from controller.lifecycle import dev_min_run_cloud, dev_min_up_cloud, run_writer
+from controller.lifecycle import dev_min_down_cloud, dev_min_run_cloud, dev_min_up_cloud, run_writer
 from controller.phases.base import RunContext, execute
 from controller.phases.machine import Slice
 from controller.phases.p00_dev_min import DevMinSubstrateReady
@@ -69,6 +69,45 @@ def test_dev_min_p0_applies_core_then_demo_and_records_a_valid_snapshot_in_the_r
     assert {c["name"] for c in snapshot["checks"]} >= {"nat_gateways_zero", "load_balancers_zero", "ssm_secrets_present"}
     assert all(b["writable"] for b in snapshot["buckets"])
     assert snapshot["endpoints"]["demo_apply_snapshot"].startswith("s3://")
+
+
+def test_dev_min_down_destroys_demo_only_and_records_p12_with_its_proof_in_the_run(dev_min_world: DevMinWorld,
+                                                                                    tmp_path: Path) -> None:
+    w = dev_min_world
+    wired = DevMinAdapters(runner=w.runner, aws=w.aws, kafka_admin=plaintext_admin)
+    w.runner.apply(stack_from_registry(w.registry, "core"))
+    folders = RunFolders.from_registry(w.registry, tmp_path)
+    run_id = folders.new_run()
+    settings = load_settings(environment="dev_min")
+    ctx = RunContext(w.registry, run_id, folders, run_writer(w.registry, folders, run_id, settings), settings,
+                     {"devmin_adapters": wired})
+    execute(DevMinSubstrateReady(), ctx)
+    result = dev_min_down_cloud(w.registry, options={"devmin_adapters": wired}, base=tmp_path)
+    assert result.platform_run_id == run_id and result.p12_record["state"] == "PASS"
+    assert w.runner.destroyed == ["demo"]
+    proof = json.loads((folders.evidence_dir(run_id) / w.registry.text("TEARDOWN_PROOF_PATH_PATTERN")).read_text())
+    assert proof["destroy_status"] == "SUCCESS" and proof["leftovers"] == [] and all(proof["confirmed_absent"].values())
+    key = w.registry.render("EVIDENCE_RUN_ROOT_PATTERN", platform_run_id=run_id) + w.registry.text("TEARDOWN_PROOF_PATH_PATTERN")
+    assert w.clients.client("s3").head_object(Bucket=w.registry.text("S3_EVIDENCE_BUCKET"), Key=key)
+
+
+def test_dev_min_down_with_a_stray_service_fails_p12_naming_it_and_writes_no_proof(dev_min_world: DevMinWorld,
+                                                                                  tmp_path: Path) -> None:
+    w = dev_min_world
+    wired = DevMinAdapters(runner=w.runner, aws=w.aws, kafka_admin=plaintext_admin)
+    w.runner.apply(stack_from_registry(w.registry, "core"))
+    w.runner.apply(stack_from_registry(w.registry, "demo"))
+    folders = RunFolders.from_registry(w.registry, tmp_path)
+    run_id = folders.new_run()
+    ecs = w.clients.client("ecs")
+    cluster = w.registry.text("ECS_CLUSTER_NAME")
+    ecs.create_service(cluster=cluster, serviceName="stray-by-hand", taskDefinition=w.registry.text("TD_SR"), desiredCount=1)
+    with pytest.raises(PlatformError) as e:
+        dev_min_down_cloud(w.registry, options={"devmin_adapters": wired}, base=tmp_path)
+    assert e.value.code == "TEARDOWN_LEFTOVER" and "stray-by-hand" in e.value.message
+    record = _record(folders.evidence_dir(run_id), w.registry, "P12")
+    assert record["state"] == "FAIL" and record["error_code"] == "TEARDOWN_LEFTOVER"
+    assert not (folders.evidence_dir(run_id) / w.registry.text("TEARDOWN_PROOF_PATH_PATTERN")).exists()
 
 
 # --- dev-min-run on ECS ----------------------------------------------------------------------
