@@ -158,6 +158,7 @@ class ComputeBackend(ABC):
 
     @abstractmethod
     def run_job(self, component: str, argv: list[str], run_id: str, *, extra_env: dict[str, str] | None = None,
-                timeout: float = 3600.0, progress: Progress | None = None) -> JobResult:
+                timeout: float = 3600.0, progress: Progress | None = None, check: bool = True) -> JobResult:
         """Run `python -m runtime <argv>` once as `component`, scoped to `run_id`, and wait for it.
-        A non-zero or missing exit code raises a PlatformError naming where to look."""
+        With `check`, a non-zero or missing exit code raises a PlatformError naming where to look
+        (the job's own error code when it printed one)."""

@@ -38,6 +38,12 @@ class TerraformError(PlatformError):
     code = "TERRAFORM_FAILED"
 
 
+#: How long apply/destroy wait for the state lock: a lock still being released by the previous
+#: command (or held by a colleague's short command) is waited out instead of failing at once; a
+#: stale lock still fails, naming its ID, after this long (then `terraform force-unlock`).
+LOCK_TIMEOUT = "120s"
+
+
 @dataclass(frozen=True)
 class BackendConfig:
     """Where a stack keeps its state: S3 bucket + key, DynamoDB lock table, region."""
@@ -139,7 +145,7 @@ class TerraformCli:
         """`terraform init` then `terraform apply -auto-approve -input=false` in the stack folder."""
         tf = self._terraform(stack)
         self._init(tf, stack)
-        code, _out, err = tf.apply(skip_plan=True, input=False)
+        code, _out, err = tf.apply(skip_plan=True, input=False, lock_timeout=LOCK_TIMEOUT)
         _check(code, err, stack, "apply")
         return self.output(stack)
 
@@ -147,7 +153,7 @@ class TerraformCli:
         """`terraform destroy -auto-approve` (never `-force`, which Terraform >= 0.15 rejects)."""
         tf = self._terraform(stack)
         self._init(tf, stack)
-        code, _out, err = tf.destroy(force=IsNotFlagged, auto_approve=True, input=False)
+        code, _out, err = tf.destroy(force=IsNotFlagged, auto_approve=True, input=False, lock_timeout=LOCK_TIMEOUT)
         _check(code, err, stack, "destroy")
 
     def output(self, stack: Stack) -> dict[str, Any]:

@@ -58,6 +58,8 @@ class RunContext:
     writer: EvidenceWriter
     settings: Settings | None
     options: dict[str, Any] = field(default_factory=dict)
+    #: The jobs the current phase ran (task ARNs or pids, exit codes, logs): its record keeps them.
+    jobs: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -106,6 +108,7 @@ def execute(phase: Phase, ctx: RunContext) -> dict[str, Any]:
     started = utc_iso()
     t0 = time.monotonic()
     base = {"attempt": attempt, "started_at_utc": started, "bounded_gate": ctx.options.get("gate")}
+    ctx.jobs = []
     ctx.writer.write("PHASE_RECORD_PATH_PATTERN", _record(ctx, phase, state="RUNNING", evidence=[], ended_at_utc=None, **base),
                      phase_id=phase.phase_id)
     try:
@@ -123,7 +126,7 @@ def execute(phase: Phase, ctx: RunContext) -> dict[str, Any]:
     except PlatformError as e:
         record = _record(ctx, phase, state="FAIL", evidence=[], ended_at_utc=utc_iso(),
                          duration_s=round(time.monotonic() - t0, 3), error_code=e.code, message=e.message,
-                         next_step=e.next_step or None, **base)
+                         next_step=e.next_step or None, jobs=ctx.jobs, **base)
         try:
             ctx.writer.write("PHASE_RECORD_PATH_PATTERN", record, phase_id=phase.phase_id)
         except PlatformError as record_error:  # the store itself may be what failed; keep the first error
@@ -131,7 +134,8 @@ def execute(phase: Phase, ctx: RunContext) -> dict[str, Any]:
         raise
     record = _record(ctx, phase, state="PASS", ended_at_utc=utc_iso(), duration_s=round(time.monotonic() - t0, 3),
                      evidence=[{"path": e.relative_path, "sha256": e.sha256} for e in outcome.evidence],
-                     gate=[c.to_dict() for c in outcome.checks], error_code=None, message=None, next_step=None, **base)
+                     gate=[c.to_dict() for c in outcome.checks], error_code=None, message=None, next_step=None,
+                     jobs=ctx.jobs, **base)
     ctx.writer.write("PHASE_RECORD_PATH_PATTERN", record, phase_id=phase.phase_id)
     return record
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from controller.compute.factory import backend_for
-from controller.compute.port import ComputeBackend, JobResult
+from controller.compute.port import ComputeBackend, JobResult, job_failed
 from controller.phases.base import Check, Phase, PhaseOutcome, RunContext
 from controller.substrate.state import read_state, state_dir
 from runtime.errors import PlatformError
@@ -35,11 +35,17 @@ def compute_backend(ctx: RunContext) -> ComputeBackend:
 
 def run_job(ctx: RunContext, component: str, argv: list[str], *, default_timeout: float = 3600.0) -> JobResult:
     """Run one job of this run on its compute backend, scoped to the run, with the run's job
-    timeout (`job_timeout`) and the operator's progress line (`job_progress`); raises on failure
-    with the job's own error code."""
-    return compute_backend(ctx).run_job(component, argv, ctx.platform_run_id,
-                                        timeout=float(ctx.options.get("job_timeout", default_timeout)),
-                                        progress=ctx.options.get("job_progress"))
+    timeout (`job_timeout`) and the operator's progress line (`job_progress`). The result (task
+    ARN or pid, exit code, log) goes into the phase record; a failure raises with the job's own
+    error code."""
+    backend = compute_backend(ctx)
+    result = backend.run_job(component, argv, ctx.platform_run_id, timeout=float(ctx.options.get("job_timeout", default_timeout)),
+                             progress=ctx.options.get("job_progress"), check=False)
+    ctx.jobs.append(result.to_evidence())
+    if result.exit_code != 0:
+        where = f"task {result.task_arn}" if result.task_arn else f"pid {result.pid}"
+        raise job_failed(result, where, "ECS_TASK_FAILED" if backend.kind == "ecs" else "JOB_FAILED")
+    return result
 
 
 class DaemonsReady(Phase):

@@ -51,6 +51,7 @@ def test_a_broken_seal_stops_the_run_at_p3_and_no_ready_is_published(spine_workd
     records = _records(_evidence(root))
     assert records["P3"]["state"] == "FAIL" and records["P3"]["error_code"] == "MANIFEST_MISMATCH" and records["P3"]["next_step"]
     assert "P4" not in records and "P5" not in records
+    assert [(j["component"], j["error_code"]) for j in records["P3"]["jobs"]] == [("oracle_seed", "MANIFEST_MISMATCH")]
     control = registry.topic("FP_BUS_CONTROL_V1").name
     assert all(r.end_offset is None for r in admin(settings).ranges(control))  # no READY
 

@@ -193,6 +193,9 @@ def test_dev_min_run_starts_ig_on_ecs_and_runs_p3_as_three_ecs_jobs_then_fails_c
     assert families == [registry.text(JOBS[j][0]) for j in ("oracle_seed", "oracle_stream_sort", "oracle_checker")]
     assert [cmd[3:5] for _, cmd, _ in scheduler.job_commands] == [["oracle", "seed"], ["oracle", "stream-sort"], ["oracle", "check"]]
     assert all(env[scope_key] == run_id for _, _, env in scheduler.job_commands)
+    jobs = _record(evidence, registry, "P3")["jobs"]  # the failed phase's record still names every task
+    assert [j["component"] for j in jobs] == ["oracle_seed", "oracle_stream_sort", "oracle_checker"]
+    assert all(j["task_arn"].startswith("arn:aws:ecs:") and j["exit_code"] == 0 for j in jobs)
 
 
 def test_dev_min_run_refuses_a_run_whose_p0_did_not_pass(dev_min_run: Any) -> None:
