@@ -7,8 +7,11 @@ dirty tree, or when any step (build, smoke test, login, push, digest check) fail
 
 from __future__ import annotations
 
-from controller.packaging import package
+from collections.abc import Callable
+
+from controller.packaging import PackagingResult, package
 from controller.phases.base import Check, Phase, PhaseOutcome, RunContext
+from runtime.contracts.registry import Registry
 
 
 class PackagingReady(Phase):
@@ -17,9 +20,13 @@ class PackagingReady(Phase):
     phase_id = "P(-1)"
     name = "PACKAGING_READY"
 
+    def __init__(self, packager: Callable[[Registry], PackagingResult] = package) -> None:
+        """`packager` is controller.packaging.package; tests pass one wired to their docker seam."""
+        self.packager = packager
+
     def run(self, ctx: RunContext) -> PhaseOutcome:
         """Package identity + smoke test, written as packaging/packaging_ready.json."""
-        result = package(ctx.registry)
+        result = self.packager(ctx.registry)
         document = {
             **ctx.writer.base_fields("P(-1)", ["IMAGE_TAG_GIT_SHA_PATTERN", "IMAGE_DIGEST_EVIDENCE_FIELD", "PACKAGING_READY_PATH_PATTERN",
                                                 *(["ECR_REPO_NAME", "ECR_REPO_URI"] if result.image_uri else [])]),

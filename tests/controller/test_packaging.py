@@ -4,22 +4,16 @@ smoke-tests, logs in and pushes through the docker CLI seam and checks the diges
 from __future__ import annotations
 
 import base64
-import hashlib
-import json
 import re
 import shutil
 import subprocess
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
-import yaml
 
-from controller.ecr import EcrError, EcrImages, RegistryLogin, ecr_images
+from controller.ecr import EcrError, EcrImages, RegistryLogin
 from controller.packaging import (
     PackagingError,
     PackagingResult,
@@ -28,31 +22,18 @@ from controller.packaging import (
     image_tag,
     package,
     package_digest,
-    run_command,
     smoke_test_installed,
     source_tree_digest,
 )
-from runtime.contracts.registry import Registry, load_registry
+from runtime.contracts.registry import load_registry
 from runtime.contracts.schemas import compiled_validator
 from runtime.errors import PlatformError
-from runtime.paths import REPO_ROOT, registry_path
-
-
-def _git_repo(tmp_path: Path) -> Path:
-    repo = tmp_path / "repo"
-    for name in ("runtime", "controller", "stacks", "schemas"):
-        (repo / name).mkdir(parents=True)
-        (repo / name / "a.py").write_text(f"# {name}\n")
-    (repo / "handles.registry.yaml").write_text("version: 1\n")
-    (repo / "pyproject.toml").write_text("[project]\nname='x'\n")
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-    for argv in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "x"]):
-        subprocess.run(argv, cwd=repo, check=True, env={**env, "PATH": "/usr/bin:/bin:/usr/local/bin"})
-    return repo
+from runtime.paths import REPO_ROOT
+from tests.controller.conftest import MANIFEST_MEDIA_TYPE, DevMinEcr, ScriptedDocker, clean_repo, git_repo, manifest
 
 
 def test_image_tag_is_git_dash_full_sha_of_head(tmp_path: Path) -> None:
-    repo = _git_repo(tmp_path)
+    repo = git_repo(tmp_path)
     sha, dirty = git_sha(repo)
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
     assert sha == head and dirty is False
@@ -61,7 +42,7 @@ def test_image_tag_is_git_dash_full_sha_of_head(tmp_path: Path) -> None:
 
 
 def test_uncommitted_change_marks_the_tree_dirty(tmp_path: Path) -> None:
-    repo = _git_repo(tmp_path)
+    repo = git_repo(tmp_path)
     (repo / "runtime" / "a.py").write_text("# changed\n")
     assert git_sha(repo)[1] is True
 
@@ -73,7 +54,7 @@ def test_not_a_git_checkout_fails_closed(tmp_path: Path) -> None:
 
 
 def test_source_digest_is_stable_and_changes_with_content(tmp_path: Path) -> None:
-    repo = _git_repo(tmp_path)
+    repo = git_repo(tmp_path)
     first = source_tree_digest(repo)
     (repo / "runtime" / "__pycache__").mkdir()
     (repo / "runtime" / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"\x00junk")
@@ -149,119 +130,13 @@ def test_image_builds_and_its_entrypoint_help_runs_as_non_root() -> None:
 
 # ---- dev_min: build, smoke, login, push, verify (docker CLI scripted, ECR on the moto server) --------------
 
-MANIFEST_MEDIA_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
-
-
-def _manifest(seed: str) -> str:
-    """A docker v2 manifest; moto derives the image digest from its bytes."""
-    layer = hashlib.sha256(seed.encode()).hexdigest()
-    return json.dumps({"schemaVersion": 2, "mediaType": MANIFEST_MEDIA_TYPE,
-                       "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7023,
-                                  "digest": f"sha256:{hashlib.sha256(('cfg' + seed).encode()).hexdigest()}"},
-                       "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 32654,
-                                   "digest": f"sha256:{layer}"}]})
-
-
-def _clean_repo(tmp_path: Path) -> Path:
-    """A committed checkout with a unique commit (so each test's tag is new in the shared moto server)."""
-    repo = _git_repo(tmp_path)
-    (repo / "runtime" / "unique.py").write_text(f"# {uuid.uuid4().hex}\n")
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
-           "PATH": "/usr/bin:/bin:/usr/local/bin"}
-    for argv in (["git", "add", "-A"], ["git", "commit", "-qm", "unique"]):
-        subprocess.run(argv, cwd=repo, check=True, env=env)
-    return repo
-
-
-@dataclass
-class ScriptedDocker:
-    """Answers like the docker CLI would (the one seam: no engine here); git and pip run for real.
-
-    `push` lands the image in ECR with `put_image`, and prints the digest ECR computed, as docker does."""
-
-    ecr: Any
-    repo_name: str
-    fail: str | None = None
-    push_prints: str | None = None
-    pulled_digest: str | None = None
-    calls: list[tuple[list[str], str | None]] = field(default_factory=list)
-    local: dict[str, str] = field(default_factory=dict)
-
-    def __call__(self, argv: Sequence[str], cwd: Path | None, timeout_s: float, stdin: str | None = None, /) -> tuple[int, str]:
-        if argv[0] != "docker":
-            return run_command(argv, cwd, timeout_s, stdin)
-        argv = list(argv)
-        self.calls.append((argv, stdin))
-        verb = argv[1]
-        if verb == self.fail:
-            return 1, f"docker {verb}: scripted failure"
-        if verb == "info":
-            return 0, "Server Version: 27.3.1"
-        if verb == "build":
-            ref = argv[argv.index("-t") + 1]
-            return 0, f"Successfully tagged {ref}"
-        if verb == "run":
-            return 0, "usage: python -m runtime [-h] {oracle,sr,wsp,ig} ..."
-        if verb == "login":
-            return 0, "Login Succeeded"
-        if verb == "push":
-            ref = argv[2]
-            tag = ref.rsplit(":", 1)[1]
-            image = self.ecr.put_image(repositoryName=self.repo_name, imageManifest=_manifest(ref), imageTag=tag,
-                                       imageManifestMediaType=MANIFEST_MEDIA_TYPE)["image"]
-            digest = self.push_prints or image["imageId"]["imageDigest"]
-            self.local[ref] = digest
-            return 0, f"The push refers to repository [{ref.rsplit(':', 1)[0]}]\n{tag}: digest: {digest} size: 1573\n"
-        if verb == "pull":
-            ref = argv[2]
-            if self.pulled_digest:
-                self.local[ref] = self.pulled_digest
-            return 0, f"Status: Downloaded newer image for {ref}"
-        if verb == "image" and argv[2] == "inspect":
-            ref = argv[-1]
-            if ref not in self.local:
-                return 1, f"Error: No such image: {ref}"
-            return 0, json.dumps([f"{ref.rsplit(':', 1)[0]}@{self.local[ref]}"])
-        return 2, f"unscripted docker call {argv}"
-
-    def verbs(self) -> list[str]:
-        return [argv[1] for argv, _ in self.calls]
-
-
-@dataclass
-class DevMinEcr:
-    """A dev_min registry whose ECR repository has a random name, created on the moto server."""
-
-    registry: Registry
-    ecr: Any
-    repo_name: str
-    images: EcrImages
-
-
-@pytest.fixture
-def dev_min_ecr(tmp_path: Path, moto_endpoint: str, unique_name: str, monkeypatch: pytest.MonkeyPatch) -> DevMinEcr:
-    document = yaml.safe_load(registry_path().read_text())
-    ecr_group = document["environments"]["dev_min"]["ecr"]
-    ecr_group["ECR_REPO_NAME"] = unique_name
-    ecr_group["ECR_REPO_URI"] = "{aws_account_id}.dkr.ecr.eu-west-2.amazonaws.com/" + unique_name
-    path = tmp_path / "handles.registry.yaml"
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    registry = load_registry("dev_min", path)
-    # The production factory, pointed at the moto server through the runtime_env variables.
-    monkeypatch.setenv(registry.text("ENVVAR_OBJECT_STORE_ENDPOINT"), moto_endpoint)
-    monkeypatch.setenv(registry.text("ENVVAR_AWS_REGION"), registry.text("AWS_REGION"))
-    images = ecr_images(registry)
-    images.client.create_repository(repositoryName=unique_name, imageTagMutability="IMMUTABLE")
-    return DevMinEcr(registry, images.client, unique_name, images)
-
-
 def _package(world: DevMinEcr, repo: Path, docker: ScriptedDocker) -> PackagingResult:
     return package(world.registry, repo_root=repo, run=docker, images=world.images)
 
 
 def test_dev_min_builds_smokes_logs_in_pushes_and_records_the_ecr_digest(dev_min_ecr: DevMinEcr, tmp_path: Path) -> None:
     w = dev_min_ecr
-    repo = _clean_repo(tmp_path)
+    repo = clean_repo(tmp_path)
     docker = ScriptedDocker(w.ecr, w.repo_name)
     lines: list[str] = []
     result = package(w.registry, repo_root=repo, run=docker, images=w.images, progress=lines.append)
@@ -292,7 +167,7 @@ def test_push_digest_read_from_docker_inspect_when_push_prints_none(dev_min_ecr:
         code, out = original(argv, cwd, timeout_s, stdin)
         return (code, "pushed\n") if list(argv[:2]) == ["docker", "push"] else (code, out)
 
-    result = package(w.registry, repo_root=_clean_repo(tmp_path), run=quiet_push, images=w.images)
+    result = package(w.registry, repo_root=clean_repo(tmp_path), run=quiet_push, images=w.images)
     assert docker.verbs()[-1] == "image" and result.image_digest == docker.local[result.image_uri or ""]
 
 
@@ -303,7 +178,7 @@ def test_each_failing_docker_step_stops_packaging_with_its_code(dev_min_ecr: Dev
     w = dev_min_ecr
     docker = ScriptedDocker(w.ecr, w.repo_name, fail=step)
     with pytest.raises(PlatformError) as caught:
-        _package(w, _clean_repo(tmp_path), docker)
+        _package(w, clean_repo(tmp_path), docker)
     assert caught.value.code == code and caught.value.next_step
     verbs = docker.verbs()
     assert verbs[-1] == step and "push" not in verbs[:-1]  # nothing after the failed step
@@ -321,7 +196,7 @@ def test_smoke_output_without_usage_fails_even_with_exit_zero(dev_min_ecr: DevMi
         return (0, "") if list(argv[:2]) == ["docker", "run"] else (code, out)
 
     with pytest.raises(PlatformError) as caught:
-        package(w.registry, repo_root=_clean_repo(tmp_path), run=silent_run, images=w.images)
+        package(w.registry, repo_root=clean_repo(tmp_path), run=silent_run, images=w.images)
     assert caught.value.code == "SMOKE_TEST_FAILED" and "login" not in docker.verbs()
 
 
@@ -329,7 +204,7 @@ def test_push_digest_differing_from_ecr_is_refused(dev_min_ecr: DevMinEcr, tmp_p
     w = dev_min_ecr
     docker = ScriptedDocker(w.ecr, w.repo_name, push_prints="sha256:" + "0" * 64)
     with pytest.raises(PlatformError) as caught:
-        _package(w, _clean_repo(tmp_path), docker)
+        _package(w, clean_repo(tmp_path), docker)
     assert caught.value.code == "IMAGE_DIGEST_MISMATCH" and "sha256:" + "0" * 64 in caught.value.message
 
 
@@ -342,13 +217,13 @@ def test_login_token_failure_is_ecr_login_failed(dev_min_ecr: DevMinEcr, tmp_pat
 
     docker = ScriptedDocker(w.ecr, w.repo_name)
     with pytest.raises(PlatformError) as caught:
-        package(w.registry, repo_root=_clean_repo(tmp_path), run=docker, images=NoToken(w.ecr))
+        package(w.registry, repo_root=clean_repo(tmp_path), run=docker, images=NoToken(w.ecr))
     assert caught.value.code == "ECR_LOGIN_FAILED" and docker.verbs() == ["info", "build", "run"]
 
 
 def test_dirty_tree_is_refused_before_any_build(dev_min_ecr: DevMinEcr, tmp_path: Path) -> None:
     w = dev_min_ecr
-    repo = _clean_repo(tmp_path)
+    repo = clean_repo(tmp_path)
     (repo / "runtime" / "a.py").write_text("# uncommitted\n")
     docker = ScriptedDocker(w.ecr, w.repo_name)
     with pytest.raises(PlatformError) as caught:
@@ -358,7 +233,7 @@ def test_dirty_tree_is_refused_before_any_build(dev_min_ecr: DevMinEcr, tmp_path
 
 def test_untracked_file_in_the_build_context_is_refused(dev_min_ecr: DevMinEcr, tmp_path: Path) -> None:
     w = dev_min_ecr
-    repo = _clean_repo(tmp_path)
+    repo = clean_repo(tmp_path)
     (repo / "controller" / "new_module.py").write_text("# never committed\n")
     (repo / "notes.txt").write_text("outside the build context: allowed\n")
     docker = ScriptedDocker(w.ecr, w.repo_name)
@@ -369,14 +244,14 @@ def test_untracked_file_in_the_build_context_is_refused(dev_min_ecr: DevMinEcr, 
 
 
 def _plant_tag(w: DevMinEcr, tag: str) -> str:
-    image = w.ecr.put_image(repositoryName=w.repo_name, imageManifest=_manifest(tag + "-earlier"), imageTag=tag,
+    image = w.ecr.put_image(repositoryName=w.repo_name, imageManifest=manifest(tag + "-earlier"), imageTag=tag,
                             imageManifestMediaType=MANIFEST_MEDIA_TYPE)["image"]
     return str(image["imageId"]["imageDigest"])
 
 
 def test_tag_already_in_ecr_is_reused_without_building(dev_min_ecr: DevMinEcr, tmp_path: Path) -> None:
     w = dev_min_ecr
-    repo = _clean_repo(tmp_path)
+    repo = clean_repo(tmp_path)
     tag = image_tag(w.registry, git_sha(repo)[0])
     existing = _plant_tag(w, tag)
     docker = ScriptedDocker(w.ecr, w.repo_name, pulled_digest=existing)
@@ -387,7 +262,7 @@ def test_tag_already_in_ecr_is_reused_without_building(dev_min_ecr: DevMinEcr, t
 
 def test_tag_in_ecr_that_pulls_as_another_digest_is_refused(dev_min_ecr: DevMinEcr, tmp_path: Path) -> None:
     w = dev_min_ecr
-    repo = _clean_repo(tmp_path)
+    repo = clean_repo(tmp_path)
     _plant_tag(w, image_tag(w.registry, git_sha(repo)[0]))
     docker = ScriptedDocker(w.ecr, w.repo_name, pulled_digest="sha256:" + "1" * 64)
     with pytest.raises(PlatformError) as caught:
@@ -401,7 +276,7 @@ def test_missing_ecr_repository_fails_closed_naming_the_core_stack(dev_min_ecr: 
     w.ecr.delete_repository(repositoryName=w.repo_name, force=True)
     docker = ScriptedDocker(w.ecr, w.repo_name)
     with pytest.raises(PlatformError) as caught:
-        _package(w, _clean_repo(tmp_path), docker)
+        _package(w, clean_repo(tmp_path), docker)
     assert caught.value.code == "ECR_REPOSITORY_MISSING" and "core stack" in (caught.value.next_step or "")
     assert docker.verbs() == ["info"]
 
@@ -412,7 +287,7 @@ def test_repository_in_another_region_than_the_registry_pins_is_refused(dev_min_
     elsewhere = boto3.client("ecr", endpoint_url=moto_endpoint, region_name="us-west-2")
     elsewhere.create_repository(repositoryName=w.repo_name)
     with pytest.raises(PlatformError) as caught:
-        package(w.registry, repo_root=_clean_repo(tmp_path), run=ScriptedDocker(elsewhere, w.repo_name), images=EcrImages(elsewhere))
+        package(w.registry, repo_root=clean_repo(tmp_path), run=ScriptedDocker(elsewhere, w.repo_name), images=EcrImages(elsewhere))
     assert caught.value.code == "ECR_REPO_URI_MISMATCH"
 
 
