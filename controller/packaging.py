@@ -110,9 +110,11 @@ class PackagingResult:
 
 
 def run_command(argv: Sequence[str], cwd: Path | None = None, timeout_s: float = 120.0, stdin: str | None = None, /) -> tuple[int, str]:
-    """Run a command; (exit code, stdout+stderr). A missing program is exit 127."""
+    """Run a command; (exit code, stdout+stderr). A missing program is exit 127. Without `stdin` the
+    process reads /dev/null, so nothing can ever wait on the operator's terminal."""
+    feed: dict[str, Any] = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
     try:
-        done = subprocess.run(list(argv), cwd=cwd, input=stdin, capture_output=True, text=True, timeout=timeout_s, check=False)
+        done = subprocess.run(list(argv), cwd=cwd, capture_output=True, text=True, timeout=timeout_s, check=False, **feed)
     except FileNotFoundError as e:
         return 127, str(e)
     except subprocess.TimeoutExpired:

@@ -29,6 +29,7 @@ GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAM
 
 
 def git_repo(tmp_path: Path) -> Path:
+    """A one-commit checkout holding a file in every packaged source root."""
     repo = tmp_path / "repo"
     for name in ("runtime", "controller", "stacks", "schemas"):
         (repo / name).mkdir(parents=True)

@@ -22,6 +22,7 @@ from controller.packaging import (
     image_tag,
     package,
     package_digest,
+    run_command,
     smoke_test_installed,
     source_tree_digest,
 )
@@ -103,6 +104,12 @@ def test_docker_probe_treats_a_missing_cli_as_no_engine() -> None:
         return 127, f"{argv[0]}: not found"
 
     assert docker_available(no_docker) is False
+
+
+def test_command_runner_feeds_stdin_and_otherwise_gives_dev_null() -> None:
+    assert run_command(["cat"], None, 30.0, "token-on-stdin") == (0, "token-on-stdin")
+    assert run_command(["cat"], None, 30.0) == (0, "")  # no stdin: EOF at once, never the terminal
+    assert run_command(["no-such-program-fp"], None, 30.0)[0] == 127
 
 
 def test_dockerfile_runs_the_runtime_entrypoint_as_non_root_without_secrets() -> None:
