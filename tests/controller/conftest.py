@@ -83,8 +83,8 @@ class ScriptedDocker:
         argv = list(argv)
         self.calls.append((argv, stdin))
         verb = argv[1]
-        if verb == self.fail:
-            return 1, f"docker {verb}: scripted failure"
+        if verb == self.fail:  # a login failure echoes what it got, to prove the caller masks it
+            return 1, f"docker {verb}: scripted failure" + (f" for {stdin}" if stdin else "")
         if verb == "info":
             return 0, "Server Version: 27.3.1"
         if verb == "build":

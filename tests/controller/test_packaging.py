@@ -187,6 +187,7 @@ def test_each_failing_docker_step_stops_packaging_with_its_code(dev_min_ecr: Dev
     with pytest.raises(PlatformError) as caught:
         _package(w, clean_repo(tmp_path), docker)
     assert caught.value.code == code and caught.value.next_step
+    assert all(stdin is None or stdin not in caught.value.message for _, stdin in docker.calls)  # the token is masked
     verbs = docker.verbs()
     assert verbs[-1] == step and "push" not in verbs[:-1]  # nothing after the failed step
     if step != "push":
