@@ -4,7 +4,8 @@ Inputs are the stacks' own configuration (how many daemons, what task size, whic
 the demo-window hours per month from the registry) and the dated price table
 `stacks/prices.yaml`. The month is core + demo hours x hourly demo + per-window jobs and logs;
 above the registry budget (AWS_BUDGET_LIMIT) the estimate fails, so an operator learns it
-before apply rather than from the bill.
+before apply rather than from the bill. Daemon services are created idle (desired count 0) and
+run only once P2 scales them, but the model charges them for the whole demo window: an upper bound.
 """
 
 from __future__ import annotations
@@ -132,8 +133,11 @@ def estimate(environment: str = "dev_min", *, registry_file: Path | None = None,
         CostLine(f"AWS Budget {core.budget.name}", "first budgets are free", 0.0),
     )
     demo_lines = (
-        CostLine(f"Fargate daemons x{len(daemons)}", f"{len(daemons)} x ({vcpu:g} vCPU + {gb:g} GB)", len(daemons) * task_hour),
-        CostLine(f"public IPv4 x{len(daemons)}", "one per daemon task (no NAT)", len(daemons) * _price(table, "public_ipv4_hour")),
+        CostLine(f"Fargate daemons x{len(daemons) * demo.desired_count}",
+                 f"{len(daemons)} services x {demo.desired_count} x ({vcpu:g} vCPU + {gb:g} GB), running all window",
+                 len(daemons) * demo.desired_count * task_hour),
+        CostLine(f"public IPv4 x{len(daemons) * demo.desired_count}", "one per daemon task (no NAT)",
+                 len(daemons) * demo.desired_count * _price(table, "public_ipv4_hour")),
         CostLine(f"RDS {demo.db_instance_class} single-AZ", "instance-hour", float(rds_prices[demo.db_instance_class])),
         CostLine(f"RDS gp3 {demo.db_storage_gb} GB", "GB-month / 730",
                  demo.db_storage_gb * _price(table, "rds_gp3_gb_month") / HOURS_PER_MONTH),

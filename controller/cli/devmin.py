@@ -49,13 +49,15 @@ def _print_checks(title: str, checks: list[Check] | tuple[Check, ...]) -> None:
 @app.command("package")
 def package_command(env: Annotated[str | None, typer.Option("--env", help="default: $FP_ENV, else local_parity")] = None) -> None:
     """P(-1): compute the git-<sha> image tag, identify the package and smoke-test `python -m runtime --help`.
-    dev_min needs a Docker engine (build + push); without one it exits 1 with DOCKER_ENGINE_UNAVAILABLE."""
+    dev_min (clean tree + Docker engine + ECR) builds, smoke-tests and pushes the image, or reuses the tag if
+    ECR has it, and prints the digest ECR holds; each failing step exits 1 with its code (docs/dev_min.md)."""
     with operator_errors():
         registry = load_registry(env or os.environ.get("FP_ENV") or "local_parity")
-        with console.status("packaging: git sha, package digest, smoke test"):
-            result = package(registry)
+        with console.status("packaging: git sha, package digest, smoke test") as status:
+            result = package(registry, progress=lambda line: status.update(f"packaging: {line}"))
+    image = f"  image={result.image_uri}{' (reused)' if result.image_reused else ''}" if result.image_uri else ""
     console.print(f"P(-1) PASS  image_tag={result.image_tag}  image_digest={result.image_digest}  "
-                  f"package_digest={result.package_digest}  git_dirty={result.git_dirty}", highlight=False)
+                  f"package_digest={result.package_digest}  git_dirty={result.git_dirty}{image}", highlight=False)
 
 
 @app.command("up")

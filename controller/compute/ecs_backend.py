@@ -7,7 +7,8 @@ uses (`stacks.config.DAEMONS` / `JOBS`), so what the controller drives is what T
 Run scope. Services read `REQUIRED_PLATFORM_RUN_ID` from their environment, like local packs.
 To scope a service to a run the backend registers a new revision of the service's task
 definition with that one variable set (everything else, including the SSM `secrets`, copied)
-and points the service at it with desired count 1. ECS then replaces any task of an earlier run,
+and points the service at it with desired count 1 (the copy is made from the family's latest
+revision, so an image the demo stack re-applied is picked up). ECS then replaces any task of an earlier run,
 and the gate can read the scope back from ECS itself: a pack runs for run R only when each
 service's running task uses a revision whose environment says R. Jobs get the variable as a
 container override of `run_task`. Secrets never travel this way: a task definition that carries
@@ -62,6 +63,11 @@ def _call(what: str, fn: Callable[[], Any]) -> Any:
         return fn()
     except (ClientError, BotoCoreError) as e:
         raise AwsCallFailed(f"{what} failed: {e}") from e
+
+
+def _family(task_definition: str) -> str:
+    """The family of a task definition ARN or `family:revision` (`family` alone resolves to its latest ACTIVE revision)."""
+    return task_definition.rsplit("/", 1)[-1].split(":", 1)[0]
 
 
 def _env_value(definition: dict[str, Any], key: str) -> str | None:
@@ -345,7 +351,10 @@ class EcsBackend(ComputeBackend):
         cluster = self.cluster
         for _, name in services:
             service = self._service(name)
-            target = self.scoped_revision(str(service["taskDefinition"]), run_id)
+            # The family's latest revision, not the service's current one: the demo stack leaves the
+            # service's revision to the controller (ignore_changes), so after a re-apply with a new
+            # image the service still points at the old run's revision while the family moved on.
+            target = self.scoped_revision(_family(str(service["taskDefinition"])), run_id)
             if service["taskDefinition"] != target or int(service.get("desiredCount", 0)) != 1:
                 _call(f"ecs:UpdateService {name}", partial(ecs.update_service, cluster=cluster, service=name,
                                                            taskDefinition=target, desiredCount=1))

@@ -79,7 +79,7 @@ class RunPinned(Phase):
             "config_digest_algo": ctx.registry.text("CONFIG_DIGEST_ALGO"),
             ctx.registry.text("IMAGE_GIT_SHA_EVIDENCE_FIELD"): config["code"]["git_sha"],
             ctx.registry.text("IMAGE_TAG_EVIDENCE_FIELD"): config["code"]["image_tag"],
-            ctx.registry.text("IMAGE_DIGEST_EVIDENCE_FIELD"): ctx.options.get("image_digest"),
+            ctx.registry.text("IMAGE_DIGEST_EVIDENCE_FIELD"): config["code"]["image_digest"],
         }
         if pinned is not None:
             document["written_at_utc"] = pinned["written_at_utc"]

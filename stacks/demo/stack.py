@@ -5,7 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cdktn import DataTerraformRemoteStateS3, Fn, S3Backend, TerraformOutput, TerraformProvider, TerraformResource, TerraformStack
+from cdktn import (
+    DataTerraformRemoteStateS3,
+    Fn,
+    S3Backend,
+    TerraformOutput,
+    TerraformProvider,
+    TerraformResource,
+    TerraformResourceLifecycle,
+    TerraformStack,
+)
 from cdktn_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from cdktn_provider_aws.data_aws_availability_zones import DataAwsAvailabilityZones
 from cdktn_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
@@ -35,6 +44,11 @@ from stacks import confluent
 from stacks.common import construct_id
 from stacks.config import DemoConfig, TaskSpec
 
+#: Services are created idle: P2 scales each to its run-scoped revision (controller.compute.ecs_backend),
+#: so nothing runs (or bills) between `apply` and the run, and no task ever starts without a run scope.
+SERVICE_DESIRED_COUNT_AT_APPLY = 0
+#: What the controller owns on a service at run time; a later `terraform apply` must not revert it.
+SERVICE_RUNTIME_OWNED = ("task_definition", "desired_count")
 #: Where the DB master username comes from: not a secret, not a resource name.
 DB_MASTER_USER = "fp_admin"
 #: Postgres listens here inside the VPC.
@@ -168,7 +182,8 @@ class DemoStack(TerraformStack):
                 continue
             registries = EcsServiceServiceRegistries(registry_arn=ig_discovery.arn) if task.port else None
             EcsService(self, f"svc_{tid}", name=task.family, cluster=ecs.id, task_definition=definition.arn,
-                       desired_count=c.desired_count, launch_type="FARGATE", propagate_tags="SERVICE",
+                       desired_count=SERVICE_DESIRED_COUNT_AT_APPLY, launch_type="FARGATE", propagate_tags="SERVICE",
+                       lifecycle=TerraformResourceLifecycle(ignore_changes=list(SERVICE_RUNTIME_OWNED)),
                        enable_ecs_managed_tags=True, wait_for_steady_state=False, tags=tags,
                        network_configuration=EcsServiceNetworkConfiguration(
                            subnets=[s.id for s in subnets], security_groups=[app_sg.id], assign_public_ip=True),

@@ -211,16 +211,24 @@ def test_every_entrypoint_runs_the_single_image_by_its_immutable_tag(synthesised
     assert tds <= {b["family"] for b in definitions.values()}
 
 
-def test_daemon_services_run_one_task_each_on_fargate(synthesised: Synthesised) -> None:
+def test_daemon_services_are_created_idle_on_fargate(synthesised: Synthesised) -> None:
     registry = load_registry("dev_min")
     services = _resources(synthesised.stacks["demo"], "aws_ecs_service")
     svc_names = {v for k, v in registry.group("ecs").items() if k.startswith("SVC_")}
     assert {s["name"] for s in services.values()} == svc_names
     for body in services.values():
-        assert body["desired_count"] == registry.integer("ECS_SERVICE_DESIRED_COUNT") == 1
+        assert body["desired_count"] == 0  # P2 scales to ECS_SERVICE_DESIRED_COUNT with a run-scoped revision
         assert body["launch_type"] == "FARGATE"
     ig = next(s for s in services.values() if s["name"] == registry.text("SVC_IG"))
     assert "service_registries" in ig
+
+
+def test_every_service_leaves_task_definition_and_desired_count_to_the_controller(synthesised: Synthesised) -> None:
+    services = _resources(synthesised.stacks["demo"], "aws_ecs_service")
+    assert services
+    for name, body in services.items():
+        ignored = body.get("lifecycle", {}).get("ignore_changes")
+        assert ignored is not None and set(ignored) == {"task_definition", "desired_count"}, name
 
 
 def test_rds_is_smallest_single_az_and_leaves_no_final_snapshot(synthesised: Synthesised) -> None:

@@ -324,6 +324,20 @@ def test_a_pack_of_another_run_is_rescoped_and_old_tasks_do_not_count(env: Env) 
 
 
 @pytest.mark.usefixtures("tasks_stay_up")
+def test_next_run_scopes_the_familys_latest_revision_so_a_reapplied_image_is_used(env: Env) -> None:
+    env.backend.start_pack("control_ingress", OTHER_RUN, progress=_scheduler(env, "control_ingress"))
+    name = env.registry.text("SVC_IG")
+    component = next(c for c, (key, _) in DAEMONS.items() if env.registry.text(key) == name)
+    # terraform apply of the demo with a new image: a new base revision; the service (ignore_changes) stays put.
+    _register(env.ecs, env.registry, component, name, image="repo:git-4567")
+    env.backend.start_pack("control_ingress", RUN, progress=_scheduler(env, "control_ingress"))
+    current = env.ecs.describe_services(cluster=env.cluster, services=[name])["services"][0]["taskDefinition"]
+    (container,) = env.ecs.describe_task_definition(taskDefinition=current)["taskDefinition"]["containerDefinitions"]
+    assert container["image"] == "repo:git-4567"
+    assert {"name": "REQUIRED_PLATFORM_RUN_ID", "value": RUN} in container["environment"]
+
+
+@pytest.mark.usefixtures("tasks_stay_up")
 def test_service_that_never_reaches_running_times_out_naming_it(env: Env) -> None:
     clock = FakeClock()
     backend = EcsBackend(env.registry, env.backend.clients, poll_seconds=5.0, clock=clock, sleep=clock.sleep)

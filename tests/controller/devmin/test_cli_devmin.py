@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from controller.cli.main import app
 from controller.devmin.kafka import plaintext_admin
 from controller.devmin.terraform import stack_from_registry
 from controller.devmin.up import dev_min_up
+from controller.packaging import docker_available
 from tests.controller.devmin.conftest import DevMinWorld
 
 runner = CliRunner()
@@ -76,6 +78,13 @@ def test_package_local_parity_prints_tag_and_digest() -> None:
     result = runner.invoke(app, ["devmin", "package", "--env", "local_parity"])
     assert result.exit_code == 0, result.output
     assert "image_tag=git-" in result.output and "package_digest=" in result.output
+
+
+@pytest.mark.skipif(shutil.which("docker") is not None and docker_available(), reason="a Docker engine is running here")
+def test_package_dev_min_without_docker_engine_exits_1_with_code_and_next_step() -> None:
+    result = runner.invoke(app, ["devmin", "package", "--env", "dev_min"])
+    assert result.exit_code == 1
+    assert "DOCKER_ENGINE_UNAVAILABLE" in result.output and "P(-1) PASS" not in result.output
 
 
 def test_up_with_unsynthesised_stacks_fails_closed_before_any_cloud_call(tmp_path: Path) -> None:
