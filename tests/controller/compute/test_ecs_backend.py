@@ -35,6 +35,7 @@ from runtime.contracts.registry import load_registry
 from runtime.errors import PlatformError
 from runtime.evidence.writer import BundleTarget, EvidenceWriter
 from runtime.store.local import FolderStore
+from stacks.config import DAEMONS
 from tests.support.ecs_account import Env, ecs_account, register_task_definition
 
 RUN = "platform_20261123T120000Z"
@@ -329,7 +330,7 @@ def test_next_run_scopes_the_familys_latest_revision_so_a_reapplied_image_is_use
     name = env.registry.text("SVC_IG")
     component = next(c for c, (key, _) in DAEMONS.items() if env.registry.text(key) == name)
     # terraform apply of the demo with a new image: a new base revision; the service (ignore_changes) stays put.
-    _register(env.ecs, env.registry, component, name, image="repo:git-4567")
+    register_task_definition(env.ecs, env.registry, component, name, image="repo:git-4567")
     env.backend.start_pack("control_ingress", RUN, progress=_scheduler(env, "control_ingress"))
     current = env.ecs.describe_services(cluster=env.cluster, services=[name])["services"][0]["taskDefinition"]
     (container,) = env.ecs.describe_task_definition(taskDefinition=current)["taskDefinition"]["containerDefinitions"]

@@ -167,7 +167,7 @@ def _mint_up_run(registry: Registry, base: Path, *, p0_state: str = "PASS") -> s
     writer.write("PACKAGING_READY_PATH_PATTERN", {
         **writer.base_fields("P(-1)", ["PACKAGING_READY_PATH_PATTERN"]), "environment": "dev_min",
         "image_tag": "git-" + "a" * 40, "image_digest": "sha256:" + "b" * 64, "git_sha": "a" * 40, "git_dirty": False,
-        "package_digest": "c" * 64, "smoke_ok": True})
+        "package_digest": "c" * 64, "smoke_ok": True, "image_uri": "repo:git-" + "a" * 40, "image_reused": False})
     for phase_id, name, state in (("P(-1)", "PACKAGING_READY", "PASS"), ("P0", "SUBSTRATE_READY", p0_state)):
         writer.write("PHASE_RECORD_PATH_PATTERN", {
             **writer.base_fields(phase_id, ["PHASE_RECORD_PATH_PATTERN"]), "name": name, "state": state, "attempt": 1,
