@@ -328,3 +328,15 @@ def package(registry: Registry, *, repo_root: Path = REPO_ROOT, run: CommandRunn
                              code="SMOKE_TEST_FAILED", next_step="fix the runtime entrypoint so `python -m runtime --help` exits 0")
     return PackagingResult(environment=registry.environment, git_sha=sha, git_dirty=dirty, image_tag=tag, image_digest=None,
                            package_digest=digest, smoke_ok=True, smoke_output=output.strip()[:2000])
+
+
+def pinned_image(packaging: dict[str, Any] | None) -> str | None:
+    """`<repository>@sha256:<digest>` from P(-1)'s evidence: the exact image a dev_min run's tasks
+    must run (a tag can be re-pointed, a digest cannot). None when P(-1) pinned no image (local)."""
+    if not packaging or not packaging.get("image_uri") or not packaging.get("image_digest"):
+        return None
+    repository = str(packaging["image_uri"]).split("@", 1)[0]
+    last = repository.rsplit("/", 1)[-1]
+    if ":" in last:
+        repository = repository[: len(repository) - len(last)] + last.split(":", 1)[0]
+    return f"{repository}@{packaging['image_digest']}"

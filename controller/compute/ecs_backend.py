@@ -85,7 +85,10 @@ class EcsBackend(ComputeBackend):
     kind = "ecs"
 
     def __init__(self, registry: Registry, clients: AwsClients, *, poll_seconds: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                 image: str | None = None):
+        #: The image (`repo@sha256:...`) P(-1) pinned for the run: every task runs exactly it.
+        self.image = image
         self.registry = registry
         self.clients = clients
         self.poll_seconds = poll_seconds
@@ -209,13 +212,16 @@ class EcsBackend(ComputeBackend):
             raise EcsError(f"task definition {family} has no ACTIVE revision ({definition.get('taskDefinitionArn')} is "
                            f"{definition.get('status')})", code="ECS_TASK_DEFINITION_MISSING",
                            next_step="run `fp dev-min-up --env dev_min` (demo stack)")
+        task_definition = str(definition["taskDefinitionArn"])
+        if self.image is not None:  # run_task cannot override the image: run a revision that has it
+            task_definition = self.scoped_revision(task_definition, run_id)
         container = definition["containerDefinitions"][0]
         network = self.network()
         environment = [{"name": k, "value": v} for k, v in sorted((extra_env or {}).items())]
         environment.append({"name": scope_key, "value": run_id})
         ecs = self.clients.client("ecs")
         answer = _call(f"ecs:RunTask {family}", lambda: ecs.run_task(
-            cluster=cluster, taskDefinition=definition["taskDefinitionArn"], launchType="FARGATE", count=1,
+            cluster=cluster, taskDefinition=task_definition, launchType="FARGATE", count=1,
             startedBy=run_id[:36], networkConfiguration=network, overrides={"containerOverrides": [{
                 "name": container["name"], "command": ["python", "-m", "runtime", *argv], "environment": environment}]}))
         if not answer.get("tasks"):
@@ -287,13 +293,15 @@ class EcsBackend(ComputeBackend):
         """ARN of a revision of `task_definition` whose environment has the run scope `run_id`."""
         definition = self._describe_task_definition(task_definition)
         scope_key = self.scope_key
-        if _env_value(definition, scope_key) == run_id:
+        pinned = self.image is None or all(c.get("image") == self.image for c in definition["containerDefinitions"])
+        if _env_value(definition, scope_key) == run_id and pinned:
             return str(definition["taskDefinitionArn"])
         revision = {k: definition[k] for k in _REVISION_FIELDS if definition.get(k) not in (None, [], {})}
         containers = []
         for container in definition["containerDefinitions"]:
             env = [e for e in container.get("environment") or [] if e.get("name") != scope_key]
-            containers.append({**container, "environment": [*env, {"name": scope_key, "value": run_id}]})
+            image = {"image": self.image} if self.image else {}
+            containers.append({**container, **image, "environment": [*env, {"name": scope_key, "value": run_id}]})
         revision["containerDefinitions"] = containers
         if definition["_tags"]:
             revision["tags"] = definition["_tags"]

@@ -15,8 +15,10 @@ from runtime.errors import PlatformError
 
 
 def backend_for(registry: Registry, *, runs_root: Path | None = None, environment: dict[str, str] | None = None,
-                clients: AwsClients | None = None, commands: dict[str, list[str]] | None = None) -> ComputeBackend:
-    """LocalBackend for local_parity (needs runs_root + substrate env), EcsBackend for dev_min."""
+                clients: AwsClients | None = None, commands: dict[str, list[str]] | None = None,
+                image: str | None = None, poll_seconds: float | None = None) -> ComputeBackend:
+    """LocalBackend for local_parity (needs runs_root + substrate env), EcsBackend for dev_min
+    (every task on `image`, the digest P(-1) pinned, when given)."""
     if registry.environment == "local_parity":
         from controller.compute.local_backend import LocalBackend
 
@@ -27,6 +29,7 @@ def backend_for(registry: Registry, *, runs_root: Path | None = None, environmen
     if registry.environment == "dev_min":
         from controller.compute.ecs_backend import EcsBackend
 
-        return EcsBackend(registry, clients or AwsClients(region=registry.text("AWS_REGION")))
+        return EcsBackend(registry, clients or AwsClients(region=registry.text("AWS_REGION")), image=image,
+                          poll_seconds=5.0 if poll_seconds is None else poll_seconds)
     raise PlatformError(f"no compute backend for environment {registry.environment!r}", code="UNKNOWN_ENV",
                         next_step="use --env local_parity or --env dev_min")

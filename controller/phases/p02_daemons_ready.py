@@ -11,17 +11,16 @@ from pathlib import Path
 
 from controller.compute.factory import backend_for
 from controller.compute.port import ComputeBackend, JobResult, job_failed
+from controller.packaging import pinned_image
 from controller.phases.base import Check, Phase, PhaseOutcome, RunContext
 from controller.substrate.state import read_state, state_dir
 from runtime.errors import PlatformError
 
 
 def compute_backend(ctx: RunContext) -> ComputeBackend:
-    """The run's compute backend; locally it carries the substrate's endpoints to every process.
-    `compute_backend` in the options replaces it (a caller that already holds one, e.g. a drill)."""
-    given: ComputeBackend | None = ctx.options.get("compute_backend")
-    if given is not None:
-        return given
+    """The run's compute backend: locally it carries the substrate's endpoints to every process; on
+    ECS every task runs the image P(-1) pinned. Options `aws_clients` and `ecs_poll_seconds` replace
+    the AWS clients and the ECS polling interval (a drill against another account or endpoint)."""
     environment: dict[str, str] = {}
     if ctx.registry.environment == "local_parity":
         base: Path | None = ctx.options.get("base")
@@ -30,7 +29,9 @@ def compute_backend(ctx: RunContext) -> ComputeBackend:
             raise PlatformError("the local substrate is not up", code="SUBSTRATE_DOWN", next_step="run `fp dev-min-up`")
         environment = substrate.runtime_environment(ctx.registry)
     return backend_for(ctx.registry, runs_root=ctx.folders.root, environment=environment,
-                       commands=ctx.options.get("daemon_commands"))
+                       commands=ctx.options.get("daemon_commands"), clients=ctx.options.get("aws_clients"),
+                       poll_seconds=ctx.options.get("ecs_poll_seconds"),
+                       image=pinned_image(ctx.writer.read("PACKAGING_READY_PATH_PATTERN")))
 
 
 def run_job(ctx: RunContext, component: str, argv: list[str], *, default_timeout: float = 3600.0) -> JobResult:

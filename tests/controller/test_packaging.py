@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -22,6 +23,7 @@ from controller.packaging import (
     image_tag,
     package,
     package_digest,
+    pinned_image,
     run_command,
     smoke_test_installed,
     source_tree_digest,
@@ -317,3 +319,16 @@ def test_dev_min_evidence_requires_a_sha256_digest_and_a_clean_tree() -> None:
     assert not list(validator.iter_errors(local))
     assert list(validator.iter_errors({**local, "image_digest": "sha256:" + "b" * 64}))
 
+
+
+@pytest.mark.parametrize("packaging,expected", [
+    ({"image_uri": "1.dkr.ecr.eu-west-2.amazonaws.com/fp:git-" + "a" * 40, "image_digest": "sha256:" + "b" * 64},
+     "1.dkr.ecr.eu-west-2.amazonaws.com/fp@sha256:" + "b" * 64),
+    ({"image_uri": "registry:5000/team/fp:git-1", "image_digest": "sha256:" + "c" * 64}, "registry:5000/team/fp@sha256:" + "c" * 64),
+    ({"image_uri": None, "image_digest": None}, None),
+    ({"image_uri": "fp:git-1", "image_digest": None}, None),
+    (None, None),
+])
+def test_pinned_image_is_the_repository_at_the_digest_p_minus_1_recorded(packaging: dict[str, Any] | None,
+                                                                         expected: str | None) -> None:
+    assert pinned_image(packaging) == expected

@@ -397,3 +397,28 @@ def test_backend_for_picks_local_for_local_parity_and_ecs_for_dev_min(tmp_path: 
         backend_for(load_registry("local_parity"))
     assert e.value.code == "BACKEND_CONFIG_INVALID"
 
+
+
+PINNED = "123456789012.dkr.ecr.eu-west-2.amazonaws.com/fp@sha256:" + "d" * 64
+
+
+def test_a_pinned_image_is_what_every_job_task_runs(env: Env) -> None:
+    env.backend.image = PINNED
+    result = env.backend.run_job("sr", ["sr", "run"], RUN)
+    task = env.ecs.describe_tasks(cluster=env.cluster, tasks=[result.task_arn])["tasks"][0]
+    definition = env.ecs.describe_task_definition(taskDefinition=task["taskDefinitionArn"])["taskDefinition"]
+    assert [c["image"] for c in definition["containerDefinitions"]] == [PINNED]
+    assert definition["containerDefinitions"][0]["secrets"]  # SSM references copied, never values
+    again = env.backend.run_job("sr", ["sr", "run"], RUN)  # the same run reuses its pinned revision
+    task2 = env.ecs.describe_tasks(cluster=env.cluster, tasks=[again.task_arn])["tasks"][0]
+    assert task2["taskDefinitionArn"] == task["taskDefinitionArn"]
+
+
+@pytest.mark.usefixtures("tasks_stay_up")
+def test_a_pinned_image_is_what_the_services_of_a_pack_run(env: Env) -> None:
+    env.backend.image = PINNED
+    state = env.backend.start_pack("control_ingress", RUN, timeout=60, progress=_scheduler(env, "control_ingress"))
+    assert state.running and state.run_scope == RUN
+    service = env.ecs.describe_services(cluster=env.cluster, services=[env.registry.text("SVC_IG")])["services"][0]
+    definition = env.ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
+    assert [c["image"] for c in definition["containerDefinitions"]] == [PINNED]

@@ -120,6 +120,7 @@ class EcsScheduler:
     def __init__(self, backend: EcsBackend) -> None:
         self.backend = backend
         self.job_commands: list[tuple[str, list[str], dict[str, str]]] = []
+        self.job_images: list[str] = []
         ecs = backend.clients.client("ecs")
         ecs.meta.events.register("after-call.ecs.UpdateService", self._schedule)
         ecs.meta.events.register("after-call.ecs.RunTask", self._finish_job)
@@ -139,7 +140,14 @@ class EcsScheduler:
             override = task["overrides"]["containerOverrides"][0]
             family = task["taskDefinitionArn"].rsplit("/", 1)[-1].split(":")[0]
             self.job_commands.append((family, override["command"], {e["name"]: e["value"] for e in override["environment"]}))
+            definition = self.backend.clients.client("ecs").describe_task_definition(taskDefinition=task["taskDefinitionArn"])
+            self.job_images.extend(c["image"] for c in definition["taskDefinition"]["containerDefinitions"])
             self.backend.clients.client("ecs").stop_task(cluster=self.backend.cluster, task=task["taskArn"], reason="done")
+
+
+def _service_td(backend: EcsBackend, registry: Registry) -> str:
+    service = backend.clients.client("ecs").describe_services(cluster=backend.cluster, services=[registry.text("SVC_IG")])
+    return str(service["services"][0]["taskDefinition"])
 
 
 @pytest.fixture
@@ -167,7 +175,8 @@ def _mint_up_run(registry: Registry, base: Path, *, p0_state: str = "PASS") -> s
     writer.write("PACKAGING_READY_PATH_PATTERN", {
         **writer.base_fields("P(-1)", ["PACKAGING_READY_PATH_PATTERN"]), "environment": "dev_min",
         "image_tag": "git-" + "a" * 40, "image_digest": "sha256:" + "b" * 64, "git_sha": "a" * 40, "git_dirty": False,
-        "package_digest": "c" * 64, "smoke_ok": True, "image_uri": "repo:git-" + "a" * 40, "image_reused": False})
+        "package_digest": "c" * 64, "smoke_ok": True, "image_reused": False,
+        "image_uri": "123456789012.dkr.ecr.eu-west-2.amazonaws.com/fp:git-" + "a" * 40})
     for phase_id, name, state in (("P(-1)", "PACKAGING_READY", "PASS"), ("P0", "SUBSTRATE_READY", p0_state)):
         writer.write("PHASE_RECORD_PATH_PATTERN", {
             **writer.base_fields(phase_id, ["PHASE_RECORD_PATH_PATTERN"]), "name": name, "state": state, "attempt": 1,
@@ -180,7 +189,7 @@ def test_dev_min_run_starts_ig_on_ecs_and_runs_p3_as_three_ecs_jobs_then_fails_c
     registry, backend, scheduler, base = dev_min_run
     run_id = _mint_up_run(registry, base)
     with pytest.raises(PlatformError) as e:
-        dev_min_run_cloud(registry, Slice(to="P7"), gate=20, options={"compute_backend": backend}, base=base)
+        dev_min_run_cloud(registry, Slice(to="P7"), gate=20, options={"aws_clients": backend.clients, "ecs_poll_seconds": 0.0}, base=base)
     assert e.value.code == "ORACLE_READY_GATE_FAILED" and "pack_sealed" in e.value.message
     evidence = RunFolders.from_registry(registry, base).evidence_dir(run_id)
     assert [_record(evidence, registry, p)["state"] for p in ("P1", "P2", "P3")] == ["PASS", "PASS", "FAIL"]
@@ -193,6 +202,11 @@ def test_dev_min_run_starts_ig_on_ecs_and_runs_p3_as_three_ecs_jobs_then_fails_c
     assert families == [registry.text(JOBS[j][0]) for j in ("oracle_seed", "oracle_stream_sort", "oracle_checker")]
     assert [cmd[3:5] for _, cmd, _ in scheduler.job_commands] == [["oracle", "seed"], ["oracle", "stream-sort"], ["oracle", "check"]]
     assert all(env[scope_key] == run_id for _, _, env in scheduler.job_commands)
+    pinned = "123456789012.dkr.ecr.eu-west-2.amazonaws.com/fp@sha256:" + "b" * 64  # P(-1)'s digest, not the tag
+    ig_definition = backend.clients.client("ecs").describe_task_definition(taskDefinition=_service_td(backend, registry))[
+        "taskDefinition"]
+    assert [c["image"] for c in ig_definition["containerDefinitions"]] == [pinned]
+    assert all(image == pinned for image in scheduler.job_images)
     jobs = _record(evidence, registry, "P3")["jobs"]  # the failed phase's record still names every task
     assert [j["component"] for j in jobs] == ["oracle_seed", "oracle_stream_sort", "oracle_checker"]
     assert all(j["task_arn"].startswith("arn:aws:ecs:") and j["exit_code"] == 0 for j in jobs)
@@ -202,7 +216,7 @@ def test_dev_min_run_refuses_a_run_whose_p0_did_not_pass(dev_min_run: Any) -> No
     registry, backend, scheduler, base = dev_min_run
     _mint_up_run(registry, base, p0_state="FAIL")
     with pytest.raises(PlatformError) as e:
-        dev_min_run_cloud(registry, Slice(to="P7"), gate=20, options={"compute_backend": backend}, base=base)
+        dev_min_run_cloud(registry, Slice(to="P7"), gate=20, options={"aws_clients": backend.clients, "ecs_poll_seconds": 0.0}, base=base)
     assert e.value.code == "RESUME_BEFORE_PASS" and "dev-min-up --env dev_min" in str(e.value.next_step)
     assert scheduler.job_commands == []
 
@@ -211,9 +225,9 @@ def test_dev_min_run_does_not_repin_a_pinned_run(dev_min_run: Any) -> None:
     registry, backend, _, base = dev_min_run
     _mint_up_run(registry, base)
     with pytest.raises(PlatformError):
-        dev_min_run_cloud(registry, Slice(to="P3"), gate=20, options={"compute_backend": backend}, base=base)
+        dev_min_run_cloud(registry, Slice(to="P3"), gate=20, options={"aws_clients": backend.clients, "ecs_poll_seconds": 0.0}, base=base)
     with pytest.raises(PlatformError) as e:
-        dev_min_run_cloud(registry, Slice(to="P3"), gate=20, options={"compute_backend": backend}, base=base)
+        dev_min_run_cloud(registry, Slice(to="P3"), gate=20, options={"aws_clients": backend.clients, "ecs_poll_seconds": 0.0}, base=base)
     assert e.value.code == "RUN_ALREADY_PINNED"
 
 
