@@ -19,6 +19,10 @@ RUN pip install -e . \
     && useradd --create-home --uid 10001 --shell /usr/sbin/nologin fp \
     && python -m runtime --help
 
+# Writable scratch on ECS's read-only root filesystem: the task definitions mount a bind volume at
+# each of these paths, and ECS seeds it with this content and ownership only because of VOLUME.
+VOLUME ["/home/fp", "/tmp"]
+
 USER fp
 # Scratch space the non-root user owns; code, registry and schemas stay read-only under /app.
 WORKDIR /home/fp

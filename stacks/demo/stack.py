@@ -23,7 +23,7 @@ from cdktn_provider_aws.db_subnet_group import DbSubnetGroup
 from cdktn_provider_aws.default_security_group import DefaultSecurityGroup
 from cdktn_provider_aws.ecs_cluster import EcsCluster, EcsClusterSetting
 from cdktn_provider_aws.ecs_service import EcsService, EcsServiceNetworkConfiguration, EcsServiceServiceRegistries
-from cdktn_provider_aws.ecs_task_definition import EcsTaskDefinition
+from cdktn_provider_aws.ecs_task_definition import EcsTaskDefinition, EcsTaskDefinitionVolume
 from cdktn_provider_aws.internet_gateway import InternetGateway
 from cdktn_provider_aws.provider import AwsProvider, AwsProviderDefaultTags
 from cdktn_provider_aws.route_table import RouteTable, RouteTableRoute
@@ -49,6 +49,9 @@ from stacks.config import DemoConfig, TaskSpec
 SERVICE_DESIRED_COUNT_AT_APPLY = 0
 #: What the controller owns on a service at run time; a later `terraform apply` must not revert it.
 SERVICE_RUNTIME_OWNED = ("task_definition", "desired_count")
+#: Writable scratch (Fargate ephemeral storage) on an otherwise read-only root filesystem: the
+#: oracle seed job's engine run and DuckDB's spill go to /tmp, tool caches to the user's home.
+SCRATCH_MOUNTS = {"scratch": "/tmp", "home": "/home/fp"}
 #: Where the DB master username comes from: not a secret, not a resource name.
 DB_MASTER_USER = "fp_admin"
 #: Postgres listens here inside the VPC.
@@ -177,6 +180,7 @@ class DemoStack(TerraformStack):
                 cpu=str(c.task_cpu), memory=str(c.task_memory), execution_role_arn=execution_arn,
                 task_role_arn=self.core.get_string(f"{construct_id(task.role_key)}_arn"),
                 container_definitions=self._containers(task, image), tags=tags,
+                volume=[EcsTaskDefinitionVolume(name=name) for name in SCRATCH_MOUNTS],
             )
             if not task.daemon:
                 continue
@@ -217,6 +221,8 @@ class DemoStack(TerraformStack):
             "name": task.component, "image": image, "essential": True,
             "command": ["python", "-m", "runtime", task.component],
             "environment": env, "secrets": secrets, "readonlyRootFilesystem": True,
+            "mountPoints": [{"sourceVolume": name, "containerPath": path, "readOnly": False}
+                            for name, path in sorted(SCRATCH_MOUNTS.items())],
             "logConfiguration": {"logDriver": "awslogs", "options": {
                 "awslogs-group": task.log_group, "awslogs-region": c.region, "awslogs-stream-prefix": task.component}},
         }
