@@ -65,3 +65,12 @@ def test_commit_summary_without_a_database_is_db_dsn_missing_and_writes_nothing(
 def test_commit_summary_refuses_a_malformed_run_id(job_env: dict[str, str]) -> None:
     r = runner.invoke(app, ["commit-summary", "--platform-run-id", "platform_2026"], env=job_env)
     assert r.exit_code == 1 and "RUN_ID_INVALID" in r.output
+
+
+@pytest.mark.parametrize("command,words", [
+    ("ready-check", ("401", "--scenario-run-id", "--wait")),
+    ("commit-summary", ("receipt", "--platform-run-id")),
+])
+def test_the_job_commands_explain_themselves(command: str, words: tuple[str, ...]) -> None:
+    r = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0 and all(w in r.output for w in words)

@@ -65,3 +65,12 @@ def test_seed_refuses_bad_input_before_writing_anything(oracle_settings, args: t
     r = invoke("seed", *args)
     assert r.exit_code == 1 and code in r.output
     assert not snapshot(oracle_settings, OracleLayout(REG, "platform_20261123T120000Z").engine_prefix)
+
+
+def test_seed_explains_itself() -> None:
+    from typer.testing import CliRunner
+
+    from runtime.oracle.cli import app
+
+    r = CliRunner().invoke(app, ["seed", "--help"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0 and "--platform-run-id" in r.output and "engine cache" in r.output
