@@ -198,7 +198,10 @@ def dev_min_run_cloud(registry: Registry, selection: Slice, *, gate: int | None,
     pinned is only resumed (--from/--phase), never re-pinned as a new run here."""
     planned_phases(selection)
     folders = RunFolders.from_registry(registry, base)
-    run_id = folders.active_run_id()
+    try:
+        run_id = folders.active_run_id()
+    except RunFolderError as e:
+        raise RunFolderError(e.message, next_step="run `fp dev-min-up --env dev_min` to create a dev_min run") from None
     settings = dev_min_settings(registry)
     ctx = RunContext(registry, run_id, folders, run_writer(registry, folders, run_id, settings), settings,
                      {"bus": settings.bus, "gate": gate, "base": base, **(options or {})})

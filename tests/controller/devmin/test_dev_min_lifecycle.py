@@ -234,3 +234,9 @@ def test_dev_min_run_does_not_repin_a_pinned_run(dev_min_run: Any) -> None:
 def test_dev_min_run_cli_refuses_a_local_bus(monkeypatch: pytest.MonkeyPatch) -> None:
     result = CliRunner().invoke(app, ["dev-min-run", "--env", "dev_min", "--bus", "kinesis"])
     assert result.exit_code == 1 and "BUS_MISMATCH" in result.output
+
+
+def test_dev_min_run_without_any_run_says_to_bring_dev_min_up(tmp_path: Path) -> None:
+    with pytest.raises(PlatformError) as e:
+        dev_min_run_cloud(load_registry("dev_min"), Slice(to="P7"), gate=20, base=tmp_path)
+    assert e.value.code == "RUN_FOLDER_INVALID" and "dev-min-up --env dev_min" in str(e.value.next_step)
