@@ -19,7 +19,7 @@ from runtime.oracle.duck import S3Access, SortKnobs
 from runtime.oracle.layout import OracleLayout
 from runtime.oracle.outputs import OutputSpec
 from runtime.oracle.pack import read_sealed_manifest
-from runtime.oracle.streamsort import input_fingerprint, read_json, uri
+from runtime.oracle.streamsort import input_fingerprint, read_json
 from runtime.store.port import ObjectStore
 
 
@@ -81,7 +81,7 @@ def check_output(
         result.problems.append("stream view manifest differs from the receipt")
     if result.problems or not parts:
         return result
-    part_uris = [uri(store, prefix + n) for n in parts]
+    part_uris = [store.uri(prefix + n) for n in parts]
     keys = ", ".join(duck.ident(k) for k in spec.data_keys)
     sql = (
         f"SELECT count(*), count(*) FILTER (WHERE prev > cur) FROM ("

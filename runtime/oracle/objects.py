@@ -2,7 +2,8 @@
 
 S3 has no server-side sha256 of arbitrary objects, so uploads record it as user metadata and the
 incremental sync trusts only size + that recorded digest; the seal and check-strict always hash
-the bytes themselves. Non-S3 stores (a folder) fall back to hashing the content.
+the bytes themselves. A store that keeps no metadata (a folder) falls back to hashing the content.
+Everything goes through the ObjectStore port; the S3 specifics live in its adapter.
 """
 
 from __future__ import annotations
@@ -10,11 +11,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from runtime.errors import ObjectMissing, ObjectStoreUnavailable
 from runtime.store.port import ObjectStore
-from runtime.store.s3 import S3Store
 
 CHUNK = 8 * 1024 * 1024
 SHA_META = "sha256"
@@ -30,67 +27,34 @@ def file_sha256(path: Path) -> str:
 
 
 def object_sha256(store: ObjectStore, key: str) -> str:
-    """Hex sha256 of the stored bytes of `key` (streamed on S3)."""
-    if isinstance(store, S3Store):
-        try:
-            body = store.client.get_object(Bucket=store.bucket, Key=key)["Body"]
-            digest = hashlib.sha256()
-            for chunk in iter(lambda: body.read(CHUNK), b""):
-                digest.update(chunk)
-            return digest.hexdigest()
-        except ClientError as e:
-            if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                raise ObjectMissing(f"{store.uri(key)} does not exist") from None
-            raise ObjectStoreUnavailable(f"GET {store.uri(key)} failed: {e}") from e
-        except BotoCoreError as e:
-            raise ObjectStoreUnavailable(f"GET {store.uri(key)} failed: {e}") from e
-    return hashlib.sha256(store.get(key)).hexdigest()
+    """Hex sha256 of the stored bytes of `key`, streamed."""
+    digest = hashlib.sha256()
+    for chunk in store.chunks(key, CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
 
 
 def download_with_sha256(store: ObjectStore, key: str, path: Path) -> str:
     """Copy `key` to a local file and return the sha256 of its bytes (one read of the object)."""
     digest = hashlib.sha256()
-    if isinstance(store, S3Store):
-        try:
-            body = store.client.get_object(Bucket=store.bucket, Key=key)["Body"]
-            with path.open("wb") as fh:
-                for chunk in iter(lambda: body.read(CHUNK), b""):
-                    digest.update(chunk)
-                    fh.write(chunk)
-            return digest.hexdigest()
-        except ClientError as e:
-            if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                raise ObjectMissing(f"{store.uri(key)} does not exist") from None
-            raise ObjectStoreUnavailable(f"GET {store.uri(key)} failed: {e}") from e
-        except BotoCoreError as e:
-            raise ObjectStoreUnavailable(f"GET {store.uri(key)} failed: {e}") from e
-    data = store.get(key)
-    path.write_bytes(data)
-    return hashlib.sha256(data).hexdigest()
+    with path.open("wb") as fh:
+        for chunk in store.chunks(key, CHUNK):
+            digest.update(chunk)
+            fh.write(chunk)
+    return digest.hexdigest()
 
 
 def recorded_sha256(store: ObjectStore, key: str) -> str | None:
-    """The sha256 an upload recorded for `key`, or None (absent object or no record)."""
-    if isinstance(store, S3Store):
-        try:
-            head = store.client.head_object(Bucket=store.bucket, Key=key)
-        except ClientError as e:
-            if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return None
-            raise ObjectStoreUnavailable(f"HEAD {store.uri(key)} failed: {e}") from e
-        except BotoCoreError as e:
-            raise ObjectStoreUnavailable(f"HEAD {store.uri(key)} failed: {e}") from e
-        value = head.get("Metadata", {}).get(SHA_META)
-        return str(value) if value else None
-    return object_sha256(store, key) if store.exists(key) else None
+    """The sha256 an upload recorded for `key`, or None (absent object or no record); a store that
+    keeps no metadata (a folder) answers with the content's own sha256."""
+    info = store.head(key)
+    if info is None:
+        return None
+    if store.keeps_metadata:
+        return info.metadata.get(SHA_META) or None
+    return object_sha256(store, key)
 
 
 def upload_file(store: ObjectStore, key: str, path: Path, sha256: str) -> None:
-    """Upload a local file to `key`, recording its sha256 (S3: user metadata)."""
-    if isinstance(store, S3Store):
-        try:
-            store.client.upload_file(str(path), store.bucket, key, ExtraArgs={"Metadata": {SHA_META: sha256}})
-        except (ClientError, BotoCoreError) as e:
-            raise ObjectStoreUnavailable(f"upload {path} -> {store.uri(key)} failed: {e}") from e
-        return
-    store.put(key, path.read_bytes(), content_type="application/octet-stream")
+    """Upload a local file to `key`, recording its sha256 where the store keeps metadata."""
+    store.put_file(key, path, metadata={SHA_META: sha256})

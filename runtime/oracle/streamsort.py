@@ -40,7 +40,6 @@ from runtime.oracle.outputs import TIE_BREAKERS, OutputSpec
 from runtime.oracle.pack import read_sealed_manifest
 from runtime.store.local import FolderStore
 from runtime.store.port import ObjectStore
-from runtime.store.s3 import S3Store
 
 #: progress(output_id, chunks_done, chunks_total); chunks_done is fractional while a chunk is sorting
 Progress = Callable[[str, float, int], None]
@@ -60,13 +59,6 @@ class SortOutcome:
     receipt_key: str
     content_hash: str
     seconds: float
-
-
-def uri(store: ObjectStore, key: str) -> str:
-    """The address DuckDB reads `key` at."""
-    if isinstance(store, S3Store):
-        return f"s3://{store.bucket}/{key}"
-    return store.uri(key)
 
 
 def input_files(manifest: dict[str, Any], spec: OutputSpec) -> list[dict[str, Any]]:
@@ -264,7 +256,7 @@ def sort_output(
             time.monotonic() - t0,
         )
 
-    uris = [uri(store, f["key"]) for f in files]
+    uris = [store.uri(f["key"]) for f in files]
     with duck.session(access, knobs) as con:
         cols = duck.columns(con, uris)
         missing = [k for k in spec.data_keys if k not in cols]
@@ -303,7 +295,7 @@ def sort_output(
                 (store.root / key).parent.mkdir(parents=True, exist_ok=True)
             sql = (
                 f"COPY (SELECT * FROM {src} {where} ORDER BY {order}) "
-                f"TO {duck.quote(uri(store, key))} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {int(knobs.row_group_size)})"
+                f"TO {duck.quote(store.uri(key))} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {int(knobs.row_group_size)})"
             )
             on_progress = None
             if progress is not None:

@@ -44,6 +44,15 @@ class FolderStore(ObjectStore):
         except FileNotFoundError:
             raise ObjectMissing(f"{self.uri(key)} does not exist") from None
 
+    def chunks(self, key: str, size: int) -> Iterator[bytes]:
+        """The file read piece by piece."""
+        try:
+            with self._path(key).open("rb") as fh:
+                while chunk := fh.read(size if size > 0 else -1):
+                    yield chunk
+        except FileNotFoundError:
+            raise ObjectMissing(f"{self.uri(key)} does not exist") from None
+
     def head(self, key: str) -> ObjectInfo | None:
         path = self._path(key)
         if not path.is_file():

@@ -8,8 +8,9 @@ create on a local folder. Adapters raise `WriteConflict` when the object exists 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,8 @@ class ObjectInfo:
     key: str
     size: int
     etag: str = ""
+    #: User metadata recorded with the object (head only; stores that keep none leave it empty).
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 class ObjectStore(ABC):
@@ -26,6 +29,8 @@ class ObjectStore(ABC):
 
     #: Where the store lives, for messages: `s3://bucket` or a folder path.
     location: str
+    #: Whether `put_file` metadata is kept and `head` reports it (S3 user metadata); a folder keeps none.
+    keeps_metadata: bool = False
 
     @abstractmethod
     def put(self, key: str, data: bytes, *, create_only: bool = False, content_type: str = "application/json") -> None:
@@ -46,6 +51,17 @@ class ObjectStore(ABC):
     @abstractmethod
     def delete(self, key: str) -> None:
         """Remove `key` (derived artefacts only; truth is never deleted)."""
+
+    def chunks(self, key: str, size: int) -> Iterator[bytes]:
+        """The bytes at `key` in pieces of at most `size` (large objects never sit in memory whole on
+        stores that can stream); ObjectMissing if absent."""
+        data = self.get(key)
+        for start in range(0, len(data), size):
+            yield data[start:start + size]
+
+    def put_file(self, key: str, path: Path, *, metadata: Mapping[str, str] | None = None) -> None:
+        """Store the local file `path` at `key`, with `metadata` where the store keeps it."""
+        self.put(key, path.read_bytes(), content_type="application/octet-stream")
 
     def exists(self, key: str) -> bool:
         """True when `key` is present."""

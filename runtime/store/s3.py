@@ -6,7 +6,8 @@ environment. Write-once puts use `If-None-Match: *` (S3 conditional writes).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -26,6 +27,8 @@ def s3_client(endpoint_url: str | None, region: str) -> Any:
 
 class S3Store(ObjectStore):
     """One bucket of an S3 API endpoint."""
+
+    keeps_metadata = True
 
     def __init__(self, bucket: str, *, client: Any):
         self.bucket = bucket
@@ -50,14 +53,30 @@ class S3Store(ObjectStore):
             raise self._fail("PUT", key, e) from e
 
     def get(self, key: str) -> bytes:
+        return b"".join(self.chunks(key, 0))
+
+    def chunks(self, key: str, size: int) -> Iterator[bytes]:
+        """Streamed GET (size 0: the whole body at once); errors, also mid-stream, as the port's."""
         try:
-            return bytes(self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            if size <= 0:
+                yield bytes(body.read())
+                return
+            while chunk := body.read(size):
+                yield bytes(chunk)
         except ClientError as e:
             if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 raise ObjectMissing(f"{self.uri(key)} does not exist") from None
             raise self._fail("GET", key, e) from e
         except BotoCoreError as e:
             raise self._fail("GET", key, e) from e
+
+    def put_file(self, key: str, path: Path, *, metadata: Mapping[str, str] | None = None) -> None:
+        """Multipart-capable upload of a local file, with user metadata."""
+        try:
+            self.client.upload_file(str(path), self.bucket, key, ExtraArgs={"Metadata": dict(metadata or {})})
+        except (ClientError, BotoCoreError) as e:
+            raise ObjectStoreUnavailable(f"upload {path} -> {self.uri(key)} failed: {e}") from e
 
     def head(self, key: str) -> ObjectInfo | None:
         try:
@@ -68,7 +87,8 @@ class S3Store(ObjectStore):
             raise self._fail("HEAD", key, e) from e
         except BotoCoreError as e:
             raise self._fail("HEAD", key, e) from e
-        return ObjectInfo(key=key, size=int(r["ContentLength"]), etag=str(r.get("ETag", "")).strip('"'))
+        return ObjectInfo(key=key, size=int(r["ContentLength"]), etag=str(r.get("ETag", "")).strip('"'),
+                          metadata=dict(r.get("Metadata") or {}))
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         try:
