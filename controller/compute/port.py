@@ -105,15 +105,24 @@ def job_failure(log_text: str) -> JobFailure | None:
     return None
 
 
-def job_failed(result: JobResult, where: str, fallback_code: str) -> PlatformError:
+class JobFailed(PlatformError):
+    """A job exited non-zero; carries its result so the phase record can still name the task or pid."""
+
+    def __init__(self, message: str, *, code: str, next_step: str, result: JobResult):
+        super().__init__(message, code=code, next_step=next_step)
+        self.result = result
+
+
+def job_failed(result: JobResult, where: str, fallback_code: str) -> JobFailed:
     """The error a phase sees for a non-zero job: the job's own code when it printed one."""
     failure = result.failure
     if failure is not None:
-        return PlatformError(f"job {result.component} ({where}) exited {result.exit_code}: {failure.message}",
-                             code=failure.code, next_step=failure.next_step or f"read {result.log_location}, then rerun the phase")
+        return JobFailed(f"job {result.component} ({where}) exited {result.exit_code}: {failure.message}",
+                         code=failure.code, next_step=failure.next_step or f"read {result.log_location}, then rerun the phase",
+                         result=result)
     reason = f" (reason: {result.stopped_reason})" if result.stopped_reason else ""
-    return PlatformError(f"job {result.component} ({where}) exited {result.exit_code}{reason}", code=fallback_code,
-                         next_step=f"read {result.log_location}, fix the cause, rerun the phase")
+    return JobFailed(f"job {result.component} ({where}) exited {result.exit_code}{reason}", code=fallback_code,
+                     next_step=f"read {result.log_location}, fix the cause, rerun the phase", result=result)
 
 
 def check_run_id(run_id: str) -> None:

@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller.compute.port import ComputeBackend
 from controller.runs import RunFolders
 from runtime.contracts.canonical import sha256_hex
 from runtime.contracts.ids import utc_iso
@@ -60,6 +61,8 @@ class RunContext:
     options: dict[str, Any] = field(default_factory=dict)
     #: The jobs the current phase ran (task ARNs or pids, exit codes, logs): its record keeps them.
     jobs: list[dict[str, Any]] = field(default_factory=list)
+    #: The run's compute backend once a phase asked for it (controller.phases.compute).
+    backend: ComputeBackend | None = field(default=None, repr=False)
 
 
 @dataclass

@@ -11,7 +11,7 @@ required output. Re-runnable per output: valid receipts are skipped.
 from __future__ import annotations
 
 from controller.phases.base import Check, Phase, PhaseOutcome, RunContext, collected, substrate_settings
-from controller.phases.p02_daemons_ready import run_job
+from controller.phases.compute import run_job
 from runtime.oracle.engine.config import EngineConfig
 from runtime.oracle.layout import OracleLayout
 

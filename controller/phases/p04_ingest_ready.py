@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from controller.compute.local_backend import pack_id
 from controller.phases.base import Check, Phase, PhaseOutcome, RunContext, collected
-from controller.phases.p02_daemons_ready import compute_backend, run_job
+from controller.phases.compute import compute_backend, run_job
 from controller.phases.p05_ready_published import equivalence_key
 from runtime.contracts.ids import scenario_run_id
 from runtime.errors import PlatformError

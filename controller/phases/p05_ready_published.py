@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 
 from controller.phases.base import Check, Phase, PhaseOutcome, RunContext, collected
-from controller.phases.p02_daemons_ready import run_job
+from controller.phases.compute import run_job
 
 
 def equivalence_key(ctx: RunContext) -> str:

@@ -8,7 +8,7 @@ records and none failed. Re-runnable: IG dedupe absorbs replays (same event ids)
 from __future__ import annotations
 
 from controller.phases.base import Check, Phase, PhaseOutcome, RunContext, collected
-from controller.phases.p02_daemons_ready import run_job
+from controller.phases.compute import run_job
 
 
 class StreamingActive(Phase):

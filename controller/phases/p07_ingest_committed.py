@@ -9,7 +9,7 @@ ADMIT, no unresolved PUBLISH_AMBIGUOUS, and the event topics hold records.
 from __future__ import annotations
 
 from controller.phases.base import Check, Phase, PhaseOutcome, RunContext, collected, substrate_settings
-from controller.phases.p02_daemons_ready import run_job
+from controller.phases.compute import run_job
 from controller.phases.p04_ingest_ready import VERIFIER_JOB
 from runtime.ig.summaries import event_topics
 
