@@ -74,6 +74,8 @@ def ready_check(
     wait: Annotated[float, typer.Option(min=0, max=900, help="seconds to wait for IG to answer at all")] = 60.0,
 ) -> None:
     """P4: wait for IG, prove 401 without the key, health with it, a publish smoke and the receipt write."""
+    from rich.console import Console
+
     from runtime.cli_errors import operator_errors
     from runtime.contracts.ids import is_platform_run_id
     from runtime.ig.verify import ready_check as check
@@ -83,8 +85,10 @@ def ready_check(
         if not is_platform_run_id(platform_run_id):
             raise PlatformError(f"{platform_run_id!r} is not a platform_run_id", code="RUN_ID_INVALID",
                                 next_step="pass the run id P1 pinned")
-        written = check(load_settings(), platform_run_id, scenario_run_id, service_name=service_name, pid=pid,
-                        task_arns=task_arn or [], wait_s=wait)
+        settings = load_settings()
+        with Console(stderr=True).status(f"waiting up to {wait:.0f}s for IG to answer, then probing it..."):
+            written = check(settings, platform_run_id, scenario_run_id, service_name=service_name, pid=pid,
+                            task_arns=task_arn or [], wait_s=wait)
     typer.echo(f"IG ready for {platform_run_id}: {', '.join(written.uris)}")
 
 
