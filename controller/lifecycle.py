@@ -177,7 +177,8 @@ def dev_min_up_cloud(registry: Registry, *, options: dict[str, Any] | None = Non
     from controller.phases.p00_dev_min import DevMinSubstrateReady
 
     options = dict(options or {})
-    wired = options.setdefault("devmin_adapters", adapters(registry))
+    wired = options.get("devmin_adapters") or adapters(registry)
+    options["devmin_adapters"] = wired
     wired.runner.apply(stack_from_registry(registry, "core"))
     folders = RunFolders.from_registry(registry, base)
     run_id = folders.new_run()
@@ -194,8 +195,9 @@ def dev_min_run_cloud(registry: Registry, selection: Slice, *, gate: int | None,
                       base: Path | None = None, progress: Callable[[str, str], None] | None = None) -> RunResult:
     """P1..P11 (or a slice) of the active dev_min run, every job and daemon on ECS.
 
-    A dev_min run gets its P(-1) and P0 from `dev-min-up --env dev_min`; a run that is already
-    pinned is only resumed (--from/--phase), never re-pinned as a new run here."""
+    A dev_min run gets its P(-1) and P0 from `dev-min-up --env dev_min` (the phase machine refuses
+    to start without them); a run that is already pinned is only resumed (--from/--phase), never
+    re-pinned as a new run here."""
     planned_phases(selection)
     folders = RunFolders.from_registry(registry, base)
     try:
@@ -206,15 +208,9 @@ def dev_min_run_cloud(registry: Registry, selection: Slice, *, gate: int | None,
     ctx = RunContext(registry, run_id, folders, run_writer(registry, folders, run_id, settings), settings,
                      {"bus": settings.bus, "gate": gate, "base": base, **(options or {})})
     resuming = bool(selection.from_ or selection.only)
-    if not resuming:
-        if ctx.writer.read("EVIDENCE_RUN_JSON_KEY") is not None:
-            raise PlatformError(f"dev_min run {run_id} is already pinned", code="RUN_ALREADY_PINNED",
-                                next_step="resume it with --from/--phase, or start a fresh run with `fp dev-min-up --env dev_min`")
-        for phase_id in ("P(-1)", "P0"):
-            record = ctx.writer.read("PHASE_RECORD_PATH_PATTERN", phase_id=phase_id)
-            if not record or record.get("state") != "PASS":
-                raise PlatformError(f"{phase_id} of run {run_id} has not passed ({record.get('state') if record else 'never run'})",
-                                    code="RESUME_BEFORE_PASS", next_step="run `fp dev-min-up --env dev_min` first")
+    if not resuming and ctx.writer.read("EVIDENCE_RUN_JSON_KEY") is not None:
+        raise PlatformError(f"dev_min run {run_id} is already pinned", code="RUN_ALREADY_PINNED",
+                            next_step="resume it with --from/--phase, or start a fresh run with `fp dev-min-up --env dev_min`")
     with run_lock(folders, run_id):
         outcome = run_phases(ctx, selection, progress)
     return RunResult(run_id, outcome, False)

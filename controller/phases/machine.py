@@ -96,10 +96,9 @@ def packs_in_scope(phases: list[str]) -> list[str]:
 
 
 def check_resumable(ctx: RunContext, selection: Slice) -> None:
-    """--from / --phase need every earlier phase PASSed and an undrifted config."""
-    first = selection.only or selection.from_
-    if not first:
-        return
+    """Every phase before the first one of the slice must have PASSed (P(-1) and P0, from
+    `dev-min-up`, for a fresh start), and a resumed run's config must not have drifted."""
+    first = selection.only or selection.from_ or RUN_PHASES[0]
     if selection.only and selection.only not in RERUNNABLE:
         raise PlanError(f"{selection.only} cannot be re-run on its own; allowed: {', '.join(p for p in RUN_PHASES if p in RERUNNABLE)}",
                         code="PHASE_RERUN_NOT_ALLOWED", next_step="use --from to resume, or start a fresh run")
@@ -107,8 +106,11 @@ def check_resumable(ctx: RunContext, selection: Slice) -> None:
         record = previous_record(ctx, phase_id)
         if not record or record.get("state") != "PASS":
             state = record.get("state") if record else "never run"
+            env = " --env dev_min" if ctx.registry.environment == "dev_min" else ""
+            step = (f"run `fp dev-min-up{env}` first" if phase_id in ("P(-1)", "P0")
+                    else f"resume from the first phase that did not pass (--from {phase_id})")
             raise PlanError(f"cannot start at {first}: {phase_id} has not passed ({state})", code="RESUME_BEFORE_PASS",
-                            next_step=f"resume from the first phase that did not pass (--from {phase_id})")
+                            next_step=step)
     pinned = ctx.writer.read("EVIDENCE_RUN_JSON_KEY")
     if pinned is not None:
         drift = config_drift(ctx.registry, ctx.options, pinned)
