@@ -1,5 +1,7 @@
-"""The oracle lane as plain functions: each step alone (for the CLI / one-shot tasks) and the whole
-P3 lane in order (for the controller): generate-if-needed -> sync -> pack -> stream-sort -> check.
+"""The oracle lane as plain functions: each step alone (for the CLI, whose commands are P3's jobs:
+`seed_step` = generate-or-reuse + sync + seal, then stream-sort, then check) and the whole lane in
+one process (`run_oracle_lane`, for tests and scripts): generate-if-needed -> sync -> pack ->
+stream-sort -> check.
 
 Evidence (seed_snapshot, stream_sort_summary, checker_pass) goes through the EvidenceWriter the
 caller passes; without one, nothing is written to the evidence bundle.
