@@ -132,74 +132,107 @@ class EntityFeatures:
         }
 
 
-def features_as_of(facts: list[EventFact], entity_kind: str, entity_id: str, ts_micros: int, event_id: str,
+class EntityFacts:
+    """One entity's facts as parallel columns in (ts, event_id) order.
+
+    Columns let `features_as_of` aggregate a window with C-speed built-ins over slices (sum, max,
+    set) instead of a Python loop per fact: a merchant with 20k facts in its 24 h window stays
+    within milliseconds. A store loads an entity's recent rows with `from_facts`.
+    """
+
+    __slots__ = ("amounts", "countries", "devices", "event_ids", "keys", "merchants", "p2p", "rounds", "ts")
+
+    def __init__(self) -> None:
+        self.keys: list[tuple[int, str]] = []
+        self.ts: list[int] = []
+        self.event_ids: list[str] = []
+        self.amounts: list[int] = []
+        self.merchants: list[str] = []
+        self.countries: list[str] = []
+        self.devices: list[str] = []
+        self.p2p: list[int] = []
+        self.rounds: list[int] = []
+
+    @classmethod
+    def from_facts(cls, facts: Iterable[EventFact]) -> EntityFacts:
+        """Columns of `facts` (any order; duplicates by event id are kept once)."""
+        columns = cls()
+        for fact in sorted(facts, key=_order_key):
+            columns.add(fact)
+        return columns
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def add(self, fact: EventFact) -> bool:
+        """Insert one fact in order; False when its event is already present."""
+        key = fact.order_key
+        pos = bisect.bisect_left(self.keys, key)
+        if pos < len(self.keys) and self.keys[pos] == key:
+            return False
+        self.keys.insert(pos, key)
+        self.ts.insert(pos, fact.ts_micros)
+        self.event_ids.insert(pos, fact.event_id)
+        self.amounts.insert(pos, fact.amount_minor)
+        self.merchants.insert(pos, fact.merchant_id)
+        self.countries.insert(pos, fact.merchant_country)
+        self.devices.insert(pos, fact.device_id)
+        self.p2p.insert(pos, int(fact.is_p2p))
+        self.rounds.insert(pos, int(fact.is_round))
+        return True
+
+    def drop_before(self, cutoff: int) -> int:
+        """Remove facts with ts < cutoff; returns how many."""
+        cut = bisect.bisect_left(self.ts, cutoff)
+        if cut:
+            columns: tuple[list[Any], ...] = (self.keys, self.ts, self.event_ids, self.amounts, self.merchants, self.countries,
+                                              self.devices, self.p2p, self.rounds)
+            for column in columns:
+                del column[:cut]
+        return cut
+
+    def fact(self, i: int, entity_kind: str, entity_id: str) -> EventFact:
+        """The i-th fact as an EventFact."""
+        return EventFact(entity_kind, entity_id, self.ts[i], self.event_ids[i], self.amounts[i], self.merchants[i],
+                         self.countries[i], self.devices[i], bool(self.p2p[i]), bool(self.rounds[i]))
+
+
+def features_as_of(facts: EntityFacts, entity_kind: str, entity_id: str, ts_micros: int, event_id: str,
                    current: EventFact | None = None) -> EntityFeatures:
-    """Features of an entity as of event (ts, event_id), from `facts` sorted by (ts, event_id).
+    """Features of an entity as of event (ts, event_id), from the entity's facts.
 
     Only facts strictly before (ts, event_id) count; a window of length w holds those with
     ts > ts_event - w. `current` (or, when omitted, the entity's fact for that event if present)
     gives the amount and attributes the baseline ratio and first-seen flags compare with.
     """
-    pos = bisect.bisect_left(facts, (ts_micros, event_id), key=_order_key)
-    if current is None and pos < len(facts) and facts[pos].order_key == (ts_micros, event_id):
-        current = facts[pos]
-    counts = [0] * len(WINDOWS)
-    sums = [0] * len(WINDOWS)
-    maxes = [0] * len(WINDOWS)
-    p2p = [0] * len(WINDOWS)
-    rounds = [0] * len(WINDOWS)
-    merchants: list[set[str]] = [set() for _ in WINDOWS]
-    countries: list[set[str]] = [set() for _ in WINDOWS]
-    devices: list[set[str]] = [set() for _ in WINDOWS]
-    starts = [ts_micros - length for _, length in WINDOWS]
-    smallest = 0
-    i = pos - 1
-    while i >= 0:
-        fact = facts[i]
-        while smallest < len(WINDOWS) and fact.ts_micros <= starts[smallest]:
-            smallest += 1
-        if smallest == len(WINDOWS):
-            break
-        # The fact is in window `smallest` and every longer one; add it to the smallest only and
-        # cumulate below (sets are unioned upward at the end).
-        counts[smallest] += 1
-        sums[smallest] += fact.amount_minor
-        if fact.amount_minor > maxes[smallest]:
-            maxes[smallest] = fact.amount_minor
-        p2p[smallest] += fact.is_p2p
-        rounds[smallest] += fact.is_round
-        merchants[smallest].add(fact.merchant_id)
-        countries[smallest].add(fact.merchant_country)
-        devices[smallest].add(fact.device_id)
-        i -= 1
+    pos = bisect.bisect_left(facts.keys, (ts_micros, event_id))
+    if current is None and pos < len(facts) and facts.keys[pos] == (ts_micros, event_id):
+        current = facts.fact(pos, entity_kind, entity_id)
     windows: dict[str, WindowAggregates] = {}
-    for w in range(len(WINDOWS)):
-        if w:
-            counts[w] += counts[w - 1]
-            sums[w] += sums[w - 1]
-            maxes[w] = max(maxes[w], maxes[w - 1])
-            p2p[w] += p2p[w - 1]
-            rounds[w] += rounds[w - 1]
-            merchants[w] |= merchants[w - 1]
-            countries[w] |= countries[w - 1]
-            devices[w] |= devices[w - 1]
-        windows[WINDOWS[w][0]] = WindowAggregates(counts[w], sums[w] / 100, maxes[w] / 100, len(merchants[w]),
-                                                  len(countries[w]), len(devices[w]), p2p[w], rounds[w])
-    last = len(WINDOWS) - 1
-    previous = facts[pos - 1] if pos > 0 else None
-    mean = round(sums[last] / counts[last] / 100, 6) if counts[last] else None
+    merchants: set[str] = set()
+    countries: set[str] = set()
+    devices: set[str] = set()
+    count = total = 0
+    for name, length in WINDOWS:
+        lo = bisect.bisect_right(facts.ts, ts_micros - length, 0, pos)
+        count = pos - lo
+        total = sum(facts.amounts[lo:pos])
+        merchants, countries, devices = set(facts.merchants[lo:pos]), set(facts.countries[lo:pos]), set(facts.devices[lo:pos])
+        windows[name] = WindowAggregates(count, total / 100, max(facts.amounts[lo:pos], default=0) / 100, len(merchants),
+                                         len(countries), len(devices), sum(facts.p2p[lo:pos]), sum(facts.rounds[lo:pos]))
+    mean = round(total / count / 100, 6) if count else None
     ratio = None
-    if current is not None and counts[last] and sums[last] > 0:
-        ratio = round(current.amount_minor * counts[last] / sums[last], 6)
+    if current is not None and count and total > 0:
+        ratio = round(current.amount_minor * count / total, 6)
     return EntityFeatures(
         entity_kind=entity_kind, entity_id=entity_id, as_of_ts_utc=micros_to_iso(ts_micros), as_of_event_id=event_id,
         windows=windows,
-        seconds_since_previous=None if previous is None else (ts_micros - previous.ts_micros) / SECOND,
-        baseline_amount_mean_24h=mean, baseline_count_24h=counts[last], amount_to_baseline_ratio=ratio,
-        first_seen_entity=counts[last] == 0,
-        first_seen_merchant=None if current is None else current.merchant_id not in merchants[last],
-        first_seen_device=None if current is None else current.device_id not in devices[last],
-        first_seen_country=None if current is None else current.merchant_country not in countries[last],
+        seconds_since_previous=None if pos == 0 else (ts_micros - facts.ts[pos - 1]) / SECOND,
+        baseline_amount_mean_24h=mean, baseline_count_24h=count, amount_to_baseline_ratio=ratio,
+        first_seen_entity=count == 0,
+        first_seen_merchant=None if current is None else current.merchant_id not in merchants,
+        first_seen_device=None if current is None else current.device_id not in devices,
+        first_seen_country=None if current is None else current.merchant_country not in countries,
     )
 
 
@@ -227,7 +260,7 @@ class OfpState:
     """
 
     grace_micros: int = DEFAULT_GRACE_MICROS
-    facts: dict[str, list[EventFact]] = field(default_factory=dict)
+    facts: dict[str, EntityFacts] = field(default_factory=dict)
     watermarks: Watermarks = field(default_factory=Watermarks)
     counters: OfpCounters = field(default_factory=OfpCounters)
     newest_ts_micros: int | None = None
@@ -250,11 +283,11 @@ class OfpState:
 
     def add(self, fact: EventFact) -> bool:
         """Insert one fact in order; False when (entity_key, event_id) is already present."""
-        rows = self.facts.setdefault(fact.entity_key, [])
-        pos = bisect.bisect_left(rows, fact.order_key, key=_order_key)
-        if pos < len(rows) and rows[pos].event_id == fact.event_id:
+        columns = self.facts.get(fact.entity_key)
+        if columns is None:
+            columns = self.facts[fact.entity_key] = EntityFacts()
+        if not columns.add(fact):
             return False
-        rows.insert(pos, fact)
         if self.newest_ts_micros is None or fact.ts_micros > self.newest_ts_micros:
             self.newest_ts_micros = fact.ts_micros
         return True
@@ -262,7 +295,8 @@ class OfpState:
     def features_as_of(self, entity_kind: str, entity_id: str, ts_micros: int, event_id: str,
                        current: EventFact | None = None) -> EntityFeatures:
         """Point-in-time features of one entity (see the module function)."""
-        return features_as_of(self.facts.get(f"{entity_kind}:{entity_id}", []), entity_kind, entity_id, ts_micros, event_id, current)
+        return features_as_of(self.facts.get(f"{entity_kind}:{entity_id}", _EMPTY), entity_kind, entity_id, ts_micros, event_id,
+                              current)
 
     def event_features(self, envelope: dict[str, Any]) -> dict[str, EntityFeatures]:
         """Features of every entity of one traffic event, as of that event (what DF asks for)."""
@@ -281,19 +315,23 @@ class OfpState:
             return 0
         dropped = 0
         for key in list(self.facts):
-            rows = self.facts[key]
-            cut = bisect.bisect_left(rows, (cutoff, ""), key=_order_key)
-            if cut:
-                dropped += cut
-                del rows[:cut]
-            if not rows:
+            columns = self.facts[key]
+            dropped += columns.drop_before(cutoff)
+            if not columns:
                 del self.facts[key]
         self.counters.facts_evicted += dropped
         return dropped
 
     def canonical_rows(self) -> Iterator[dict[str, Any]]:
         """The digest rows: every fact inside the retention horizon, whatever was evicted when."""
-        yield from digest_rows((f for rows in self.facts.values() for f in rows), self.retention_cutoff())
+        yield from digest_rows(self.all_facts(), self.retention_cutoff())
+
+    def all_facts(self) -> Iterator[EventFact]:
+        """Every fact held, entity by entity."""
+        for key, columns in self.facts.items():
+            kind, entity_id = key.split(":", 1)
+            for i in range(len(columns)):
+                yield columns.fact(i, kind, entity_id)
 
 
 def digest_rows(facts: Iterable[EventFact], cutoff: int | None) -> Iterator[dict[str, Any]]:
@@ -301,3 +339,6 @@ def digest_rows(facts: Iterable[EventFact], cutoff: int | None) -> Iterator[dict
     for fact in facts:
         if cutoff is None or fact.ts_micros >= cutoff:
             yield fact.to_row()
+
+
+_EMPTY = EntityFacts()

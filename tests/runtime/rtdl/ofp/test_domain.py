@@ -117,6 +117,6 @@ def test_context_records_are_not_ofp_input():
 def test_a_fact_round_trips_through_its_persisted_row():
     state = OfpState()
     state.apply(traffic(1, channel="p2p", amount=500.0))
-    fact = state.facts["merchant:mer_1"][0]
+    fact = next(iter(state.facts["merchant:mer_1"].fact(0, "merchant", "mer_1") for _ in [0]))
     assert EventFact.from_row(fact.to_row()) == fact
     assert fact.to_row()["entity_key"] == "merchant:mer_1" and fact.amount_minor == 50_000 and fact.is_round
