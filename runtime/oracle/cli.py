@@ -6,7 +6,6 @@ becomes one stderr line (code, message, next step) and exit code 1.
 
 from __future__ import annotations
 
-import os
 import re
 import tempfile
 from pathlib import Path
@@ -157,7 +156,7 @@ def seed(
         settings, ctx = _context(platform_run_id)
         config = EngineConfig(seed=seed, scale=scale)
         config.validate()
-        cache = os.environ.get(settings.registry.text("ENVVAR_ORACLE_ENGINE_CACHE"))
+        cache = settings.oracle_engine_cache
         with tempfile.TemporaryDirectory(prefix="fp-engine-") as scratch:
             folder = root or (engine_cache_root(Path(cache), config) if cache else Path(scratch) / "engine")
             with _byte_progress(0, "seed") as bar:

@@ -60,6 +60,19 @@ def test_second_conflicting_write_of_base_truth_fails_and_keeps_the_first(writer
     assert (tmp_path / "evidence" / "run_started.json").read_bytes() == first
 
 
-def test_rewriting_identical_base_truth_is_a_no_op(writer: EvidenceWriter) -> None:
-    writer.write("RUN_STARTED_PATH_PATTERN", _run_started(writer))
-    writer.write("RUN_STARTED_PATH_PATTERN", _run_started(writer))  # only written_at_utc differs
+def test_rewriting_identical_base_truth_is_a_no_op(writer: EvidenceWriter, s3_client, bucket, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    key = f"evidence/runs/{RUN}/run_started.json"
+    first = _run_started(writer)
+    writer.write("RUN_STARTED_PATH_PATTERN", first)
+    stored = s3_client.get_object(Bucket=bucket, Key=key)
+    stored_bytes = stored["Body"].read()
+    folder_bytes = (tmp_path / "evidence" / "run_started.json").read_bytes()
+    again = {**_run_started(writer), "written_at_utc": "2099-01-01T00:00:00Z"}  # only the volatile field differs
+    assert again != first
+    writer.write("RUN_STARTED_PATH_PATTERN", again)
+    after = s3_client.get_object(Bucket=bucket, Key=key)
+    assert after["Body"].read() == stored_bytes
+    assert (after["ETag"], after["LastModified"], after.get("Metadata")) == (
+        stored["ETag"], stored["LastModified"], stored.get("Metadata"))
+    assert (tmp_path / "evidence" / "run_started.json").read_bytes() == folder_bytes
+    assert json.loads(stored_bytes)["written_at_utc"] == first["written_at_utc"]
