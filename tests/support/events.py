@@ -49,7 +49,7 @@ def envelope(run_id: str, n: int, event_class: str = "traffic_fraud", **override
     doc = {
         "event_id": event_id(OUTPUT_OF[event_class], {"n": n}),
         "event_class": event_class,
-        "event_type": event_class,
+        "event_type": "auth_request" if event_class.startswith("traffic") else event_class,
         "schema_version": "v1",
         "platform_run_id": run_id,
         "scenario_run_id": SCENARIO,
