@@ -89,7 +89,7 @@ SchemaValidator = validators.extend(Draft202012Validator, {"pattern": _ecma_patt
 
 def validator_for(schema: dict[str, Any]) -> Validator:
     """A compiled Draft 2020-12 validator that checks formats, resolves local $refs and reads patterns as ECMA-262."""
-    return SchemaValidator(  # type: ignore[no-any-return]
+    return SchemaValidator(
         schema, registry=_reference_registry(), format_checker=Draft202012Validator.FORMAT_CHECKER
     )
 

@@ -15,6 +15,7 @@ processes never both publish-and-admit one identity. Postgres is the only arbite
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import threading
@@ -87,10 +88,8 @@ class ClaimOwner:
 
     def _drop(self) -> None:
         if self._conn is not None:
-            try:
+            with contextlib.suppress(psycopg.Error):
                 self._conn.close()
-            except psycopg.Error:
-                pass
             self._conn = None
 
     def close(self) -> None:

@@ -31,11 +31,17 @@ def _identity(run_id: str, n: int) -> tuple[tuple[str, str, str], str]:
     return (run_id, "traffic_fraud", e["event_id"]), payload_hash(e["payload"])
 
 
-def test_a_claim_of_a_live_process_is_never_taken_over_and_a_dead_ones_is(migrated_dsn, run_id):
-    ident, h = _identity(run_id, 1)
-    a, b = AdmissionStore(migrated_dsn), AdmissionStore(migrated_dsn)
+def _two_processes(dsn: str) -> tuple[AdmissionStore, AdmissionStore]:
+    """The admission stores of two IG processes on one database."""
+    a, b = AdmissionStore(dsn), AdmissionStore(dsn)
     a.open()
     b.open()
+    return a, b
+
+
+def test_a_claim_of_a_live_process_is_never_taken_over_and_a_dead_ones_is(migrated_dsn, run_id):
+    ident, h = _identity(run_id, 1)
+    a, b = _two_processes(migrated_dsn)
     try:
         assert a.claim([ident], [h])[ident].claimed
         seen = b.claim([ident], [h])[ident]
@@ -50,9 +56,7 @@ def test_a_claim_of_a_live_process_is_never_taken_over_and_a_dead_ones_is(migrat
 
 def test_a_holder_whose_claim_was_taken_over_cannot_commit(migrated_dsn, run_id):
     ident, h = _identity(run_id, 2)
-    a, b = AdmissionStore(migrated_dsn), AdmissionStore(migrated_dsn)
-    a.open()
-    b.open()
+    a, b = _two_processes(migrated_dsn)
     try:
         assert a.claim([ident], [h])[ident].claimed
         a.owner.close()  # A's lock lost (e.g. its connection dropped) while its request is still running
@@ -126,6 +130,7 @@ def test_concurrent_pushes_of_one_event_in_one_process_publish_it_once(client, r
     assert sorted(d["event_id"] for d in on_bus) == sorted(e["event_id"] for e in events)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_hammer_two_ig_processes_fifty_pushes_of_each_of_a_hundred_events(migrated_dsn, moto_endpoint, kafka_bootstrap,
                                                                           bus_topics, bucket, run_id, tmp_path):

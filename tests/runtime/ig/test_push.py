@@ -272,17 +272,14 @@ def receipts_of(dsn: str, run_id: str) -> list[str]:
         return sorted(r[0] for r in conn.execute("SELECT outcome FROM ig_receipts WHERE platform_run_id = %s", (run_id,)))
 
 
-@pytest.mark.parametrize("raw", [
+@pytest.mark.parametrize("body", [
     '{"events": [{"event_id": "a", "event_id": "b"}]}',
     '{"events": [], "events": []}',
-    '{"event_id": "x", "payload": {"amount": 1, "amount": 2}}',
+    "envelope",  # a valid envelope that repeats one of its keys
 ])
-def test_duplicate_keys_in_an_object_are_refused_and_nothing_is_written(client, run_id, migrated_dsn, raw):
-    event = envelope(run_id, 31)
-    if "\"event_id\": \"x\"" in raw:  # a valid envelope that repeats a key
-        body = json.dumps(event)[:-1] + ', "event_type": "auth_request"}'
-    else:
-        body = raw
+def test_duplicate_keys_in_an_object_are_refused_and_nothing_is_written(client, run_id, migrated_dsn, body):
+    if body == "envelope":
+        body = json.dumps(envelope(run_id, 31))[:-1] + ', "event_type": "auth_request"}'
     r = client.post("/v1/ingest/push", content=body.encode(), headers=JSON)
     assert r.status_code == 400, r.text
     assert r.json()["error"] == "DUPLICATE_JSON_KEY" and r.json()["next_step"]
