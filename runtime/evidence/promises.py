@@ -185,8 +185,8 @@ def _sorted_rows(documents: Documents, registry: Registry) -> dict[str, int]:
 
 
 def phase_record(path: str, doc: dict[str, Any], documents: Documents, registry: Registry) -> list[Finding]:
-    """PASS met every gate check and carries no error; FAIL names its code; it ended after it
-    started; it ran under the gate the run pinned."""
+    """PASS met every gate check, carries no error and ran under the gate the run pinned; FAIL
+    names its code; it ended after it started."""
     out: list[Finding] = []
     state = doc.get("state")
     if state == "PASS":
@@ -204,7 +204,7 @@ def phase_record(path: str, doc: dict[str, Any], documents: Documents, registry:
     if len(set(listed)) != len(listed):
         out.append((path, "lists an evidence file twice"))
     gate = pinned_gate(documents, registry)
-    if registry.text("EVIDENCE_RUN_JSON_KEY") in documents and doc.get("phase_id") in _PINNED_PHASES \
+    if state == "PASS" and registry.text("EVIDENCE_RUN_JSON_KEY") in documents and doc.get("phase_id") in _PINNED_PHASES \
             and doc.get("bounded_gate") != gate:
         out.append((path, f"ran under bounded_gate {doc.get('bounded_gate')}, but the run pinned {gate}"))
     return out
