@@ -53,8 +53,10 @@ class RealKafkaConsumer(Consumer):
             for m in msgs:
                 if m.error():
                     continue
-                key = m.key().decode() if m.key() is not None else None
-                out.append(BusRecord(EbRef("kafka_offset", m.topic(), m.partition(), m.offset()), key, m.value()))
+                raw_key = m.key()
+                key = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
+                out.append(BusRecord(EbRef("kafka_offset", str(m.topic()), int(m.partition() or 0), int(m.offset() or 0)), key,
+                                     m.value() or b""))
             if out and not msgs:
                 break
         return out
