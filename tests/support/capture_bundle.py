@@ -9,7 +9,6 @@ was made this way; re-capture it when a producer changes what it writes.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -18,9 +17,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from controller.cli.main import app
-from controller.substrate.processes import free_port
 from runtime.contracts.registry import load_registry
-from runtime.paths import REPO_ROOT
+from tests.support.free_ports import free_port_registry
 
 GATE = 3
 
@@ -28,14 +26,7 @@ GATE = 3
 def capture(dest: Path) -> Path:
     """Run the spine to P7 and P12 in a scratch folder and copy its evidence to `dest`."""
     scratch = Path(tempfile.mkdtemp(prefix="fp-capture-"))
-    text = (REPO_ROOT / "handles.registry.yaml").read_text()
-    for key in ("LOCAL_MOTO_PORT", "LOCAL_POSTGRES_PORT", "LOCAL_KAFKA_PORT"):
-        text = re.sub(rf"(\n\s+{key}: )\d+", rf"\g<1>{free_port()}", text)
-    ig_port = free_port()
-    text = re.sub(r"(\n\s+IG_PORT: )\d+", rf"\g<1>{ig_port}", text)
-    text = re.sub(r'(\n      IG_BASE_URL: "http://127\.0\.0\.1:)\d+"', rf'\g<1>{ig_port}"', text)
-    (scratch / "handles.registry.yaml").write_text(text)
-    os.environ["FP_HANDLES_REGISTRY"] = str(scratch / "handles.registry.yaml")
+    os.environ["FP_HANDLES_REGISTRY"] = str(free_port_registry(scratch))
     os.chdir(scratch)
     runner = CliRunner()
     try:
