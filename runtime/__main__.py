@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMPONENTS:
         print(f"error UNKNOWN_COMPONENT: {name!r}; known: {', '.join(sorted(COMPONENTS)) or '(none)'}", file=sys.stderr)
         return 2
+    importlib.import_module("runtime.cli_errors")  # the shared CLI boundary (error lines, flags in --help)
     module_name, attribute = COMPONENTS[name].split(":")
     target = getattr(importlib.import_module(module_name), attribute)
     result = target(rest, prog_name=f"runtime {name}", standalone_mode=True) if hasattr(target, "registered_commands") else target(rest)

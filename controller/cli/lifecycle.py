@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
+from rich.padding import Padding
 from rich.table import Table
 
 from controller.cli.common import ENV_HELP, console, operator_errors
@@ -33,7 +35,7 @@ def dev_min_up(
         with console.status("P0: substrate up, bootstrap, live checks..."):
             result = dev_min_up_local(registry, bus=resolve_bus(bus, registry), ports=Ports.from_registry(registry))
     console.print(f"P0 SUBSTRATE_READY: PASS for run {result.platform_run_id}")
-    console.print(f"evidence: {result.evidence_dir}")
+    console.print(f"evidence: {result.evidence_dir}", soft_wrap=True, highlight=False)
 
 
 def _dev_min_up(registry: Registry) -> None:
@@ -43,7 +45,7 @@ def _dev_min_up(registry: Registry) -> None:
     with console.status("P(-1) image, then terraform apply core + demo, then the P0 preflight (minutes)..."):
         result = dev_min_up_cloud(registry)
     console.print(f"P0 SUBSTRATE_READY: PASS for run {result.platform_run_id}", highlight=False)
-    console.print(f"evidence: {result.evidence_dir}")
+    console.print(f"evidence: {result.evidence_dir}", soft_wrap=True, highlight=False)
 
 
 def _dev_min_down(registry: Registry) -> None:
@@ -53,7 +55,7 @@ def _dev_min_down(registry: Registry) -> None:
     with console.status("terraform destroy demo, then verify (minutes)..."):
         result = dev_min_down_cloud(registry)
     console.print(f"P12 TEARDOWN: PASS for run {result.platform_run_id}", highlight=False)
-    console.print(f"evidence: {result.evidence_dir}")
+    console.print(f"evidence: {result.evidence_dir}", soft_wrap=True, highlight=False)
 
 
 def dev_min_down(env: EnvOpt = None) -> None:
@@ -68,7 +70,7 @@ def dev_min_down(env: EnvOpt = None) -> None:
         console.print(f"run {result.platform_run_id} was already torn down; nothing to do")
     else:
         console.print(f"P12 TEARDOWN: PASS for run {result.platform_run_id}")
-    console.print(f"evidence: {result.evidence_dir}")
+    console.print(f"evidence: {result.evidence_dir}", soft_wrap=True, highlight=False)
 
 
 def dev_min_run(
@@ -111,7 +113,7 @@ def dev_min_run(
                                            options={"job_progress": job_progress})
         finally:
             if started:
-                _print_active_status(registry)
+                _print_active_status(registry)  # its failure is the CLI boundary's error line, printed once
     console.print(f"run {result.platform_run_id}: {len(result.outcome.records)} phase(s) PASS"
                   + (" (bounded run: partial, never Spine Green)" if gate else ""))
 
@@ -121,25 +123,40 @@ def _print_active_status(registry: Registry) -> None:
 
     try:
         folders = RunFolders.from_registry(registry)
-        print_status(registry, folders.evidence_dir(folders.active_run_id()))
+        print_status(registry, folders.evidence_dir(folders.active_run_id()), failures=False)
     except RunFolderError:
         pass
 
 
-def print_status(registry: Registry, evidence_dir: Path) -> None:
-    """The phase table of one run."""
-    table = Table(title=f"run {evidence_dir.parent.name}")
-    for column in ("phase", "name", "state", "started", "took", "evidence", "error"):
-        table.add_column(column, overflow="fold")
+def print_status(registry: Registry, evidence_dir: Path, *, failures: bool = True) -> None:
+    """The phase table of one run, readable at 80 columns and in a pipe: one line per phase (ids,
+    names, states and times never wrap), then the evidence files of each phase (wrapped between
+    file names, never inside one), then with `failures` each FAIL's code, message and next step
+    (`dev-min-run` leaves that to its error line, so an error is printed once)."""
+    rows = phase_rows(registry, evidence_dir)
+    console.print(f"run {evidence_dir.parent.name}", highlight=False, soft_wrap=True)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("phase", "name", "state", "started", "took"):
+        table.add_column(column, no_wrap=True, justify="right" if column == "took" else "left")
     colors = {"PASS": "green", "FAIL": "red", "RUNNING": "yellow"}
-    for row in phase_rows(registry, evidence_dir):
+    for row in rows:
         color = colors.get(row.state, "dim")
         table.add_row(row.phase_id, row.name, f"[{color}]{row.state}[/]", row.started[11:19],
-                      f"{row.duration_s:.1f}s" if row.duration_s is not None else "", row.evidence, row.error_code)
+                      f"{row.duration_s:.1f}s" if row.duration_s is not None else "")
     console.print(table)
-    failed = [r for r in phase_rows(registry, evidence_dir) if r.state == "FAIL"]
-    for row in failed:
-        console.print(f"[red]{row.phase_id} {row.error_code}[/]: next step: {row.next_step}", highlight=False)
+    with_evidence = [r for r in rows if r.evidence]
+    if with_evidence:
+        files = Table.grid(padding=(0, 2))
+        files.add_column(no_wrap=True)
+        files.add_column(overflow="fold", min_width=max(len(name) for r in with_evidence for name in r.evidence.split()))
+        for row in with_evidence:
+            files.add_row(row.phase_id, row.evidence)
+        console.print("evidence files:")
+        console.print(Padding(files, (0, 0, 0, 2)))
+    for row in rows if failures else []:
+        if row.state == "FAIL":
+            console.print(f"[red]{row.phase_id} {row.error_code}[/]: {row.message} -> next step: {row.next_step}",
+                          highlight=False)
 
 
 def status(
