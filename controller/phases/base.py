@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +64,9 @@ class RunContext:
     jobs: list[dict[str, Any]] = field(default_factory=list)
     #: The run's compute backend once a phase asked for it (controller.phases.compute).
     backend: ComputeBackend | None = field(default=None, repr=False)
+    #: Checks every phase passes before it starts (local: the substrate still holds the run's epoch);
+    #: a failing one is the phase's FAIL record.
+    preconditions: list[Callable[[RunContext], None]] = field(default_factory=list, repr=False)
 
 
 @dataclass
@@ -117,6 +121,8 @@ def execute(phase: Phase, ctx: RunContext) -> dict[str, Any]:
     base = {"attempt": attempt, "started_at_utc": started, "bounded_gate": ctx.options.get("gate")}
     ctx.jobs = []
     try:
+        for precondition in ctx.preconditions:
+            precondition(ctx)
         ctx.writer.write("PHASE_RECORD_PATH_PATTERN", _record(ctx, phase, state="RUNNING", evidence=[], ended_at_utc=None, **base),
                          phase_id=phase.phase_id)
         outcome = phase.run(ctx)
