@@ -9,6 +9,10 @@ from pathlib import Path
 from runtime.contracts.registry import Registry
 from runtime.evidence.catalog import PHASE_NAMES, PHASES
 
+#: run.json config key -> the name `fp status` shows (the dev-min-run option that sets it).
+_PINNED_SHOWN = (("gate_events_per_output", "gate"), ("engine_seed", "seed"), ("engine_scale", "scale"),
+                 ("traffic_mode", "mode"), ("bus", "bus"))
+
 
 @dataclass(frozen=True)
 class PhaseRow:
@@ -45,3 +49,13 @@ def phase_rows(registry: Registry, evidence_dir: Path) -> list[PhaseRow]:
             str(record.get("error_code") or ""), str(record.get("next_step") or ""), str(record.get("message") or ""),
         ))
     return rows
+
+
+def pinned_line(run_json: Path) -> str | None:
+    """What P1 pinned for the run's options (gate, seed, scale, mode, bus), as `gate=20 seed=42 ...`;
+    None before P1 (or when run.json is unreadable)."""
+    try:
+        config = json.loads(run_json.read_text(encoding="utf-8")).get("config", {})
+    except (OSError, ValueError):
+        return None
+    return " ".join(f"{shown}={'none' if config.get(key) is None else config.get(key)}" for key, shown in _PINNED_SHOWN)

@@ -14,7 +14,8 @@ from controller.cli.common import ENV_HELP, console, operator_errors
 from controller.cli.options import registry_for, resolve_bus
 from controller.lifecycle import dev_min_down_local, dev_min_run_cloud, dev_min_run_local, dev_min_up_local
 from controller.phases.machine import Slice
-from controller.status import phase_rows
+from controller.phases.run_options import validate_given
+from controller.status import phase_rows, pinned_line
 from controller.substrate.local import Ports
 from runtime.contracts.registry import Registry
 from runtime.errors import PlatformError
@@ -80,11 +81,19 @@ def dev_min_run(
     phase: Annotated[str | None, typer.Option("--phase", help="re-run one phase (allowed: P3, P5, P6, P11)")] = None,
     gate: Annotated[int | None, typer.Option(help="bounded gate: events per output (20, 200, N); recorded as partial")] = None,
     bus: Annotated[str | None, typer.Option(help="must match the substrate's bus: kinesis or kafka")] = None,
+    seed: Annotated[int | None, typer.Option(help="oracle world seed (default 42); pinned by P1")] = None,
+    scale: Annotated[int | None, typer.Option(help="oracle engine scale, traffic events (default: 20 x gate, at least 2000; "
+                                                   "20000 without a gate); pinned by P1")] = None,
+    mode: Annotated[str | None, typer.Option(help="traffic mode: fraud (default) or baseline; pinned by P1")] = None,
 ) -> None:
-    """P1..P11 in order, fail-closed: stops at the first failing gate with its code and next step."""
+    """P1..P11 in order, fail-closed: stops at the first failing gate with its code and next step.
+    A resumed run (--from/--phase) keeps the gate, seed, scale and mode P1 pinned; another value is CONFIG_DRIFT."""
     if gate is not None and gate < 1:
         with operator_errors():
             raise PlatformError(f"--gate must be at least 1, got {gate}", code="BAD_GATE", next_step="use --gate 20 or --gate 200")
+    with operator_errors():
+        validate_given(seed=seed, scale=scale, mode=mode)
+    run_options = {"seed": seed, "scale": scale, "mode": mode}
     with operator_errors():
         registry = registry_for(env)
         if registry.environment == "dev_min" and bus not in (None, "kafka"):
@@ -107,15 +116,15 @@ def dev_min_run(
             selection = Slice(to=to, from_=from_, only=phase)
             if registry.environment == "dev_min":
                 result = dev_min_run_cloud(registry, selection, gate=gate, progress=progress,
-                                           options={"job_progress": job_progress})
+                                           options={"job_progress": job_progress, **run_options})
             else:
                 result = dev_min_run_local(registry, selection, gate=gate, bus=bus, progress=progress,
-                                           options={"job_progress": job_progress})
+                                           options={"job_progress": job_progress, **run_options})
         finally:
             if started:
                 _print_active_status(registry)  # its failure is the CLI boundary's error line, printed once
     console.print(f"run {result.platform_run_id}: {len(result.outcome.records)} phase(s) PASS"
-                  + (" (bounded run: partial, never Spine Green)" if gate else ""))
+                  + (" (bounded run: partial, never Spine Green)" if any(r.get("bounded_gate") for r in result.outcome.records) else ""))
 
 
 def _print_active_status(registry: Registry) -> None:
@@ -153,6 +162,9 @@ def print_status(registry: Registry, evidence_dir: Path, *, failures: bool = Tru
             files.add_row(row.phase_id, row.evidence)
         console.print("evidence files:")
         console.print(Padding(files, (0, 0, 0, 2)))
+    pinned = pinned_line(evidence_dir / registry.text("EVIDENCE_RUN_JSON_KEY"))
+    if pinned:
+        console.print(f"pinned: {pinned}", highlight=False)
     for row in rows if failures else []:
         if row.state == "FAIL":
             console.print(f"[red]{row.phase_id} {row.error_code}[/]: {row.message} -> next step: {row.next_step}",

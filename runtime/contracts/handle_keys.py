@@ -177,6 +177,8 @@ REQUIRED_KEYS: Final[dict[str, tuple[tuple[str, ...], str]]] = {
     "LOCAL_KAFKA_PORT": (_LOCAL, "P0"),
     "LOCAL_RUNS_ROOT": (_LOCAL, "P1"),
     "LOCAL_SUBSTRATE_DIR": (_LOCAL, "P0"),
+    "LOCAL_SUBSTRATE_EPOCH_KEY": (_LOCAL, "P0"),
+    "LOCAL_SUBSTRATE_EPOCH_SSM_PATH": (_LOCAL, "P0"),
     "LOCAL_DB_USER": (_LOCAL, "P0"),
     "LOCAL_DEFAULT_BUS": (_LOCAL, "P0"),
     # dev_min only

@@ -246,14 +246,18 @@ def stream_sort(
 @app.command()
 def check(
     platform_run_id: RunIdOpt,
+    output_id: Annotated[
+        list[str] | None, typer.Option("--output-id", help="check only this output (repeatable); default: every required output")
+    ] = None,
     evidence: EvidenceOpt = True,
     memory_limit: MemoryOpt = "1GB",
     threads: ThreadsOpt = 2,
 ) -> None:
-    """Verify every required output's stream view; writes checker_pass only when all pass."""
+    """Verify the stream view of every required output (or of each --output-id); writes checker_pass only when all pass."""
     with operator_errors():
         settings, ctx = _context(platform_run_id)
-        results = check_step(ctx, _writer(settings, platform_run_id, evidence), SortKnobs(memory_limit=memory_limit, threads=threads))
+        results = check_step(ctx, _writer(settings, platform_run_id, evidence), SortKnobs(memory_limit=memory_limit, threads=threads),
+                             output_ids=output_id)
         for r in results:
             console.print(f"{r.output_id}: PASS rows={r.rows}")
         console.print(f"oracle checker PASS ({len(results)} outputs)")
