@@ -10,7 +10,8 @@ so nothing touches the network or a database):
   run, and of the `run_task` override it sends for a job. ECS replaces only CMD, so the container
   command must be just the argv after the entrypoint.
 
-Where a Docker engine exists the same argv runs in the real image (skipped otherwise).
+Where a Docker engine exists the same argv runs in the real image named by FP_TEST_IMAGE (skipped
+without an engine or an image).
 """
 
 from __future__ import annotations
