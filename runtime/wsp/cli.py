@@ -34,6 +34,7 @@ def run(
     """Find READY for the run and stream traffic + context outputs to IG."""
     from rich.console import Console
 
+    from runtime.components import consumer_group_id
     from runtime.db.migrate import apply_migrations
     from runtime.settings import load_settings
     from runtime.wsp.checkpoint import WspCheckpoint
@@ -55,8 +56,8 @@ def run(
         except ImportError as e:
             raise PlatformError("no bus adapter factory (runtime.bus.factory) is installed", code="BUS_ADAPTER_MISSING",
                                 next_step="install the bus adapters") from e
-        consumer = factory.consumer(settings, [reg.topic("FP_BUS_CONTROL_V1").name], group=f"wsp-{run_id}",
-                                    required_platform_run_id=run_id)
+        consumer = factory.consumer(settings, [reg.topic("FP_BUS_CONTROL_V1").name],
+                                    group=consumer_group_id(reg, "wsp", run_id), required_platform_run_id=run_id)
         try:
             result = run_wsp(settings, run_id, consumer, ig_base_url=wsp.ig_base_url, api_key=wsp.api_key,
                              checkpoint=WspCheckpoint(wsp.db_dsn),
