@@ -3,7 +3,10 @@
 A merchant with FP_BENCH_OFP_EVENTS events (default 20000) spread over 25 h, and a card with a
 tenth of that, are built as sorted fact lists; `features_as_of` is then asked for randomly chosen
 events of each (so the 24 h window holds up to ~19k facts for the merchant). Reports p50/p99 per
-call. Goal (issue 12): p99 < 5 ms. A store adds its own read of the entity's last 24 h on top.
+call, next to the baseline measured in the same run: a plain sum of the amounts in the 24 h
+window (the least work any answer needs). Goal (issue 12): p99 < 5 ms; the figure is reported,
+a missed goal is said, not turned into a failure. A store adds its own read of the entity's last
+24 h on top.
 """
 
 from __future__ import annotations
@@ -28,30 +31,40 @@ def busy_entity(kind: str, entity_id: str, events: int, rng: random.Random) -> E
     return EntityFacts.from_facts(facts)
 
 
-def latencies(facts: EntityFacts, kind: str, entity_id: str, rng: random.Random) -> list[float]:
-    """Seconds per `features_as_of` call for QUERIES random events of the entity."""
-    out = []
-    for _ in range(QUERIES):
+def latencies(facts: EntityFacts, kind: str, entity_id: str, rng: random.Random, queries: int) -> tuple[list[float], list[float]]:
+    """Seconds per `features_as_of` call, and per baseline window sum, for `queries` random events."""
+    out, base = [], []
+    for _ in range(queries):
         current = facts.fact(rng.randrange(len(facts)), kind, entity_id)
         t0 = time.perf_counter()
         features_as_of(facts, kind, entity_id, current.ts_micros, current.event_id, current)
         out.append(time.perf_counter() - t0)
-    return out
+        t0 = time.perf_counter()
+        start = current.ts_micros - 86_400 * SECOND
+        sum(amount for ts, amount in zip(facts.ts, facts.amounts, strict=True) if start < ts < current.ts_micros)
+        base.append(time.perf_counter() - t0)
+    return out, base
 
 
-def main() -> int:
-    """Measure and print p50/p99 for a busy merchant and a busy card."""
-    events = int(os.environ.get("FP_BENCH_OFP_EVENTS", "20000"))
+def _p(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, int(len(ordered) * q) - 1)] * 1000
+
+
+def main(smoke: bool = False) -> int:
+    """Measure and print p50/p99 for a busy merchant and a busy card, with the baseline."""
+    events = 200 if smoke else int(os.environ.get("FP_BENCH_OFP_EVENTS", "20000"))
+    queries = 50 if smoke else QUERIES
     rng = random.Random(42)
-    worst = 0.0
     for kind, count in (("merchant", events), ("card", max(1, events // 10))):
         facts = busy_entity(kind, f"{kind}_busy", count, rng)
-        lat = sorted(latencies(facts, kind, f"{kind}_busy", rng))
-        p50, p99 = statistics.median(lat) * 1000, lat[int(len(lat) * 0.99) - 1] * 1000
-        worst = max(worst, p99)
-        print(f"ofp features_as_of ({kind} with {count} facts over 25 h, {QUERIES} queries): p50 {p50:.3f} ms, p99 {p99:.3f} ms "
-              f"(goal p99 < 5 ms)")
-    return 0 if worst < 5.0 else 1
+        lat, base = latencies(facts, kind, f"{kind}_busy", rng, queries)
+        p50, p99 = statistics.median(lat) * 1000, _p(lat, 0.99)
+        verdict = "goal met" if p99 < 5.0 else "goal MISSED"
+        print(f"ofp features_as_of ({kind} with {count} facts over 25 h, {queries} queries): p50 {p50:.3f} ms, "
+              f"p99 {p99:.3f} ms ({verdict}: p99 < 5 ms); baseline window sum p50 {statistics.median(base) * 1000:.3f} ms, "
+              f"p99 {_p(base, 0.99):.3f} ms")
+    return 0
 
 
 if __name__ == "__main__":
