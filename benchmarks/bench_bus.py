@@ -7,6 +7,8 @@
 2. Kinesis (moto server): `KinesisPublisher.publish` in batches of 500 vs bare boto3 `put_records`
    calls of 500 records.
 Medians of 3, adapter and baseline runs interleaved. Size: FP_BENCH_BUS_EVENTS (default 20000). Goal: adapter >= 0.7x the bare client.
+`main(smoke=True)` (`python -m benchmarks --smoke`) publishes a few records once: it proves the
+benchmark still runs, not how fast.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from runtime.bus.port import EbRef, OutboundRecord
 REPS = 3
 BATCH = 500
 RUN = "platform_20260101T000000Z"
+#: Records of a smoke run (one repetition).
+SMOKE_EVENTS = 20
 
 
 def _records(topic: str, count: int) -> list[OutboundRecord]:
@@ -45,7 +49,7 @@ def _records(topic: str, count: int) -> list[OutboundRecord]:
 def _median_rates(count: int, adapter: Callable[[], None], baseline: Callable[[], None]) -> tuple[float, float]:
     """Median records/s of each, runs interleaved so topic growth and warm-up hit both alike."""
     rates: dict[str, list[float]] = {"adapter": [], "baseline": []}
-    for _ in range(REPS):
+    for _ in range(1 if count <= SMOKE_EVENTS else REPS):
         for name, run in (("adapter", adapter), ("baseline", baseline)):
             start = time.perf_counter()
             run()
@@ -82,7 +86,7 @@ def bench_kafka(work: Path, count: int) -> tuple[float, float, float]:
             for i in range(0, count, BATCH):
                 for record in records[i:i + BATCH]:
                     bare.produce(record.topic, value=record.value, key=record.key.encode(),
-                                 on_delivery=lambda err, msg: offsets.append(msg.offset()))
+                                 on_delivery=lambda err, msg: offsets.append(int(msg.offset() or 0)))
                 bare.flush(30)
 
         adapter_rate, bare_rate = _median_rates(count, adapter, baseline)
@@ -122,9 +126,9 @@ def bench_kinesis(work: Path, count: int) -> tuple[float, float]:
         stop_pid(proc.pid, proc.argv)
 
 
-def main() -> None:
-    """Run both benchmarks and print figure, baseline and ratio."""
-    count = int(os.environ.get("FP_BENCH_BUS_EVENTS", "20000"))
+def main(smoke: bool = False) -> int:
+    """Run both benchmarks and print figure, baseline and ratio (smoke: a few records, once)."""
+    count = SMOKE_EVENTS if smoke else int(os.environ.get("FP_BENCH_BUS_EVENTS", "20000"))
     with tempfile.TemporaryDirectory(prefix="fp-bench-bus-") as tmp:
         work = Path(tmp)
         kafka_adapter, kafka_bare, kafka_reports = bench_kafka(work, count)
@@ -136,7 +140,8 @@ def main() -> None:
         print(f"bus kinesis publish ({count} records, batches of {BATCH}, median of {REPS}): "
               f"adapter {kinesis_adapter:,.0f} rec/s, bare boto3 put_records {kinesis_bare:,.0f} rec/s, "
               f"ratio {kinesis_adapter / kinesis_bare:.2f} (goal >= 0.7)")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

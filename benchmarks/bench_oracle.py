@@ -12,7 +12,8 @@ than its memory limit.
    the limit, so DuckDB must spill). The default must complete.
 
 Sizes can be lowered for a quick look: FP_BENCH_SCALE (default 1000000), FP_BENCH_LARGE_SCALE
-(default 2000000), FP_BENCH_MEMORY_LIMIT (default 100MB).
+(default 2000000), FP_BENCH_MEMORY_LIMIT (default 100MB). `main(smoke=True)` (`python -m benchmarks
+--smoke`) runs each part once at a tiny scale: it proves the benchmark still runs, not how fast.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from runtime.oracle.engine.run import generate
 from runtime.oracle.layout import OracleLayout
 from runtime.oracle.outputs import OutputCatalog
 from runtime.oracle.pack import pack
-from runtime.oracle.streamsort import sort_output, uri
+from runtime.oracle.streamsort import sort_output
 from runtime.oracle.sync import sync_engine_run
 from runtime.store.local import FolderStore
 from runtime.store.s3 import S3Store, s3_client
@@ -52,16 +53,18 @@ SORT_REPS = 5
 RUN_A = "platform_20260101T000000Z"
 #: Large-sort variants: forced single pass, the default (automatic key-range parts), day chunks.
 MODES = ("single-pass", "auto", "chunk-days=1")
+#: Traffic events of a smoke run (every part once; the figures mean nothing).
+SMOKE_SCALE = 2000
 
 
 def _median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def bench_generator(work: Path, scale: int) -> Path:
+def bench_generator(work: Path, scale: int, reps: int = REPS) -> Path:
     """Generator rows/s (traffic events and all rows) against a pyarrow re-write of the same files."""
     times, keep = [], work / "gen0"
-    for i in range(REPS):
+    for i in range(reps):
         root = work / f"gen{i}"
         t = time.perf_counter()
         run = generate(EngineConfig(seed=42, scale=scale), root)
@@ -71,7 +74,7 @@ def bench_generator(work: Path, scale: int) -> Path:
     total_rows = sum(v["rows"] for v in run.outputs.values())
     rewrite = []
     files = sorted(keep.rglob("part-*.parquet"))
-    for _ in range(REPS):
+    for _ in range(reps):
         t = time.perf_counter()
         for f in files:
             pq.write_table(pq.read_table(f), work / "rewrite.parquet", compression="zstd")
@@ -87,7 +90,7 @@ def bench_generator(work: Path, scale: int) -> Path:
     return keep
 
 
-def bench_stream_sort(engine_root: Path) -> int:
+def bench_stream_sort(engine_root: Path, reps: int = SORT_REPS) -> int:
     """Stream-sort of the traffic output via httpfs on the moto server vs a plain COPY."""
     from controller.substrate.processes import free_port, stop_pid
     from controller.substrate.servers import start_moto
@@ -112,10 +115,10 @@ def bench_stream_sort(engine_root: Path) -> int:
         access = S3Access.from_boto(endpoint, "us-east-1")
         knobs = SortKnobs(memory_limit="1GB", threads=2)
         manifest_files = [o.key for o in store.list(layout.engine_output_prefix(TRAFFIC))]
-        uris = [uri(store, k) for k in manifest_files]
+        uris = [store.uri(k) for k in manifest_files]
         sort_times, copy_times, rows = [], [], 0
         phases: dict[str, list[float]] = {}
-        for i in range(SORT_REPS):
+        for i in range(reps):
             for o in list(store.list(layout.view_prefix(TRAFFIC))):
                 store.delete(o.key)
             outcome = sort_output(spec, store, layout, access, knobs)
@@ -125,7 +128,7 @@ def bench_stream_sort(engine_root: Path) -> int:
             for phase, seconds in json.loads(store.get(layout.receipt_key(TRAFFIC)))["timings_seconds"].items():
                 phases.setdefault(phase, []).append(float(seconds))
             with duck.session(access, knobs) as con:
-                target = uri(store, f"bench/copy-{i}.parquet")
+                target = store.uri(f"bench/copy-{i}.parquet")
                 t = time.perf_counter()
                 con.execute(f"COPY (SELECT * FROM {duck.source_sql(uris)}) TO {duck.quote(target)} (FORMAT parquet, COMPRESSION zstd)")
                 copy_times.append(time.perf_counter() - t)
@@ -193,7 +196,7 @@ def large_child(engine_root: str, memory_limit: str, mode: str) -> None:
     print(json.dumps(result))
 
 
-def bench_large(scale: int, memory_limit: str) -> int:
+def bench_large(scale: int, memory_limit: str, modes: tuple[str, ...] = MODES) -> int:
     """A sort whose data exceeds the DuckDB memory limit completes (in a child, RSS measured)."""
     work = Path(tempfile.mkdtemp(prefix="fp-bench-large-"))
     try:
@@ -207,7 +210,7 @@ def bench_large(scale: int, memory_limit: str) -> int:
         )
         del table
         failed = 0
-        for mode in MODES:
+        for mode in modes:
             proc = subprocess.run(
                 [sys.executable, "-m", "benchmarks.bench_oracle", "--large-child", str(root), memory_limit, mode],
                 capture_output=True,
@@ -236,18 +239,19 @@ def bench_large(scale: int, memory_limit: str) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def main() -> int:
-    """Run the three oracle benchmarks and print medians."""
-    scale = int(os.environ.get("FP_BENCH_SCALE", "1000000"))
-    large = int(os.environ.get("FP_BENCH_LARGE_SCALE", "2000000"))
+def main(smoke: bool = False) -> int:
+    """Run the three oracle benchmarks and print medians (smoke: once each, at a tiny scale)."""
+    scale = SMOKE_SCALE if smoke else int(os.environ.get("FP_BENCH_SCALE", "1000000"))
+    large = SMOKE_SCALE if smoke else int(os.environ.get("FP_BENCH_LARGE_SCALE", "2000000"))
     memory_limit = os.environ.get("FP_BENCH_MEMORY_LIMIT", "100MB")
+    reps = 1 if smoke else REPS
     work = Path(tempfile.mkdtemp(prefix="fp-bench-oracle-"))
     try:
-        engine_root = bench_generator(work, scale)
-        failed = bench_stream_sort(engine_root)
+        engine_root = bench_generator(work, scale, reps)
+        failed = bench_stream_sort(engine_root, 1 if smoke else SORT_REPS)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    failed += bench_large(large, memory_limit)
+    failed += bench_large(large, memory_limit, ("auto",) if smoke else MODES)
     return failed
 
 

@@ -3,6 +3,9 @@
 Each run is a fresh process (what an operator and `fp handles lint` pay). The baseline is a
 process that only imports cdktn and the AWS provider modules the stacks use; the figure is a
 full synth of core + demo + local_parity into a temporary directory. The issue's limit is 60 s.
+`main(smoke=True)` (`python -m benchmarks --smoke`) runs the baseline's and the figure's imports
+once in one process: it proves the benchmark's code still imports (tests/stacks synthesises every
+stack already, so the smoke run does not pay a second synth).
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ import time
 RUNS = 3
 LIMIT_SECONDS = 60.0
 _BASELINE = "import stacks.app"  # every binding module the stacks import, nothing synthesised
-_FIGURE = ("import sys; from pathlib import Path; from stacks.synth import synth; "
-           "synth(out_dir=Path(sys.argv[1]), sha='0' * 40, window_end_utc='bench')")
+_FIGURE_IMPORTS = "import sys; from pathlib import Path; from stacks.synth import synth"
+_FIGURE = f"{_FIGURE_IMPORTS}; synth(out_dir=Path(sys.argv[1]), sha='0' * 40, window_end_utc='bench')"
 
 
 def _timed(code: str, *args: str) -> float:
@@ -26,8 +29,12 @@ def _timed(code: str, *args: str) -> float:
     return time.perf_counter() - started
 
 
-def main() -> int:
+def main(smoke: bool = False) -> int:
     """Print medians of baseline and full synth; non-zero when synth breaks the 60 s limit."""
+    if smoke:
+        seconds = _timed(f"{_BASELINE}; {_FIGURE_IMPORTS}")
+        print(f"smoke: baseline and figure imports load ({seconds:.1f} s)")
+        return 0
     baseline, figure = [], []
     for _ in range(RUNS):
         baseline.append(_timed(_BASELINE))

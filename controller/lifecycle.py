@@ -16,7 +16,7 @@ from typing import Any
 
 from controller.phases.base import RunContext, execute
 from controller.phases.machine import RunOutcome, Slice, planned_phases, run_phases
-from controller.phases.p00_substrate_ready import SubstrateReady
+from controller.phases.p00_substrate_ready import SubstrateReady, substrate_intact
 from controller.phases.p12_teardown import Teardown
 from controller.phases.pm1_packaging_ready import PackagingReady
 from controller.runs import RunFolderError, RunFolders
@@ -155,7 +155,8 @@ def dev_min_run_local(registry: Registry, selection: Slice, *, gate: int | None,
                         {**options, "processes": processes})
         execute(PackagingReady(), p0)
         execute(SubstrateReady(), p0)
-    ctx = RunContext(registry, run_id, folders, run_writer(registry, folders, run_id, settings), settings, options)
+    ctx = RunContext(registry, run_id, folders, run_writer(registry, folders, run_id, settings), settings, options,
+                     preconditions=[substrate_intact])
     with run_lock(folders, run_id):
         outcome = run_phases(ctx, selection, progress)
     return RunResult(run_id, outcome, new_run)

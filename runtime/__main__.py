@@ -1,7 +1,7 @@
 """`python -m runtime <component> ...`: the single image's entrypoint dispatcher.
 
-Each component registers its typer app here by module path; importing is lazy so one
-component's dependencies never slow another's start.
+The CLI words and their typer apps come from the component map (runtime/components.py);
+importing is lazy so one component's dependencies never slow another's start.
 """
 
 from __future__ import annotations
@@ -9,13 +9,10 @@ from __future__ import annotations
 import importlib
 import sys
 
-#: component -> "module:attribute" of its typer app (or a callable taking argv).
-COMPONENTS: dict[str, str] = {
-    "sr": "runtime.sr.cli:app",
-    "oracle": "runtime.oracle.cli:app",
-    "ig": "runtime.ig.cli:app",
-    "wsp": "runtime.wsp.cli:app",
-}
+from runtime.components import cli_apps
+
+#: CLI word -> "module:attribute" of its typer app, from the component map.
+COMPONENTS: dict[str, str] = cli_apps()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMPONENTS:
         print(f"error UNKNOWN_COMPONENT: {name!r}; known: {', '.join(sorted(COMPONENTS)) or '(none)'}", file=sys.stderr)
         return 2
+    importlib.import_module("runtime.cli_errors")  # the shared CLI boundary (error lines, flags in --help)
     module_name, attribute = COMPONENTS[name].split(":")
     target = getattr(importlib.import_module(module_name), attribute)
     result = target(rest, prog_name=f"runtime {name}", standalone_mode=True) if hasattr(target, "registered_commands") else target(rest)

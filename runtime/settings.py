@@ -31,6 +31,7 @@ class Settings:
     db_dsn: str | None
     bus: str
     kafka_bootstrap: str | None
+    oracle_engine_cache: str | None = None  # local engine-run cache shared between runs (unset on ECS)
 
     def s3(self) -> Any:
         """A boto3 S3 client for the configured endpoint."""
@@ -68,6 +69,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, environment: str 
         db_dsn=env.get(names["ENVVAR_DB_DSN"]) or None,
         bus=bus,
         kafka_bootstrap=env.get(names["ENVVAR_KAFKA_BOOTSTRAP"]) or None,
+        oracle_engine_cache=env.get(names["ENVVAR_ORACLE_ENGINE_CACHE"]) or None,
     )
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from runtime.components import of_kind, pack_of
 from runtime.contracts.registry import Registry, load_registry
 from runtime.errors import HandleMissing, PlatformError
 
@@ -104,7 +105,7 @@ class BudgetSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class TaskSpec:
-    """One ECS task definition: a runtime entrypoint of the single image."""
+    """One ECS task definition: a component of runtime/components.py on the single image."""
 
     key: str
     family: str
@@ -112,6 +113,8 @@ class TaskSpec:
     role_key: str
     daemon: bool
     log_group: str
+    #: The container command: the component's argv, appended to the image's ENTRYPOINT.
+    command: tuple[str, ...]
     port: int | None = None
 
 
@@ -206,35 +209,7 @@ class LocalParityConfig:
 
 
 # ---------------------------------------------------------------------------------------------
-# which runtime entrypoint runs where (keys only; names come from the registry)
-
-#: pack component -> (service handle, role handle). The five packs of registry PACKS.
-DAEMONS: dict[str, tuple[str, str]] = {
-    "ig": ("SVC_IG", "ROLE_IG_SERVICE"),
-    "archive_writer": ("SVC_RTDL_CORE_ARCHIVE_WRITER", "ROLE_RTDL_CORE"),
-    "ieg": ("SVC_RTDL_CORE_IEG", "ROLE_RTDL_CORE"),
-    "ofp": ("SVC_RTDL_CORE_OFP", "ROLE_RTDL_CORE"),
-    "csfb": ("SVC_RTDL_CORE_CSFB", "ROLE_RTDL_CORE"),
-    "dl": ("SVC_DECISION_LANE_DL", "ROLE_DECISION_LANE"),
-    "df": ("SVC_DECISION_LANE_DF", "ROLE_DECISION_LANE"),
-    "al": ("SVC_DECISION_LANE_AL", "ROLE_DECISION_LANE"),
-    "dla": ("SVC_DECISION_LANE_DLA", "ROLE_DECISION_LANE"),
-    "case_trigger": ("SVC_CASE_LABELS_CASE_TRIGGER", "ROLE_CASE_LABELS"),
-    "cm": ("SVC_CM", "ROLE_CASE_LABELS"),
-    "ls": ("SVC_LS", "ROLE_CASE_LABELS"),
-    "env_conformance": ("SVC_OBS_GOV_ENV_CONFORMANCE", "ROLE_REPORTER_SINGLE_WRITER"),
-}
-
-#: job entrypoint -> (task definition handle, role handle). Jobs run per phase, never as services.
-JOBS: dict[str, tuple[str, str]] = {
-    "oracle_seed": ("TD_ORACLE_SEED", "ROLE_ORACLE_JOB"),
-    "oracle_stream_sort": ("TD_ORACLE_STREAM_SORT", "ROLE_ORACLE_JOB"),
-    "oracle_checker": ("TD_ORACLE_CHECKER", "ROLE_ORACLE_JOB"),
-    "sr": ("TD_SR", "ROLE_SR_TASK"),
-    "wsp": ("TD_WSP", "ROLE_WSP_TASK"),
-    "reporter": ("TD_REPORTER", "ROLE_REPORTER_SINGLE_WRITER"),
-    "db_migrations": ("TD_DB_MIGRATIONS", "ROLE_DB_MIGRATIONS"),
-}
+# roles (which component runs where comes from runtime/components.py)
 
 #: Runtime (task) roles: the ones checked for least privilege. Apply and execution roles are not.
 RUNTIME_ROLE_KEYS = (
@@ -451,24 +426,17 @@ def demo_config(environment: str = "dev_min", *, git_sha: str, window_end_utc: s
     window_hours = r.integer("DEMO_WINDOW_HOURS", minimum=1)
     end = window_end_utc or demo_window_end(datetime.now(UTC), window_hours)
     log_prefix = r.text("CLOUDWATCH_LOG_GROUP_PREFIX")
-    packs = r.mapping("PACKS")
-    ig_port = r.integer("IG_PORT", minimum=1)
+    r.mapping("PACKS")
     tasks: list[TaskSpec] = []
-    for components in packs.values():
-        for component in components:
-            if component not in DAEMONS:
-                continue  # a job of the pack (e.g. the reporter) has its own task definition below
-            svc_key, role_key = DAEMONS[component]
-            family = r.text(svc_key)
-            tasks.append(TaskSpec(key=svc_key, family=family, component=component, role_key=role_key, daemon=True,
-                                  log_group=f"{log_prefix}{family}", port=ig_port if component == "ig" else None))
-    missing_daemons = sorted(set(DAEMONS) - {t.component for t in tasks})
-    if missing_daemons:
-        raise StackConfigInvalid(f"PACKS: daemon component(s) {missing_daemons} belong to no pack")
-    for component, (td_key, role_key) in JOBS.items():
-        family = r.text(td_key)
-        tasks.append(TaskSpec(key=td_key, family=family, component=component, role_key=role_key, daemon=False,
-                              log_group=f"{log_prefix}{family}"))
+    for c in [*of_kind("daemon"), *of_kind("job")]:
+        key, role_key = str(c.ecs_key), str(c.role_key)  # the map refuses a daemon or job without them
+        if c.kind == "daemon" and pack_of(r.registry, c.name) is None:
+            raise StackConfigInvalid(f"PACKS: daemon component {c.name!r} belongs to no pack")
+        family = r.text(key)
+        tasks.append(TaskSpec(key=key, family=family, component=c.name, role_key=role_key,
+                              daemon=c.kind == "daemon", log_group=f"{log_prefix}{family}", command=c.argv,
+                              port=r.integer(c.port_key, minimum=1) if c.port_key else None))
+    ig_port = r.integer("IG_PORT", minimum=1)
     _refuse_duplicates({t.key: t.family for t in tasks}, "task definition family")
     namespace = r.text("SERVICE_DISCOVERY_NAMESPACE")
     ig_base_url = r.text("IG_BASE_URL")
@@ -476,7 +444,10 @@ def demo_config(environment: str = "dev_min", *, git_sha: str, window_end_utc: s
     if not host.endswith("." + namespace):
         raise StackConfigInvalid(f"IG_BASE_URL: host {host!r} is not inside SERVICE_DISCOVERY_NAMESPACE {namespace!r}")
     role_keys = sorted({t.role_key for t in tasks} | {"ROLE_ECS_TASK_EXECUTION"})
-    group_pattern = r.text("RTDL_CORE_CONSUMER_GROUP_ID")
+    group_prefix = r.text("CONSUMER_GROUP_ID_PATTERN").split("{", 1)[0]
+    if not group_prefix:
+        raise StackConfigInvalid("CONSUMER_GROUP_ID_PATTERN: needs a literal prefix (e.g. `fp-`) before its first "
+                                 "placeholder; the runtime's group ACL allows exactly that prefix")
     return DemoConfig(
         environment=environment,
         region=r.text("AWS_REGION"),
@@ -491,7 +462,7 @@ def demo_config(environment: str = "dev_min", *, git_sha: str, window_end_utc: s
         confluent_service_account=r.text("CONFLUENT_SERVICE_ACCOUNT_NAME"),
         confluent_manager_account=r.text("CONFLUENT_MANAGER_SERVICE_ACCOUNT_NAME"),
         topics=r.topics(),
-        consumer_group_prefix=group_pattern.split("{", 1)[0],
+        consumer_group_prefix=group_prefix,
         vpc_name=r.text("VPC_ID"),
         vpc_cidr=r.text("VPC_CIDR"),
         subnet_names=tuple(r.names("SUBNET_IDS_PUBLIC")),

@@ -3,7 +3,9 @@
 Every bucket, topic/stream, ECS service, task definition, IAM role and SSM parameter in the
 Terraform JSON must be a registry value of its kind for the stack's environment, and every
 registry handle of those kinds must be synthesised somewhere. Daemon task definitions take the
-family of their service (SVC_*), jobs their TD_* name. The stacks are synthesised into a
+family of their service (SVC_*), jobs their TD_* name. SVC_*/TD_* handles that no entry of the
+component map (runtime/components.py) uses are reserved for components not built yet: nothing
+synthesises them until their entry lands, and that is not a finding. The stacks are synthesised into a
 temporary directory when `cdktn.out` is absent or older than the registry / stack sources.
 """
 
@@ -13,6 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from runtime.components import COMPONENTS
 from runtime.contracts.handle_keys import ENVIRONMENTS
 from runtime.contracts.registry import Registry, load_registry
 from stacks.inventory import NAMED_KINDS, load_stack, resources
@@ -35,6 +38,7 @@ class NameFinding:
 def expected_names(registry: Registry) -> dict[str, dict[str, str]]:
     """kind -> {registry value -> handle key} for the kinds rule 4 checks."""
     kinds: dict[str, dict[str, str]] = {kind: {} for kind, _ in NAMED_KINDS.values()}
+    built = {c.ecs_key for c in COMPONENTS.values()}
     for handle in registry.handles():
         key, value, group = handle.key, handle.value, handle.group
         if value is None:
@@ -47,6 +51,8 @@ def expected_names(registry: Registry) -> dict[str, dict[str, str]]:
             kinds["SSM path"][str(value)] = key
         elif group == "iam" and key.startswith("ROLE_"):
             kinds["role"][str(value)] = key
+        elif group == "ecs" and key.startswith(("SVC_", "TD_")) and key not in built:
+            continue
         elif group == "ecs" and key.startswith("SVC_"):
             kinds["service"][str(value)] = key
             kinds["task definition"][str(value)] = key

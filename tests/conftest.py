@@ -7,7 +7,6 @@ random per test so tests never see each other's data.
 from __future__ import annotations
 
 import os
-import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from controller.substrate import local
 from controller.substrate.processes import StartedProcess, free_port, stop_pid
 from controller.substrate.servers import start_moto, start_postgres, start_tansu
 from runtime.contracts.registry import load_registry
-from runtime.paths import REPO_ROOT
+from tests.support.free_ports import free_port_registry
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -85,14 +84,7 @@ def spine_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     monkeypatch.chdir(tmp_path)
     for name in ("FP_OBJECT_STORE_ENDPOINT", "FP_DB_DSN", "FP_KAFKA_BOOTSTRAP", "FP_BUS", "FP_IG_BASE_URL", "SR_RUN_EQUIVALENCE_KEY"):
         monkeypatch.delenv(name, raising=False)
-    text = (REPO_ROOT / "handles.registry.yaml").read_text()
-    for key in ("LOCAL_MOTO_PORT", "LOCAL_POSTGRES_PORT", "LOCAL_KAFKA_PORT"):
-        text = re.sub(rf"(\n\s+{key}: )\d+", rf"\g<1>{free_port()}", text)
-    ig_port = free_port()
-    text = re.sub(r"(\n\s+IG_PORT: )\d+", rf"\g<1>{ig_port}", text)
-    text = re.sub(r'(\n      IG_BASE_URL: "http://127\.0\.0\.1:)\d+"', rf'\g<1>{ig_port}"', text)
-    registry_file = tmp_path / "handles.registry.yaml"
-    registry_file.write_text(text)
+    registry_file = free_port_registry(tmp_path)
     monkeypatch.setenv("FP_HANDLES_REGISTRY", str(registry_file))
     yield tmp_path
     registry = load_registry("local_parity", registry_file)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.table import Table
 
 from controller.cli.common import ENV_HELP, console, err_console, operator_errors
@@ -14,6 +15,7 @@ from controller.substrate.local import settings_for
 from controller.substrate.state import read_state, state_dir
 from runtime.errors import PlatformError
 from runtime.evidence.bundle import validate_bundle
+from runtime.evidence.catalog import PHASE_NAMES
 from runtime.settings import load_settings
 from runtime.store.local import FolderStore
 from runtime.store.port import ObjectStore
@@ -47,15 +49,17 @@ def validate_command(
     with operator_errors():
         store, prefix = _open(location, env)
         report = validate_bundle(store, prefix, registry_for(env))
-    table = Table(title=f"evidence bundle {report.platform_run_id or '?'}")
-    table.add_column("phase")
-    table.add_column("state")
-    for phase_id, state in sorted(report.phases.items(), key=lambda kv: (len(kv[0]), kv[0])):
-        table.add_row(phase_id, state)
+    console.print(f"evidence bundle {report.platform_run_id or '?'}", highlight=False, soft_wrap=True)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("phase", no_wrap=True)
+    table.add_column("name", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    for phase_id, state in report.phases.items():  # in seed 003's order, P(-1) first
+        table.add_row(phase_id, PHASE_NAMES.get(phase_id, ""), state)
     console.print(table)
-    console.print(f"{len(report.files)} file(s) checked at {report.location}")
+    console.print(f"{len(report.files)} file(s) checked at {report.location}", highlight=False, soft_wrap=True)
     for name in report.unknown_files:
-        console.print(f"note: {name} is not in the evidence catalogue (not validated)")
+        console.print(f"note: {name} is not in the evidence catalogue (not validated)", highlight=False, soft_wrap=True)
     if not report.ok:
         for violation in report.violations:
             err_console.print(f"violation {violation}", highlight=False, soft_wrap=True)

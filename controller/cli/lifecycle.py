@@ -6,13 +6,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
+from rich.padding import Padding
 from rich.table import Table
 
 from controller.cli.common import ENV_HELP, console, operator_errors
 from controller.cli.options import registry_for, resolve_bus
 from controller.lifecycle import dev_min_down_local, dev_min_run_cloud, dev_min_run_local, dev_min_up_local
 from controller.phases.machine import Slice
-from controller.status import phase_rows
+from controller.phases.run_options import validate_given
+from controller.status import phase_rows, pinned_line
 from controller.substrate.local import Ports
 from runtime.contracts.registry import Registry
 from runtime.errors import PlatformError
@@ -33,7 +36,7 @@ def dev_min_up(
         with console.status("P0: substrate up, bootstrap, live checks..."):
             result = dev_min_up_local(registry, bus=resolve_bus(bus, registry), ports=Ports.from_registry(registry))
     console.print(f"P0 SUBSTRATE_READY: PASS for run {result.platform_run_id}")
-    console.print(f"evidence: {result.evidence_dir}")
+    console.print(f"evidence: {result.evidence_dir}", soft_wrap=True, highlight=False)
 
 
 def _dev_min_up(registry: Registry) -> None:
@@ -43,7 +46,7 @@ def _dev_min_up(registry: Registry) -> None:
     with console.status("P(-1) image, then terraform apply core + demo, then the P0 preflight (minutes)..."):
         result = dev_min_up_cloud(registry)
     console.print(f"P0 SUBSTRATE_READY: PASS for run {result.platform_run_id}", highlight=False)
-    console.print(f"evidence: {result.evidence_dir}")
+    console.print(f"evidence: {result.evidence_dir}", soft_wrap=True, highlight=False)
 
 
 def _dev_min_down(registry: Registry) -> None:
@@ -53,7 +56,7 @@ def _dev_min_down(registry: Registry) -> None:
     with console.status("terraform destroy demo, then verify (minutes)..."):
         result = dev_min_down_cloud(registry)
     console.print(f"P12 TEARDOWN: PASS for run {result.platform_run_id}", highlight=False)
-    console.print(f"evidence: {result.evidence_dir}")
+    console.print(f"evidence: {result.evidence_dir}", soft_wrap=True, highlight=False)
 
 
 def dev_min_down(env: EnvOpt = None) -> None:
@@ -68,7 +71,7 @@ def dev_min_down(env: EnvOpt = None) -> None:
         console.print(f"run {result.platform_run_id} was already torn down; nothing to do")
     else:
         console.print(f"P12 TEARDOWN: PASS for run {result.platform_run_id}")
-    console.print(f"evidence: {result.evidence_dir}")
+    console.print(f"evidence: {result.evidence_dir}", soft_wrap=True, highlight=False)
 
 
 def dev_min_run(
@@ -78,11 +81,19 @@ def dev_min_run(
     phase: Annotated[str | None, typer.Option("--phase", help="re-run one phase (allowed: P3, P5, P6, P11)")] = None,
     gate: Annotated[int | None, typer.Option(help="bounded gate: events per output (20, 200, N); recorded as partial")] = None,
     bus: Annotated[str | None, typer.Option(help="must match the substrate's bus: kinesis or kafka")] = None,
+    seed: Annotated[int | None, typer.Option(help="oracle world seed (default 42); pinned by P1")] = None,
+    scale: Annotated[int | None, typer.Option(help="oracle engine scale, traffic events (default: 20 x gate, at least 2000; "
+                                                   "20000 without a gate); pinned by P1")] = None,
+    mode: Annotated[str | None, typer.Option(help="traffic mode: fraud (default) or baseline; pinned by P1")] = None,
 ) -> None:
-    """P1..P11 in order, fail-closed: stops at the first failing gate with its code and next step."""
+    """P1..P11 in order, fail-closed: stops at the first failing gate with its code and next step.
+    A resumed run (--from/--phase) keeps the gate, seed, scale and mode P1 pinned; another value is CONFIG_DRIFT."""
     if gate is not None and gate < 1:
         with operator_errors():
             raise PlatformError(f"--gate must be at least 1, got {gate}", code="BAD_GATE", next_step="use --gate 20 or --gate 200")
+    with operator_errors():
+        validate_given(seed=seed, scale=scale, mode=mode)
+    run_options = {"seed": seed, "scale": scale, "mode": mode}
     with operator_errors():
         registry = registry_for(env)
         if registry.environment == "dev_min" and bus not in (None, "kafka"):
@@ -105,15 +116,15 @@ def dev_min_run(
             selection = Slice(to=to, from_=from_, only=phase)
             if registry.environment == "dev_min":
                 result = dev_min_run_cloud(registry, selection, gate=gate, progress=progress,
-                                           options={"job_progress": job_progress})
+                                           options={"job_progress": job_progress, **run_options})
             else:
                 result = dev_min_run_local(registry, selection, gate=gate, bus=bus, progress=progress,
-                                           options={"job_progress": job_progress})
+                                           options={"job_progress": job_progress, **run_options})
         finally:
             if started:
-                _print_active_status(registry)
+                _print_active_status(registry)  # its failure is the CLI boundary's error line, printed once
     console.print(f"run {result.platform_run_id}: {len(result.outcome.records)} phase(s) PASS"
-                  + (" (bounded run: partial, never Spine Green)" if gate else ""))
+                  + (" (bounded run: partial, never Spine Green)" if any(r.get("bounded_gate") for r in result.outcome.records) else ""))
 
 
 def _print_active_status(registry: Registry) -> None:
@@ -121,25 +132,43 @@ def _print_active_status(registry: Registry) -> None:
 
     try:
         folders = RunFolders.from_registry(registry)
-        print_status(registry, folders.evidence_dir(folders.active_run_id()))
+        print_status(registry, folders.evidence_dir(folders.active_run_id()), failures=False)
     except RunFolderError:
         pass
 
 
-def print_status(registry: Registry, evidence_dir: Path) -> None:
-    """The phase table of one run."""
-    table = Table(title=f"run {evidence_dir.parent.name}")
-    for column in ("phase", "name", "state", "started", "took", "evidence", "error"):
-        table.add_column(column, overflow="fold")
+def print_status(registry: Registry, evidence_dir: Path, *, failures: bool = True) -> None:
+    """The phase table of one run, readable at 80 columns and in a pipe: one line per phase (ids,
+    names, states and times never wrap), then the evidence files of each phase (wrapped between
+    file names, never inside one), then with `failures` each FAIL's code, message and next step
+    (`dev-min-run` leaves that to its error line, so an error is printed once)."""
+    rows = phase_rows(registry, evidence_dir)
+    console.print(f"run {evidence_dir.parent.name}", highlight=False, soft_wrap=True)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("phase", "name", "state", "started", "took"):
+        table.add_column(column, no_wrap=True, justify="right" if column == "took" else "left")
     colors = {"PASS": "green", "FAIL": "red", "RUNNING": "yellow"}
-    for row in phase_rows(registry, evidence_dir):
+    for row in rows:
         color = colors.get(row.state, "dim")
         table.add_row(row.phase_id, row.name, f"[{color}]{row.state}[/]", row.started[11:19],
-                      f"{row.duration_s:.1f}s" if row.duration_s is not None else "", row.evidence, row.error_code)
+                      f"{row.duration_s:.1f}s" if row.duration_s is not None else "")
     console.print(table)
-    failed = [r for r in phase_rows(registry, evidence_dir) if r.state == "FAIL"]
-    for row in failed:
-        console.print(f"[red]{row.phase_id} {row.error_code}[/]: next step: {row.next_step}", highlight=False)
+    with_evidence = [r for r in rows if r.evidence]
+    if with_evidence:
+        files = Table.grid(padding=(0, 2))
+        files.add_column(no_wrap=True)
+        files.add_column(overflow="fold", min_width=max(len(name) for r in with_evidence for name in r.evidence.split()))
+        for row in with_evidence:
+            files.add_row(row.phase_id, row.evidence)
+        console.print("evidence files:")
+        console.print(Padding(files, (0, 0, 0, 2)))
+    pinned = pinned_line(evidence_dir / registry.text("EVIDENCE_RUN_JSON_KEY"))
+    if pinned:
+        console.print(f"pinned: {pinned}", highlight=False)
+    for row in rows if failures else []:
+        if row.state == "FAIL":
+            console.print(f"[red]{row.phase_id} {row.error_code}[/]: {row.message} -> next step: {row.next_step}",
+                          highlight=False)
 
 
 def status(

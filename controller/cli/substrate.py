@@ -9,8 +9,9 @@ from rich.table import Table
 
 from controller.cli.common import ENV_HELP, console, operator_errors
 from controller.cli.options import registry_for, require_local, resolve_bus
-from controller.substrate import local
+from controller.substrate import epoch, local
 from runtime.contracts.registry import Registry
+from runtime.errors import PlatformError
 
 app = typer.Typer(help="Start, inspect and stop the embedded local substrate (moto server, PostgreSQL, Tansu).",
                   no_args_is_help=True)
@@ -54,7 +55,27 @@ def _print_status(registry: Registry) -> bool:
     console.print(table)
     console.print(f"object store: {state.object_store_endpoint}\ndatabase: {state.db_dsn}\n"
                   f"kafka: {state.kafka_bootstrap or '-'}", highlight=False)
-    return all(r.running and r.answering for r in rows)
+    console.print(f"[yellow]note:[/] {epoch.IN_MEMORY_NOTE}", highlight=False)
+    intact = _print_epoch(registry, state)
+    return intact and all(r.running and r.answering for r in rows)
+
+
+def _print_epoch(registry: Registry, state: local.SubstrateState) -> bool:
+    """The substrate epoch and which store still holds it; False when any lost it (or none is recorded)."""
+    if not state.epoch:
+        console.print("epoch: none recorded (run `fp substrate up`)", highlight=False)
+        return False
+    try:
+        lost = epoch.read_marks(local.settings_for(state, registry)).lost(state.epoch)
+    except PlatformError as e:
+        console.print(f"epoch: {state.epoch} (cannot check: {e.code})", highlight=False)
+        return False
+    if lost:
+        console.print(f"[red]epoch: {state.epoch} LOST by {', '.join(lost)}[/] (SUBSTRATE_STATE_LOST): {epoch.NEW_RUN_STEP}",
+                      highlight=False)
+        return False
+    console.print(f"epoch: {state.epoch} (held by the object store, SSM and PostgreSQL)", highlight=False)
+    return True
 
 
 def _yes(flag: bool) -> str:

@@ -1,8 +1,10 @@
 """The ECS adapter of the compute port: daemons as Fargate services, jobs as one-shot tasks.
 
 Names come from the registry only (cluster, services, task definition families, VPC, subnets,
-security groups) and the component -> service/task-definition map is the one the demo stack
-uses (`stacks.config.DAEMONS` / `JOBS`), so what the controller drives is what Terraform built.
+security groups) and the component -> service/task-definition handle comes from the component map
+(runtime/components.py) the demo stack also reads, so what the controller drives is what Terraform
+built. A container's command is the component's argv alone: the image's ENTRYPOINT is already
+`python -m runtime`.
 
 Run scope. Services read `REQUIRED_PLATFORM_RUN_ID` from their environment, like local packs.
 To scope a service to a run the backend registers a new revision of the service's task
@@ -38,9 +40,10 @@ from controller.compute.port import (
     job_failure,
 )
 from controller.devmin.aws import AwsCallFailed, AwsClients
+from runtime.components import component as component_entry
+from runtime.components import pack_daemons
 from runtime.contracts.registry import Registry
 from runtime.errors import PlatformError
-from stacks.config import DAEMONS, JOBS
 
 #: Variables that carry secrets: they must come from SSM (`secrets`), never `environment`.
 SECRET_ENV_KEYS = ("ENVVAR_DB_DSN", "ENVVAR_KAFKA_BOOTSTRAP", "ENVVAR_IG_API_KEY")
@@ -108,23 +111,13 @@ class EcsBackend(ComputeBackend):
 
     def job_family(self, component: str) -> str:
         """The task definition family of a job component (its TD_* handle)."""
-        check_job(component, ["-"])
-        return self.registry.text(JOBS[component][0])
+        entry = component_entry(component)
+        check_job(component, list(entry.argv))
+        return self.registry.text(str(entry.ecs_key))
 
     def pack_services(self, pack: str) -> list[tuple[str, str]]:
         """(component, service name) of each daemon of `pack`; the pack's jobs have no service."""
-        packs = self.registry.mapping("PACKS")
-        if pack not in packs:
-            raise EcsError(f"unknown pack {pack!r}; packs: {', '.join(sorted(packs))}", code="UNKNOWN_PACK",
-                           next_step="use a pack of registry PACKS")
-        rows = []
-        for component in packs[pack]:
-            if component in DAEMONS:
-                rows.append((component, self.registry.text(DAEMONS[component][0])))
-            elif component not in JOBS:
-                raise EcsError(f"pack {pack} lists {component!r}, which is neither a daemon nor a job",
-                               code="UNKNOWN_COMPONENT", next_step="fix PACKS or stacks/config.py DAEMONS")
-        return rows
+        return [(d.name, self.registry.text(str(d.ecs_key))) for d in pack_daemons(self.registry, pack)]
 
     def network(self) -> dict[str, Any]:
         """awsvpc configuration: subnets (by Name tag) and security groups (by group name) in the VPC."""
@@ -223,7 +216,7 @@ class EcsBackend(ComputeBackend):
         answer = _call(f"ecs:RunTask {family}", lambda: ecs.run_task(
             cluster=cluster, taskDefinition=task_definition, launchType="FARGATE", count=1,
             startedBy=run_id[:36], networkConfiguration=network, overrides={"containerOverrides": [{
-                "name": container["name"], "command": ["python", "-m", "runtime", *argv], "environment": environment}]}))
+                "name": container["name"], "command": list(argv), "environment": environment}]}))
         if not answer.get("tasks"):
             reasons = "; ".join(f"{f.get('arn')}: {f.get('reason')}" for f in answer.get("failures", [])) or "no task"
             raise EcsError(f"job {component}: ECS started no task ({reasons})", code="ECS_TASK_FAILED",

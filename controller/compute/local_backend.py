@@ -30,11 +30,9 @@ from controller.compute.port import (
     job_failure,
 )
 from controller.substrate.processes import is_running
+from runtime.components import ENTRYPOINT, pack_daemons
 from runtime.contracts.registry import Registry
 from runtime.errors import PlatformError
-
-#: The runtime entrypoint of each pack daemon (`python -m runtime <argv>`), as components land.
-DAEMON_ARGV: dict[str, list[str]] = {"ig": ["ig", "serve"]}
 
 
 class PackError(PlatformError):
@@ -78,15 +76,22 @@ def _supervisor_alive(state: dict[str, Any] | None) -> bool:
     return pid > 0 and is_running(pid, (sys.executable, "-m", "controller.compute.supervisor"))
 
 
+def local_argv(argv: list[str] | tuple[str, ...]) -> list[str]:
+    """What runs a component's argv on this machine: the image's entrypoint under this interpreter."""
+    return [sys.executable, *ENTRYPOINT[1:], *argv]
+
+
 def daemon_commands(registry: Registry, pack: str, commands: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
-    """argv per daemon of the pack; a daemon with no built entrypoint fails closed naming it."""
-    known = DAEMON_ARGV if commands is None else commands
-    members = list(registry.mapping("PACKS")[pack])
-    missing = [m for m in members if m not in known]
+    """argv per daemon of the pack, from the component map (`commands` replaces each daemon's whole
+    argv, e.g. a test's stand-in); a member this repository does not build fails closed naming it."""
+    daemons = pack_daemons(registry, pack)
+    if commands is None:
+        return {d.name: local_argv(d.argv) for d in daemons}
+    missing = [d.name for d in daemons if d.name not in commands]
     if missing:
-        raise PackError(f"pack {pack} needs {', '.join(missing)}, which this repository does not build yet",
-                        code="PHASE_NOT_BUILT", next_step="run a slice whose packs are built (e.g. --to P3)")
-    return {m: (known[m] if commands is not None else [sys.executable, "-m", "runtime", *known[m]]) for m in members}
+        raise PackError(f"pack {pack}: no command given for {', '.join(missing)}", code="PACK_COMMAND_MISSING",
+                        next_step="pass a command for every daemon of the pack")
+    return {d.name: commands[d.name] for d in daemons}
 
 
 def start_pack(registry: Registry, pack: str, run_id: str, runs_root: Path, environment: dict[str, str], *,
@@ -193,7 +198,7 @@ class LocalBackend(ComputeBackend):
 
     def run_job(self, component: str, argv: list[str], run_id: str, *, extra_env: dict[str, str] | None = None,
                 timeout: float = 3600.0, progress: Progress | None = None, check: bool = True) -> JobResult:
-        """`python -m runtime <argv>` as a child process with the run scope and substrate env."""
+        """`python -m runtime <argv>` (`local_argv`) as a child process with the run scope and substrate env."""
         check_job(component, argv)
         check_run_id(run_id)
         log_path = self.job_log(run_id, component)
@@ -205,7 +210,7 @@ class LocalBackend(ComputeBackend):
             progress(f"running {component} (log {log_path})")
         start = log_path.stat().st_size if log_path.exists() else 0
         with log_path.open("ab") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "runtime", *argv], stdout=log, stderr=subprocess.STDOUT,
+            proc = subprocess.Popen(local_argv(argv), stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, env=env)
             try:
                 code = proc.wait(timeout=timeout)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtime.components import COMPONENTS
 from runtime.contracts.ids import is_platform_run_id
 from runtime.errors import PlatformError
 
@@ -133,16 +134,22 @@ def check_run_id(run_id: str) -> None:
 
 
 def check_job(component: str, argv: list[str]) -> None:
-    """Refuse a job that is not one (a typo or a pack daemon would run nothing useful) or has no argv."""
-    from stacks.config import DAEMONS, JOBS  # the one component map, shared with the ECS task definitions
-
-    if component not in JOBS:
-        hint = " (a pack daemon: start its pack instead)" if component in DAEMONS else ""
-        raise PlatformError(f"unknown job component {component!r}{hint}; jobs: {', '.join(sorted(JOBS))}",
-                            code="UNKNOWN_COMPONENT", next_step="use a job of stacks/config.py JOBS")
+    """Refuse a job that is not one (a typo or a pack daemon would run nothing useful) or an argv
+    that is not one of the job's commands (runtime/components.py), so what runs is what the
+    composition test proved parses."""
+    entry = COMPONENTS.get(component)
+    if entry is None or entry.kind != "job":
+        jobs = sorted(c.name for c in COMPONENTS.values() if c.kind == "job")
+        hint = f" (a {entry.kind}, not a job{': start its pack instead' if entry.kind == 'daemon' else ''})" if entry else ""
+        raise PlatformError(f"unknown job component {component!r}{hint}; jobs: {', '.join(jobs)}",
+                            code="UNKNOWN_COMPONENT", next_step="use a job of runtime/components.py COMPONENTS")
     if not isinstance(argv, list) or not argv or not all(isinstance(a, str) and a for a in argv):
         raise PlatformError(f"job {component}: argv must be a non-empty list of non-empty strings, got {argv!r}",
                             code="JOB_ARGV_INVALID", next_step="pass the runtime entrypoint and its arguments")
+    if not entry.runs(argv):
+        commands = "; ".join(" ".join(c) for c in entry.commands)
+        raise PlatformError(f"job {component} runs `{commands}`, not `{' '.join(argv[:3])}`", code="JOB_ARGV_INVALID",
+                            next_step=f"start the argv with one of the commands of {component} in runtime/components.py")
 
 
 class ComputeBackend(ABC):

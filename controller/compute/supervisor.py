@@ -1,6 +1,7 @@
 """The pack supervisor: one process per pack that runs the pack's daemons and keeps them up.
 
-Started by the local compute backend with the run scope in its environment. It restarts a
+Started by the local compute backend with the run scope in its environment and each daemon's
+argv, which the backend derives from the component map (runtime/components.py). It restarts a
 crashed daemon with exponential backoff, writes the pack's `state.json` and
 `status/last_status.json`, logs each daemon to the run's `operate/<pack>/logs/<process>.log`, and
 on SIGTERM stops its daemons and records STOPPED.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,7 @@ from runtime.contracts.ids import utc_iso
 from runtime.contracts.registry import Registry
 from runtime.errors import PlatformError
 from runtime.evidence.catalog import required_for
-from runtime.evidence.writer import EvidenceWriter, WrittenEvidence
+from runtime.evidence.writer import EvidenceNotMirrored, EvidenceWriter, WrittenEvidence
 from runtime.settings import Settings
 
 
@@ -63,6 +64,9 @@ class RunContext:
     jobs: list[dict[str, Any]] = field(default_factory=list)
     #: The run's compute backend once a phase asked for it (controller.phases.compute).
     backend: ComputeBackend | None = field(default=None, repr=False)
+    #: Checks every phase passes before it starts (local: the substrate still holds the run's epoch);
+    #: a failing one is the phase's FAIL record.
+    preconditions: list[Callable[[RunContext], None]] = field(default_factory=list, repr=False)
 
 
 @dataclass
@@ -105,16 +109,22 @@ def previous_record(ctx: RunContext, phase_id: str) -> dict[str, Any] | None:
 
 
 def execute(phase: Phase, ctx: RunContext) -> dict[str, Any]:
-    """Run `phase` under its gate and leave its phase record; re-raises the failure after recording it."""
+    """Run `phase` under its gate and leave its phase record; re-raises the failure after recording it.
+
+    The record always reaches every target that can take it: an object store lost before, during or
+    after the phase fails the phase (OBJECT_STORE_UNAVAILABLE), and the run folder's FAIL record
+    says what was not mirrored (`evidence_mirror_error`)."""
     earlier = previous_record(ctx, phase.phase_id)
     attempt = int(earlier["attempt"]) + 1 if earlier else 1
     started = utc_iso()
     t0 = time.monotonic()
     base = {"attempt": attempt, "started_at_utc": started, "bounded_gate": ctx.options.get("gate")}
     ctx.jobs = []
-    ctx.writer.write("PHASE_RECORD_PATH_PATTERN", _record(ctx, phase, state="RUNNING", evidence=[], ended_at_utc=None, **base),
-                     phase_id=phase.phase_id)
     try:
+        for precondition in ctx.preconditions:
+            precondition(ctx)
+        ctx.writer.write("PHASE_RECORD_PATH_PATTERN", _record(ctx, phase, state="RUNNING", evidence=[], ended_at_utc=None, **base),
+                         phase_id=phase.phase_id)
         outcome = phase.run(ctx)
         failed = [c for c in outcome.checks if not c.ok]
         if failed:
@@ -126,21 +136,35 @@ def execute(phase: Phase, ctx: RunContext) -> dict[str, Any]:
         if missing:
             raise GateFailed(f"{phase.phase_id} wrote no {', '.join(missing)}", code="EVIDENCE_MISSING",
                              next_step="a phase cannot pass without its evidence")
+        record = _record(ctx, phase, state="PASS", ended_at_utc=utc_iso(), duration_s=round(time.monotonic() - t0, 3),
+                         evidence=[{"path": e.relative_path, "sha256": e.sha256} for e in outcome.evidence],
+                         gate=[c.to_dict() for c in outcome.checks], error_code=None, message=None, next_step=None,
+                         jobs=ctx.jobs, **base)
+        ctx.writer.write("PHASE_RECORD_PATH_PATTERN", record, phase_id=phase.phase_id)
     except PlatformError as e:
         record = _record(ctx, phase, state="FAIL", evidence=[], ended_at_utc=utc_iso(),
                          duration_s=round(time.monotonic() - t0, 3), error_code=e.code, message=e.message,
                          next_step=e.next_step or None, jobs=ctx.jobs, **base)
-        try:
-            ctx.writer.write("PHASE_RECORD_PATH_PATTERN", record, phase_id=phase.phase_id)
-        except PlatformError as record_error:  # the store itself may be what failed; keep the first error
-            e.add_note(f"the FAIL record could not be written: {record_error.operator_line()}")
+        _record_failure(ctx, phase, record, e)
         raise
-    record = _record(ctx, phase, state="PASS", ended_at_utc=utc_iso(), duration_s=round(time.monotonic() - t0, 3),
-                     evidence=[{"path": e.relative_path, "sha256": e.sha256} for e in outcome.evidence],
-                     gate=[c.to_dict() for c in outcome.checks], error_code=None, message=None, next_step=None,
-                     jobs=ctx.jobs, **base)
-    ctx.writer.write("PHASE_RECORD_PATH_PATTERN", record, phase_id=phase.phase_id)
     return record
+
+
+def _record_failure(ctx: RunContext, phase: Phase, record: dict[str, Any], error: PlatformError) -> None:
+    """Write the FAIL record wherever it can land; one that could not be mirrored is rewritten, in the
+    targets that took it, saying so. The phase's own error stays the one raised."""
+    try:
+        ctx.writer.write("PHASE_RECORD_PATH_PATTERN", record, phase_id=phase.phase_id)
+        return
+    except EvidenceNotMirrored as not_mirrored:
+        record["evidence_mirror_error"] = not_mirrored.message
+        try:
+            ctx.writer.write("PHASE_RECORD_PATH_PATTERN", record, only=not_mirrored.landed, phase_id=phase.phase_id)
+        except PlatformError as again:
+            error.add_note(f"the FAIL record could not be rewritten: {again.operator_line()}")
+        error.add_note(f"the FAIL record is in the run folder only: {not_mirrored.message}")
+    except PlatformError as record_error:  # no target took it; keep the first error
+        error.add_note(f"the FAIL record could not be written: {record_error.operator_line()}")
 
 
 def collected(ctx: RunContext, *path_keys: str) -> list[WrittenEvidence]:

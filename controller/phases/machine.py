@@ -1,7 +1,8 @@
 """The phase machine: which phases run, in what order, under which retry rules.
 
 Order P1..P11 (P0 is `dev-min-up`, P12 `dev-min-down`). A slice is the whole run, `--to Pn`,
-`--from Pn` (resume: every earlier phase must have PASSed and the config must not have drifted) or
+`--from Pn` (resume: every earlier phase must have PASSed, the phases run with the options `run.json`
+pinned and the config must not have drifted) or
 `--phase Pn` (only the re-runs seed 003 allows: P3 per output, P5 SR, P6 WSP, P11 reporter). The
 first failing gate stops the run.
 """
@@ -20,6 +21,7 @@ from controller.phases.p04_ingest_ready import IngestReady
 from controller.phases.p05_ready_published import ReadyPublished
 from controller.phases.p06_streaming_active import StreamingActive
 from controller.phases.p07_ingest_committed import IngestCommitted
+from controller.phases.run_options import apply_pinned, with_defaults
 from controller.phases.unbuilt import NotBuiltPhase
 from runtime.errors import PlatformError
 
@@ -97,7 +99,8 @@ def packs_in_scope(phases: list[str]) -> list[str]:
 
 def check_resumable(ctx: RunContext, selection: Slice) -> None:
     """Every phase before the first one of the slice must have PASSed (P(-1) and P0, from
-    `dev-min-up`, for a fresh start), and a resumed run's config must not have drifted."""
+    `dev-min-up`, for a fresh start), a resumed run takes the options `run.json` pinned (another
+    value given is CONFIG_DRIFT), and its config must not have drifted."""
     first = selection.only or selection.from_ or RUN_PHASES[0]
     if selection.only and selection.only not in RERUNNABLE:
         raise PlanError(f"{selection.only} cannot be re-run on its own; allowed: {', '.join(p for p in RUN_PHASES if p in RERUNNABLE)}",
@@ -112,6 +115,7 @@ def check_resumable(ctx: RunContext, selection: Slice) -> None:
             raise PlanError(f"cannot start at {first}: {phase_id} has not passed ({state})", code="RESUME_BEFORE_PASS",
                             next_step=step)
     pinned = ctx.writer.read("EVIDENCE_RUN_JSON_KEY")
+    ctx.options = apply_pinned(ctx.options, pinned["config"]) if pinned is not None else with_defaults(ctx.options)
     if pinned is not None:
         drift = config_drift(ctx.registry, ctx.options, pinned)
         if drift:

@@ -2,7 +2,8 @@
 
 Gate: every registry bucket exists and takes a write (probe object), every topic/stream exists
 with its registry partition count, PostgreSQL answers with every migration applied, and the
-secrets are at their SSM paths.
+secrets are at their SSM paths, and every store holds the substrate epoch (recorded in the
+snapshot: every later phase of the run checks it, `substrate_intact`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from controller.phases.base import Check, Phase, PhaseOutcome, RunContext, substrate_settings
 from controller.substrate.bootstrap import BUCKET_KEYS, read_secret
+from controller.substrate.epoch import read_marks, require_epoch
+from controller.substrate.state import read_state, state_dir
 from runtime.bus.factory import admin as bus_admin
 from runtime.contracts.ids import utc_iso
 from runtime.db.migrate import applied_migrations, connect, migration_files
@@ -134,5 +137,22 @@ class SubstrateReady(Phase):
         document = {**ctx.writer.base_fields("P0", ["S3_BUCKET_WRITE_PROBE_KEY", *BUCKET_KEYS,
                                                     *[t.key for t in ctx.registry.topics()], *secret_keys(settings)]),
                     **fields, "processes": processes}
+        state = read_state(state_dir(ctx.registry, ctx.options.get("base")))
+        epoch = state.epoch if state is not None and state.epoch else None
+        lost = read_marks(settings).lost(epoch) if epoch else ["the substrate state (no epoch: run `fp substrate up`)"]
+        document["substrate_epoch"] = epoch
         written = ctx.writer.write("SUBSTRATE_SNAPSHOT_PATH_PATTERN", document)
-        return PhaseOutcome([written], checks)
+        return PhaseOutcome([written], [*checks, Check("substrate_epoch_intact", not lost,
+                                                      f"epoch {epoch} missing from: {', '.join(lost)}" if lost else epoch)])
+
+
+def substrate_intact(ctx: RunContext) -> None:
+    """The precondition of every local phase after P0: the stores still hold the epoch P0 recorded
+    for this run (a restarted in-memory server lost the run's data: SUBSTRATE_STATE_LOST)."""
+    path = ctx.folders.evidence_dir(ctx.platform_run_id) / ctx.writer.relative_path("SUBSTRATE_SNAPSHOT_PATH_PATTERN")
+    try:
+        epoch = json.loads(path.read_text(encoding="utf-8")).get("substrate_epoch")
+    except (OSError, ValueError):
+        return  # no P0 snapshot: the phase machine refuses the run with its own code
+    if epoch:  # a store that does not answer at all fails with its own code (OBJECT_STORE_UNAVAILABLE, ...)
+        require_epoch(substrate_settings(ctx), epoch, whose=f"run {ctx.platform_run_id}")

@@ -1,7 +1,8 @@
 """P1 RUN_PINNED: pin the run's config payload and its digest in `run.json` before heavy work.
 
-The payload names the environment, the bus, the bounded gate, the registry handles the run uses
-(by key and value) and the code identity. Its sha256 over canonical JSON is the config digest;
+The payload names the environment, the bus, the bounded gate, the oracle's seed, scale and
+traffic mode (controller.phases.run_options), the registry handles the run uses (by key and
+value) and the code identity. Its sha256 over canonical JSON is the config digest;
 a later invocation of the same run whose payload digests differently is refused (CONFIG_DRIFT).
 """
 
@@ -25,6 +26,9 @@ def run_config(registry: Registry, options: dict[str, Any], code: dict[str, Any]
         "env": registry.environment,
         "bus": options.get("bus"),
         "gate_events_per_output": options.get("gate"),
+        "engine_seed": options.get("seed"),
+        "engine_scale": options.get("scale"),
+        "traffic_mode": options.get("mode"),
         "handles": {group: registry.group(group) for group in PINNED_GROUPS},
         "code": code,
     }
@@ -37,13 +41,13 @@ def code_identity(packaging: dict[str, Any]) -> dict[str, Any]:
 
 def config_drift(registry: Registry, options: dict[str, Any], pinned: dict[str, Any]) -> str | None:
     """None when the current payload (code re-identified now, without re-running P(-1)'s smoke test)
-    digests like the pinned one, else what differs."""
+    digests like the pinned one, else what differs. `options` are the run's options as they will be
+    used (run_options.apply_pinned has held them to the pinned ones)."""
     sha, _dirty = git_sha()
     # The image digest is pinned by P(-1) and is not re-derivable without a registry; compare the rest.
     code = code_identity({"git_sha": sha, "image_tag": image_tag(registry, sha),
                           "image_digest": pinned["config"].get("code", {}).get("image_digest"), "package_digest": package_digest()})
-    current = run_config(registry, {**options, "gate": pinned["config"].get("gate_events_per_output"),
-                                    "bus": pinned["config"].get("bus")}, code)
+    current = run_config(registry, options, code)
     if canonical_digest(current) == pinned["config_digest"]:
         return None
     changed = sorted(k for k in current if current.get(k) != pinned["config"].get(k))

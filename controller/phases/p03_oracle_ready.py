@@ -3,27 +3,46 @@ oracle_seed (generate or reuse the engine run, sync, seal), oracle_stream_sort, 
 
 The jobs run through the compute backend (local processes, or ECS tasks in dev_min) and write
 their evidence to the run's bundle in the object store; the phase copies it into every bundle
-target. The engine run is deterministic for (seed, scale, scenario); locally it is cached under
-the runs root and reused by later runs. Gate: the pack is sealed and the checker passed every
-required output. Re-runnable per output: valid receipts are skipped.
+target. The engine run is deterministic for (seed, scale, scenario), pinned by P1 (`--seed`,
+`--scale`); locally it is cached under the runs root and reused by later runs. A baseline-mode run
+(`--mode baseline`) also sorts and checks the outputs that mode streams. Gate: the pack
+is sealed and the checker passed every required output. Re-runnable per output: valid receipts are skipped.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from controller.phases.base import Check, Phase, PhaseOutcome, RunContext, collected, substrate_settings
 from controller.phases.compute import run_job
-from runtime.oracle.engine.config import EngineConfig
+from controller.phases.run_options import DEFAULT_MODE, engine_config
+from runtime.contracts.registry import Registry
 from runtime.oracle.layout import OracleLayout
-
-#: Engine scale (traffic events) when the run has no bounded gate; a gate of N needs far fewer.
-DEFAULT_SCALE = 20_000
+from runtime.wsp.envelope import OutputPlan
 
 
-def engine_config(ctx: RunContext) -> EngineConfig:
-    """The engine config of the run: scale follows the bounded gate so a Gate-20 run stays small."""
-    gate = ctx.options.get("gate")
-    scale = int(ctx.options.get("engine_scale") or (max(2_000, gate * 20) if gate else DEFAULT_SCALE))
-    return EngineConfig(seed=int(ctx.options.get("engine_seed", 42)), scale=scale)
+def mode_outputs(registry: Registry, mode: str) -> list[str]:
+    """The outputs the oracle must sort and check for a traffic mode: the required set (SR's READY
+    needs it) plus what WSP streams in that mode. Empty for the default mode: the jobs' default is
+    exactly the required set."""
+    if mode == DEFAULT_MODE:
+        return []
+    required = registry.names("ORACLE_REQUIRED_OUTPUT_IDS")
+    return [*required, *(o for o in OutputPlan(registry, mode).outputs if o not in required)]
+
+
+def oracle_jobs(registry: Registry, platform_run_id: str, options: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """The three P3 jobs (component, argv) of the run, with the seed, scale and traffic mode it pinned."""
+    config = engine_config(options)
+    config.validate()
+    selected = [arg for output_id in mode_outputs(registry, options.get("mode") or DEFAULT_MODE)
+                for arg in ("--output-id", output_id)]
+    return [
+        ("oracle_seed", ["oracle", "seed", "--platform-run-id", platform_run_id, "--seed", str(config.seed),
+                         "--scale", str(config.scale)]),
+        ("oracle_stream_sort", ["oracle", "stream-sort", "--platform-run-id", platform_run_id, *selected]),
+        ("oracle_checker", ["oracle", "check", "--platform-run-id", platform_run_id, *selected]),
+    ]
 
 
 class OracleReady(Phase):
@@ -35,13 +54,8 @@ class OracleReady(Phase):
     def run(self, ctx: RunContext) -> PhaseOutcome:
         """Run the three jobs in order and collect their evidence."""
         settings = substrate_settings(ctx)
-        config = engine_config(ctx)
-        config.validate()
         run_id = ctx.platform_run_id
-        run_job(ctx, "oracle_seed", ["oracle", "seed", "--platform-run-id", run_id, "--seed", str(config.seed),
-                                     "--scale", str(config.scale)])
-        run_job(ctx, "oracle_stream_sort", ["oracle", "stream-sort", "--platform-run-id", run_id])
-        checker = run_job(ctx, "oracle_checker", ["oracle", "check", "--platform-run-id", run_id])
+        checker = [run_job(ctx, component, argv) for component, argv in oracle_jobs(ctx.registry, run_id, ctx.options)][-1]
         evidence = collected(ctx, "SEED_SNAPSHOT_PATH_PATTERN", "STREAM_SORT_SUMMARY_PATH_PATTERN", "CHECKER_PASS_PATH_PATTERN")
         sealed = settings.bucket("S3_ORACLE_BUCKET").exists(OracleLayout(ctx.registry, run_id).seal_key)
         verdict = ctx.writer.read("CHECKER_PASS_PATH_PATTERN") or {}

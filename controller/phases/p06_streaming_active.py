@@ -1,5 +1,5 @@
 """P6 STREAMING_ACTIVE: WSP runs as a job (local process or ECS task), finds READY for this run,
-and streams the stream views to IG.
+and streams the stream views to IG, at most the pinned gate per output, in the pinned traffic mode.
 
 Gate: the job exited 0, wsp_start and wsp_summary are in the bundle, every output emitted > 0
 records and none failed. Re-runnable: IG dedupe absorbs replays (same event ids).
@@ -7,8 +7,21 @@ records and none failed. Re-runnable: IG dedupe absorbs replays (same event ids)
 
 from __future__ import annotations
 
+from typing import Any
+
 from controller.phases.base import Check, Phase, PhaseOutcome, RunContext, collected
 from controller.phases.compute import run_job
+from controller.phases.run_options import DEFAULT_MODE
+
+
+def wsp_argv(platform_run_id: str, options: dict[str, Any]) -> list[str]:
+    """The WSP job's command line: the run's pinned gate (events per output) and traffic mode."""
+    argv = ["wsp", "run", "--platform-run-id", platform_run_id, "--mode", str(options.get("mode") or DEFAULT_MODE)]
+    if options.get("gate"):
+        argv += ["--max-events-per-output", str(options["gate"])]
+    if options.get("restream"):
+        argv.append("--restream")
+    return argv
 
 
 class StreamingActive(Phase):
@@ -19,12 +32,7 @@ class StreamingActive(Phase):
 
     def run(self, ctx: RunContext) -> PhaseOutcome:
         """Run the WSP job and collect its evidence."""
-        argv = ["wsp", "run", "--platform-run-id", ctx.platform_run_id]
-        if ctx.options.get("gate"):
-            argv += ["--max-events-per-output", str(ctx.options["gate"])]
-        if ctx.options.get("restream"):
-            argv.append("--restream")
-        job = run_job(ctx, "wsp", argv)
+        job = run_job(ctx, "wsp", wsp_argv(ctx.platform_run_id, ctx.options))
         evidence = collected(ctx, "WSP_START_PATH_PATTERN", "WSP_SUMMARY_PATH_PATTERN")
         summary = ctx.writer.read("WSP_SUMMARY_PATH_PATTERN") or {}
         per_output = summary.get("per_output", [])

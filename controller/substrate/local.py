@@ -3,7 +3,9 @@
 `up` starts only what the environment does not already provide: an S3 endpoint
 (FP_OBJECT_STORE_ENDPOINT), a DSN (FP_DB_DSN) or a Kafka bootstrap (FP_KAFKA_BOOTSTRAP) replaces
 the embedded server. It records every process it starts; `down` stops exactly those pids. Running
-`up` twice is harmless: live processes are kept, dead ones are restarted.
+`up` twice is harmless: live processes are kept, dead ones are restarted. A restarted in-memory
+server (moto, Tansu) has lost its state: `up` then refuses (SUBSTRATE_STATE_LOST) instead of
+re-creating buckets and a new IG API key behind the running IG; `down` clears the state.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from controller.substrate.bootstrap import BootstrapReport, bootstrap
+from controller.substrate.epoch import IN_MEMORY_NOTE, IN_MEMORY_SERVERS, SubstrateStateLost, new_epoch, require_epoch, write_marks
 from controller.substrate.processes import StartedProcess, is_running, port_answers, port_is_free, stop_pid
 from controller.substrate.servers import start_moto, start_postgres, start_tansu
 from controller.substrate.state import SubstrateState, clear_state, read_state, state_dir, write_state
@@ -135,7 +138,21 @@ def up(registry: Registry, *, bus: str, ports: Ports, environ: Mapping[str, str]
                                                            lambda: start_tansu(host, ports.kafka, directory))
                 state.kafka_bootstrap = f"{host}:{broker.port}"
         write_state(directory, state)
-        report = bootstrap(settings_for(state, registry))
+        settings = settings_for(state, registry)
+        if previous is not None and previous.epoch:
+            restarted = sorted({p.name for p in previous.processes if p.name in IN_MEMORY_SERVERS} & set(started_now))
+            if restarted:
+                raise SubstrateStateLost(f"{', '.join(restarted)} had stopped and was restarted empty: it keeps its state in "
+                                         f"memory, so the substrate's state (epoch {previous.epoch}) is lost. {IN_MEMORY_NOTE}")
+            require_epoch(settings, previous.epoch, whose="the substrate")  # before bootstrap re-creates anything
+        report = bootstrap(settings)
+        state.epoch = previous.epoch if previous is not None and previous.epoch else new_epoch()
+        write_marks(settings, state.epoch)
+        write_state(directory, state)
+    except SubstrateStateLost:
+        state.epoch = previous.epoch if previous is not None else ""
+        write_state(directory, state)  # keep refusing until `down`: never re-create behind a running IG
+        raise
     except Exception:
         for proc in state.processes:
             if proc.name in started_now:

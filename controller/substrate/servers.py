@@ -11,8 +11,8 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
+from types import ModuleType
 
 from controller.substrate.processes import StartedProcess, start
 from runtime.errors import SubstrateError
@@ -27,10 +27,33 @@ def start_moto(host: str, port: int, workdir: Path) -> StartedProcess:
                  env={"MOTO_ALLOW_NONEXISTENT_REGION": "true"})
 
 
+def _pgserver() -> ModuleType:
+    """pgserver, imported with a runtime directory it accepts.
+
+    Importing pgserver asks platformdirs for the user's runtime directory (for a lock file of its
+    own server, which we do not use); without XDG_RUNTIME_DIR that prints `XDG_RUNTIME_DIR is not
+    set` on every command that starts PostgreSQL. Give the import a private one (mode 0700 under
+    the temporary directory, as XDG requires) instead of hiding warnings."""
+    if "pgserver" in sys.modules:
+        return sys.modules["pgserver"]
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        import pgserver
+
+        return pgserver
+    private = Path(tempfile.gettempdir()) / f"fp-runtime-{os.geteuid()}"
+    private.mkdir(mode=0o700, exist_ok=True)
+    private.chmod(0o700)
+    os.environ["XDG_RUNTIME_DIR"] = str(private)
+    try:
+        import pgserver
+    finally:
+        del os.environ["XDG_RUNTIME_DIR"]
+    return pgserver
+
+
 def _pg_bin() -> Path:
-    with warnings.catch_warnings():  # pgserver's import warns about XDG_RUNTIME_DIR; irrelevant here
-        warnings.simplefilter("ignore")
-        from pgserver._commands import POSTGRES_BIN_PATH
+    _pgserver()
+    from pgserver._commands import POSTGRES_BIN_PATH
 
     return Path(POSTGRES_BIN_PATH)
 
@@ -39,6 +62,7 @@ def _pg_user() -> str | None:
     """As root, PostgreSQL runs as an unprivileged system user (created if needed)."""
     if os.geteuid() != 0:
         return None
+    _pgserver()
     from pgserver.utils import ensure_user_exists
 
     ensure_user_exists(PG_SYSTEM_USER)
@@ -50,6 +74,7 @@ def _prepare_dir(path: Path, user: str | None) -> None:
     if user:
         import pwd
 
+        _pgserver()
         from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions
 
         ensure_prefix_permissions(path)

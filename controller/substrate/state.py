@@ -27,6 +27,8 @@ class SubstrateState:
     kafka_bootstrap: str | None
     processes: list[StartedProcess] = field(default_factory=list)
     started_at_utc: str = ""
+    #: The epoch written into every store (controller.substrate.epoch); "" before the first bootstrap.
+    epoch: str = ""
 
     def runtime_environment(self, registry: Registry) -> dict[str, str]:
         """The environment variables a runtime process needs to find this substrate."""

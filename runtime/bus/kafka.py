@@ -36,6 +36,9 @@ from runtime.errors import BusUnavailable, PublishAmbiguous, TopicMissing
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
 #: librdkafka gives up on a record after this long (then its outcome is ambiguous).
 DEFAULT_DELIVERY_TIMEOUT_MS = 30_000
+#: Group of the offset-range reader (assigns partitions, never commits); inside the prefix of
+#: CONSUMER_GROUP_ID_PATTERN, the only group prefix the demo stack's Kafka ACL allows.
+WATERMARK_GROUP_ID = "fp-watermarks"
 
 # Delivery errors that say for sure the record was NOT written (anything else is ambiguous).
 _DEFINITELY_NOT_WRITTEN = {
@@ -367,7 +370,7 @@ class KafkaAdmin(BusAdmin):
         reader = KafkaConsumer(
             _base_config(
                 self.bootstrap,
-                {"group.id": "fp-watermarks", "enable.partition.eof": True, "enable.auto.commit": False, **self._extra},
+                {"group.id": WATERMARK_GROUP_ID, "enable.partition.eof": True, "enable.auto.commit": False, **self._extra},
             )
         )
         try:

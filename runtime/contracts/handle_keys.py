@@ -129,7 +129,6 @@ REQUIRED_KEYS: Final[dict[str, tuple[tuple[str, ...], str]]] = {
     "WSP_STOP_ON_NONRETRYABLE": (_BOTH, "P6"),
     "WSP_BATCH_SIZE": (_BOTH, "P6"),
     # RTDL, decision lane, case/labels, reporter
-    "RTDL_CORE_CONSUMER_GROUP_ID": (_BOTH, "P8"),
     "RTDL_CORE_OFFSET_COMMIT_POLICY": (_BOTH, "P8"),
     "RTDL_CAUGHT_UP_LAG_MAX": (_BOTH, "P8"),
     "ACTION_IDEMPOTENCY_KEY_FIELDS": (_BOTH, "P9"),
@@ -139,6 +138,7 @@ REQUIRED_KEYS: Final[dict[str, tuple[tuple[str, ...], str]]] = {
     "REPORTER_LOCK_BACKEND": (_BOTH, "P11"),
     "REPORTER_LOCK_KEY_PATTERN": (_BOTH, "P11"),
     "PACKS": (_BOTH, "P2"),
+    "CONSUMER_GROUP_ID_PATTERN": (_BOTH, "P6,P8"),
     # substrate names
     "AWS_REGION": (_BOTH, "P(-1)"),
     "S3_ORACLE_BUCKET": (_BOTH, "P0,P3"),
@@ -177,6 +177,8 @@ REQUIRED_KEYS: Final[dict[str, tuple[tuple[str, ...], str]]] = {
     "LOCAL_KAFKA_PORT": (_LOCAL, "P0"),
     "LOCAL_RUNS_ROOT": (_LOCAL, "P1"),
     "LOCAL_SUBSTRATE_DIR": (_LOCAL, "P0"),
+    "LOCAL_SUBSTRATE_EPOCH_KEY": (_LOCAL, "P0"),
+    "LOCAL_SUBSTRATE_EPOCH_SSM_PATH": (_LOCAL, "P0"),
     "LOCAL_DB_USER": (_LOCAL, "P0"),
     "LOCAL_DEFAULT_BUS": (_LOCAL, "P0"),
     # dev_min only

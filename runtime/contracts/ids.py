@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from runtime.contracts.canonical import canonical_digest, sha256_hex
 
-PLATFORM_RUN_ID_RE = re.compile(r"^platform_\d{8}T\d{6}Z$")
+PLATFORM_RUN_ID_RE = re.compile(r"platform_\d{8}T\d{6}Z", re.ASCII)  # whole string only: no trailing newline
 
 
 def utc_now() -> datetime:
@@ -31,7 +31,7 @@ def new_platform_run_id(moment: datetime | None = None) -> str:
 
 def is_platform_run_id(value: str) -> bool:
     """True when `value` has the platform_run_id shape."""
-    return bool(PLATFORM_RUN_ID_RE.match(value))
+    return bool(PLATFORM_RUN_ID_RE.fullmatch(value))
 
 
 def scenario_run_id(equivalence_key: str) -> str:

@@ -14,6 +14,13 @@ from runtime.contracts.registry import Registry
 
 PHASES: tuple[str, ...] = ("P(-1)", "P0", "P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11", "P12")
 SPINE_PHASES: tuple[str, ...] = PHASES[1:13]  # P0..P11
+#: The name of each phase (seed 003; P(-1) from seed 004), for a phase that has no record yet.
+PHASE_NAMES: dict[str, str] = {
+    "P(-1)": "PACKAGING_READY", "P0": "SUBSTRATE_READY", "P1": "RUN_PINNED", "P2": "DAEMONS_READY", "P3": "ORACLE_READY",
+    "P4": "INGEST_READY", "P5": "READY_PUBLISHED", "P6": "STREAMING_ACTIVE", "P7": "INGEST_COMMITTED",
+    "P8": "RTDL_CAUGHT_UP", "P9": "DECISION_CHAIN_COMMITTED", "P10": "CASE_LABELS_COMMITTED", "P11": "OBS_GOV_CLOSED",
+    "P12": "TEARDOWN",
+}
 
 
 @dataclass(frozen=True)

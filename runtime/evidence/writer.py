@@ -4,11 +4,16 @@ A document that breaks its schema, or names another run, is refused before anyth
 Base truth is written once (conditional put); writing the same content again is a no-op, other
 content is an EvidenceConflict. Derived summaries are rewritten by their owner. In local_parity
 the bundle has a second target, the run folder, so it outlives the embedded substrate.
+
+Every target is attempted even when one is unreachable: a lost object store must not stop the run
+folder's copy (the operator's `fp status` reads it). A document that landed in some targets only
+raises EvidenceNotMirrored, which names where it is and where it is not.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +21,7 @@ from runtime.contracts.canonical import sha256_hex
 from runtime.contracts.ids import utc_iso
 from runtime.contracts.registry import Registry
 from runtime.contracts.schemas import compiled_validator
-from runtime.errors import EvidenceConflict, EvidenceInvalid, WriteConflict
+from runtime.errors import EvidenceConflict, EvidenceInvalid, ObjectStoreUnavailable, WriteConflict
 from runtime.evidence import catalog
 from runtime.store.port import ObjectStore
 
@@ -46,6 +51,17 @@ class WrittenEvidence:
     relative_path: str
     sha256: str
     uris: tuple[str, ...]
+
+
+class EvidenceNotMirrored(ObjectStoreUnavailable):
+    """A document landed in some targets of the bundle (the run folder) but not in every one."""
+
+    next_step = ("the run folder holds the record; bring the object store back (`fp substrate status`), "
+                 "then resume the run (or start a new one with `fp dev-min-up` if its state was lost)")
+
+    def __init__(self, message: str, *, landed: Sequence[BundleTarget]):
+        super().__init__(message)
+        self.landed = tuple(landed)
 
 
 def encode(document: dict[str, Any]) -> bytes:
@@ -93,8 +109,12 @@ class EvidenceWriter:
             "source_handles": sorted(set(source_handles)),
         }
 
-    def write(self, path_key: str, document: dict[str, Any], **params: str) -> WrittenEvidence:
-        """Validate `document` against its schema and write it to every target."""
+    def write(self, path_key: str, document: dict[str, Any], *, only: Sequence[BundleTarget] | None = None,
+              **params: str) -> WrittenEvidence:
+        """Validate `document` against its schema and write it to every target (or to `only` those).
+
+        An unreachable target does not stop the others; when some landed and some did not,
+        EvidenceNotMirrored says which (all failed: the first target's ObjectStoreUnavailable)."""
         spec = catalog.entry(path_key)
         relative = self.relative_path(path_key, **params)
         problems = schema_violations(spec.schema_file, document)
@@ -106,14 +126,26 @@ class EvidenceWriter:
                 f"is not this run ({self.platform_run_id})"
             )
         data = encode(document)
-        uris = []
-        for target in self.targets:
+        uris: list[str] = []
+        landed: list[BundleTarget] = []
+        failed: list[tuple[BundleTarget, ObjectStoreUnavailable]] = []
+        for target in (self.targets if only is None else only):
             key = target.key(relative)
-            if spec.truth == "base":
-                self._write_once(target.store, key, data, document)
-            else:
-                target.store.put(key, data)
+            try:
+                if spec.truth == "base":
+                    self._write_once(target.store, key, data, document)
+                else:
+                    target.store.put(key, data)
+            except ObjectStoreUnavailable as e:
+                failed.append((target, e))
+                continue
+            landed.append(target)
             uris.append(target.store.uri(key))
+        if failed and not landed:
+            raise failed[0][1]
+        if failed:
+            missing = "; ".join(f"{t.store.uri(t.key(relative))} ({e.message})" for t, e in failed)
+            raise EvidenceNotMirrored(f"{relative} written to {', '.join(uris)} but not mirrored to {missing}", landed=landed)
         return WrittenEvidence(relative, sha256_hex(data), tuple(uris))
 
     def _write_once(self, store: ObjectStore, key: str, data: bytes, document: dict[str, Any]) -> None:

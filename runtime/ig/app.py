@@ -115,7 +115,8 @@ def create_app(settings: IgSettings, publisher: Publisher, *, receipts_store: Ob
 
     @app.get(reg.text("IG_HEALTHCHECK_PATH"), responses={401: _ERROR})
     def health() -> dict[str, Any]:
-        """AMBER before the bus has acknowledged a publish, GREEN after; RED when a dependency is down."""
+        """AMBER before the bus has acknowledged a publish, GREEN after; RED when PostgreSQL or the receipts
+        store is down, AMBER (at least) when only the quarantine store is."""
         h = service.health
         reasons = list(h.reasons)
         state = h.state
@@ -125,7 +126,16 @@ def create_app(settings: IgSettings, publisher: Publisher, *, receipts_store: Ob
         except PlatformError:
             db, state = "unavailable", "RED"
             reasons.append("DB_UNAVAILABLE")
+        stores = writer.probe()
+        for reason, problem in stores.items():
+            if problem:
+                reasons.append(reason)
+                if reason == "RECEIPTS_STORE_UNAVAILABLE":
+                    state = "RED"
+                elif state == "GREEN":
+                    state = "AMBER"
         return {"state": state, "reasons": reasons, "platform_run_id": settings.platform_run_id, "db": db,
+                "object_store": {k: v or "ok" for k, v in stores.items()},
                 "admitted_since_start": h.admitted, "last_publish_utc": h.last_publish_utc}
 
     @app.post(reg.text("IG_INGEST_PATH"), openapi_extra={"requestBody": _request_schema()},
@@ -133,11 +143,12 @@ def create_app(settings: IgSettings, publisher: Publisher, *, receipts_store: Ob
     async def push(request: Request) -> JSONResponse:
         """One envelope or {"events": [...]}; one result (with its receipt) per event, in order."""
         try:
+            check_json_media_type(request.headers.get("content-type"))
             body = await _read_bounded(request, limits.max_body_bytes)
             document = parse_json(body)
             check_storable(body, document)
             events = split_request(document, limits)
-            results = await run_in_threadpool(service.ingest, events)
+            results = await run_in_threadpool(service.ingest, events, measure_sizes=len(body) > limits.max_event_bytes)
         except RequestRejected as e:
             return JSONResponse(error_body(e.code, e.message, e.next_step), status_code=e.status)
         except GateUnavailable as e:
@@ -148,6 +159,26 @@ def create_app(settings: IgSettings, publisher: Publisher, *, receipts_store: Ob
 
     app.add_middleware(ApiKeyMiddleware, header=reg.text("IG_AUTH_HEADER_NAME"), key=settings.api_key)
     return app
+
+
+def check_json_media_type(content_type: str | None) -> None:
+    """415 UNSUPPORTED_MEDIA_TYPE unless the body is declared JSON (application/json or a +json type)."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media == "application/json" or (media.startswith("application/") and media.endswith("+json")):
+        return
+    raise RequestRejected(415, "UNSUPPORTED_MEDIA_TYPE",
+                          f"Content-Type {content_type or '(none)'!r:.80} is not JSON; send Content-Type: application/json",
+                          next_step="send the body as JSON with Content-Type: application/json; nothing was admitted")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        names = [k for k, _ in pairs]
+        repeated = next(k for i, k in enumerate(names) if k in names[:i])
+        raise RequestRejected(400, "DUPLICATE_JSON_KEY", f"the body repeats the key {repeated!r:.80} in one object",
+                              next_step="send each key once per object; nothing of this request was admitted")
+    return obj
 
 
 def _finite(text: str) -> float:
@@ -162,9 +193,10 @@ def _no_constants(name: str) -> Any:
 
 
 def parse_json(body: bytes) -> Any:
-    """Strict JSON: no NaN/Infinity, no float overflow; anything unparsable is 400 MALFORMED_JSON."""
+    """Strict JSON: no NaN/Infinity, no float overflow, no key twice in an object (400 DUPLICATE_JSON_KEY);
+    anything unparsable is 400 MALFORMED_JSON."""
     try:
-        return json.loads(body, parse_float=_finite, parse_constant=_no_constants)
+        return json.loads(body, parse_float=_finite, parse_constant=_no_constants, object_pairs_hook=_unique_keys)
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise RequestRejected(400, "MALFORMED_JSON", f"the body is not JSON: {str(e)[:200]}") from None
 

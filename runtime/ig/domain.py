@@ -8,6 +8,7 @@ same identity with another payload hash is an ANOMALY, never an overwrite.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -40,8 +41,8 @@ class Outcome(StrEnum):
 class RequestRejected(PlatformError):
     """The whole request is refused before any event is looked at (nothing admitted)."""
 
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message, code=code, next_step="fix the request; no event of it was admitted")
+    def __init__(self, status: int, code: str, message: str, *, next_step: str = "fix the request; no event of it was admitted"):
+        super().__init__(message, code=code, next_step=next_step)
         self.status = status
 
 
@@ -166,6 +167,34 @@ def _first_error(validator: Any, document: Any) -> str:
     return f"{where}: {e.message}"[:300]
 
 
+def event_types_by_class(envelope_schema: dict[str, Any]) -> dict[str, frozenset[str]]:
+    """The event types each event class allows, read from the envelope schema's allOf if/then rules."""
+    out: dict[str, frozenset[str]] = {}
+    for rule in envelope_schema.get("allOf", []):
+        event_class = rule.get("if", {}).get("properties", {}).get("event_class", {}).get("const")
+        types = rule.get("then", {}).get("properties", {}).get("event_type", {}).get("enum")
+        if isinstance(event_class, str) and isinstance(types, list):
+            out[event_class] = frozenset(types)
+    return out
+
+
+#: How much of an oversized event the quarantine keeps (with its size and sha256): never the whole thing.
+OVERSIZED_EXCERPT_CHARS = 1024
+
+
+def raw_size(event: Any) -> int:
+    """Bytes of `event` as compact JSON (what a producer sent, give or take whitespace)."""
+    return len(json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass"))
+
+
+def oversized_excerpt(event: Any) -> dict[str, Any]:
+    """What the quarantine keeps of an event over IG_MAX_EVENT_BYTES: size, sha256 and a bounded excerpt."""
+    text = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+    data = text.encode("utf-8", "surrogatepass")
+    return {"truncated": True, "bytes": len(data), "sha256": sha256_hex(data),
+            "excerpt": text[:OVERSIZED_EXCERPT_CHARS]}
+
+
 class EventValidator:
     """Validates envelopes for one pinned run; compiled validators and topic names resolved once."""
 
@@ -173,6 +202,7 @@ class EventValidator:
         self.platform_run_id = platform_run_id
         self.limits = limits
         self._envelope = fast_check("events/envelope.schema.json")
+        self._event_types = event_types_by_class(load_schema("events/envelope.schema.json"))
         self._payloads: dict[str, Check] = {}
         self._topics: dict[str, str] = {}
         for event_class, spec in registry.mapping("EVENT_CLASS_MAP").items():
@@ -183,12 +213,18 @@ class EventValidator:
         """The topic name an event class is published to."""
         return self._topics[event_class]
 
-    def check(self, index: int, event: Any) -> CheckedEvent:
-        """Validate one event; the error code says exactly what is wrong."""
+    def check(self, index: int, event: Any, *, measure: bool = False) -> CheckedEvent:
+        """Validate one event; the error code says exactly what is wrong. With `measure` (the body is larger
+        than one event may be) the event's own size is checked first, valid or not."""
 
         def bad(code: str, message: str) -> CheckedEvent:
             return CheckedEvent(index, event, None, None, None, None, code, message)
 
+        if measure:
+            size = raw_size(event)
+            if size > self.limits.max_event_bytes:
+                return bad("EVENT_TOO_LARGE", f"event {index} is {size} bytes, over IG_MAX_EVENT_BYTES="
+                           f"{self.limits.max_event_bytes}; only its size, sha256 and an excerpt are kept")
         if not isinstance(event, dict):
             return bad("ENVELOPE_NOT_OBJECT", f"event {index} is a {type(event).__name__}, not an object")
         if "event_id" not in event:
@@ -196,6 +232,10 @@ class EventValidator:
         event_class = event.get("event_class")
         if not isinstance(event_class, str) or event_class not in self._payloads:
             return bad("UNKNOWN_EVENT_CLASS", f"event_class {event_class!r} is not one of {sorted(self._payloads)}")
+        allowed = self._event_types.get(event_class)
+        if allowed is not None and isinstance(event.get("event_type"), str) and event["event_type"] not in allowed:
+            return bad("EVENT_TYPE_NOT_OF_CLASS", f"event_type {event.get('event_type')!r:.80} is not one of"
+                       f" {event_class}: {sorted(allowed)}")
         problem = self._envelope(event, "(root)")
         if problem:
             return bad("ENVELOPE_INVALID", problem)
@@ -208,7 +248,8 @@ class EventValidator:
         digest = sha256_hex(canonical_json(payload))
         value = canonical_json({**event, "payload_hash": digest})
         if len(value) > self.limits.max_event_bytes:
-            return bad("EVENT_TOO_LARGE", f"{len(value)} bytes exceed IG_MAX_EVENT_BYTES={self.limits.max_event_bytes}")
+            return bad("EVENT_TOO_LARGE", f"{len(value)} bytes exceed IG_MAX_EVENT_BYTES={self.limits.max_event_bytes};"
+                       " only its size, sha256 and an excerpt are kept")
         identity = (event["platform_run_id"], event_class, event["event_id"])
         return CheckedEvent(index, event, identity, digest, self._topics[event_class], value)
 
@@ -221,7 +262,7 @@ class Action(StrEnum):
     FINISH = "FINISH"  # published earlier (eb_ref known), receipt missing: write it, no publish
     DUPLICATE = "DUPLICATE"
     ANOMALY = "ANOMALY"
-    IN_FLIGHT = "IN_FLIGHT"  # another request of this process is handling the identity now
+    IN_FLIGHT = "IN_FLIGHT"  # another live request (this process or another) holds the identity now: 503
 
 
 @dataclass(frozen=True)
@@ -232,18 +273,23 @@ class Admission:
     state: str  # PENDING | PUBLISHED | ADMITTED
     receipt_id: str | None
     eb_ref: dict[str, Any] | None
-    owner: str | None = None
 
 
-def decide(payload_hash_now: str, claimed_now: bool, existing: Admission | None, *, in_flight_here: bool) -> Action:
-    """The dedupe decision for a valid event, from the stored admission of its identity."""
-    if claimed_now or existing is None:
+def decide(payload_hash_now: str, claimed_now: bool, existing: Admission | None, *, held: bool) -> Action:
+    """The dedupe decision for a valid event, from the stored admission of its identity.
+
+    `held`: this request owns the identity's claim (inserted or taken over). Only a holder publishes
+    or finishes; anyone else waits for the holder (IN_FLIGHT -> 503) until the identity is ADMITTED.
+    """
+    if claimed_now:
         return Action.PUBLISH
+    if existing is None:  # the holder let go between our insert and our read: retry
+        return Action.IN_FLIGHT
     if existing.payload_hash != payload_hash_now:
         return Action.ANOMALY
     if existing.state == "ADMITTED":
         return Action.DUPLICATE
-    if in_flight_here:
+    if not held:
         return Action.IN_FLIGHT
     if existing.state == "PUBLISHED":
         return Action.FINISH

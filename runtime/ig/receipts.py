@@ -15,6 +15,7 @@ from typing import Any
 
 from runtime.contracts.ids import utc_iso
 from runtime.contracts.registry import Registry
+from runtime.errors import PlatformError
 from runtime.store.port import ObjectStore
 
 
@@ -55,6 +56,19 @@ class BatchWriter:
         """Write one quarantine batch (the rejected events as received), create-only."""
         doc = {"platform_run_id": self.platform_run_id, "written_at_utc": utc_iso(), "items": items}
         self.quarantine_store.put(key, _encode(doc), create_only=True)
+
+
+    def probe(self) -> dict[str, str | None]:
+        """Whether the receipts and quarantine stores answer: reason -> None (ok) or what failed."""
+        out: dict[str, str | None] = {}
+        for reason, store, prefix in (("RECEIPTS_STORE_UNAVAILABLE", self.receipts_store, self.receipts_prefix),
+                                      ("QUARANTINE_STORE_UNAVAILABLE", self.quarantine_store, self.quarantine_prefix)):
+            try:
+                next(iter(store.list(prefix + "health-probe/")), None)
+                out[reason] = None
+            except PlatformError as e:
+                out[reason] = e.message[:300]
+        return out
 
 
 def _encode(doc: dict[str, Any]) -> bytes:

@@ -10,6 +10,9 @@ A definite publish failure releases its claims and the request is a 503 (records
 kept as PUBLISHED, so a retry finishes them without publishing again). An unknown outcome
 (PublishAmbiguous, or a claim left PENDING by a killed process) is a PUBLISH_AMBIGUOUS receipt; the
 retry republishes and admits, so the topic may carry that event twice and its receipts say why.
+Only the request holding an identity's claim publishes it (runtime.ig.store: claims are owned by a
+live IG process); a request meeting an identity another live request holds is a 503
+IG_EVENT_IN_FLIGHT with nothing claimed, and its retry is DUPLICATE once the holder has admitted it.
 """
 
 from __future__ import annotations
@@ -22,16 +25,21 @@ from typing import Any
 from runtime.bus.port import EbRef, OutboundRecord, Publisher
 from runtime.contracts.ids import utc_iso
 from runtime.errors import BusUnavailable, PlatformError, PublishAmbiguous
-from runtime.ig.domain import Action, CheckedEvent, EventValidator, Identity, Outcome, decide
+from runtime.ig.domain import Action, CheckedEvent, EventValidator, Identity, Outcome, decide, oversized_excerpt
 from runtime.ig.receipts import BatchWriter, new_receipt_id
 from runtime.ig.store import AdmissionStore, QuarantineRow, ReceiptRow
 
 
 class GateUnavailable(PlatformError):
-    """A dependency (Postgres, bus, object store) failed: answer 503, nothing of the request admitted."""
+    """A dependency (Postgres, bus, object store) failed, or another request holds an event: answer 503,
+    nothing of the request admitted."""
 
     code = "IG_UNAVAILABLE"
     next_step = "retry the same events later (same event ids); IG dedupe absorbs the retry"
+
+
+IN_FLIGHT_NEXT_STEP = ("retry the same events after a short backoff (same event ids): once the request holding them"
+                       " has admitted them the retry is answered DUPLICATE")
 
 
 @dataclass
@@ -80,9 +88,10 @@ class IngestService:
 
     # --- the use case -------------------------------------------------------------------------
 
-    def ingest(self, events: list[Any]) -> list[dict[str, Any]]:
-        """Decide, publish and record every event; per-event results in request order."""
-        plans = [_Plan(self.validator.check(i, e)) for i, e in enumerate(events)]
+    def ingest(self, events: list[Any], *, measure_sizes: bool = True) -> list[dict[str, Any]]:
+        """Decide, publish and record every event; per-event results in request order. `measure_sizes`
+        may be False when the whole body is within IG_MAX_EVENT_BYTES (no event can be over it)."""
+        plans = [_Plan(self.validator.check(i, e, measure=measure_sizes)) for i, e in enumerate(events)]
         firsts: dict[Identity, int] = {}
         for plan in plans:
             ident = plan.checked.identity
@@ -93,16 +102,19 @@ class IngestService:
             else:
                 firsts[ident] = plan.checked.index
         with self._lock:
-            mine = [i for i in firsts if i not in self._in_flight]
-            busy = set(firsts) - set(mine)
+            busy = [i for i in firsts if i in self._in_flight]
+            mine = [] if busy else list(firsts)
             self._in_flight.update(mine)
+        if busy:  # another request of this process holds them: nothing of this one is claimed
+            raise GateUnavailable(f"{len(busy)} event(s) of this request are being admitted by another request right now",
+                                  code="IG_EVENT_IN_FLIGHT", next_step=IN_FLIGHT_NEXT_STEP)
         try:
-            return self._ingest(plans, firsts, busy)
+            return self._ingest(plans, firsts)
         finally:
             with self._lock:
                 self._in_flight.difference_update(mine)
 
-    def _ingest(self, plans: list[_Plan], firsts: dict[Identity, int], busy: set[Identity]) -> list[dict[str, Any]]:
+    def _ingest(self, plans: list[_Plan], firsts: dict[Identity, int]) -> list[dict[str, Any]]:
         idents = list(firsts)
         try:
             claims = self.store.claim(idents, [plans[firsts[i]].checked.payload_hash or "" for i in idents])
@@ -111,23 +123,36 @@ class IngestService:
         for ident, index in firsts.items():
             plan = plans[index]
             claim = claims[ident]
-            plan.action = decide(plan.checked.payload_hash or "", claim.claimed, claim.existing, in_flight_here=ident in busy)
+            plan.action = decide(plan.checked.payload_hash or "", claim.claimed, claim.existing, held=claim.held)
             if claim.existing is not None:
                 plan.existing_receipt_id = claim.existing.receipt_id
                 plan.eb_ref = claim.existing.eb_ref
-        if any(plans[i].action is Action.IN_FLIGHT for i in firsts.values()):
-            claimed_now = [ident for ident, i in firsts.items() if plans[i].action is Action.PUBLISH]
-            with contextlib.suppress(PlatformError):  # nothing was published for them: not ambiguous
-                self.store.release(claimed_now)
-            raise GateUnavailable("some events of this request are being admitted by another request right now")
-
-        to_publish = [plans[i] for i in firsts.values() if plans[i].action in (Action.PUBLISH, Action.REPUBLISH)]
+        fresh = [ident for ident in idents if claims[ident].claimed]
+        held = [ident for ident in idents if claims[ident].held]
         landed: dict[Identity, dict[str, Any]] = {}
+        attempted: set[Identity] = set()
+        try:
+            if any(plans[i].action is Action.IN_FLIGHT for i in firsts.values()):
+                raise GateUnavailable("some events of this request are being admitted by another request right now",
+                                      code="IG_EVENT_IN_FLIGHT", next_step=IN_FLIGHT_NEXT_STEP)
+            return self._publish_and_record(plans, firsts, landed, attempted)
+        except BaseException:
+            # Let go of every claim this request holds: fresh claims whose publish was not attempted or
+            # definitely failed are deleted; the others stay (PENDING / PUBLISHED) for any process to finish.
+            self._keep_landed(landed)
+            with contextlib.suppress(PlatformError):
+                self.store.release([i for i in fresh if i not in attempted], held)
+            raise
+
+    def _publish_and_record(self, plans: list[_Plan], firsts: dict[Identity, int], landed: dict[Identity, dict[str, Any]],
+                            attempted: set[Identity]) -> list[dict[str, Any]]:
+        to_publish = [plans[i] for i in firsts.values() if plans[i].action in (Action.PUBLISH, Action.REPUBLISH)]
         ambiguous: list[_Plan] = []
         failed: list[_Plan] = []
         if to_publish:
             records = [OutboundRecord(p.checked.topic or "", p.checked.identity[2] if p.checked.identity else "",
                                       p.checked.value or b"") for p in to_publish]
+            attempted.update(p.checked.identity for p in to_publish if p.checked.identity)
             try:
                 results: list[EbRef | Exception] = self.publisher.publish(records)
             except PlatformError as e:
@@ -145,10 +170,7 @@ class IngestService:
                     failed.append(plan)
         if failed:
             self.health.failed("BUS_PUBLISH_FAILED")
-            self._keep_landed(landed)
-            new_claims = [p.checked.identity for p in failed if p.action is Action.PUBLISH and p.checked.identity]
-            with contextlib.suppress(PlatformError):  # a PENDING claim left behind is reconciled (flagged) on retry
-                self.store.release(new_claims)
+            attempted.difference_update(p.checked.identity for p in failed)  # definitely not on the bus
             first = next(r for r in results if isinstance(r, Exception))
             raise GateUnavailable(f"bus: {first}") from first
         if landed:
@@ -158,6 +180,7 @@ class IngestService:
     def _keep_landed(self, landed: dict[Identity, dict[str, Any]]) -> None:
         with contextlib.suppress(PlatformError):  # left PENDING: a retry republishes and flags PUBLISH_AMBIGUOUS
             self.store.mark_published(landed)
+        landed.clear()
 
     def _record(self, plans: list[_Plan], landed: dict[Identity, dict[str, Any]], ambiguous: list[_Plan]) -> list[dict[str, Any]]:
         now = utc_iso()
@@ -242,8 +265,7 @@ class IngestService:
                 self.writer.write_quarantine(quarantine_key, quarantine_items)
             self.writer.write_receipts(receipts_key, receipts)
             self.store.commit(admitted, rows, quarantine_rows, pending_receipts)
-        except PlatformError as e:
-            self._keep_landed(landed)
+        except PlatformError as e:  # landed records are kept as PUBLISHED by the caller
             raise GateUnavailable(f"recording receipts failed: {e.message}") from e
 
         originals = self._originals(originals_needed)
@@ -252,7 +274,8 @@ class IngestService:
     def _quarantine(self, plan: _Plan, key: str, items: list[dict[str, Any]], rows: list[QuarantineRow], reason: str) -> None:
         assert plan.receipt is not None
         plan.receipt["quarantine_ref"] = {"bucket_key": key, "index": len(items)}
-        items.append({"receipt_id": plan.receipt["receipt_id"], "reason": reason, "event": plan.checked.raw})
+        kept = oversized_excerpt(plan.checked.raw) if reason == "EVENT_TOO_LARGE" else plan.checked.raw
+        items.append({"receipt_id": plan.receipt["receipt_id"], "reason": reason, "event": kept})
         rows.append(QuarantineRow(plan.receipt["receipt_id"], self.validator.platform_run_id, plan.receipt.get("event_class"),
                                   plan.receipt.get("event_id"), reason, key, len(items) - 1))
 

@@ -2,8 +2,9 @@
 
 The API key comes from SSM (registry `SSM_IG_API_KEY_PATH`) or, for tests and local runs, from
 the `FP_IG_API_KEY` environment variable (registry `ENVVAR_IG_API_KEY`). The run pin comes from
-`REQUIRED_PLATFORM_RUN_ID` (registry `REQUIRED_PLATFORM_RUN_ID_ENV_KEY`). Nothing here connects
-to anything at import time.
+`REQUIRED_PLATFORM_RUN_ID` (registry `REQUIRED_PLATFORM_RUN_ID_ENV_KEY`). IG's clients (WSP, the
+P4 ready check) find the key and IG's address through `read_ig_api_key` and `ig_base_url` here.
+Nothing here connects to anything at import time.
 """
 
 from __future__ import annotations
@@ -67,6 +68,18 @@ def read_ssm_key(base: Settings, ssm_client: Any | None = None) -> str | None:
     except ObjectStoreUnavailable as e:
         raise IgConfigInvalid(f"cannot read the IG API key from SSM {path}: {e}",
                               next_step="check FP_OBJECT_STORE_ENDPOINT/credentials or set FP_IG_API_KEY") from e
+
+
+def read_ig_api_key(base: Settings, environ: Mapping[str, str] | None = None, ssm_client: Any | None = None) -> str | None:
+    """The IG API key as a client of IG finds it: ENVVAR_IG_API_KEY, else SSM (None when neither has it)."""
+    env = os.environ if environ is None else environ
+    return env.get(base.registry.text("ENVVAR_IG_API_KEY")) or read_ssm_key(base, ssm_client)
+
+
+def ig_base_url(base: Settings, environ: Mapping[str, str] | None = None) -> str:
+    """Where IG answers: the environment override the registry names (ENVVAR_IG_BASE_URL), else IG_BASE_URL."""
+    env = os.environ if environ is None else environ
+    return env.get(base.registry.text("ENVVAR_IG_BASE_URL")) or base.registry.text("IG_BASE_URL")
 
 
 def load_ig_settings(environ: Mapping[str, str] | None = None, *, base: Settings | None = None,

@@ -4,11 +4,21 @@ Two short transactions per request: `claim` (insert-or-read the identities) befo
 and `commit` (admissions ADMITTED + receipts index + quarantine index) after the receipt batch
 object is durable. Every statement works on whole batches (unnest of arrays) so a request of 500
 events costs a handful of round trips. Driver errors become DatabaseUnavailable (-> 503).
+
+Claims are owned. Each IG process has an owner key and holds a session advisory lock on it for its
+whole life (`ClaimOwner`). A claim row carries the key of the process whose request works on it;
+another process may take it over only when nobody holds (claim_owner NULL) or when the owner's lock
+can be taken, i.e. the owner process is gone. Every later write (release, mark_published, commit)
+is conditional on still owning the row, and a lost claim fails the commit (ClaimLost), so two
+processes never both publish-and-admit one identity. Postgres is the only arbiter.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import secrets
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,16 +27,75 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from runtime.db.migrate import connect
 from runtime.errors import DatabaseUnavailable
 from runtime.ig.domain import Admission, Identity
 
 
+class ClaimLost(DatabaseUnavailable):
+    """An identity this request claimed was taken over (its owner looked dead): nothing of the request is admitted."""
+
+    code = "IG_CLAIM_LOST"
+    next_step = "retry the same events; the identity is finished by the request that took it over"
+
+
 @dataclass(frozen=True)
 class ClaimResult:
-    """Per identity: claimed by this call, or the admission found in place."""
+    """Per identity: inserted by this call (claimed), taken over by it (taken), and the admission in place."""
 
     claimed: bool
     existing: Admission | None
+    taken: bool = False
+
+    @property
+    def held(self) -> bool:
+        """This request owns the identity now and may act on it."""
+        return self.claimed or self.taken
+
+
+class ClaimOwner:
+    """The owner key of this IG process, alive as long as a session advisory lock on it is held.
+
+    The lock lives on its own connection (not a pool one). When the connection is lost (process
+    killed, database restarted) the lock goes with it; `ensure` takes it again before the next
+    claim, so claims are never inserted by an owner that looks dead.
+    """
+
+    def __init__(self, dsn: str):
+        self.dsn = dsn
+        self.key = secrets.randbelow(2**62 - 2**40) + 2**40  # never the migrator's small lock id
+        self._conn: psycopg.Connection | None = None
+        self._lock = threading.Lock()
+
+    def ensure(self) -> int:
+        """The owner key, after making sure its lock is held (DatabaseUnavailable when it cannot be)."""
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    self._conn.execute("SELECT 1")
+                    return self.key
+                except psycopg.Error:
+                    self._drop()
+            conn = connect(self.dsn, autocommit=True)
+            try:
+                conn.execute("SET lock_timeout = '5s'")
+                conn.execute("SELECT pg_advisory_lock(%s)", (self.key,))
+            except psycopg.Error as e:
+                conn.close()
+                raise DatabaseUnavailable(f"IG claim owner lock not taken: {str(e).strip()[:200]}") from e
+            self._conn = conn
+            return self.key
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.close()
+            self._conn = None
+
+    def close(self) -> None:
+        """Let go of the lock (the process stops serving)."""
+        with self._lock:
+            self._drop()
 
 
 @dataclass(frozen=True)
@@ -59,6 +128,7 @@ class AdmissionStore:
     """The admission state and the receipts/quarantine indexes in Postgres."""
 
     def __init__(self, dsn: str, *, max_size: int = 4):
+        self.owner = ClaimOwner(dsn)
         self._pool = ConnectionPool(dsn, min_size=0, max_size=max_size, open=False, timeout=5.0,
                                     kwargs={"connect_timeout": 3})
 
@@ -67,8 +137,9 @@ class AdmissionStore:
         self._pool.open(wait=False)
 
     def close(self) -> None:
-        """Close the pool."""
+        """Close the pool and let go of the claim owner lock."""
         self._pool.close()
+        self.owner.close()
 
     @contextmanager
     def _conn(self) -> Iterator[psycopg.Connection]:
@@ -85,22 +156,37 @@ class AdmissionStore:
             conn.execute("SELECT 1")
 
     def claim(self, identities: list[Identity], hashes: list[str]) -> dict[Identity, ClaimResult]:
-        """Insert PENDING rows for new identities; return what each identity is now."""
+        """Insert PENDING rows owned by this process for new identities, take over unfinished ones nobody
+        alive works on (same payload hash only), and return what each identity is now."""
         if not identities:
             return {}
+        me = self.owner.ensure()
         runs, classes, ids = (list(x) for x in zip(*identities, strict=True))
         with self._conn() as conn, conn.transaction():
             inserted = conn.execute(
-                "INSERT INTO ig_admissions (platform_run_id, event_class, event_id, payload_hash, state)"
-                " SELECT r, c, i, h, 'PENDING' FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS t(r, c, i, h)"
+                "INSERT INTO ig_admissions (platform_run_id, event_class, event_id, payload_hash, state, claim_owner)"
+                " SELECT r, c, i, h, 'PENDING', %s FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS t(r, c, i, h)"
                 " ON CONFLICT DO NOTHING RETURNING platform_run_id, event_class, event_id",
-                (runs, classes, ids, hashes),
+                (me, runs, classes, ids, hashes),
             ).fetchall()
             claimed = {(r[0], r[1], r[2]) for r in inserted}
-            others = [ident for ident in identities if ident not in claimed]
+            others = [(ident, h) for ident, h in zip(identities, hashes, strict=True) if ident not in claimed]
             found: dict[Identity, Admission] = {}
+            taken: set[Identity] = set()
             if others:
-                o_runs, o_classes, o_ids = (list(x) for x in zip(*others, strict=True))
+                o_runs, o_classes, o_ids = (list(x) for x in zip(*(o[0] for o in others), strict=True))
+                o_hashes = [o[1] for o in others]
+                # Owner NULL: nobody works on it. Owner me: this process's in-flight set already made this
+                # request the only one here. Another owner: only when its lock can be taken (it is dead).
+                taken = {(r[0], r[1], r[2]) for r in conn.execute(
+                    "UPDATE ig_admissions a SET claim_owner = %s, updated_at = now()"
+                    " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS t(r, c, i, h)"
+                    " WHERE a.platform_run_id = t.r AND a.event_class = t.c AND a.event_id = t.i"
+                    " AND a.state <> 'ADMITTED' AND a.payload_hash = t.h"
+                    " AND (a.claim_owner IS NULL OR a.claim_owner = %s OR pg_try_advisory_xact_lock(a.claim_owner))"
+                    " RETURNING a.platform_run_id, a.event_class, a.event_id",
+                    (me, o_runs, o_classes, o_ids, o_hashes, me),
+                ).fetchall()}
                 rows = conn.execute(
                     "SELECT a.platform_run_id, a.event_class, a.event_id, a.payload_hash, a.state, a.receipt_id, a.eb_ref"
                     " FROM ig_admissions a JOIN unnest(%s::text[], %s::text[], %s::text[]) AS t(r, c, i)"
@@ -108,22 +194,27 @@ class AdmissionStore:
                     (o_runs, o_classes, o_ids),
                 ).fetchall()
                 found = {(r[0], r[1], r[2]): Admission(r[3], r[4], r[5], r[6]) for r in rows}
-        return {ident: ClaimResult(ident in claimed, found.get(ident)) for ident in identities}
+        return {ident: ClaimResult(ident in claimed, found.get(ident), ident in taken) for ident in identities}
 
-    def release(self, identities: list[Identity]) -> None:
-        """Drop PENDING claims whose publish definitely failed (nothing landed)."""
-        if not identities:
-            return
-        runs, classes, ids = (list(x) for x in zip(*identities, strict=True))
+    def release(self, fresh: list[Identity], held: list[Identity]) -> None:
+        """Let go of this request's claims: `fresh` ones (inserted now, nothing landed) are deleted, the
+        other `held` ones stay as they are but owned by nobody, so any process can finish them."""
         with self._conn() as conn, conn.transaction():
-            conn.execute(
-                "DELETE FROM ig_admissions a USING unnest(%s::text[], %s::text[], %s::text[]) AS t(r, c, i)"
-                " WHERE a.platform_run_id = t.r AND a.event_class = t.c AND a.event_id = t.i AND a.state = 'PENDING'",
-                (runs, classes, ids),
-            )
+            for sql, idents in (
+                ("DELETE FROM ig_admissions a USING unnest(%s::text[], %s::text[], %s::text[]) AS t(r, c, i)"
+                 " WHERE a.platform_run_id = t.r AND a.event_class = t.c AND a.event_id = t.i AND a.state = 'PENDING'"
+                 " AND a.receipt_id IS NULL AND a.claim_owner = %s", fresh),
+                ("UPDATE ig_admissions a SET claim_owner = NULL, updated_at = now()"
+                 " FROM unnest(%s::text[], %s::text[], %s::text[]) AS t(r, c, i)"
+                 " WHERE a.platform_run_id = t.r AND a.event_class = t.c AND a.event_id = t.i AND a.claim_owner = %s",
+                 held),
+            ):
+                if idents:
+                    runs, classes, ids = (list(x) for x in zip(*idents, strict=True))
+                    conn.execute(sql, (runs, classes, ids, self.owner.key))
 
     def mark_published(self, refs: dict[Identity, dict[str, Any]]) -> None:
-        """Record eb_refs of records that landed when their receipts could not be written."""
+        """Record eb_refs of records that landed when their receipts could not be written (claims let go)."""
         if not refs:
             return
         idents = list(refs)
@@ -131,37 +222,45 @@ class AdmissionStore:
         with self._conn() as conn, conn.transaction():
             conn.execute(
                 "UPDATE ig_admissions a SET state = 'PUBLISHED', eb_ref = t.e::jsonb, updated_at = now(),"
-                " publish_attempts = a.publish_attempts + 1"
+                " publish_attempts = a.publish_attempts + 1, claim_owner = NULL"
                 " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS t(r, c, i, e)"
-                " WHERE a.platform_run_id = t.r AND a.event_class = t.c AND a.event_id = t.i AND a.state <> 'ADMITTED'",
-                (runs, classes, ids, [_j(refs[k]) for k in idents]),
+                " WHERE a.platform_run_id = t.r AND a.event_class = t.c AND a.event_id = t.i AND a.state <> 'ADMITTED'"
+                " AND a.claim_owner = %s",
+                (runs, classes, ids, [_j(refs[k]) for k in idents], self.owner.key),
             )
 
     def commit(self, admitted: dict[Identity, tuple[str, dict[str, Any]]], receipts: list[ReceiptRow],
                quarantine: list[QuarantineRow], ambiguous: dict[Identity, str] | None = None) -> None:
         """One transaction: identities ADMITTED with receipt + eb_ref, receipts and quarantine rows appended;
-        PENDING identities remember the PUBLISH_AMBIGUOUS receipt of their attempt."""
+        PENDING identities remember the PUBLISH_AMBIGUOUS receipt of their attempt. Every identity must
+        still be owned by this process, else ClaimLost and nothing is written."""
         with self._conn() as conn, conn.transaction():
             if ambiguous:
                 a_idents = list(ambiguous)
                 a_runs, a_classes, a_ids = (list(x) for x in zip(*a_idents, strict=True))
                 conn.execute(
-                    "UPDATE ig_admissions a SET receipt_id = t.rid, updated_at = now(), publish_attempts = a.publish_attempts + 1"
+                    "UPDATE ig_admissions a SET receipt_id = t.rid, updated_at = now(), publish_attempts = a.publish_attempts + 1,"
+                    " claim_owner = NULL"
                     " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS t(r, c, i, rid)"
-                    " WHERE a.platform_run_id = t.r AND a.event_class = t.c AND a.event_id = t.i AND a.state = 'PENDING'",
-                    (a_runs, a_classes, a_ids, [ambiguous[k] for k in a_idents]),
+                    " WHERE a.platform_run_id = t.r AND a.event_class = t.c AND a.event_id = t.i AND a.state = 'PENDING'"
+                    " AND a.claim_owner = %s",
+                    (a_runs, a_classes, a_ids, [ambiguous[k] for k in a_idents], self.owner.key),
                 )
             if admitted:
                 idents = list(admitted)
                 runs, classes, ids = (list(x) for x in zip(*idents, strict=True))
-                conn.execute(
+                done = conn.execute(
                     "UPDATE ig_admissions a SET state = 'ADMITTED', receipt_id = t.rid, eb_ref = t.e::jsonb,"
-                    " updated_at = now(), publish_attempts = a.publish_attempts + 1"
+                    " updated_at = now(), publish_attempts = a.publish_attempts + 1, claim_owner = NULL"
                     " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) AS t(r, c, i, rid, e)"
-                    " WHERE a.platform_run_id = t.r AND a.event_class = t.c AND a.event_id = t.i",
+                    " WHERE a.platform_run_id = t.r AND a.event_class = t.c AND a.event_id = t.i"
+                    " AND a.state <> 'ADMITTED' AND a.claim_owner = %s",
                     (runs, classes, ids, [admitted[k][0] for k in idents],
-                     [_j(admitted[k][1]) for k in idents]),
-                )
+                     [_j(admitted[k][1]) for k in idents], self.owner.key),
+                ).rowcount
+                if done != len(idents):
+                    raise ClaimLost(f"{len(idents) - done} of {len(idents)} identities were taken over by another IG"
+                                    " process while this request published them")
             if receipts:
                 # COPY: several times cheaper than a multi-array INSERT for a batch of receipts.
                 with conn.cursor().copy(

@@ -53,7 +53,7 @@ def smoke_event(platform_run_id: str, scenario_run_id: str) -> dict[str, Any]:
     payload = {"arrival_id": f"ig_ready_smoke_{platform_run_id}", "ts_utc": ts, "session_id": "ig_ready_smoke",
                "customer_id": "ig_ready_smoke", "channel": "smoke", "ip_country": "GB"}
     return {"event_id": event_id("ig_ready_smoke", {"platform_run_id": platform_run_id}), "event_class": "context_arrival_events",
-            "event_type": "ig_ready_smoke", "schema_version": "v1", "platform_run_id": platform_run_id,
+            "event_type": "context_arrival_events", "schema_version": "v1", "platform_run_id": platform_run_id,
             "scenario_run_id": scenario_run_id, "ts_utc": ts, "producer": SMOKE_PRODUCER, "payload": payload}
 
 

@@ -9,7 +9,6 @@ Both write only into the run's bundle in the evidence bucket; the controller rea
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 
@@ -19,15 +18,10 @@ from runtime.bus.factory import admin
 from runtime.bus.port import OffsetKind
 from runtime.errors import PlatformError
 from runtime.evidence.writer import EvidenceWriter, WrittenEvidence, run_bundle
-from runtime.ig.settings import read_ssm_key
+from runtime.ig.settings import ig_base_url, read_ig_api_key
 from runtime.ig.store import AdmissionStore
 from runtime.ig.summaries import write_ig_ready, write_offsets_snapshot, write_quarantine_summary, write_receipt_summary
 from runtime.settings import Settings
-
-
-def ig_base_url(settings: Settings) -> str:
-    """Where IG answers: the environment override the registry names, else IG_BASE_URL."""
-    return os.environ.get(settings.registry.text("ENVVAR_IG_BASE_URL")) or settings.registry.text("IG_BASE_URL")
 
 
 def wait_until_answering(url: str, timeout_s: float = 60.0) -> None:
@@ -48,7 +42,7 @@ def ready_check(settings: Settings, platform_run_id: str, scenario_run_id: str, 
                 pid: int | None = None, task_arns: list[str] | None = None, wait_s: float = 60.0) -> WrittenEvidence:
     """P4 from IG's side of the network: wait, probe, write ig_ready.json (nothing on failure)."""
     key_var = settings.registry.text("ENVVAR_IG_API_KEY")
-    api_key = os.environ.get(key_var) or read_ssm_key(settings)
+    api_key = read_ig_api_key(settings)
     if not api_key:
         raise PlatformError(f"no IG API key in {key_var} or at SSM_IG_API_KEY_PATH", code="IG_KEY_MISSING",
                             next_step="re-run `fp dev-min-up` (bootstrap writes the key; the demo stack injects it)")

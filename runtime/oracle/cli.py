@@ -6,7 +6,6 @@ becomes one stderr line (code, message, next step) and exit code 1.
 
 from __future__ import annotations
 
-import os
 import re
 import tempfile
 from pathlib import Path
@@ -157,7 +156,7 @@ def seed(
         settings, ctx = _context(platform_run_id)
         config = EngineConfig(seed=seed, scale=scale)
         config.validate()
-        cache = os.environ.get(settings.registry.text("ENVVAR_ORACLE_ENGINE_CACHE"))
+        cache = settings.oracle_engine_cache
         with tempfile.TemporaryDirectory(prefix="fp-engine-") as scratch:
             folder = root or (engine_cache_root(Path(cache), config) if cache else Path(scratch) / "engine")
             with _byte_progress(0, "seed") as bar:
@@ -247,14 +246,18 @@ def stream_sort(
 @app.command()
 def check(
     platform_run_id: RunIdOpt,
+    output_id: Annotated[
+        list[str] | None, typer.Option("--output-id", help="check only this output (repeatable); default: every required output")
+    ] = None,
     evidence: EvidenceOpt = True,
     memory_limit: MemoryOpt = "1GB",
     threads: ThreadsOpt = 2,
 ) -> None:
-    """Verify every required output's stream view; writes checker_pass only when all pass."""
+    """Verify the stream view of every required output (or of each --output-id); writes checker_pass only when all pass."""
     with operator_errors():
         settings, ctx = _context(platform_run_id)
-        results = check_step(ctx, _writer(settings, platform_run_id, evidence), SortKnobs(memory_limit=memory_limit, threads=threads))
+        results = check_step(ctx, _writer(settings, platform_run_id, evidence), SortKnobs(memory_limit=memory_limit, threads=threads),
+                             output_ids=output_id)
         for r in results:
             console.print(f"{r.output_id}: PASS rows={r.rows}")
         console.print(f"oracle checker PASS ({len(results)} outputs)")

@@ -144,9 +144,11 @@ def sort_step(
     return report
 
 
-def check_step(ctx: OracleContext, writer: EvidenceWriter | None, knobs: SortKnobs) -> list[OutputCheck]:
-    """Run the checker over every required output; evidence on PASS, a failure report otherwise."""
-    specs = ctx.catalog.select(None)
+def check_step(ctx: OracleContext, writer: EvidenceWriter | None, knobs: SortKnobs,
+               output_ids: list[str] | None = None) -> list[OutputCheck]:
+    """Run the checker over every required output (or the selected ones: a traffic mode's set);
+    evidence on PASS, a failure report otherwise."""
+    specs = ctx.catalog.select(output_ids)
     results = run_checker(specs, ctx.store, ctx.layout, ctx.access, knobs)
     passed = all(r.ok for r in results)
     if writer is not None:

@@ -7,6 +7,7 @@ LEASE_BUSY naming the holder and the expiry. An operator may clear a lease expli
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,7 +21,12 @@ class LeaseBusy(PlatformError):
     """Another SR run holds the lease of this equivalence key."""
 
     code = "LEASE_BUSY"
-    next_step = "use a new equivalence key, wait for the lease TTL, or run `sr lease-clear --equivalence-key ...`"
+    next_step = "use a new equivalence key, wait for the lease TTL, or run `python -m runtime sr lease-clear --equivalence-key <key>`"
+
+
+def lease_clear_command(equivalence_key: str) -> str:
+    """The command an operator types to drop the lease of `equivalence_key` (quoted for a shell)."""
+    return f"python -m runtime sr lease-clear --equivalence-key {shlex.quote(equivalence_key)}"
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,10 @@ class LeaseStore:
         except psycopg.OperationalError as e:
             raise DatabaseUnavailable(f"SR lease store unavailable: {e}") from e
         detail = f"held by {current[0]} for {current[1]} until {current[2].isoformat()}" if current else "held by another run"
-        raise LeaseBusy(f"the lease of equivalence key {equivalence_key!r} (scenario_run_id {scenario_run_id}) is {detail}")
+        raise LeaseBusy(f"the lease of equivalence key {equivalence_key!r} (scenario_run_id {scenario_run_id}) is {detail}",
+                        next_step=f"use a new equivalence key, wait until {current[2].isoformat() if current else 'the lease TTL'}, "
+                                  f"or run `{lease_clear_command(equivalence_key)}` (with FP_DB_DSN set to the database "
+                                  "`fp substrate status` shows)")
 
     def release(self, lease: Lease) -> None:
         """Give the lease back (only if still ours)."""

@@ -1,13 +1,12 @@
 """`python -m runtime wsp run`: stream the pinned run's stream views to IG once READY is found.
 
-Thin: read settings and knobs, build the control-topic consumer (runtime.bus.factory) and the
+Thin: read the WSP settings (runtime.wsp.settings) and knobs, build the control-topic consumer (runtime.bus.factory) and the
 checkpoint, call `run_wsp`, print progress lines; a PlatformError is one line and exit 1.
 """
 
 from __future__ import annotations
 
 import importlib
-import os
 from typing import Annotated
 
 import typer
@@ -35,40 +34,33 @@ def run(
     """Find READY for the run and stream traffic + context outputs to IG."""
     from rich.console import Console
 
+    from runtime.components import consumer_group_id
     from runtime.db.migrate import apply_migrations
-    from runtime.ig.settings import read_ssm_key
     from runtime.settings import load_settings
     from runtime.wsp.checkpoint import WspCheckpoint
     from runtime.wsp.envelope import OutputPlan
     from runtime.wsp.run import WspOptions, run_wsp
+    from runtime.wsp.settings import load_wsp_settings
 
     console = Console(stderr=True)
     try:
-        settings = load_settings()
-        reg = settings.registry
+        base = load_settings()
+        reg = base.registry
         OutputPlan(reg, mode)  # WSP_MODE_UNKNOWN before anything connects
-        run_id = platform_run_id or os.environ.get(reg.text("REQUIRED_PLATFORM_RUN_ID_ENV_KEY"), "")
-        if not run_id:
-            raise PlatformError("no platform_run_id", code="WSP_RUN_ID_MISSING",
-                                next_step="pass --platform-run-id or set REQUIRED_PLATFORM_RUN_ID")
-        if not settings.db_dsn:
-            raise PlatformError("FP_DB_DSN is not set; WSP checkpoints live in PostgreSQL", code="WSP_CHECKPOINT_DSN_MISSING")
-        cap = max_events_per_output or (int(os.environ["WSP_MAX_EVENTS_PER_OUTPUT"])
-                                        if os.environ.get("WSP_MAX_EVENTS_PER_OUTPUT") else None)
-        api_key = os.environ.get(reg.text("ENVVAR_IG_API_KEY")) or read_ssm_key(settings)
-        if not api_key:
-            raise PlatformError("no IG API key", code="WSP_IG_KEY_MISSING", next_step="set FP_IG_API_KEY or the SSM parameter")
-        base_url = os.environ.get(reg.text("ENVVAR_IG_BASE_URL")) or reg.text("IG_BASE_URL")
-        apply_migrations(settings.db_dsn)
+        wsp = load_wsp_settings(base=base, platform_run_id=platform_run_id)
+        settings, run_id = wsp.base, wsp.platform_run_id
+        cap = max_events_per_output or wsp.max_events_per_output
+        apply_migrations(wsp.db_dsn)
         try:
             factory = importlib.import_module("runtime.bus.factory")
         except ImportError as e:
             raise PlatformError("no bus adapter factory (runtime.bus.factory) is installed", code="BUS_ADAPTER_MISSING",
                                 next_step="install the bus adapters") from e
-        consumer = factory.consumer(settings, [reg.topic("FP_BUS_CONTROL_V1").name], group=f"wsp-{run_id}")
+        consumer = factory.consumer(settings, [reg.topic("FP_BUS_CONTROL_V1").name],
+                                    group=consumer_group_id(reg, "wsp", run_id), required_platform_run_id=run_id)
         try:
-            result = run_wsp(settings, run_id, consumer, ig_base_url=base_url, api_key=api_key,
-                             checkpoint=WspCheckpoint(settings.db_dsn),
+            result = run_wsp(settings, run_id, consumer, ig_base_url=wsp.ig_base_url, api_key=wsp.api_key,
+                             checkpoint=WspCheckpoint(wsp.db_dsn),
                              options=WspOptions(mode=mode, max_events_per_output=cap, speedup=speedup,
                                                 ready_timeout_s=ready_timeout, restream=restream),
                              progress=lambda line: console.print(line, highlight=False))

@@ -1,11 +1,11 @@
 """`run_wsp`: find READY for the pinned run, check the stream views, stream every output, write evidence.
 
-Steps: poll the control topic (records of other runs are skipped and committed; a READY whose
-checkpoint says COMPLETED is a duplicate and skipped) -> confirm a stream view exists for every
-output of the mode -> checkpoint STARTED, then commit the READY -> wsp_start.json -> one thread per
-output (traffic and context concurrently, each in view order) -> wsp_summary.json -> checkpoint
-COMPLETED or FAILED. A failure anywhere leaves the checkpoint where IG last answered, so the next
-run resumes with the same event ids.
+Steps: poll the control topic with a consumer pinned to the run (the bus's run scoping skips, counts
+and commits other runs' records; a READY whose checkpoint says COMPLETED is a duplicate and
+skipped) -> confirm a stream view exists for every output of the mode -> checkpoint STARTED, then
+commit the READY -> wsp_start.json -> one thread per output (traffic and context concurrently,
+each in view order) -> wsp_summary.json -> checkpoint COMPLETED or FAILED. A failure anywhere
+leaves the checkpoint where IG last answered, so the next run resumes with the same event ids.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.bus.port import BusRecord, Consumer
+from runtime.bus.port import BusRecord, RunScopedConsumer
 from runtime.contracts.ids import utc_iso
 from runtime.errors import PlatformError
 from runtime.evidence.writer import BundleTarget, EvidenceWriter, run_bundle
@@ -97,38 +97,57 @@ def parse_ready(record: BusRecord) -> dict[str, Any] | None:
     return doc
 
 
-def find_ready(consumer: Consumer, platform_run_id: str, checkpoint: WspCheckpoint, *, timeout_s: float, restream: bool,
-               progress: Callable[[str], None], result: WspResult) -> Ready | None:
-    """The first READY of the pinned run not yet completed; None when only completed ones were seen."""
+class ReadyConsumerNotPinned(PlatformError):
+    """The READY consumer delivered another run's record: it was not pinned to the run WSP streams."""
+
+    code = "WSP_READY_CONSUMER_NOT_PINNED"
+    next_step = "build the READY consumer with runtime.bus.factory.consumer(..., required_platform_run_id=<the run>)"
+
+
+def find_ready(consumer: RunScopedConsumer, platform_run_id: str, checkpoint: WspCheckpoint, *, timeout_s: float,
+               restream: bool, progress: Callable[[str], None], result: WspResult) -> Ready | None:
+    """The first READY of the pinned run not yet completed; None when only completed ones were seen.
+
+    Run scoping is the consumer's (pinned to `platform_run_id`): other runs' records never reach
+    this loop; they are skipped, counted and committed by the consumer. Records of the run that are
+    not READY documents are committed past here.
+    """
     deadline = time.monotonic() + timeout_s
     seen_completed = False
-    while time.monotonic() < deadline:
-        records = consumer.poll(100, min(5.0, max(deadline - time.monotonic(), 0.1)))
-        skipped: list[BusRecord] = []
-        for record in records:
-            doc = parse_ready(record)
-            if doc is None or doc["platform_run_id"] != platform_run_id:
-                result.skipped_other_runs += 1
-                skipped.append(record)
-                continue
-            status = checkpoint.status(platform_run_id, doc["scenario_run_id"])
-            if status == "COMPLETED" and not restream:
-                progress(f"WSP READY duplicate skipped platform_run_id={platform_run_id} scenario_run_id={doc['scenario_run_id']}")
-                result.skipped_duplicate_ready += 1
-                seen_completed = True
-                skipped.append(record)
-                continue
+    try:
+        while time.monotonic() < deadline:
+            records = consumer.poll(100, min(5.0, max(deadline - time.monotonic(), 0.1)))
+            skipped: list[BusRecord] = []
+            for record in records:
+                doc = parse_ready(record)
+                if doc is None:
+                    skipped.append(record)
+                    continue
+                if doc["platform_run_id"] != platform_run_id:
+                    raise ReadyConsumerNotPinned(f"the READY consumer delivered a record of {doc['platform_run_id']} "
+                                                 f"while WSP streams {platform_run_id}")
+                status = checkpoint.status(platform_run_id, doc["scenario_run_id"])
+                if status == "COMPLETED" and not restream:
+                    progress(f"WSP READY duplicate skipped platform_run_id={platform_run_id} "
+                             f"scenario_run_id={doc['scenario_run_id']}")
+                    result.skipped_duplicate_ready += 1
+                    seen_completed = True
+                    skipped.append(record)
+                    continue
+                consumer.commit(skipped)
+                return Ready(platform_run_id, doc["scenario_run_id"], doc, record)
             consumer.commit(skipped)
-            return Ready(platform_run_id, doc["scenario_run_id"], doc, record)
-        consumer.commit(skipped)
-        if seen_completed and not records:
-            return None
+            if seen_completed and not records:
+                return None
+    finally:
+        counts = consumer.counts
+        result.skipped_other_runs = counts.skipped_other_run + counts.skipped_unscoped
     if seen_completed:
         return None
     raise ReadyMissing(f"no READY for {platform_run_id} on the control topic within {timeout_s:.0f}s")
 
 
-def run_wsp(settings: Settings, platform_run_id: str, ready_consumer: Consumer, *, ig_base_url: str, api_key: str,
+def run_wsp(settings: Settings, platform_run_id: str, ready_consumer: RunScopedConsumer, *, ig_base_url: str, api_key: str,
             checkpoint: WspCheckpoint, oracle_store: ObjectStore | None = None,
             evidence_targets: list[BundleTarget] | None = None, options: WspOptions | None = None,
             progress: Callable[[str], None] = print) -> WspResult:

@@ -202,7 +202,8 @@ class DemoStack(TerraformStack):
                             value=value, tags=self.config.tags.as_dict())
 
     def _containers(self, task: TaskSpec, image: str) -> str:
-        """The container of one entrypoint: `python -m runtime <component>`; secrets only as SSM references."""
+        """The container of one component: its argv as `command`, after the image's ENTRYPOINT
+        (`python -m runtime`, never repeated here); secrets only as SSM references."""
         c = self.config
         names = c.env_var_names
         ssm_arn = f"arn:aws:ssm:{c.region}:{self.account_id}:parameter"
@@ -219,7 +220,7 @@ class DemoStack(TerraformStack):
         ]
         container: dict[str, Any] = {
             "name": task.component, "image": image, "essential": True,
-            "command": ["python", "-m", "runtime", task.component],
+            "command": list(task.command),
             "environment": env, "secrets": secrets, "readonlyRootFilesystem": True,
             "mountPoints": [{"sourceVolume": name, "containerPath": path, "readOnly": False}
                             for name, path in sorted(SCRATCH_MOUNTS.items())],

@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from controller.cli.main import app
+from runtime.components import of_kind
 from runtime.errors import PlatformError
 from stacks.config import StackConfigInvalid, core_config, demo_config, local_parity_config
 from tests.stacks.conftest import SHA, registry_document, write_registry
@@ -20,7 +21,7 @@ def test_repository_registry_configures_every_stack() -> None:
     demo = demo_config(git_sha=SHA, window_end_utc="2026-11-23T23:00Z")
     local = local_parity_config()
     assert len(core.buckets) == 4 and core.runtime_roles
-    assert demo.image_tag == f"git-{SHA}" and len([t for t in demo.tasks if t.daemon]) == 13
+    assert demo.image_tag == f"git-{SHA}" and len([t for t in demo.tasks if t.daemon]) == len(of_kind("daemon"))
     assert local.topics
 
 
@@ -131,3 +132,19 @@ def test_oversized_partition_count_is_refused_by_the_registry_schema(tmp_path: P
 def test_every_stacks_command_has_help(command: list[str]) -> None:
     result = runner.invoke(app, ["stacks", *command, "--help"])
     assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_consumer_group_pattern_without_a_literal_prefix_is_refused(tmp_path: Path) -> None:
+    doc = registry_document()
+    doc["shared"]["packs"]["CONSUMER_GROUP_ID_PATTERN"] = "{component}-{platform_run_id}"
+    with pytest.raises(StackConfigInvalid) as e:
+        demo_config(git_sha=SHA, registry_file=write_registry(tmp_path, doc))
+    assert "CONSUMER_GROUP_ID_PATTERN" in e.value.message
+
+
+def test_a_daemon_of_the_component_map_in_no_pack_is_refused(tmp_path: Path) -> None:
+    doc = registry_document()
+    doc["shared"]["packs"]["PACKS"]["control_ingress"] = []
+    with pytest.raises(StackConfigInvalid) as e:
+        demo_config(git_sha=SHA, registry_file=write_registry(tmp_path, doc))
+    assert "PACKS" in e.value.message and "'ig'" in e.value.message

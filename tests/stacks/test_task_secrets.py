@@ -15,9 +15,9 @@ import pytest
 
 from controller.compute.ecs_backend import SECRET_ENV_KEYS, EcsBackend
 from controller.devmin.aws import AwsClients
+from runtime.components import of_kind
 from runtime.contracts.registry import load_registry
 from runtime.errors import PlatformError
-from stacks.config import DAEMONS, JOBS
 from tests.stacks.conftest import Synthesised
 
 
@@ -31,7 +31,7 @@ def test_every_task_definition_injects_secrets_from_ssm_only(synthesised: Synthe
     ssm_paths = {registry.text(k) for k in ("SSM_DB_DSN_PATH", "SSM_CONFLUENT_BOOTSTRAP_PATH", "SSM_IG_API_KEY_PATH")}
     secret_names = {registry.text(k) for k in SECRET_ENV_KEYS}
     definitions = _definitions(synthesised)
-    assert len(definitions) == len(DAEMONS) + len(JOBS)
+    assert len(definitions) == len(of_kind("daemon")) + len(of_kind("job"))
     for logical_id, body in definitions.items():
         for container in json.loads(body["container_definitions"]):
             secrets = container.get("secrets") or []

@@ -1,6 +1,8 @@
 """A mocked dev_min account for ECS tests (moto in-process: ECS and EC2 have no server here):
 the demo VPC, subnets and security groups by their registry names, the cluster, a task definition
-per job and per daemon, and a service per daemon at desired count 0, as the demo stack makes them."""
+per job and per daemon of the component map, and a service per daemon at desired count 0, as the
+demo stack makes them. `planned_daemons` adds stand-ins for the daemons later planes will add, so
+packs of several services can be drilled before their components exist."""
 
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ from moto.ecs.models import ecs_backends
 
 from controller.compute.ecs_backend import EcsBackend
 from controller.devmin.aws import AwsClients
+from runtime.components import COMPONENTS, Component, of_kind
 from runtime.contracts.registry import Registry
-from stacks.config import DAEMONS, JOBS
 
 ACCOUNT = "123456789012"
 
@@ -52,13 +54,28 @@ class Env:
         )["tasks"][0]["taskArn"])
 
 
+#: Daemons of later planes (rtdl_core, case_labels, obs_gov) -> (service, role handle keys).
+PLANNED_DAEMONS: dict[str, tuple[str, str]] = {
+    "archive_writer": ("SVC_RTDL_CORE_ARCHIVE_WRITER", "ROLE_RTDL_CORE"), "ieg": ("SVC_RTDL_CORE_IEG", "ROLE_RTDL_CORE"),
+    "ofp": ("SVC_RTDL_CORE_OFP", "ROLE_RTDL_CORE"), "csfb": ("SVC_RTDL_CORE_CSFB", "ROLE_RTDL_CORE"),
+    "case_trigger": ("SVC_CASE_LABELS_CASE_TRIGGER", "ROLE_CASE_LABELS"), "cm": ("SVC_CM", "ROLE_CASE_LABELS"),
+    "ls": ("SVC_LS", "ROLE_CASE_LABELS"), "env_conformance": ("SVC_OBS_GOV_ENV_CONFORMANCE", "ROLE_REPORTER_SINGLE_WRITER"),
+}
+
+
+def planned_daemon(name: str) -> Component:
+    """A stand-in map entry for a daemon a later plane adds (its handles are in the registry already)."""
+    service, role = PLANNED_DAEMONS[name]
+    return Component(name=name, kind="daemon", app="runtime.ig.cli:app", argv=("ig", "serve"), ecs_key=service, role_key=role)
+
+
 def _container(registry: Registry, component: str, family: str) -> dict[str, Any]:
     """A container as the demo stack writes it: env values, secrets only as SSM references."""
     region = registry.text("AWS_REGION")
     ssm = f"arn:aws:ssm:{region}:{ACCOUNT}:parameter"
     return {
         "name": component, "image": "repo:git-0123", "essential": True, "memory": 512,  # memory: moto needs it
-        "command": ["python", "-m", "runtime", component],
+        "command": list(COMPONENTS[component].argv),
         "environment": [{"name": registry.text("ENVVAR_PLATFORM_ENV"), "value": "dev_min"}],
         "secrets": [{"name": registry.text("ENVVAR_DB_DSN"), "valueFrom": f"{ssm}{registry.text('SSM_DB_DSN_PATH')}"},
                     {"name": registry.text("ENVVAR_IG_API_KEY"), "valueFrom": f"{ssm}{registry.text('SSM_IG_API_KEY_PATH')}"}],
@@ -94,11 +111,11 @@ def ecs_account(registry: Registry) -> Iterator[Env]:
     ecs = boto3.client("ecs", region_name=region)
     cluster = registry.text("ECS_CLUSTER_NAME")
     ecs.create_cluster(clusterName=cluster)
-    for component, (td_key, _) in JOBS.items():
-        register_task_definition(ecs, registry, component, registry.text(td_key))
-    for component, (svc_key, _) in DAEMONS.items():
-        name = registry.text(svc_key)
-        arn = register_task_definition(ecs, registry, component, name)
+    for job in of_kind("job"):
+        register_task_definition(ecs, registry, job.name, registry.text(str(job.ecs_key)))
+    for daemon in of_kind("daemon"):
+        name = registry.text(str(daemon.ecs_key))
+        arn = register_task_definition(ecs, registry, daemon.name, name)
         ecs.create_service(cluster=cluster, serviceName=name, taskDefinition=arn, desiredCount=0, launchType="FARGATE",
                            networkConfiguration={"awsvpcConfiguration": {"subnets": subnet_ids, "securityGroups": [sg_id]}})
     progress: list[str] = []

@@ -33,7 +33,8 @@ def payload(event_class: str, n: int) -> dict[str, Any]:
     if event_class.startswith("traffic"):
         return {"flow_id": f"f{n}", "event_seq": n % 7, "ts_utc": ts, "session_id": f"s{n}", "customer_id": f"c{n % 97}",
                 "account_id": f"a{n % 89}", "card_id": f"k{n % 83}", "merchant_id": f"m{n % 31}", "device_id": f"d{n % 53}",
-                "amount": round(10 + n * 0.37, 2), "currency": "GBP", "channel": "ecom", "merchant_country": "GB"}
+                "amount": round(10 + n * 0.37, 2), "currency": "GBP", "channel": "ecom", "merchant_country": "GB",
+                "event_type": "auth_request"}  # as the oracle's rows carry it; WSP copies it to the envelope
     if event_class == "context_arrival_events":
         return {"arrival_id": f"ar{n}", "ts_utc": ts, "session_id": f"s{n}", "customer_id": f"c{n}", "channel": "web",
                 "ip_country": "GB"}
@@ -49,7 +50,7 @@ def envelope(run_id: str, n: int, event_class: str = "traffic_fraud", **override
     doc = {
         "event_id": event_id(OUTPUT_OF[event_class], {"n": n}),
         "event_class": event_class,
-        "event_type": event_class,
+        "event_type": "auth_request" if event_class.startswith("traffic") else event_class,
         "schema_version": "v1",
         "platform_run_id": run_id,
         "scenario_run_id": SCENARIO,

@@ -31,19 +31,22 @@ from controller.compute.factory import backend_for
 from controller.compute.local_backend import LocalBackend
 from controller.compute.port import ComputeBackend
 from controller.devmin.aws import AwsClients
+from runtime.components import COMPONENTS
 from runtime.contracts.registry import load_registry
 from runtime.errors import PlatformError
 from runtime.evidence.writer import BundleTarget, EvidenceWriter
 from runtime.store.local import FolderStore
-from stacks.config import DAEMONS
-from tests.support.ecs_account import Env, ecs_account, register_task_definition
+from tests.support.ecs_account import PLANNED_DAEMONS, Env, ecs_account, planned_daemon, register_task_definition
 
 RUN = "platform_20261123T120000Z"
 OTHER_RUN = "platform_20261123T130000Z"
 
 
 @pytest.fixture
-def env() -> Iterator[Env]:
+def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    """The mocked account, with stand-ins for the daemons of later planes so packs of several services exist."""
+    for name in PLANNED_DAEMONS:
+        monkeypatch.setitem(COMPONENTS, name, planned_daemon(name))
     with mock_aws(), ecs_account(load_registry("dev_min")) as account:
         yield account
 
@@ -72,14 +75,14 @@ class FakeClock:
 # --- jobs ---------------------------------------------------------------------------------
 
 def test_job_runs_as_fargate_task_with_run_scope_and_is_waited_to_stopped(env: Env) -> None:
-    result = env.backend.run_job("oracle_seed", ["oracle_seed", "--gate", "20"], RUN, progress=env.progress.append)
+    result = env.backend.run_job("oracle_seed", ["oracle", "seed", "--gate", "20"], RUN, progress=env.progress.append)
     assert result.exit_code == 0 and result.task_arn and result.pid is None
     task = env.ecs.describe_tasks(cluster=env.cluster, tasks=[result.task_arn])["tasks"][0]
     assert task["lastStatus"] == "STOPPED" and task["launchType"] == "FARGATE"
     assert task["taskDefinitionArn"].rsplit("/", 1)[-1].startswith(env.registry.text("TD_ORACLE_SEED") + ":")
     override = task["overrides"]["containerOverrides"][0]
     assert override["name"] == "oracle_seed"
-    assert override["command"] == ["python", "-m", "runtime", "oracle_seed", "--gate", "20"]
+    assert override["command"] == ["oracle", "seed", "--gate", "20"]  # after the image ENTRYPOINT, never repeating it
     assert {"name": "REQUIRED_PLATFORM_RUN_ID", "value": RUN} in override["environment"]
     assert task["startedBy"] == RUN
     assert result.log_location.startswith(f"cloudwatch:/logs/{env.registry.text('TD_ORACLE_SEED')}/oracle_seed/")
@@ -110,7 +113,7 @@ def _stop_with(env: Env, exit_code: int | None, reason: str) -> Any:
 @pytest.mark.usefixtures("tasks_stay_up")
 def test_task_stopped_with_non_zero_exit_is_ecs_task_failed_naming_arn_and_reason(env: Env) -> None:
     with pytest.raises(PlatformError) as e:
-        env.backend.run_job("sr", ["sr"], RUN, progress=_stop_with(env, 137, "drill: stopped by operator"))
+        env.backend.run_job("sr", ["sr", "run"], RUN, progress=_stop_with(env, 137, "drill: stopped by operator"))
     arn = env.ecs.list_tasks(cluster=env.cluster)["taskArns"][-1]
     assert e.value.code == "ECS_TASK_FAILED"
     assert arn in e.value.message and "exited 137" in e.value.message and "drill: stopped by operator" in e.value.message
@@ -143,20 +146,20 @@ def test_failed_task_carries_the_jobs_own_error_code_from_its_awslogs_stream(env
 
 @pytest.mark.usefixtures("tasks_stay_up")
 def test_failed_task_without_a_readable_log_is_ecs_task_failed(env: Env) -> None:
-    result = env.backend.run_job("sr", ["sr"], RUN, check=False, progress=_stop_with(env, 1, "Essential container exited"))
+    result = env.backend.run_job("sr", ["sr", "run"], RUN, check=False, progress=_stop_with(env, 1, "Essential container exited"))
     assert result.exit_code == 1 and result.failure is None
 
 
 @pytest.mark.usefixtures("tasks_stay_up")
 def test_non_zero_exit_is_returned_when_not_checked(env: Env) -> None:
-    result = env.backend.run_job("sr", ["sr"], RUN, check=False, progress=_stop_with(env, 3, "Essential container exited"))
+    result = env.backend.run_job("sr", ["sr", "run"], RUN, check=False, progress=_stop_with(env, 3, "Essential container exited"))
     assert result.exit_code == 3 and result.stopped_reason == "Essential container exited"
 
 
 @pytest.mark.usefixtures("tasks_stay_up")
 def test_task_stopped_without_exit_code_is_ecs_task_failed(env: Env) -> None:
     with pytest.raises(PlatformError) as e:
-        env.backend.run_job("wsp", ["wsp"], RUN, check=False,
+        env.backend.run_job("wsp", ["wsp", "run"], RUN, check=False,
                             progress=_stop_with(env, None, "CannotPullContainerError: image not found"))
     assert e.value.code == "ECS_TASK_FAILED" and "without an exit code" in e.value.message
     assert "CannotPullContainerError" in e.value.message and "arn:aws:ecs:" in e.value.message
@@ -177,7 +180,7 @@ def test_task_that_never_stops_is_ecs_task_timeout_after_the_bound(env: Env) -> 
     clock = FakeClock()
     backend = EcsBackend(env.registry, env.backend.clients, poll_seconds=5.0, clock=clock, sleep=clock.sleep)
     with pytest.raises(PlatformError) as e:
-        backend.run_job("reporter", ["reporter"], RUN, timeout=30.0, progress=env.progress.append)
+        backend.run_job("reporter", ["ig", "ready-check"], RUN, timeout=30.0, progress=env.progress.append)
     assert e.value.code == "ECS_TASK_TIMEOUT" and "RUNNING" in e.value.message and "arn:aws:ecs:" in e.value.message
     assert 30.0 <= clock.now <= 35.0 and len(env.progress) == 7  # polled every 5 s until the bound
 
@@ -189,7 +192,10 @@ def test_task_that_never_stops_is_ecs_task_timeout_after_the_bound(env: Env) -> 
     ("ig", ["ig"], "UNKNOWN_COMPONENT"),  # a daemon, not a job
     ("sr", [], "JOB_ARGV_INVALID"),
     ("sr", ["sr", ""], "JOB_ARGV_INVALID"),
-    ("sr", ["sr", "x" * 8000], "JOB_ARGV_INVALID"),  # above the overrides limit of run_task
+    ("sr", ["sr", "run", "x" * 8000], "JOB_ARGV_INVALID"),  # above the overrides limit of run_task
+    ("sr", ["sr", "lease-clear"], "JOB_ARGV_INVALID"),  # not a command of the sr job
+    ("wsp", ["sr", "run"], "JOB_ARGV_INVALID"),  # another job's command
+    ("reporter", ["ig", "serve"], "JOB_ARGV_INVALID"),
 ])
 def test_bad_job_input_is_refused_before_any_task_starts(env: Env, component: str, argv: list[str], code: str) -> None:
     with pytest.raises(PlatformError) as e:
@@ -201,7 +207,7 @@ def test_bad_job_input_is_refused_before_any_task_starts(env: Env, component: st
 @pytest.mark.parametrize("extra", [{"FP_DB_DSN": "postgresql://u:p@h/db"}, {"REQUIRED_PLATFORM_RUN_ID": OTHER_RUN}])
 def test_job_env_may_not_carry_secrets_or_another_run_scope(env: Env, extra: dict[str, str]) -> None:
     with pytest.raises(PlatformError) as e:
-        env.backend.run_job("sr", ["sr"], RUN, extra_env=extra)
+        env.backend.run_job("sr", ["sr", "run"], RUN, extra_env=extra)
     assert e.value.code == "JOB_ENV_INVALID"
     assert env.ecs.list_tasks(cluster=env.cluster)["taskArns"] == []
 
@@ -211,7 +217,7 @@ def test_task_definition_with_a_plain_secret_is_refused(env: Env) -> None:
     register_task_definition(env.ecs, env.registry, "sr", family,
               environment=[{"name": env.registry.text("ENVVAR_IG_API_KEY"), "value": "plain-text-key"}])
     with pytest.raises(PlatformError) as e:
-        env.backend.run_job("sr", ["sr"], RUN)
+        env.backend.run_job("sr", ["sr", "run"], RUN)
     assert e.value.code == "SECRET_IN_PLAIN_ENV" and "FP_IG_API_KEY" in e.value.message
     assert env.ecs.list_tasks(cluster=env.cluster)["taskArns"] == []
 
@@ -219,19 +225,19 @@ def test_task_definition_with_a_plain_secret_is_refused(env: Env) -> None:
 def test_missing_task_definition_and_network_fail_with_clear_codes(env: Env) -> None:
     env.ecs.deregister_task_definition(taskDefinition=f"{env.registry.text('TD_WSP')}:1")
     with pytest.raises(PlatformError) as e:
-        env.backend.run_job("wsp", ["wsp"], RUN)
+        env.backend.run_job("wsp", ["wsp", "run"], RUN)
     assert e.value.code == "ECS_TASK_DEFINITION_MISSING" and env.registry.text("TD_WSP") in e.value.message
     ec2 = boto3.client("ec2", region_name=env.registry.text("AWS_REGION"))
     ec2.delete_tags(Resources=[env.subnet_ids[1]], Tags=[{"Key": "Name"}])
     with pytest.raises(PlatformError) as e:
-        env.backend.run_job("sr", ["sr"], RUN)
+        env.backend.run_job("sr", ["sr", "run"], RUN)
     assert e.value.code == "ECS_NETWORK_MISSING" and env.registry.names("SUBNET_IDS")[1] in e.value.message
 
 
 def test_registry_without_ecs_handles_fails_naming_the_key() -> None:
     backend = EcsBackend(load_registry("local_parity"), AwsClients(region="us-east-1"))
     with pytest.raises(PlatformError) as e:
-        backend.run_job("sr", ["sr"], RUN)
+        backend.run_job("sr", ["sr", "run"], RUN)
     assert e.value.code == "HANDLE_MISSING" and "TD_SR" in e.value.message
 
 
@@ -243,7 +249,7 @@ def test_unknown_pack_is_refused(env: Env) -> None:
 
 @pytest.mark.parametrize("run_id", ["", "platform_latest", "20261123T120000Z"])
 def test_malformed_run_scope_is_refused_before_anything_changes(env: Env, run_id: str) -> None:
-    for call in (lambda: env.backend.run_job("sr", ["sr"], run_id), lambda: env.backend.start_pack("control_ingress", run_id)):
+    for call in (lambda: env.backend.run_job("sr", ["sr", "run"], run_id), lambda: env.backend.start_pack("control_ingress", run_id)):
         with pytest.raises(PlatformError) as e:
             call()
         assert e.value.code == "RUN_ID_INVALID"
@@ -328,9 +334,8 @@ def test_a_pack_of_another_run_is_rescoped_and_old_tasks_do_not_count(env: Env) 
 def test_next_run_scopes_the_familys_latest_revision_so_a_reapplied_image_is_used(env: Env) -> None:
     env.backend.start_pack("control_ingress", OTHER_RUN, progress=_scheduler(env, "control_ingress"))
     name = env.registry.text("SVC_IG")
-    component = next(c for c, (key, _) in DAEMONS.items() if env.registry.text(key) == name)
     # terraform apply of the demo with a new image: a new base revision; the service (ignore_changes) stays put.
-    register_task_definition(env.ecs, env.registry, component, name, image="repo:git-4567")
+    register_task_definition(env.ecs, env.registry, "ig", name, image="repo:git-4567")
     env.backend.start_pack("control_ingress", RUN, progress=_scheduler(env, "control_ingress"))
     current = env.ecs.describe_services(cluster=env.cluster, services=[name])["services"][0]["taskDefinition"]
     (container,) = env.ecs.describe_task_definition(taskDefinition=current)["taskDefinition"]["containerDefinitions"]
@@ -376,6 +381,14 @@ def test_stop_pack_scales_services_to_zero(env: Env) -> None:
 def test_pack_with_jobs_gets_services_only_for_its_daemons(env: Env) -> None:
     services = env.backend.pack_services("obs_gov")
     assert [c for c, _ in services] == ["env_conformance"]  # the reporter is a job (TD_REPORTER)
+
+
+def test_pack_whose_components_are_not_built_fails_closed_naming_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(COMPONENTS, "archive_writer", raising=False)
+    backend = EcsBackend(load_registry("dev_min"), AwsClients(region="eu-west-2"))
+    with pytest.raises(PlatformError) as e:
+        backend.start_pack("rtdl_core", RUN)
+    assert e.value.code == "PHASE_NOT_BUILT" and "archive_writer" in e.value.message
 
 
 def test_missing_service_is_ecs_service_missing(env: Env) -> None:

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from controller.compute.local_backend import (
-    PackError,
     daemon_commands,
     pack_paths,
     read_pack_state,
@@ -22,6 +21,7 @@ from controller.compute.local_backend import (
 )
 from controller.substrate.processes import is_running
 from runtime.contracts.registry import load_registry
+from runtime.errors import PlatformError
 
 SLEEPER = [sys.executable, "-c", "import os, time; print(os.environ['REQUIRED_PLATFORM_RUN_ID'], flush=True); time.sleep(300)"]
 RUN = "platform_20261123T120000Z"
@@ -88,6 +88,6 @@ def test_pack_for_another_run_is_restarted_for_this_run(root: Path) -> None:
 
 
 def test_pack_with_an_unbuilt_daemon_fails_closed_naming_it() -> None:
-    with pytest.raises(PackError) as info:
+    with pytest.raises(PlatformError) as info:
         daemon_commands(load_registry("local_parity"), "rtdl_core", {})
     assert info.value.code == "PHASE_NOT_BUILT" and "archive_writer" in info.value.message

@@ -15,6 +15,8 @@ from runtime.errors import PlatformError
 
 RUN = "platform_20261123T120000Z"
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(300)"]
+#: A job argv that fails offline with the job's own error line (the run id is checked first).
+BAD_RUN_ARGV = ("oracle", "seed", "--platform-run-id", "nope")
 
 
 @pytest.fixture
@@ -37,31 +39,32 @@ def test_local_backend_satisfies_the_port_and_reports_pack_state(backend: LocalB
 
 
 def test_local_job_runs_the_runtime_entrypoint_and_logs_under_the_run(backend: LocalBackend, tmp_path: Path) -> None:
-    result = backend.run_job("oracle_seed", ["--help"], RUN)
+    result = backend.run_job("oracle_seed", ["oracle", "seed", "--help"], RUN)
     assert result.exit_code == 0 and result.pid
     log = tmp_path / RUN / "operate" / "jobs" / "oracle_seed.log"
-    assert result.log_location == str(log) and "usage: python -m runtime" in log.read_text()
+    assert result.log_location == str(log) and "runtime oracle seed" in log.read_text()
 
 
 def test_local_job_non_zero_exit_without_an_error_line_is_job_failed_naming_the_log(backend: LocalBackend) -> None:
     with pytest.raises(PlatformError) as e:
-        backend.run_job("oracle_seed", ["oracle", "no-such-command"], RUN)
+        backend.run_job("oracle_seed", ["oracle", "seed", "--no-such-option"], RUN)
     assert e.value.code == "JOB_FAILED" and "oracle_seed.log" in str(e.value.next_step)
-    assert backend.run_job("oracle_seed", ["oracle", "no-such-command"], RUN, check=False).exit_code == 2
+    assert backend.run_job("oracle_seed", ["oracle", "seed", "--no-such-option"], RUN, check=False).exit_code == 2
 
 
 def test_local_job_failure_carries_the_jobs_own_error_code_and_next_step(backend: LocalBackend) -> None:
     with pytest.raises(PlatformError) as e:
-        backend.run_job("oracle_seed", ["no_such_entrypoint"], RUN)
-    assert e.value.code == "UNKNOWN_COMPONENT" and "no_such_entrypoint" in e.value.message
-    result = backend.run_job("oracle_seed", ["no_such_entrypoint"], RUN, check=False)
-    assert result.failure is not None and result.failure.code == "UNKNOWN_COMPONENT"
-    assert result.to_evidence()["error_code"] == "UNKNOWN_COMPONENT"
+        backend.run_job("oracle_seed", [*BAD_RUN_ARGV], RUN)
+    assert e.value.code == "PLATFORM_RUN_ID_INVALID" and "'nope'" in e.value.message
+    assert e.value.next_step == "pass the run id the controller created"
+    result = backend.run_job("oracle_seed", [*BAD_RUN_ARGV], RUN, check=False)
+    assert result.failure is not None and result.failure.code == "PLATFORM_RUN_ID_INVALID"
+    assert result.to_evidence()["error_code"] == "PLATFORM_RUN_ID_INVALID"
 
 
 def test_an_earlier_runs_error_line_in_the_same_log_is_not_blamed_on_a_later_failure(backend: LocalBackend) -> None:
-    backend.run_job("oracle_seed", ["no_such_entrypoint"], RUN, check=False)
-    result = backend.run_job("oracle_seed", ["oracle", "no-such-command"], RUN, check=False)
+    backend.run_job("oracle_seed", [*BAD_RUN_ARGV], RUN, check=False)
+    result = backend.run_job("oracle_seed", ["oracle", "seed", "--no-such-option"], RUN, check=False)
     assert result.exit_code == 2 and result.failure is None
 
 
@@ -70,6 +73,8 @@ def test_an_earlier_runs_error_line_in_the_same_log_is_not_blamed_on_a_later_fai
     ("oracle_seed", [], "JOB_ARGV_INVALID"),
     ("oracle_seed", [""], "JOB_ARGV_INVALID"),
     ("ig", ["ig"], "UNKNOWN_COMPONENT"),  # a pack daemon, not a job
+    ("oracle_seed", ["oracle", "check"], "JOB_ARGV_INVALID"),  # another job's command
+    ("oracle_seed", ["--help"], "JOB_ARGV_INVALID"),  # not under the job's command at all
 ])
 def test_local_job_refuses_bad_input_before_running(backend: LocalBackend, tmp_path: Path, component: str,
                                                     argv: list[str], code: str) -> None:
@@ -81,7 +86,7 @@ def test_local_job_refuses_bad_input_before_running(backend: LocalBackend, tmp_p
 
 def test_local_job_refuses_a_malformed_run_scope(backend: LocalBackend, tmp_path: Path) -> None:
     with pytest.raises(PlatformError) as e:
-        backend.run_job("oracle_seed", ["--help"], "../etc")
+        backend.run_job("oracle_seed", ["oracle", "seed", "--help"], "../etc")
     assert e.value.code == "RUN_ID_INVALID" and not any(tmp_path.iterdir())
 
 

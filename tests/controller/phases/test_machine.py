@@ -124,3 +124,41 @@ def test_resume_after_the_config_drifted_is_refused(workdir: Path) -> None:
     registry_file.write_text(registry_file.read_text().replace("WSP_BATCH_SIZE: 500", "WSP_BATCH_SIZE: 250"))
     result = runner.invoke(app, ["dev-min-run", "--from", "P2"])
     assert result.exit_code == 1 and "CONFIG_DRIFT" in result.output and "handles" in result.output
+
+
+def _record(workdir: Path, phase_id: str) -> dict:
+    return json.loads((_evidence(workdir) / "phases" / f"{phase_id}.json").read_text())
+
+
+def test_a_resumed_run_keeps_what_p1_pinned_and_refuses_a_different_option(workdir: Path) -> None:
+    up = runner.invoke(app, ["dev-min-up"])
+    assert up.exit_code == 0, up.output
+    pinned = runner.invoke(app, ["dev-min-run", "--to", "P1", "--gate", "20000", "--seed", "7", "--scale", "5000",
+                                 "--mode", "baseline"])
+    assert pinned.exit_code == 0, pinned.output
+    config = json.loads((_evidence(workdir) / "run.json").read_text())["config"]
+    assert (config["gate_events_per_output"], config["engine_seed"], config["engine_scale"], config["traffic_mode"]) == (
+        20000, 7, 5000, "baseline")
+    resumed = runner.invoke(app, ["dev-min-run", "--from", "P2", "--to", "P2"])
+    assert resumed.exit_code == 0, resumed.output
+    assert _record(workdir, "P2")["bounded_gate"] == 20000  # the pinned gate, not the command line's (none)
+    for option, given, pinned_value in (("--gate", "20", "20000"), ("--seed", "8", "7"), ("--scale", "6000", "5000"),
+                                         ("--mode", "fraud", "baseline")):
+        drift = runner.invoke(app, ["dev-min-run", "--from", "P2", "--to", "P2", option, given])
+        assert drift.exit_code == 1, drift.output
+        assert "CONFIG_DRIFT" in drift.output and option in drift.output, drift.output
+        assert f"pinned {pinned_value}" in drift.output and f"given {given}" in drift.output, drift.output
+    same = runner.invoke(app, ["dev-min-run", "--from", "P2", "--to", "P2", "--gate", "20000", "--mode", "baseline"])
+    assert same.exit_code == 0, same.output
+    status = runner.invoke(app, ["status"])
+    assert all(s in status.output for s in ("gate=20000", "seed=7", "scale=5000", "mode=baseline")), status.output
+
+
+@pytest.mark.parametrize("argv, word", [
+    (["--scale", "0"], "--scale"), (["--scale", "-5"], "--scale"), (["--seed", "-1"], "--seed"),
+    (["--mode", "dual"], "--mode"), (["--mode", "nonsense"], "--mode"),
+])
+def test_bad_run_options_are_refused_before_anything_runs(workdir: Path, argv: list[str], word: str) -> None:
+    result = runner.invoke(app, ["dev-min-run", "--to", "P1", *argv])
+    assert result.exit_code == 1 and "BAD_RUN_OPTION" in result.output and word in result.output, result.output
+    assert not (workdir / "runs/fraud-platform").exists()

@@ -20,13 +20,13 @@ def bus_settings(bus: str, *, kafka_bootstrap: str | None, moto_endpoint: str | 
     return load_settings(environ)
 
 
-@pytest.fixture(params=["kafka", "kinesis"])
-def settings(request: pytest.FixtureRequest) -> Settings:
-    """Settings for one adapter; the server it needs is started on first use."""
+def adapter_settings(request: pytest.FixtureRequest, bus: str) -> Settings:
+    """Settings for adapter `bus` (kafka | kinesis); the server it needs is started on first use."""
     postgres_dsn = request.getfixturevalue("postgres_dsn")
     apply_migrations(postgres_dsn)
-    if request.param == "kafka":
+    if bus == "kafka":
         return bus_settings("kafka", kafka_bootstrap=request.getfixturevalue("kafka_bootstrap"), moto_endpoint=None,
                             postgres_dsn=postgres_dsn)
     return bus_settings("kinesis", kafka_bootstrap=None, moto_endpoint=request.getfixturevalue("moto_endpoint"),
                         postgres_dsn=postgres_dsn)
+

@@ -1,34 +1,27 @@
-"""`validate_bundle` finds every kind of violation and passes a clean bundle."""
+"""`validate_bundle` finds every kind of violation and passes a clean bundle (the real bundle of
+fixtures/bundle_p7; tampering with it in detail: test_bundle_tampering.py)."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
-from runtime.contracts.canonical import canonical_digest
 from runtime.contracts.registry import load_registry
 from runtime.evidence.bundle import validate_bundle
 from runtime.evidence.writer import BundleTarget, EvidenceWriter, encode
 from runtime.store.local import FolderStore
 
-RUN = "platform_20261123T120000Z"
+FIXTURE = Path(__file__).parent / "fixtures" / "bundle_p7"
+RUN = json.loads((FIXTURE / "run.json").read_text())["platform_run_id"]
 
 
 @pytest.fixture
 def bundle(tmp_path: Path) -> tuple[EvidenceWriter, Path]:
-    registry = load_registry("local_parity")
-    writer = EvidenceWriter(registry, RUN, [BundleTarget(FolderStore(tmp_path), "")])
-    config = {"env": "local_parity", "bus": "kinesis"}
-    run = {**writer.base_fields("P1", ["EVIDENCE_RUN_JSON_KEY"]), "env": "local_parity", "started_at_utc": "2026-11-23T12:00:00Z",
-           "config": config, "config_digest": canonical_digest(config), "git_sha": "abcdef1", "image_tag": "git-abcdef1",
-           "image_digest": None}
-    written = writer.write("EVIDENCE_RUN_JSON_KEY", run)
-    record = {**writer.base_fields("P1", []), "name": "RUN_PINNED", "state": "PASS", "attempt": 1,
-              "started_at_utc": "2026-11-23T12:00:00Z", "evidence": [{"path": written.relative_path, "sha256": written.sha256}]}
-    writer.write("PHASE_RECORD_PATH_PATTERN", record, phase_id="P1")
-    return writer, tmp_path
+    path = Path(shutil.copytree(FIXTURE, tmp_path / "bundle"))
+    return EvidenceWriter(load_registry("local_parity"), RUN, [BundleTarget(FolderStore(path), "")]), path
 
 
 def _validate(path: Path):  # type: ignore[no-untyped-def]
@@ -38,7 +31,8 @@ def _validate(path: Path):  # type: ignore[no-untyped-def]
 def test_clean_bundle_has_no_violation(bundle) -> None:  # type: ignore[no-untyped-def]
     report = _validate(bundle[1])
     assert report.ok, report.violations
-    assert report.platform_run_id == RUN and report.phases == {"P1": "PASS"}
+    assert report.platform_run_id == RUN
+    assert report.phases == {p: "PASS" for p in ("P(-1)", "P0", "P1", "P2", "P3", "P4", "P5", "P6", "P7", "P12")}
 
 
 def test_file_changed_after_pass_is_a_digest_violation(bundle) -> None:  # type: ignore[no-untyped-def]
@@ -66,7 +60,9 @@ def test_pass_without_required_file_is_a_violation(bundle) -> None:  # type: ign
 def test_file_of_another_run_is_a_violation(bundle) -> None:  # type: ignore[no-untyped-def]
     other = {**bundle[0].base_fields("P1", []), "platform_run_id": "platform_20200101T000000Z", "started_at_utc": "2026-11-23T12:00:00Z"}
     (bundle[1] / "run_started.json").write_bytes(encode(other))
-    assert any("differs across the bundle" in v.message for v in _validate(bundle[1]).violations)
+    violations = _validate(bundle[1]).violations
+    assert {v.path for v in violations} == {"run_started.json"}
+    assert any("this file is not of this run" in v.message for v in violations)
 
 
 def test_malformed_json_and_schema_breaks_are_violations(bundle) -> None:  # type: ignore[no-untyped-def]
@@ -83,7 +79,8 @@ def test_spine_green_claim_needs_every_phase(bundle) -> None:  # type: ignore[no
     writer.write("RUN_CLOSURE_MARKER_PATH_PATTERN", {**writer.base_fields("P11", []), "status": "SPINE_GREEN",
                                                      "completed_at_utc": "2026-11-23T13:00:00Z", "phases_passed": ["P1"]})
     messages = [v.message for v in _validate(path).violations]
-    assert any("claims SPINE_GREEN but P0 has no PASS record" in m for m in messages)
+    assert any("claims SPINE_GREEN but P8 has no PASS record" in m for m in messages)
+    assert any("claims SPINE_GREEN for a bounded run (gate 3)" in m for m in messages)
 
 
 def test_empty_folder_is_a_violation(tmp_path: Path) -> None:

@@ -53,3 +53,43 @@ def test_compiled_envelope_check_agrees_with_jsonschema():
 def test_unsupported_keywords_are_not_compiled():
     with pytest.raises(Unsupported):
         compile_schema({"type": "object", "oneOf": [{"type": "object"}]})
+
+
+def _event_fields() -> list:
+    from tests.support.patterns import patterned_fields
+
+    out = []
+    for f in patterned_fields():
+        if f.property_path and f.schema == "events/envelope.schema.json":
+            out.append((None, f))
+        elif f.property_path and f.schema.startswith("events/payloads/"):
+            out.append((f.schema.rsplit("/", 1)[1].split(".")[0], f))
+    return out
+
+
+@pytest.mark.parametrize(("event_class", "field"), _event_fields(),
+                         ids=lambda x: x if isinstance(x, str) or x is None else "/".join(x.property_path))
+@pytest.mark.parametrize("suffix", ["\n", "\r\n"])
+def test_gate_refuses_a_trailing_newline_in_every_patterned_event_field(event_class, field, suffix):
+    from runtime.contracts.schemas import compiled_validator
+    from runtime.ig.domain import EventValidator, Limits
+    from runtime.settings import load_settings
+    from tests.support.patterns import sample
+
+    run = "platform_20260101T000000Z"
+    gate = EventValidator(load_settings({"FP_ENV": "local_parity"}).registry, run, Limits(500, 4 << 20, 65536))
+    event = envelope(run, 1, event_class or "traffic_fraud")
+    target = event if event_class is None else event["payload"]
+    *parents, name = field.property_path
+    for p in parents:
+        target = target[p]
+    good = target.get(name, sample(field.pattern))
+    target[name] = good
+    assert gate.check(0, copy.deepcopy(event)).valid, (name, good)
+    target[name] = good + suffix
+    checked = gate.check(0, event)
+    assert not checked.valid and checked.error_code in ("ENVELOPE_INVALID", "PAYLOAD_INVALID"), (name, checked)
+    schema = field.schema
+    doc = event if event_class is None else event["payload"]
+    assert not compiled_validator(schema).is_valid(doc)
+    assert compile_schema(load_schema(schema))(doc, "(root)") is not None

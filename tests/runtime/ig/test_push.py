@@ -12,10 +12,12 @@ from tests.runtime.ig.conftest import push
 from tests.support.events import envelope
 from tests.support.kafka_bus import read_all
 
+JSON = {"content-type": "application/json"}
+
 
 def run_records(bootstrap: str, topics: list[str], run_id: str, expected: int) -> list[dict]:
     out = []
-    for record in read_all(bootstrap, topics, expected=10**9, timeout_s=8.0):
+    for record in read_all(bootstrap, topics, timeout_s=30.0):
         doc = json.loads(record.value)
         if doc["platform_run_id"] == run_id:
             out.append({**doc, "_ref": record.eb_ref})
@@ -150,7 +152,7 @@ def test_too_many_events_is_413(client, run_id, migrated_dsn):
 
 
 def test_oversized_body_is_413_by_content_length(client):
-    r = client.post("/v1/ingest/push", content=b" " * (4 * 1024 * 1024 + 1))
+    r = client.post("/v1/ingest/push", content=b" " * (4 * 1024 * 1024 + 1), headers=JSON)
     assert r.status_code == 413 and r.json()["error"] == "BODY_TOO_LARGE"
 
 
@@ -159,7 +161,7 @@ def test_oversized_streamed_body_without_length_is_413(client):
         for _ in range(80):
             yield b" " * 65536
 
-    r = client.post("/v1/ingest/push", content=chunks())
+    r = client.post("/v1/ingest/push", content=chunks(), headers=JSON)
     assert r.status_code == 413
 
 
@@ -253,3 +255,111 @@ def test_escaped_backslash_and_surrogate_pairs_are_fine(client, run_id):
 def test_unparsable_or_non_finite_json_is_400(client, raw):
     r = client.post("/v1/ingest/push", content=raw, headers={"content-type": "application/json"})
     assert r.status_code == 400 and r.json()["error"] == "MALFORMED_JSON"
+
+
+def test_event_id_with_a_trailing_newline_is_not_a_new_identity(client, run_id, migrated_dsn):
+    event = envelope(run_id, 11)
+    assert push(client, event).json()["counts"] == {"ADMIT": 1}
+    r = push(client, {**event, "event_id": event["event_id"] + "\n"}).json()
+    assert r["counts"] == {"QUARANTINE": 1} and r["results"][0]["error"]["code"] == "ENVELOPE_INVALID"
+    r = push(client, envelope(run_id, 12, payload=None) | {"payload": {**envelope(run_id, 12)["payload"], "currency": "GBP\n"}}).json()
+    assert r["counts"] == {"QUARANTINE": 1} and r["results"][0]["error"]["code"] == "PAYLOAD_INVALID"
+    assert admissions(migrated_dsn, run_id) == 1
+
+
+def receipts_of(dsn: str, run_id: str) -> list[str]:
+    with psycopg.connect(dsn) as conn:
+        return sorted(r[0] for r in conn.execute("SELECT outcome FROM ig_receipts WHERE platform_run_id = %s", (run_id,)))
+
+
+@pytest.mark.parametrize("body", [
+    '{"events": [{"event_id": "a", "event_id": "b"}]}',
+    '{"events": [], "events": []}',
+    "envelope",  # a valid envelope that repeats one of its keys
+])
+def test_duplicate_keys_in_an_object_are_refused_and_nothing_is_written(client, run_id, migrated_dsn, body):
+    if body == "envelope":
+        body = json.dumps(envelope(run_id, 31))[:-1] + ', "event_type": "auth_request"}'
+    r = client.post("/v1/ingest/push", content=body.encode(), headers=JSON)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == "DUPLICATE_JSON_KEY" and r.json()["next_step"]
+    assert receipts_of(migrated_dsn, run_id) == [] and admissions(migrated_dsn, run_id) == 0
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data",
+                                          "application/jsonx"])
+def test_a_body_not_declared_json_is_415_and_nothing_is_written(client, run_id, migrated_dsn, content_type):
+    headers = {} if content_type is None else {"content-type": content_type}
+    r = client.post("/v1/ingest/push", content=json.dumps(envelope(run_id, 32)).encode(), headers=headers)
+    assert r.status_code == 415, r.text
+    assert r.json()["error"] == "UNSUPPORTED_MEDIA_TYPE" and r.json()["next_step"]
+    assert receipts_of(migrated_dsn, run_id) == []
+
+
+def test_json_with_a_charset_parameter_is_accepted(client, run_id):
+    r = client.post("/v1/ingest/push", content=json.dumps(envelope(run_id, 33)).encode(),
+                    headers={"content-type": "application/json; charset=utf-8"})
+    assert r.status_code == 200 and r.json()["counts"] == {"ADMIT": 1}
+
+
+@pytest.mark.parametrize(("event_class", "event_type"), [
+    ("traffic_fraud", "context_arrival_events"), ("traffic_fraud", "traffic_fraud"), ("traffic_baseline", "arrival"),
+    ("context_arrival_events", "auth_request"), ("context_flow_anchor_fraud", "context_flow_anchor_baseline"),
+])
+def test_an_event_type_of_another_class_is_quarantined_not_admitted(client, run_id, migrated_dsn, event_class, event_type):
+    r = push(client, envelope(run_id, 34, event_class, event_type=event_type)).json()
+    assert r["counts"] == {"QUARANTINE": 1}
+    assert r["results"][0]["error"]["code"] == "EVENT_TYPE_NOT_OF_CLASS"
+    assert admissions(migrated_dsn, run_id) == 0
+
+
+def test_an_oversized_invalid_event_keeps_only_a_bounded_excerpt_in_quarantine(client, run_id, store: S3Store):
+    big = {"event_id": "not-hex", "junk": "y" * (3 * 1024 * 1024)}
+    r = push(client, {"events": [envelope(run_id, 35), big]}).json()
+    assert r["counts"] == {"ADMIT": 1, "QUARANTINE": 1}
+    assert r["results"][1]["error"]["code"] == "EVENT_TOO_LARGE"
+    keys = list(store.list(f"quarantine/{run_id}/"))
+    assert len(keys) == 1 and keys[0].size < 16 * 1024, keys
+    kept = json.loads(store.get(keys[0].key))["items"][0]["event"]
+    assert kept["truncated"] is True and kept["bytes"] > 3 * 1024 * 1024 and len(kept["sha256"]) == 64
+    assert len(kept["excerpt"]) <= 1024
+
+
+def test_an_oversized_valid_event_keeps_only_a_bounded_excerpt_in_quarantine(client, run_id, store: S3Store):
+    event = envelope(run_id, 36)
+    event["payload"]["notes"] = "x" * 70000
+    r = push(client, event).json()
+    assert r["results"][0]["error"]["code"] == "EVENT_TOO_LARGE"
+    keys = list(store.list(f"quarantine/{run_id}/"))
+    assert len(keys) == 1 and keys[0].size < 8 * 1024
+
+
+def test_health_is_red_with_the_reason_when_the_object_store_is_gone(ig_settings, publisher, moto_endpoint):
+    from fastapi.testclient import TestClient
+
+    from runtime.ig.app import create_app
+    from runtime.store.s3 import s3_client
+    from tests.runtime.ig.conftest import API_KEY
+
+    gone = S3Store("fp-bucket-that-does-not-exist", client=s3_client(moto_endpoint, "us-east-1"))
+    app = create_app(ig_settings, publisher, receipts_store=gone, quarantine_store=gone)
+    with TestClient(app, headers={"X-IG-Api-Key": API_KEY}) as c:
+        health = c.get("/v1/ops/health").json()
+    assert health["state"] == "RED"
+    assert {"RECEIPTS_STORE_UNAVAILABLE", "QUARANTINE_STORE_UNAVAILABLE"} <= set(health["reasons"])
+    assert health["object_store"]["RECEIPTS_STORE_UNAVAILABLE"] != "ok"
+
+
+def test_health_is_amber_when_only_the_quarantine_store_is_gone(ig_settings, publisher, moto_endpoint, store):
+    from fastapi.testclient import TestClient
+
+    from runtime.ig.app import create_app
+    from runtime.store.s3 import s3_client
+    from tests.runtime.ig.conftest import API_KEY
+
+    gone = S3Store("fp-bucket-that-does-not-exist", client=s3_client(moto_endpoint, "us-east-1"))
+    app = create_app(ig_settings, publisher, receipts_store=store, quarantine_store=gone)
+    with TestClient(app, headers={"X-IG-Api-Key": API_KEY}) as c:
+        health = c.get("/v1/ops/health").json()
+    assert health["state"] == "AMBER" and "QUARANTINE_STORE_UNAVAILABLE" in health["reasons"]
+    assert health["object_store"]["RECEIPTS_STORE_UNAVAILABLE"] == "ok"

@@ -36,11 +36,11 @@ def test_oversized_bodies_are_413_and_memory_stays_flat(migrated_dsn, moto_endpo
 
             for _ in range(5):
                 try:
-                    r = client.post(url, content=chunks())
+                    r = client.post(url, content=chunks(), headers={"content-type": "application/json"})
                     assert r.status_code == 413
                 except httpx.TransportError:
                     pass  # the server may close the connection once it has answered 413
-                r = client.post(url, content=b"{" + b" " * (6 * MIB) + b"}")
+                r = client.post(url, content=b"{" + b" " * (6 * MIB) + b"}", headers={"content-type": "application/json"})
                 assert r.status_code == 413 and r.json()["error"] == "BODY_TOO_LARGE"
             after = ig.rss_kib()
             assert client.post(url, json=envelope(run_id, 2)).status_code == 200  # still serving

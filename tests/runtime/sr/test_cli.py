@@ -37,7 +37,8 @@ def test_run_then_rerun_with_the_same_key_exits_nonzero_with_lease_busy(sr_env: 
     assert "READY" in first.output and scenario_run_id(equivalence_key) in first.output
     second = runner.invoke(app, ["run", "--platform-run-id", run_id, "--equivalence-key", equivalence_key])
     assert second.exit_code == 1
-    assert "LEASE_BUSY" in second.output and "lease-clear" in second.output
+    assert "LEASE_BUSY" in second.output
+    assert f"python -m runtime sr lease-clear --equivalence-key {equivalence_key}" in " ".join(second.output.split())
 
     cleared = runner.invoke(app, ["lease-clear", "--equivalence-key", equivalence_key])
     assert cleared.exit_code == 0 and "cleared" in cleared.output

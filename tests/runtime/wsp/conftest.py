@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from controller.substrate.processes import free_port
+from runtime.bus import factory
+from runtime.bus.port import RunScopedConsumer
 from runtime.ig.app import create_app
-from runtime.settings import Settings
+from runtime.settings import Settings, load_settings
 from runtime.wsp.checkpoint import WspCheckpoint
 from tests.runtime.ig.conftest import (  # noqa: F401  (fixtures)
     API_KEY,
@@ -20,7 +23,7 @@ from tests.runtime.ig.conftest import (  # noqa: F401  (fixtures)
     store,
 )
 from tests.support.ig_server import ThreadServer
-from tests.support.kafka_bus import RealKafkaAdmin, RealKafkaConsumer, RealKafkaPublisher
+from tests.support.kafka_bus import RealKafkaAdmin, RealKafkaPublisher
 
 
 @pytest.fixture
@@ -52,10 +55,16 @@ def ready_pub(kafka_bootstrap: str) -> Iterator[RealKafkaPublisher]:
     pub.close()
 
 
+def ready_consumer_for(kafka_bootstrap: str, control_topic: str, platform_run_id: str) -> RunScopedConsumer:
+    """The READY consumer WSP's CLI builds (runtime.bus.factory, pinned to the run), in a fresh group."""
+    settings = load_settings({"FP_ENV": "local_parity", "FP_BUS": "kafka", "FP_KAFKA_BOOTSTRAP": kafka_bootstrap})
+    return factory.consumer(settings, [control_topic], f"wsp-test-{uuid.uuid4().hex[:8]}", platform_run_id)
+
+
 @pytest.fixture
-def ready_consumer(kafka_bootstrap: str, control_topic: str) -> Iterator[RealKafkaConsumer]:
-    """A consumer of the control topic from its beginning."""
-    consumer = RealKafkaConsumer(kafka_bootstrap, [control_topic], assign=True)
+def ready_consumer(kafka_bootstrap: str, control_topic: str, run_id: str) -> Iterator[RunScopedConsumer]:  # noqa: F811
+    """The production run-scoped consumer of the control topic, pinned to the test's run."""
+    consumer = ready_consumer_for(kafka_bootstrap, control_topic, run_id)
     yield consumer
     consumer.close()
 

@@ -75,12 +75,12 @@ def test_cap_per_output_and_completed_ready_is_skipped(settings, store, run_id, 
 def test_rerun_of_the_same_run_admits_nothing_new(settings, store, run_id, ig_url, ready_pub, control_topic,
                                                   kafka_bootstrap, checkpoint, migrated_dsn):
     from tests.runtime.ig.conftest import API_KEY
-    from tests.support.kafka_bus import RealKafkaConsumer
+    from tests.runtime.wsp.conftest import ready_consumer_for
 
     _views(settings, store, run_id, 15)
     _ready(ready_pub, control_topic, run_id)
-    for _ in range(2):
-        consumer = RealKafkaConsumer(kafka_bootstrap, [control_topic], assign=True)
+    for _ in range(2):  # each rerun in a fresh group, so both read the READY
+        consumer = ready_consumer_for(kafka_bootstrap, control_topic, run_id)
         try:
             result = _wsp(settings, run_id, consumer, ig_url, checkpoint, store, API_KEY, restream=True)
         finally:

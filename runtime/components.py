@@ -1,0 +1,151 @@
+"""The component map: every runtime component, what starts it and where it runs.
+
+One entry per component says which typer app serves it, whether it runs as a pack daemon, a
+one-shot job or only as a CLI, the exact argv after the image's entrypoint (`python -m runtime`),
+and the handle keys of its ECS service or task definition and its IAM role. Its pack comes from
+the registry (PACKS). The dispatcher (`python -m runtime`), the local backend and the supervisor it
+starts, the ECS backend and the demo stack all read this map, so adding a component is one entry
+here; a pack member with no entry is a component this repository does not build yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from runtime.contracts.ids import is_platform_run_id
+from runtime.contracts.registry import Registry
+from runtime.errors import PlatformError
+
+#: What runs before a component's argv: the image's ENTRYPOINT (Dockerfile); locally the same
+#: module under this interpreter. A container's `command` is the argv alone, never this again.
+ENTRYPOINT: tuple[str, ...] = ("python", "-m", "runtime")
+
+Kind = Literal["daemon", "job", "cli"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Component:
+    """One runtime component; see the module docstring for what each field drives."""
+
+    name: str
+    #: daemon: runs supervised in its pack (an ECS service); job: one run per phase (an ECS task);
+    #: cli: reachable through `python -m runtime` only (operators, tools).
+    kind: Kind
+    #: `module:attribute` of the typer app serving `argv[0]`; imported only when it runs.
+    app: str
+    #: The exact argv after the entrypoint: a daemon's whole command; a job's command, to which the
+    #: phase appends the run's options (also its task definition's default command); cli: its word.
+    argv: tuple[str, ...]
+    #: Further commands a job's task definition runs (phases choose one per call).
+    also: tuple[tuple[str, ...], ...] = ()
+    #: Handle key of the ECS service (SVC_*, daemons) or task definition family (TD_*, jobs).
+    ecs_key: str | None = None
+    #: Handle key of the IAM task role.
+    role_key: str | None = None
+    #: Handle key of the port a daemon serves (it gets a service-discovery name), if any.
+    port_key: str | None = None
+
+    def __post_init__(self) -> None:
+        problem = ("needs an argv" if not self.argv else
+                   "needs its ECS and IAM role handle keys" if self.kind != "cli" and not (self.ecs_key and self.role_key) else
+                   "is a cli: it has no ECS task or role" if self.kind == "cli" and (self.ecs_key or self.role_key or self.also) else
+                   "has further commands but is not a job" if self.also and self.kind != "job" else "")
+        if problem:
+            raise PlatformError(f"component {self.name} {problem}", code="COMPONENT_MAP_INVALID",
+                                next_step="fix its entry in runtime/components.py")
+
+    @property
+    def cli(self) -> str:
+        """The `python -m runtime <cli>` word."""
+        return self.argv[0]
+
+    @property
+    def commands(self) -> tuple[tuple[str, ...], ...]:
+        """Every command this component runs: `argv` and then `also`."""
+        return (self.argv, *self.also)
+
+    def runs(self, argv: list[str]) -> bool:
+        """True when `argv` is one of this component's commands plus options."""
+        return any(tuple(argv[: len(c)]) == c for c in self.commands)
+
+
+_IG = "runtime.ig.cli:app"
+_ORACLE = "runtime.oracle.cli:app"
+
+#: The components that exist today, by name. Later planes add theirs here.
+COMPONENTS: dict[str, Component] = {c.name: c for c in (
+    Component(name="ig", kind="daemon", app=_IG, argv=("ig", "serve"), ecs_key="SVC_IG", role_key="ROLE_IG_SERVICE",
+              port_key="IG_PORT"),
+    Component(name="oracle_seed", kind="job", app=_ORACLE, argv=("oracle", "seed"), ecs_key="TD_ORACLE_SEED",
+              role_key="ROLE_ORACLE_JOB"),
+    Component(name="oracle_stream_sort", kind="job", app=_ORACLE, argv=("oracle", "stream-sort"),
+              ecs_key="TD_ORACLE_STREAM_SORT", role_key="ROLE_ORACLE_JOB"),
+    Component(name="oracle_checker", kind="job", app=_ORACLE, argv=("oracle", "check"), ecs_key="TD_ORACLE_CHECKER",
+              role_key="ROLE_ORACLE_JOB"),
+    Component(name="sr", kind="job", app="runtime.sr.cli:app", argv=("sr", "run"), ecs_key="TD_SR", role_key="ROLE_SR_TASK"),
+    Component(name="wsp", kind="job", app="runtime.wsp.cli:app", argv=("wsp", "run"), ecs_key="TD_WSP",
+              role_key="ROLE_WSP_TASK"),
+    # The obs_gov reporter is not built yet; its task definition (in the VPC, next to the DB) runs
+    # IG's in-network checks of P4 and P7 until it is.
+    Component(name="reporter", kind="job", app=_IG, argv=("ig", "ready-check"), also=(("ig", "commit-summary"),),
+              ecs_key="TD_REPORTER", role_key="ROLE_REPORTER_SINGLE_WRITER"),
+)}
+
+
+class ComponentUnknown(PlatformError):
+    """A name that is not a component of the map (a typo, or one not built yet)."""
+
+    code = "UNKNOWN_COMPONENT"
+    next_step = "use a component of runtime/components.py COMPONENTS"
+
+
+def component(name: str) -> Component:
+    """The map's entry for `name`, or UNKNOWN_COMPONENT listing the known ones."""
+    if name not in COMPONENTS:
+        raise ComponentUnknown(f"unknown component {name!r}; known: {', '.join(sorted(COMPONENTS))}")
+    return COMPONENTS[name]
+
+
+def of_kind(kind: Kind) -> list[Component]:
+    """Every component of one kind, in map order."""
+    return [c for c in COMPONENTS.values() if c.kind == kind]
+
+
+def cli_apps() -> dict[str, str]:
+    """`python -m runtime` word -> typer app; refuses one word served by two apps."""
+    apps: dict[str, str] = {}
+    for c in COMPONENTS.values():
+        if apps.setdefault(c.cli, c.app) != c.app:
+            raise PlatformError(f"runtime CLI {c.cli!r} is served by both {apps[c.cli]} and {c.app} ({c.name})",
+                                code="COMPONENT_MAP_INVALID", next_step="give each CLI word one app in runtime/components.py")
+    return apps
+
+
+def pack_of(registry: Registry, name: str) -> str | None:
+    """The registry pack (PACKS) that lists `name`, or None."""
+    return next((pack for pack, members in registry.mapping("PACKS").items() if name in members), None)
+
+
+def pack_daemons(registry: Registry, pack: str) -> list[Component]:
+    """The daemons of `pack` (its jobs run per phase); a member with no entry fails closed naming it."""
+    packs = registry.mapping("PACKS")
+    if pack not in packs:
+        raise PlatformError(f"unknown pack {pack!r}; packs: {', '.join(sorted(packs))}", code="UNKNOWN_PACK",
+                            next_step="use a pack of registry PACKS")
+    members = list(packs[pack])
+    missing = [m for m in members if m not in COMPONENTS]
+    if missing:
+        raise PlatformError(f"pack {pack} needs {', '.join(missing)}, which this repository does not build yet",
+                            code="PHASE_NOT_BUILT", next_step="run a slice whose packs are built (e.g. --to P3)")
+    return [COMPONENTS[m] for m in members if COMPONENTS[m].kind == "daemon"]
+
+
+def consumer_group_id(registry: Registry, name: str, platform_run_id: str) -> str:
+    """The bus consumer group of component `name` in one run (CONSUMER_GROUP_ID_PATTERN): each
+    component reads every partition itself, and no run resumes another run's offsets."""
+    component(name)
+    if not is_platform_run_id(platform_run_id):
+        raise PlatformError(f"consumer group of {name}: {platform_run_id!r} is not a platform_run_id",
+                            code="RUN_ID_INVALID", next_step="pass the run id that P1 pinned")
+    return registry.render("CONSUMER_GROUP_ID_PATTERN", component=name, platform_run_id=platform_run_id)

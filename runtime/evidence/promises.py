@@ -1,0 +1,266 @@
+"""What each evidence file promises beyond its schema, checked by `fp evidence validate`.
+
+A schema says a count is a non-negative integer; the producer says more: receipt outcomes add up
+to the attempts (runtime/ig/summaries.py checks it before writing), an offset range starts before
+it ends, WSP totals are the sums of its outputs, a bounded run streams exactly the gate it pinned
+per output, a phase that PASSed met every check of its gate. An edited count whose digest was
+recomputed still breaks one of these, so each is checked here, file by file and across files.
+Every finding is (bundle-relative path, message).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from runtime.contracts.registry import Registry
+
+Finding = tuple[str, str]
+Documents = dict[str, dict[str, Any]]
+
+
+def _int(value: Any) -> int | None:
+    """An integer count or offset (Kinesis sequence numbers are decimal strings); None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def _counts(mapping: Any) -> list[int]:
+    return [v for v in (mapping or {}).values() if isinstance(v, int)] if isinstance(mapping, dict) else []
+
+
+def receipt_summary(path: str, doc: dict[str, Any], _: Documents, __: Registry) -> list[Finding]:
+    """Outcomes and event classes each add up to attempts; the gate follows from the counts."""
+    out: list[Finding] = []
+    counts = doc.get("counts") or {}
+    by_outcome = counts.get("by_outcome") or {}
+    attempts = doc.get("attempts")
+    outcomes, classes = sum(_counts(by_outcome)), sum(_counts(counts.get("by_event_class")))
+    if outcomes != attempts:
+        out.append((path, f"receipt outcomes add up to {outcomes}, not to attempts {attempts}"))
+    if classes != attempts:
+        out.append((path, f"receipts by event class add up to {classes}, not to attempts {attempts}"))
+    unresolved, ambiguous = doc.get("publish_ambiguous_unresolved"), by_outcome.get("PUBLISH_AMBIGUOUS")
+    if isinstance(unresolved, int) and isinstance(ambiguous, int) and unresolved > ambiguous:
+        out.append((path, f"{unresolved} unresolved PUBLISH_AMBIGUOUS but only {ambiguous} PUBLISH_AMBIGUOUS receipts"))
+    admitted = by_outcome.get("ADMIT")
+    if doc.get("gate") == "PASS" and not (isinstance(admitted, int) and admitted > 0 and unresolved == 0):
+        out.append((path, f"gate PASS needs ADMIT > 0 and no unresolved PUBLISH_AMBIGUOUS (ADMIT {admitted}, unresolved {unresolved})"))
+    return out
+
+
+def quarantine_summary(path: str, doc: dict[str, Any], _: Documents, __: Registry) -> list[Finding]:
+    """The total is the sum of the reasons."""
+    counts = doc.get("counts") or {}
+    reasons = sum(_counts(counts.get("by_reason")))
+    return [] if reasons == counts.get("total") else [(path, f"quarantine reasons add up to {reasons}, not to total {counts.get('total')}")]
+
+
+def offsets(path: str, doc: dict[str, Any], _: Documents, __: Registry) -> list[Finding]:
+    """Each range starts at or before its end, one kind of offset, each partition once."""
+    out: list[Finding] = []
+    seen: set[tuple[str, str]] = set()
+    kinds = set()
+    for r in doc.get("offset_ranges") or []:
+        where = f"{r.get('topic')}[{r.get('partition')}]"
+        start, end = _int(r.get("start_offset")), _int(r.get("end_offset"))
+        if start is None or end is None:
+            out.append((path, f"{where}: offsets {r.get('start_offset')!r}..{r.get('end_offset')!r} are not numbers"))
+        elif start > end:
+            out.append((path, f"{where}: range starts at {start} after its end {end}"))
+        key = (str(r.get("topic")), str(r.get("partition")))
+        if key in seen:
+            out.append((path, f"{where} appears twice"))
+        seen.add(key)
+        if r.get("offset_kind"):
+            kinds.add(r["offset_kind"])
+    if len(kinds) > 1:
+        out.append((path, f"mixes offset kinds {sorted(kinds)}"))
+    empty = {(str(e.get("topic")), str(e.get("partition"))) for e in doc.get("empty_partitions") or [] if isinstance(e, dict)}
+    for topic, partition in sorted(empty & seen):
+        out.append((path, f"{topic}[{partition}] is listed both empty and with a range"))
+    return out
+
+
+def wsp_summary(path: str, doc: dict[str, Any], documents: Documents, registry: Registry) -> list[Finding]:
+    """Totals are the sums of the outputs; a bounded run streamed its gate per output."""
+    out: list[Finding] = []
+    per_output = [o for o in doc.get("per_output") or [] if isinstance(o, dict)]
+    totals = doc.get("totals") or {}
+    for name in ("sends", "retries", "failures", "emitted"):
+        if name in totals:
+            total = sum(o.get(name, 0) for o in per_output if isinstance(o.get(name, 0), int))
+            if total != totals.get(name):
+                out.append((path, f"totals.{name} is {totals.get(name)}, the outputs add up to {total}"))
+    ids = [o.get("output_id") for o in per_output]
+    if len(set(ids)) != len(ids):
+        out.append((path, "an output appears twice in per_output"))
+    gate = pinned_gate(documents, registry)
+    rows = _sorted_rows(documents, registry)
+    if doc.get("status", "COMPLETED") == "COMPLETED":
+        for o in per_output:
+            emitted, available = o.get("emitted"), rows.get(str(o.get("output_id")))
+            expected = min(gate, available) if gate is not None and available is not None else gate if gate is not None else available
+            if expected is not None and emitted != expected:
+                what = f"the pinned gate {gate}" if gate is not None else "its stream view"
+                out.append((path, f"{o.get('output_id')} emitted {emitted}, but {what} makes it {expected}"
+                                  + (f" ({available} rows in its view)" if available is not None and gate is not None else "")))
+    start = documents.get(registry.text("WSP_START_PATH_PATTERN"))
+    if start is not None:
+        if gate is not None and start.get("max_events_per_output") != gate:
+            out.append((registry.text("WSP_START_PATH_PATTERN"),
+                        f"max_events_per_output {start.get('max_events_per_output')} is not the pinned gate {gate}"))
+        if sorted(map(str, start.get("outputs") or [])) != sorted(map(str, ids)):
+            out.append((path, f"outputs {sorted(map(str, ids))} are not the ones wsp_start announced {sorted(start.get('outputs') or [])}"))
+    receipts = documents.get(registry.text("RECEIPT_SUMMARY_PATH_PATTERN"))
+    emitted_total = sum(o.get("emitted", 0) for o in per_output if isinstance(o.get("emitted", 0), int))
+    if receipts is not None and isinstance(receipts.get("attempts"), int) and receipts["attempts"] < emitted_total:
+        out.append((registry.text("RECEIPT_SUMMARY_PATH_PATTERN"),
+                    f"attempts {receipts['attempts']} is below the {emitted_total} events WSP emitted (each has a receipt)"))
+    return out
+
+
+def stream_sort_summary(path: str, doc: dict[str, Any], documents: Documents, registry: Registry) -> list[Finding]:
+    """all_pass says whether every output passed; the checker's outputs are the sorted ones."""
+    out: list[Finding] = []
+    outputs = [o for o in doc.get("outputs") or [] if isinstance(o, dict)]
+    passed = all(o.get("status") in ("PASS", "SKIPPED_VALID_RECEIPT") for o in outputs)
+    if doc.get("all_pass") is not passed:
+        out.append((path, f"all_pass is {doc.get('all_pass')} but the outputs say {passed}"))
+    checker = documents.get(registry.text("CHECKER_PASS_PATH_PATTERN"))
+    if checker is not None:
+        sorted_rows = {str(o.get("output_id")): o.get("rows") for o in outputs}
+        for o in checker.get("outputs") or []:
+            if not isinstance(o, dict):
+                continue
+            oid = str(o.get("output_id"))
+            if oid not in sorted_rows:
+                out.append((registry.text("CHECKER_PASS_PATH_PATTERN"), f"{oid} was checked but never stream-sorted"))
+            elif o.get("rows") is not None and sorted_rows[oid] is not None and o.get("rows") != sorted_rows[oid]:
+                out.append((registry.text("CHECKER_PASS_PATH_PATTERN"),
+                            f"{oid}: checker counted {o.get('rows')} rows, the stream sort {sorted_rows[oid]}"))
+    return out
+
+
+def ready_publish_receipt(path: str, doc: dict[str, Any], documents: Documents, registry: Registry) -> list[Finding]:
+    """SR's PASS points at the READY this receipt records; WSP started from that READY."""
+    out: list[Finding] = []
+    where = {k: str(doc.get(k)) for k in ("topic", "partition", "offset")}
+    sr = documents.get(registry.text("SR_PASS_PATH_PATTERN"))
+    if sr is not None and isinstance(sr.get("ready_eb_ref"), dict):
+        ref = {k: str(sr["ready_eb_ref"].get(k)) for k in where}
+        if ref != where:
+            out.append((registry.text("SR_PASS_PATH_PATTERN"), f"ready_eb_ref {ref} is not the published READY {where}"))
+    return out
+
+
+def run_completed(path: str, doc: dict[str, Any], documents: Documents, registry: Registry) -> list[Finding]:
+    """A bounded run is PARTIAL, never SPINE_GREEN, and names the gate it pinned."""
+    out: list[Finding] = []
+    gate = pinned_gate(documents, registry)
+    if doc.get("bounded_gate") != gate and registry.text("EVIDENCE_RUN_JSON_KEY") in documents:
+        out.append((path, f"bounded_gate {doc.get('bounded_gate')} is not the pinned gate {gate}"))
+    if doc.get("status") == "SPINE_GREEN" and gate is not None:
+        out.append((path, f"claims SPINE_GREEN for a bounded run (gate {gate}); a bounded run is PARTIAL"))
+    return out
+
+
+def pinned_gate(documents: Documents, registry: Registry) -> int | None:
+    """The events-per-output gate run.json pinned (None: unbounded, or no run.json)."""
+    run = documents.get(registry.text("EVIDENCE_RUN_JSON_KEY")) or {}
+    config = run.get("config") if isinstance(run.get("config"), dict) else {}
+    gate = config.get("gate_events_per_output") if config else None
+    return gate if isinstance(gate, int) else None
+
+
+def _sorted_rows(documents: Documents, registry: Registry) -> dict[str, int]:
+    summary = documents.get(registry.text("STREAM_SORT_SUMMARY_PATH_PATTERN")) or {}
+    return {str(o["output_id"]): o["rows"] for o in summary.get("outputs") or []
+            if isinstance(o, dict) and isinstance(o.get("rows"), int) and "output_id" in o}
+
+
+def phase_record(path: str, doc: dict[str, Any], documents: Documents, registry: Registry) -> list[Finding]:
+    """PASS met every gate check, carries no error and ran under the gate the run pinned; FAIL
+    names its code; it ended after it started."""
+    out: list[Finding] = []
+    state = doc.get("state")
+    if state == "PASS":
+        failed = [c.get("name") for c in doc.get("gate") or [] if isinstance(c, dict) and c.get("ok") is not True]
+        if failed:
+            out.append((path, f"claims PASS with failed gate check(s): {', '.join(map(str, failed))}"))
+        if doc.get("error_code"):
+            out.append((path, f"claims PASS with error_code {doc['error_code']}"))
+    if state == "FAIL" and not doc.get("error_code"):
+        out.append((path, "FAIL without an error_code"))
+    started, ended = doc.get("started_at_utc"), doc.get("ended_at_utc")
+    if isinstance(started, str) and isinstance(ended, str) and ended < started:
+        out.append((path, f"ended {ended} before it started {started}"))
+    listed = [e.get("path") for e in doc.get("evidence") or [] if isinstance(e, dict)]
+    if len(set(listed)) != len(listed):
+        out.append((path, "lists an evidence file twice"))
+    gate = pinned_gate(documents, registry)
+    if state == "PASS" and registry.text("EVIDENCE_RUN_JSON_KEY") in documents and doc.get("phase_id") in _PINNED_PHASES \
+            and doc.get("bounded_gate") != gate:
+        out.append((path, f"ran under bounded_gate {doc.get('bounded_gate')}, but the run pinned {gate}"))
+    return out
+
+
+#: Phases that run under run.json's pin (P1 writes it; P(-1), P0 and P12 are outside the run slice).
+_PINNED_PHASES = frozenset({"P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11"})
+
+#: What a PASS of a phase promises about its own evidence (beyond the file being there).
+PASS_PROMISES: dict[str, Callable[[Documents, Registry], list[Finding]]] = {}
+
+
+def _p3(documents: Documents, registry: Registry) -> list[Finding]:
+    path = registry.text("STREAM_SORT_SUMMARY_PATH_PATTERN")
+    doc = documents.get(path)
+    return [] if doc is None or doc.get("all_pass") is True else [(path, "P3 claims PASS but the stream sort did not pass every output")]
+
+
+def _p6(documents: Documents, registry: Registry) -> list[Finding]:
+    path = registry.text("WSP_SUMMARY_PATH_PATTERN")
+    doc = documents.get(path)
+    if doc is None:
+        return []
+    out = []
+    if doc.get("status", "COMPLETED") != "COMPLETED":
+        out.append((path, f"P6 claims PASS but WSP ended {doc.get('status')}"))
+    silent = [str(o.get("output_id")) for o in doc.get("per_output") or [] if isinstance(o, dict) and not o.get("emitted")]
+    if silent:
+        out.append((path, f"P6 claims PASS but these outputs emitted nothing: {', '.join(silent)}"))
+    if (doc.get("totals") or {}).get("failures"):
+        out.append((path, f"P6 claims PASS with {doc['totals']['failures']} send failure(s)"))
+    return out
+
+
+def _p7(documents: Documents, registry: Registry) -> list[Finding]:
+    out: list[Finding] = []
+    path = registry.text("RECEIPT_SUMMARY_PATH_PATTERN")
+    doc = documents.get(path)
+    if doc is not None and doc.get("gate") != "PASS":
+        out.append((path, f"P7 claims PASS but the receipt summary's gate is {doc.get('gate')}"))
+    snapshot = documents.get(registry.text("KAFKA_OFFSETS_SNAPSHOT_PATH_PATTERN"))
+    if snapshot is not None and not snapshot.get("offset_ranges"):
+        out.append((registry.text("KAFKA_OFFSETS_SNAPSHOT_PATH_PATTERN"), "P7 claims PASS but no topic holds records"))
+    return out
+
+
+PASS_PROMISES.update({"P3": _p3, "P6": _p6, "P7": _p7})
+
+#: Per catalogue schema: the checks of that file's own promises.
+FILE_PROMISES: dict[str, Callable[[str, dict[str, Any], Documents, Registry], list[Finding]]] = {
+    "receipt_summary": receipt_summary,
+    "quarantine_summary": quarantine_summary,
+    "kafka_offsets_snapshot": offsets,
+    "offsets_snapshot": offsets,
+    "wsp_summary": wsp_summary,
+    "stream_sort_summary": stream_sort_summary,
+    "ready_publish_receipt": ready_publish_receipt,
+    "run_completed": run_completed,
+}

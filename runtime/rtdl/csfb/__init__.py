@@ -1,0 +1,1 @@
+"""Context store and flow binding (CSFB): join frames per flow, FlowBinding index, join readiness."""
