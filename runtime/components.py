@@ -90,6 +90,9 @@ COMPONENTS: dict[str, Component] = {c.name: c for c in (
     # IG's in-network checks of P4 and P7 until it is.
     Component(name="reporter", kind="job", app=_IG, argv=("ig", "ready-check"), also=(("ig", "commit-summary"),),
               ecs_key="TD_REPORTER", role_key="ROLE_REPORTER_SINGLE_WRITER"),
+    # The database owner's job (dev_min P2): the runtime role, migrations, grants (runtime/db/cli.py).
+    Component(name="db_migrations", kind="job", app="runtime.db.cli:app", argv=("db", "migrate"), also=(("db", "status"),),
+              ecs_key="TD_DB_MIGRATIONS", role_key="ROLE_DB_MIGRATIONS"),
 )}
 
 

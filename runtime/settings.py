@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runtime.contracts.registry import Registry, load_registry
-from runtime.errors import ObjectStoreUnavailable, PlatformError
+from runtime.errors import PlatformError, SecretStoreUnavailable
 from runtime.store.s3 import S3Store, s3_client
 
 DEFAULT_ENV = "local_parity"
@@ -82,6 +82,6 @@ def read_parameter(ssm_client: Any, path: str) -> str | None:
     except ClientError as e:
         if e.response.get("Error", {}).get("Code") == "ParameterNotFound":
             return None
-        raise ObjectStoreUnavailable(f"SSM get {path} failed: {e}") from e
+        raise SecretStoreUnavailable(f"SSM get {path} failed: {e}") from e
     except BotoCoreError as e:
-        raise ObjectStoreUnavailable(f"SSM endpoint unreachable: {e}") from e
+        raise SecretStoreUnavailable(f"SSM endpoint unreachable: {e}") from e

@@ -189,6 +189,7 @@ class DemoConfig:
     db_storage_gb: int
     db_engine: str
     db_engine_version: str
+    db_runtime_role: str
     ssm_paths: dict[str, str]
     env_var_names: dict[str, str]
 
@@ -218,7 +219,10 @@ RUNTIME_ROLE_KEYS = (
 )
 
 _CONFLUENT_SSM = ("SSM_CONFLUENT_BOOTSTRAP_PATH", "SSM_CONFLUENT_API_KEY_PATH", "SSM_CONFLUENT_API_SECRET_PATH")
-_DB_SSM = ("SSM_DB_DSN_PATH", "SSM_DB_USER_PATH", "SSM_DB_PASSWORD_PATH")
+#: The runtime reads only its own DSN (its least-privilege role); the owner's credentials and the
+#: runtime password are for the migrations job alone.
+_DB_RUNTIME_SSM = ("SSM_DB_DSN_PATH",)
+_DB_SSM = ("SSM_DB_DSN_PATH", "SSM_DB_USER_PATH", "SSM_DB_PASSWORD_PATH", "SSM_DB_RUNTIME_PASSWORD_PATH")
 _SSM_KEYS = (*_CONFLUENT_SSM, "SSM_IG_API_KEY_PATH", *_DB_SSM)
 
 
@@ -345,7 +349,8 @@ def _roles(r: _Reader) -> tuple[RoleSpec, ...]:
     quarantine = r.text("S3_QUARANTINE_BUCKET")
     ssm = r.ssm_paths()
     confluent = tuple(ssm[k] for k in _CONFLUENT_SSM)
-    db = tuple(ssm[k] for k in _DB_SSM)
+    db = tuple(ssm[k] for k in _DB_RUNTIME_SSM)
+    db_owner = tuple(ssm[k] for k in _DB_SSM)
     ig_key = ssm["SSM_IG_API_KEY_PATH"]
 
     def g(bucket_key: str, bucket: str, prefix_key: str, *, read: bool = False, write: bool = False) -> S3Grant:
@@ -372,7 +377,7 @@ def _roles(r: _Reader) -> tuple[RoleSpec, ...]:
         "ROLE_DECISION_LANE": ((evidence_rw, platform_rw), (*confluent, *db)),
         "ROLE_CASE_LABELS": ((evidence_rw, oracle_read), (*confluent, *db)),
         "ROLE_REPORTER_SINGLE_WRITER": ((evidence_rw, platform_rw), (*confluent, *db)),
-        "ROLE_DB_MIGRATIONS": ((), db),
+        "ROLE_DB_MIGRATIONS": ((), db_owner),
     }
     roles = tuple(RoleSpec(key=key, name=r.text(key), s3=specs[key][0], ssm_paths=tuple(dict.fromkeys(specs[key][1])))
                   for key in RUNTIME_ROLE_KEYS)
@@ -486,6 +491,7 @@ def demo_config(environment: str = "dev_min", *, git_sha: str, window_end_utc: s
         db_instance_class=r.text("RDS_INSTANCE_CLASS"),
         db_storage_gb=r.integer("RDS_ALLOCATED_STORAGE_GB", minimum=20),
         db_engine=r.text("DB_ENGINE"),
+        db_runtime_role=r.text("DB_RUNTIME_ROLE"),
         db_engine_version=r.text("RDS_ENGINE_VERSION"),
         ssm_paths=r.ssm_paths(),
         env_var_names={key: r.text(key) for key in (

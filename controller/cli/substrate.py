@@ -11,6 +11,7 @@ from controller.cli.common import ENV_HELP, console, operator_errors
 from controller.cli.options import registry_for, require_local, resolve_bus
 from controller.substrate import epoch, local
 from runtime.contracts.registry import Registry
+from runtime.db.postgres import redact
 from runtime.errors import PlatformError
 
 app = typer.Typer(help="Start, inspect and stop the embedded local substrate (moto server, PostgreSQL, Tansu).",
@@ -53,7 +54,7 @@ def _print_status(registry: Registry) -> bool:
     for r in rows:
         table.add_row(r.name, str(r.pid), str(r.port), _yes(r.running), _yes(r.answering), r.log)
     console.print(table)
-    console.print(f"object store: {state.object_store_endpoint}\ndatabase: {state.db_dsn}\n"
+    console.print(f"object store: {state.object_store_endpoint}\ndatabase (runtime role): {redact(state.db_dsn)}\n"
                   f"kafka: {state.kafka_bootstrap or '-'}", highlight=False)
     console.print(f"[yellow]note:[/] {epoch.IN_MEMORY_NOTE}", highlight=False)
     intact = _print_epoch(registry, state)

@@ -19,7 +19,8 @@ from controller.substrate.epoch import read_marks, require_epoch
 from controller.substrate.state import read_state, state_dir
 from runtime.bus.factory import admin as bus_admin
 from runtime.contracts.ids import utc_iso
-from runtime.db.migrate import applied_migrations, connect, migration_files
+from runtime.db.migrate import applied_migrations, migration_files
+from runtime.db.postgres import connect, redact
 from runtime.errors import PlatformError
 from runtime.settings import Settings
 
@@ -68,7 +69,7 @@ def _database(settings: Settings) -> dict[str, Any]:
 
 def secret_keys(settings: Settings) -> list[str]:
     """The SSM handles this environment and bus must have."""
-    keys = ["SSM_IG_API_KEY_PATH", "SSM_DB_DSN_PATH"]
+    keys = ["SSM_IG_API_KEY_PATH", "SSM_DB_DSN_PATH", "SSM_DB_RUNTIME_PASSWORD_PATH"]
     if settings.bus == "kafka":
         keys.append("SSM_CONFLUENT_BOOTSTRAP_PATH")
     return keys
@@ -104,7 +105,7 @@ def substrate_snapshot(settings: Settings) -> tuple[dict[str, Any], list[Check]]
         "environment": settings.environment,
         "bus": settings.bus,
         "endpoints": {"object_store": settings.object_store_endpoint, "kafka_bootstrap": settings.kafka_bootstrap,
-                      "db": _mask(settings.db_dsn)},
+                      "db": redact(settings.db_dsn)},
         "buckets": buckets,
         "topics": topics,
         "database": database,
@@ -113,14 +114,6 @@ def substrate_snapshot(settings: Settings) -> tuple[dict[str, Any], list[Check]]
         "all_ok": all(c.ok for c in checks),
     }
     return fields, checks
-
-
-def _mask(dsn: str | None) -> str | None:
-    if not dsn or "@" not in dsn or ":" not in dsn.split("@")[0].split("//")[-1]:
-        return dsn
-    head, tail = dsn.split("@", 1)
-    scheme, creds = head.split("//", 1)
-    return f"{scheme}//{creds.split(':')[0]}:***@{tail}"
 
 
 class SubstrateReady(Phase):

@@ -1,7 +1,9 @@
 """Idempotent bootstrap of a substrate from the registry: buckets, topics, secrets, schemas.
 
 Runs against whatever endpoints the settings name (the embedded servers, or MinIO/LocalStack/
-a real DSN). Running it twice changes nothing; the IG API key is generated once and kept.
+a real DSN). Running it twice changes nothing; the IG API key and the runtime database role's
+password are generated once and kept in SSM. Migrations run as the database owner; the runtime
+gets a DSN of its own least-privilege role (runtime/db/roles.py), kept at SSM_DB_DSN_PATH.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from runtime.bus.factory import admin as bus_admin
-from runtime.db.migrate import apply_migrations
-from runtime.errors import ObjectStoreUnavailable, PlatformError
+from runtime.db.migrate import prepare_database
+from runtime.db.postgres import with_credentials
+from runtime.errors import ObjectStoreUnavailable, PlatformError, SecretStoreUnavailable
 from runtime.settings import Settings, read_parameter
 
 BUCKET_KEYS = ("S3_ORACLE_BUCKET", "S3_EVIDENCE_BUCKET", "S3_ARCHIVE_BUCKET", "S3_QUARANTINE_BUCKET")
@@ -28,6 +31,7 @@ class BootstrapReport:
     topics_created: list[str] = field(default_factory=list)
     secrets_written: list[str] = field(default_factory=list)
     migrations_applied: list[str] = field(default_factory=list)
+    runtime_dsn: str = ""
 
 
 def bucket_names(settings: Settings) -> dict[str, str]:
@@ -82,17 +86,16 @@ def _put_secret(settings: Settings, path_key: str, value: str, *, overwrite: boo
     except ClientError as e:
         if e.response.get("Error", {}).get("Code") == "ParameterAlreadyExists":
             return False
-        raise ObjectStoreUnavailable(f"SSM put {path} failed: {e}") from e
+        raise SecretStoreUnavailable(f"SSM put {path} failed: {e}") from e
+    except BotoCoreError as e:
+        raise SecretStoreUnavailable(f"SSM endpoint unreachable: {e}") from e
 
 
 def ensure_secrets(settings: Settings) -> list[str]:
-    """IG API key (generated once), the DSN and the Kafka bootstrap, at their registry paths."""
+    """IG API key (generated once) and the Kafka bootstrap, at their registry paths."""
     written = []
     if _put_secret(settings, "SSM_IG_API_KEY_PATH", secrets.token_urlsafe(32), overwrite=False):
         written.append("SSM_IG_API_KEY_PATH")
-    if settings.db_dsn and read_secret(settings, "SSM_DB_DSN_PATH") != settings.db_dsn:
-        _put_secret(settings, "SSM_DB_DSN_PATH", settings.db_dsn, overwrite=True)
-        written.append("SSM_DB_DSN_PATH")
     bootstrap_known = settings.kafka_bootstrap and read_secret(settings, "SSM_CONFLUENT_BOOTSTRAP_PATH") == settings.kafka_bootstrap
     if settings.bus == "kafka" and settings.kafka_bootstrap and not bootstrap_known:
         _put_secret(settings, "SSM_CONFLUENT_BOOTSTRAP_PATH", settings.kafka_bootstrap, overwrite=True)
@@ -100,14 +103,35 @@ def ensure_secrets(settings: Settings) -> list[str]:
     return written
 
 
-def bootstrap(settings: Settings) -> BootstrapReport:
-    """Buckets, topics, secrets and migrations; safe to run any number of times."""
-    if not settings.db_dsn:
+def ensure_database(settings: Settings, owner_dsn: str) -> tuple[list[str], str, list[str]]:
+    """As the owner: the runtime role (its password generated once, kept at
+    SSM_DB_RUNTIME_PASSWORD_PATH), migrations and grants. Returns (migrations applied now, the
+    runtime's DSN, secrets written now); the runtime DSN is kept at SSM_DB_DSN_PATH."""
+    written = []
+    if _put_secret(settings, "SSM_DB_RUNTIME_PASSWORD_PATH", secrets.token_urlsafe(32), overwrite=False):
+        written.append("SSM_DB_RUNTIME_PASSWORD_PATH")
+    password = read_secret(settings, "SSM_DB_RUNTIME_PASSWORD_PATH")
+    if not password:
+        raise SecretStoreUnavailable("the runtime database password vanished from SSM right after it was written")
+    role = settings.registry.text("DB_RUNTIME_ROLE")
+    applied = prepare_database(owner_dsn, role, password)
+    runtime_dsn = with_credentials(owner_dsn, role, password)
+    if read_secret(settings, "SSM_DB_DSN_PATH") != runtime_dsn:
+        _put_secret(settings, "SSM_DB_DSN_PATH", runtime_dsn, overwrite=True)
+        written.append("SSM_DB_DSN_PATH")
+    return applied, runtime_dsn, written
+
+
+def bootstrap(settings: Settings, owner_dsn: str | None) -> BootstrapReport:
+    """Buckets, topics, secrets, the runtime role and migrations; safe to run any number of times.
+    `owner_dsn` connects as the database owner (never the runtime's role)."""
+    if not owner_dsn:
         raise PlatformError("no database DSN is configured", code="DB_DSN_MISSING",
                             next_step="start the embedded PostgreSQL or set FP_DB_DSN")
     report = BootstrapReport()
     report.buckets_created = ensure_buckets(settings)
     report.topics_created = ensure_topics(settings)
     report.secrets_written = ensure_secrets(settings)
-    report.migrations_applied = apply_migrations(settings.db_dsn)
+    report.migrations_applied, report.runtime_dsn, written = ensure_database(settings, owner_dsn)
+    report.secrets_written += written
     return report

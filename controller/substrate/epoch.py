@@ -17,11 +17,10 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
 from botocore.exceptions import BotoCoreError, ClientError
 
 from runtime.contracts.ids import utc_iso
-from runtime.db.migrate import connect
+from runtime.db.postgres import connect
 from runtime.errors import DatabaseUnavailable, ObjectStoreUnavailable, PlatformError
 from runtime.settings import Settings, read_parameter
 
@@ -110,8 +109,8 @@ def write_marks(settings: Settings, epoch: str) -> None:
             with connect(settings.db_dsn, autocommit=True) as conn:
                 name = conn.execute("SELECT current_database()").fetchone()
                 conn.execute(f"COMMENT ON DATABASE \"{name[0] if name else ''}\" IS '{_PG_PREFIX}{epoch}'")
-        except psycopg.Error as e:  # e.g. a role that may not comment on the database
-            raise DatabaseUnavailable(f"cannot record the substrate epoch in PostgreSQL: {e}",
+        except PlatformError as e:  # e.g. the runtime role, which may not comment on the database
+            raise DatabaseUnavailable(f"cannot record the substrate epoch in PostgreSQL: {e.message}",
                                       next_step="bring the substrate up with the database owner's DSN") from e
 
 

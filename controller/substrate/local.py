@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -23,7 +23,7 @@ from controller.substrate.servers import start_moto, start_postgres, start_tansu
 from controller.substrate.state import SubstrateState, clear_state, read_state, state_dir, write_state
 from runtime.contracts.ids import utc_iso
 from runtime.contracts.registry import Registry
-from runtime.db.migrate import connect
+from runtime.db.postgres import connect
 from runtime.errors import DatabaseUnavailable, ObjectStoreUnavailable, SubstrateError
 from runtime.settings import BUS_KINDS, Settings, load_settings
 
@@ -119,16 +119,16 @@ def up(registry: Registry, *, bus: str, ports: Ports, environ: Mapping[str, str]
         else:
             moto = _alive(state, "moto") or _start(state, started_now, directory, lambda: start_moto(host, ports.moto, directory))
             state.object_store_endpoint = f"http://{host}:{moto.port}"
-        external_dsn = env.get(names["ENVVAR_DB_DSN"])
+        external_dsn = env.get(names["ENVVAR_DB_DSN"])  # the owner's: migrations run as it
         if external_dsn:
             _check_dsn(external_dsn)
-            state.db_dsn = external_dsn
+            state.db_owner_dsn = external_dsn
         else:
             pg = _alive(state, "postgres") or _start(state, started_now, directory,
                                                        lambda: start_postgres(host, ports.postgres, directory / "postgres"))
             user = registry.text("LOCAL_DB_USER")
             _ensure_database(f"postgresql://{user}@{host}:{pg.port}/postgres", registry.text("DB_NAME"))
-            state.db_dsn = f"postgresql://{user}@{host}:{pg.port}/{registry.text('DB_NAME')}"
+            state.db_owner_dsn = f"postgresql://{user}@{host}:{pg.port}/{registry.text('DB_NAME')}"
         if bus == "kafka":
             external_kafka = env.get(names["ENVVAR_KAFKA_BOOTSTRAP"])
             if external_kafka:
@@ -138,14 +138,15 @@ def up(registry: Registry, *, bus: str, ports: Ports, environ: Mapping[str, str]
                                                            lambda: start_tansu(host, ports.kafka, directory))
                 state.kafka_bootstrap = f"{host}:{broker.port}"
         write_state(directory, state)
-        settings = settings_for(state, registry)
+        settings = replace(settings_for(state, registry), db_dsn=state.db_owner_dsn)  # the owner marks the epoch
         if previous is not None and previous.epoch:
             restarted = sorted({p.name for p in previous.processes if p.name in IN_MEMORY_SERVERS} & set(started_now))
             if restarted:
                 raise SubstrateStateLost(f"{', '.join(restarted)} had stopped and was restarted empty: it keeps its state in "
                                          f"memory, so the substrate's state (epoch {previous.epoch}) is lost. {IN_MEMORY_NOTE}")
             require_epoch(settings, previous.epoch, whose="the substrate")  # before bootstrap re-creates anything
-        report = bootstrap(settings)
+        report = bootstrap(settings, state.db_owner_dsn)
+        state.db_dsn = report.runtime_dsn
         state.epoch = previous.epoch if previous is not None and previous.epoch else new_epoch()
         write_marks(settings, state.epoch)
         write_state(directory, state)

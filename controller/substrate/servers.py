@@ -15,7 +15,7 @@ from pathlib import Path
 from types import ModuleType
 
 from controller.substrate.processes import StartedProcess, start
-from runtime.errors import SubstrateError
+from runtime.errors import DatabaseUnavailable, SubstrateError
 
 PG_SYSTEM_USER = "pgserver"
 
@@ -131,6 +131,7 @@ def start_postgres(host: str, port: int, workdir: Path, *, user_name: str = "pos
         shutil.copytree(_template_cluster(user, user_name), pgdata, symlinks=True)
         _prepare_dir(pgdata, user)
         pgdata.chmod(0o700)
+    _write_hba(pgdata, user, user_name)
     # TCP only: Unix socket paths are limited to 107 bytes, which deep work folders exceed.
     argv = [str(_pg_bin() / "postgres"), "-D", str(pgdata), "-p", str(port), "-h", host, "-k", ""]
     if not durable:
@@ -142,17 +143,31 @@ def start_postgres(host: str, port: int, workdir: Path, *, user_name: str = "pos
     return started
 
 
+def _write_hba(pgdata: Path, user: str | None, user_name: str) -> None:
+    """Client authentication: the bootstrap superuser (the owner, local admin) is trusted from this
+    host only; every other role, the runtime's included, must prove its password (SCRAM)."""
+    hba = pgdata / "pg_hba.conf"
+    hba.write_text("# written by fp substrate (controller/substrate/servers.py)\n"
+                   f"host all {user_name} samehost trust\n"
+                   "host all all all scram-sha-256\n", encoding="utf-8")
+    if user:
+        import pwd
+
+        entry = pwd.getpwnam(user)
+        os.chown(hba, entry.pw_uid, entry.pw_gid)
+
+
 def _wait_accepting(host: str, port: int, user_name: str, log: Path, timeout_s: float = 60.0) -> None:
     """PostgreSQL listens before it accepts sessions ("the database system is starting up"): wait
     until a session opens, so nothing after `up` meets a half-started server."""
-    import psycopg
+    from runtime.db.postgres import connect
 
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            psycopg.connect(host=host, port=port, user=user_name, dbname="postgres", connect_timeout=2).close()
-            return
-        except psycopg.OperationalError as e:
+            with connect(f"postgresql://{user_name}@{host}:{port}/postgres", autocommit=True):
+                return
+        except DatabaseUnavailable as e:
             if time.monotonic() >= deadline:
                 raise SubstrateError(f"PostgreSQL on {host}:{port} listens but accepts no session after {timeout_s:.0f}s: {e}",
                                      next_step=f"read {log}") from e

@@ -18,7 +18,8 @@ STATE_FILE = "state.json"
 
 @dataclass
 class SubstrateState:
-    """Processes started by us and the endpoints in force."""
+    """Processes started by us and the endpoints in force. `db_dsn` is the runtime's (its own
+    least-privilege role and password); `db_owner_dsn` is the owner's, for migrations only."""
 
     environment: str
     bus: str
@@ -29,6 +30,7 @@ class SubstrateState:
     started_at_utc: str = ""
     #: The epoch written into every store (controller.substrate.epoch); "" before the first bootstrap.
     epoch: str = ""
+    db_owner_dsn: str | None = None
 
     def runtime_environment(self, registry: Registry) -> dict[str, str]:
         """The environment variables a runtime process needs to find this substrate."""
@@ -75,6 +77,8 @@ def write_state(directory: Path, state: SubstrateState) -> None:
     """Record the state (atomic replace)."""
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / (STATE_FILE + ".tmp")
+    tmp.touch(mode=0o600)  # the runtime DSN carries the runtime role's password
+    tmp.chmod(0o600)
     tmp.write_text(state.to_json(), encoding="utf-8")
     tmp.replace(directory / STATE_FILE)
 

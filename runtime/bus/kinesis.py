@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import psycopg
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -35,8 +34,8 @@ from runtime.bus.port import (
     RunScopedConsumer,
 )
 from runtime.bus.scope import CommitTracker, RunScope, ScopeCounts
-from runtime.db.migrate import connect
-from runtime.errors import BusUnavailable, DatabaseUnavailable, PlatformError, PublishAmbiguous, TopicMissing
+from runtime.db.postgres import Database
+from runtime.errors import BusUnavailable, PlatformError, PublishAmbiguous, TopicMissing
 
 # PutRecords service limits (AWS Kinesis Data Streams):
 MAX_RECORDS_PER_CALL = 500  # at most 500 records per PutRecords call
@@ -229,32 +228,32 @@ class KinesisCheckpoints:
 
     def __init__(self, dsn: str, consumer_name: str):
         self.consumer_name = consumer_name
-        self._conn = connect(dsn, autocommit=True)
+        self._db = Database(dsn, name="Kinesis checkpoint store", max_size=1)
+        self._db.ping()  # an unreachable database fails the consumer at construction, as before
 
     def load(self, stream: str) -> dict[str, str]:
         """shard_id -> last checkpointed sequence number of `stream`."""
-        rows = self._conn.execute(
-            "SELECT shard_id, sequence_number::text FROM bus_kinesis_checkpoints WHERE consumer_name = %s AND stream = %s",
-            (self.consumer_name, stream),
-        ).fetchall()
+        with self._db.connection() as conn:
+            rows = conn.execute(
+                "SELECT shard_id, sequence_number::text FROM bus_kinesis_checkpoints WHERE consumer_name = %s AND stream = %s",
+                (self.consumer_name, stream),
+            ).fetchall()
         return {str(shard): str(seq) for shard, seq in rows}
 
     def save(self, stream: str, shard_id: str, sequence_number: int) -> None:
         """Move the checkpoint forward (never back)."""
-        try:
-            self._conn.execute(
+        with self._db.connection() as conn:
+            conn.execute(
                 "INSERT INTO bus_kinesis_checkpoints (consumer_name, stream, shard_id, sequence_number)"
                 " VALUES (%s, %s, %s, %s) ON CONFLICT (consumer_name, stream, shard_id) DO UPDATE SET"
                 " sequence_number = GREATEST(bus_kinesis_checkpoints.sequence_number, EXCLUDED.sequence_number),"
                 " updated_at = now()",
                 (self.consumer_name, stream, shard_id, sequence_number),
             )
-        except psycopg.OperationalError as e:
-            raise DatabaseUnavailable(f"writing a Kinesis checkpoint failed: {e}") from e
 
     def close(self) -> None:
         """Release the connection."""
-        self._conn.close()
+        self._db.close()
 
 
 class KinesisBusConsumer(RunScopedConsumer):

@@ -38,13 +38,13 @@ def serve(
     """Serve IG (health, push, OpenAPI) until stopped."""
     import uvicorn
 
-    from runtime.db.migrate import apply_migrations
+    from runtime.db.migrate import require_migrations
     from runtime.ig.app import create_app
     from runtime.ig.settings import load_ig_settings
 
     try:
         settings = load_ig_settings()
-        apply_migrations(settings.db_dsn)
+        require_migrations(settings.db_dsn)
         publisher = build_publisher(settings.base)
         application = create_app(settings, publisher)
     except PlatformError as e:

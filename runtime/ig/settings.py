@@ -16,7 +16,7 @@ from typing import Any
 
 from runtime.contracts.ids import is_platform_run_id
 from runtime.contracts.registry import Registry
-from runtime.errors import ObjectStoreUnavailable, PlatformError
+from runtime.errors import PlatformError, SecretStoreUnavailable
 from runtime.settings import Settings, load_settings, read_parameter
 
 _PLACEHOLDERS = {"changeme", "change-me", "placeholder", "secret", "password", "todo", "xxx", "none", "null", "test"}
@@ -65,7 +65,7 @@ def read_ssm_key(base: Settings, ssm_client: Any | None = None) -> str | None:
     path = base.registry.text("SSM_IG_API_KEY_PATH")
     try:
         return read_parameter(client, path)
-    except ObjectStoreUnavailable as e:
+    except SecretStoreUnavailable as e:
         raise IgConfigInvalid(f"cannot read the IG API key from SSM {path}: {e}",
                               next_step="check FP_OBJECT_STORE_ENDPOINT/credentials or set FP_IG_API_KEY") from e
 

@@ -3,7 +3,8 @@
 Two short transactions per request: `claim` (insert-or-read the identities) before publishing,
 and `commit` (admissions ADMITTED + receipts index + quarantine index) after the receipt batch
 object is durable. Every statement works on whole batches (unnest of arrays) so a request of 500
-events costs a handful of round trips. Driver errors become DatabaseUnavailable (-> 503).
+events costs a handful of round trips. The connections and their errors come from runtime/db/postgres.py
+(Database, open_session): unreachable is DatabaseUnavailable (-> 503).
 
 Claims are owned. Each IG process has an owner key and holds a session advisory lock on it for its
 whole life (`ClaimOwner`). A claim row carries the key of the process whose request works on it;
@@ -19,16 +20,14 @@ import contextlib
 import json
 import secrets
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg_pool import ConnectionPool, PoolTimeout
 
-from runtime.db.migrate import connect
-from runtime.errors import DatabaseUnavailable
+from runtime.db.postgres import Database, open_session, translated
+from runtime.errors import DatabaseUnavailable, PlatformError
 from runtime.ig.domain import Admission, Identity
 
 
@@ -76,13 +75,14 @@ class ClaimOwner:
                     return self.key
                 except psycopg.Error:
                     self._drop()
-            conn = connect(self.dsn, autocommit=True)
+            conn = open_session(self.dsn, what="IG claim owner lock")
             try:
-                conn.execute("SET lock_timeout = '5s'")
-                conn.execute("SELECT pg_advisory_lock(%s)", (self.key,))
-            except psycopg.Error as e:
+                with translated("IG claim owner lock not taken"):
+                    conn.execute("SET lock_timeout = '5s'")
+                    conn.execute("SELECT pg_advisory_lock(%s)", (self.key,))
+            except PlatformError:
                 conn.close()
-                raise DatabaseUnavailable(f"IG claim owner lock not taken: {str(e).strip()[:200]}") from e
+                raise
             self._conn = conn
             return self.key
 
@@ -129,31 +129,25 @@ class AdmissionStore:
 
     def __init__(self, dsn: str, *, max_size: int = 4):
         self.owner = ClaimOwner(dsn)
-        self._pool = ConnectionPool(dsn, min_size=0, max_size=max_size, open=False, timeout=5.0,
-                                    kwargs={"connect_timeout": 3})
+        self._db = Database(dsn, name="IG admission store", max_size=max_size)
 
     def open(self) -> None:
         """Open the pool (lazily connecting)."""
-        self._pool.open(wait=False)
+        self._db.open()
 
     def close(self) -> None:
         """Close the pool and let go of the claim owner lock."""
-        self._pool.close()
+        self._db.close()
         self.owner.close()
 
-    @contextmanager
-    def _conn(self) -> Iterator[psycopg.Connection]:
-        try:
-            with self._pool.connection() as conn:
-                yield conn
-        except (psycopg.OperationalError, PoolTimeout, psycopg.InterfaceError) as e:
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise DatabaseUnavailable(f"IG admission store unavailable: {first}") from e
+    def _conn(self) -> AbstractContextManager[psycopg.Connection[Any]]:
+        # An autocommit connection (the caller's transaction's, inside one); driver errors leave
+        # as project errors (runtime/db/postgres.py).
+        return self._db.connection()
 
     def ping(self) -> None:
         """Raise DatabaseUnavailable unless Postgres answers."""
-        with self._conn() as conn:
-            conn.execute("SELECT 1")
+        self._db.ping()
 
     def claim(self, identities: list[Identity], hashes: list[str]) -> dict[Identity, ClaimResult]:
         """Insert PENDING rows owned by this process for new identities, take over unfinished ones nobody

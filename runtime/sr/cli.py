@@ -16,7 +16,7 @@ from rich.console import Console
 
 from runtime.cli_errors import operator_errors
 from runtime.contracts.registry import Registry
-from runtime.db.migrate import apply_migrations
+from runtime.db.migrate import require_migrations
 from runtime.errors import PlatformError
 from runtime.evidence.writer import EvidenceWriter, run_bundle
 from runtime.settings import load_settings
@@ -85,7 +85,7 @@ def lease_clear(
         settings = load_settings()
         if not settings.db_dsn:
             raise PlatformError("no DSN set", code="DB_DSN_MISSING", next_step="set FP_DB_DSN")
-        apply_migrations(settings.db_dsn)
+        require_migrations(settings.db_dsn)
         cleared = LeaseStore(settings.db_dsn).clear(scenario)
         console.print(f"lease of scenario_run_id {scenario} {'cleared' if cleared else 'was not held'}", highlight=False)
 

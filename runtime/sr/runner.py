@@ -23,7 +23,7 @@ from runtime.contracts.canonical import canonical_json
 from runtime.contracts.ids import utc_iso
 from runtime.contracts.registry import Registry
 from runtime.contracts.schemas import compiled_validator
-from runtime.db.migrate import apply_migrations
+from runtime.db.migrate import require_migrations
 from runtime.errors import PlatformError, PublishAmbiguous, WriteConflict
 from runtime.evidence.writer import EvidenceWriter
 from runtime.settings import Settings
@@ -127,7 +127,7 @@ def run_scenario_runner(
     if not settings.db_dsn:
         raise PlatformError("SR keeps its lease in PostgreSQL but no DSN is set", code="DB_DSN_MISSING", next_step="set FP_DB_DSN")
     registry = settings.registry
-    apply_migrations(settings.db_dsn)
+    require_migrations(settings.db_dsn)
     leases = LeaseStore(settings.db_dsn)
     ttl = ttl_seconds if ttl_seconds is not None else registry.integer("SR_LEASE_TTL_SECONDS")
     lease = leases.acquire(scenario, equivalence_key, platform_run_id, holder or default_holder(), ttl)

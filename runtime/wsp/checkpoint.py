@@ -1,7 +1,8 @@
 """WSP's Postgres checkpoint: which READY it took up, and how far each output got.
 
 A READY that is COMPLETED is skipped when the control topic replays it; a STARTED one resumes
-from the rows of each output IG has already answered for.
+from the rows of each output IG has already answered for. Connections and error translation:
+runtime/db/postgres.py.
 """
 
 from __future__ import annotations
@@ -9,10 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import psycopg
-
-from runtime.db.migrate import connect
-from runtime.errors import DatabaseUnavailable
+from runtime.db.postgres import Database
 
 
 class WspCheckpoint:
@@ -20,16 +18,16 @@ class WspCheckpoint:
 
     def __init__(self, dsn: str):
         self.dsn = dsn
+        self._db = Database(dsn, name="WSP checkpoint store", max_size=1)
+
+    def close(self) -> None:
+        """Release the connection."""
+        self._db.close()
 
     def _run(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        try:
-            with connect(self.dsn) as conn:
-                cur = conn.execute(sql, params)
-                rows = cur.fetchall() if cur.description else []
-                conn.commit()
-                return rows
-        except psycopg.OperationalError as e:
-            raise DatabaseUnavailable(f"WSP checkpoint store unavailable: {e}") from e
+        with self._db.transaction() as conn:
+            cur = conn.execute(sql, params)
+            return cur.fetchall() if cur.description else []
 
     def status(self, platform_run_id: str, scenario_run_id: str) -> str | None:
         """STARTED / COMPLETED / FAILED, or None if this READY was never taken up."""
@@ -39,14 +37,15 @@ class WspCheckpoint:
 
     def start(self, platform_run_id: str, scenario_run_id: str, ready_ref: dict[str, Any], *, restart: bool = False) -> None:
         """Record that streaming of this READY starts (or restarts); `restart` resets the output progress."""
-        self._run(
-            "INSERT INTO wsp_ready_runs (platform_run_id, scenario_run_id, ready_ref, status) VALUES (%s, %s, %s::jsonb, 'STARTED')"
-            " ON CONFLICT (platform_run_id, scenario_run_id) DO UPDATE SET status = 'STARTED', ended_at = NULL,"
-            " attempts = wsp_ready_runs.attempts + 1",
-            (platform_run_id, scenario_run_id, json.dumps(ready_ref)))
-        if restart:
-            self._run("DELETE FROM wsp_output_progress WHERE platform_run_id = %s AND scenario_run_id = %s",
-                      (platform_run_id, scenario_run_id))
+        with self._db.transaction():  # both or neither: a restart never keeps stale progress
+            self._run(
+                "INSERT INTO wsp_ready_runs (platform_run_id, scenario_run_id, ready_ref, status) VALUES (%s, %s, %s::jsonb, 'STARTED')"
+                " ON CONFLICT (platform_run_id, scenario_run_id) DO UPDATE SET status = 'STARTED', ended_at = NULL,"
+                " attempts = wsp_ready_runs.attempts + 1",
+                (platform_run_id, scenario_run_id, json.dumps(ready_ref)))
+            if restart:
+                self._run("DELETE FROM wsp_output_progress WHERE platform_run_id = %s AND scenario_run_id = %s",
+                          (platform_run_id, scenario_run_id))
 
     def finish(self, platform_run_id: str, scenario_run_id: str, status: str) -> None:
         """Mark the READY COMPLETED or FAILED."""

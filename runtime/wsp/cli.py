@@ -35,7 +35,7 @@ def run(
     from rich.console import Console
 
     from runtime.components import consumer_group_id
-    from runtime.db.migrate import apply_migrations
+    from runtime.db.migrate import require_migrations
     from runtime.settings import load_settings
     from runtime.wsp.checkpoint import WspCheckpoint
     from runtime.wsp.envelope import OutputPlan
@@ -50,7 +50,7 @@ def run(
         wsp = load_wsp_settings(base=base, platform_run_id=platform_run_id)
         settings, run_id = wsp.base, wsp.platform_run_id
         cap = max_events_per_output or wsp.max_events_per_output
-        apply_migrations(wsp.db_dsn)
+        require_migrations(wsp.db_dsn)
         try:
             factory = importlib.import_module("runtime.bus.factory")
         except ImportError as e:

@@ -151,10 +151,18 @@ class DemoStack(TerraformStack):
                         storage_encrypted=True, backup_retention_period=1, delete_automated_backups=True, auto_minor_version_upgrade=True,
                         copy_tags_to_snapshot=True, iam_database_authentication_enabled=True, apply_immediately=True,
                         tags=tags)
+        # The master user owns the tables and runs the migrations job only; every runtime task
+        # connects as the least-privilege runtime role, which that job creates with this password.
+        runtime_password = TerraformResource(self, "db_runtime_password", terraform_resource_type="random_password",
+                                             provider=self.random)
+        runtime_password.add_override("length", 32)
+        runtime_password.add_override("special", False)
+        runtime_password_ref = "${random_password.db_runtime_password.result}"
         self._param("SSM_DB_USER_PATH", ssm, DB_MASTER_USER)
         self._param("SSM_DB_PASSWORD_PATH", ssm, password_ref)
-        self._param("SSM_DB_DSN_PATH", ssm,
-                    f"postgresql://{DB_MASTER_USER}:{password_ref}@{db.address}:{DB_PORT}/{c.db_name}?sslmode=require")
+        self._param("SSM_DB_RUNTIME_PASSWORD_PATH", ssm, runtime_password_ref)
+        self._param("SSM_DB_DSN_PATH", ssm, f"postgresql://{c.db_runtime_role}:{runtime_password_ref}@{db.address}:{DB_PORT}"
+                                            f"/{c.db_name}?sslmode=require")
         ig_key = TerraformResource(self, "ig_api_key", terraform_resource_type="random_password", provider=self.random)
         ig_key.add_override("length", 40)
         ig_key.add_override("special", False)

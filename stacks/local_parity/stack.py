@@ -16,8 +16,8 @@ STATE_FILE = "terraform.tfstate"
 #: Kinesis keeps data at least this long; shorter registry retention is rounded up to it.
 KINESIS_MIN_RETENTION_HOURS = 24
 #: SSM parameters whose values are secrets: given as sensitive Terraform variables, never in the JSON.
-SECRET_PARAMETERS = ("SSM_IG_API_KEY_PATH", "SSM_DB_DSN_PATH", "SSM_DB_PASSWORD_PATH", "SSM_CONFLUENT_API_KEY_PATH",
-                     "SSM_CONFLUENT_API_SECRET_PATH")
+SECRET_PARAMETERS = ("SSM_IG_API_KEY_PATH", "SSM_DB_DSN_PATH", "SSM_DB_PASSWORD_PATH", "SSM_DB_RUNTIME_PASSWORD_PATH",
+                     "SSM_CONFLUENT_API_KEY_PATH", "SSM_CONFLUENT_API_SECRET_PATH")
 
 
 class LocalParityStack(TerraformStack):

@@ -114,7 +114,8 @@ class MotoTerraformRunner:
         ssm = self.c("ssm")
         values = {"SSM_CONFLUENT_BOOTSTRAP_PATH": bootstrap, "SSM_CONFLUENT_API_KEY_PATH": "key-" + uuid.uuid4().hex[:8],
                   "SSM_CONFLUENT_API_SECRET_PATH": uuid.uuid4().hex, "SSM_DB_USER_PATH": "fp",
-                  "SSM_DB_PASSWORD_PATH": uuid.uuid4().hex, "SSM_DB_DSN_PATH": "postgresql://fp@db:5432/fp",
+                  "SSM_DB_PASSWORD_PATH": uuid.uuid4().hex, "SSM_DB_RUNTIME_PASSWORD_PATH": uuid.uuid4().hex,
+                  "SSM_DB_DSN_PATH": "postgresql://fp_runtime@db:5432/fp",
                   "SSM_IG_API_KEY_PATH": uuid.uuid4().hex}
         for key, value in values.items():
             ssm.put_parameter(Name=r.text(key), Value=value, Type="SecureString", Overwrite=True)

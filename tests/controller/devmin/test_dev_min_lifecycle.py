@@ -199,8 +199,10 @@ def test_dev_min_run_starts_ig_on_ecs_and_runs_p3_as_three_ecs_jobs_then_fails_c
     assert ig["service"] == registry.text("SVC_IG") and ig["task_arn"].startswith("arn:aws:ecs:")
     scope_key = registry.text("REQUIRED_PLATFORM_RUN_ID_ENV_KEY")
     families = [family for family, _, _ in scheduler.job_commands]
-    assert families == [registry.text(str(COMPONENTS[j].ecs_key)) for j in ("oracle_seed", "oracle_stream_sort", "oracle_checker")]
-    assert [cmd[:2] for _, cmd, _ in scheduler.job_commands] == [["oracle", "seed"], ["oracle", "stream-sort"], ["oracle", "check"]]
+    assert families == [registry.text(str(COMPONENTS[j].ecs_key))
+                        for j in ("db_migrations", "oracle_seed", "oracle_stream_sort", "oracle_checker")]
+    assert [cmd[:2] for _, cmd, _ in scheduler.job_commands] == [["db", "migrate"], ["oracle", "seed"], ["oracle", "stream-sort"],
+                                                                 ["oracle", "check"]]
     assert all(env[scope_key] == run_id for _, _, env in scheduler.job_commands)
     pinned = "123456789012.dkr.ecr.eu-west-2.amazonaws.com/fp@sha256:" + "b" * 64  # P(-1)'s digest, not the tag
     ig_definition = backend.clients.client("ecs").describe_task_definition(taskDefinition=_service_td(backend, registry))[

@@ -121,3 +121,40 @@ def test_registry_with_unknown_key_stops_up_with_one_error(workdir: Path, monkey
     result = runner.invoke(app, ["substrate", "up", *_ports()])
     assert result.exit_code == 1
     assert "HANDLES_REGISTRY_INVALID" in result.output and "unknown handle key IG_PORTX" in result.output
+
+
+def test_up_gives_the_runtime_its_own_role_with_the_ssm_password_and_it_cannot_wipe_receipts(workdir: Path) -> None:
+    import stat
+
+    from psycopg.conninfo import conninfo_to_dict
+
+    from controller.substrate.bootstrap import read_secret
+    from runtime.db.postgres import Database
+    from runtime.errors import AppendOnlyViolation, DatabasePermissionDenied, DatabaseUnavailable
+
+    result = runner.invoke(app, ["substrate", "up", *_ports()])
+    assert result.exit_code == 0, result.output
+    registry = load_registry("local_parity")
+    directory = state_dir(registry)
+    state = read_state(directory)
+    assert state is not None and state.db_dsn and state.db_owner_dsn
+    assert stat.S_IMODE((directory / "state.json").stat().st_mode) == 0o600
+    settings = local.settings_for(state, registry)
+    password = read_secret(settings, "SSM_DB_RUNTIME_PASSWORD_PATH")
+    runtime = conninfo_to_dict(state.db_dsn)
+    assert runtime["user"] == registry.text("DB_RUNTIME_ROLE") and runtime["password"] == password
+    assert read_secret(settings, "SSM_DB_DSN_PATH") == state.db_dsn and settings.db_dsn == state.db_dsn
+    status = runner.invoke(app, ["substrate", "status"])
+    assert password and password not in status.output and "password=***" in status.output
+    with Database(state.db_dsn, name="runtime", max_size=1) as db:
+        with db.transaction() as conn:
+            assert conn.execute("SELECT current_user").fetchone() == (registry.text("DB_RUNTIME_ROLE"),)
+        with pytest.raises(DatabasePermissionDenied), db.connection() as conn:
+            conn.execute("TRUNCATE ig_receipts")
+    with Database(state.db_owner_dsn, name="owner", max_size=1) as db, pytest.raises(AppendOnlyViolation), \
+            db.connection() as conn:
+        conn.execute("TRUNCATE ig_receipts")
+    no_password = state.db_dsn.replace(f"password={password}", "password=wrong")
+    with Database(no_password, name="runtime", max_size=1, acquire_timeout_s=1) as db, \
+            pytest.raises(DatabaseUnavailable, match="password authentication failed"):
+        db.ping()

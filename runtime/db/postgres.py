@@ -1,0 +1,201 @@
+"""The one way runtime code reaches PostgreSQL: a bounded pool, composable transactions, and the
+one translation of driver errors into project errors.
+
+Every store (IG admissions, SR leases, WSP checkpoints, Kinesis checkpoints, the migrator) holds
+a `Database` and never calls psycopg's connect itself. Errors leave this module as project errors
+only (see `translate`): a dependency that is down is a `TransientError` worth a retry
+(DatabaseUnavailable); a conflict, a refused privilege or an append-only violation is a
+`PermanentError` that fails the same way on every retry.
+
+Composing writes into one transaction (what a stream worker does with its state, idempotency keys
+and outbox rows)::
+
+    db = Database(dsn, name="rtdl state")
+    with db.transaction():            # BEGIN on a pooled connection, pinned to this context
+        state.apply(...)              # these call db.transaction() themselves: they join the
+        keys.remember(...)            # outer transaction (as savepoints) instead of opening
+        outbox.append(...)            # their own; all commit together or none does
+
+The pinned connection is per context (thread or asyncio task), so concurrent callers never share
+one. `connection()` pins an autocommit connection for reads or session work (an advisory lock);
+a `transaction()` inside it runs on that same connection.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from types import TracebackType
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import TupleRow
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
+
+from runtime.errors import (
+    AppendOnlyViolation,
+    DatabaseConflict,
+    DatabasePermissionDenied,
+    DatabaseStatementFailed,
+    DatabaseUnavailable,
+    PlatformError,
+)
+
+#: The marker the append-only trigger function (migration 0001) raises with.
+APPEND_ONLY_MARKER = "APPEND_ONLY_VIOLATION"
+CONNECT_TIMEOUT_S = 3
+ACQUIRE_TIMEOUT_S = 5.0
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def translate(error: BaseException, what: str) -> PlatformError:
+    """The project error for a driver error met while `what` used the database (the one place
+    that decides what is transient and what is permanent)."""
+    line = f"{what}: {_first_line(error)}"
+    if isinstance(error, pg_errors.RaiseException) and APPEND_ONLY_MARKER in str(error):
+        return AppendOnlyViolation(line)
+    if isinstance(error, pg_errors.InsufficientPrivilege):
+        return DatabasePermissionDenied(line)
+    if isinstance(error, psycopg.IntegrityError):
+        return DatabaseConflict(line)
+    if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError | PoolTimeout | PoolClosed):
+        return DatabaseUnavailable(line)
+    return DatabaseStatementFailed(line)
+
+
+@contextmanager
+def translated(what: str) -> Iterator[None]:
+    """Run a block whose driver errors become project errors (see `translate`)."""
+    try:
+        yield
+    except (psycopg.Error, PoolTimeout, PoolClosed) as e:
+        raise translate(e, what) from e
+
+
+def open_session(dsn: str, *, autocommit: bool = True, what: str = "PostgreSQL",
+                 connect_timeout_s: int = CONNECT_TIMEOUT_S) -> psycopg.Connection[TupleRow]:
+    """One unpooled connection the caller keeps and closes: for a session that must outlive a
+    pooled borrow (a session advisory lock held for a process's life). Failing to connect is
+    DatabaseUnavailable; wrap later statements in `translated(what)`."""
+    with translated(what):
+        return psycopg.connect(dsn, autocommit=autocommit, connect_timeout=connect_timeout_s)
+
+
+@contextmanager
+def connect(dsn: str, *, autocommit: bool = False, what: str = "PostgreSQL") -> Iterator[psycopg.Connection[TupleRow]]:
+    """One unpooled connection for one-off admin work (creating a database, a probe); committed
+    on a clean exit, closed always. Stores use `Database` instead."""
+    conn = open_session(dsn, autocommit=autocommit, what=what)
+    with translated(what), conn:
+        yield conn
+
+
+def _autocommit(conn: psycopg.Connection[TupleRow]) -> None:
+    conn.autocommit = True
+
+
+class Database:
+    """A lazily opened, bounded pool of autocommit connections to one database."""
+
+    def __init__(self, dsn: str, *, name: str = "PostgreSQL", max_size: int = 4,
+                 acquire_timeout_s: float = ACQUIRE_TIMEOUT_S, connect_timeout_s: int = CONNECT_TIMEOUT_S):
+        self.name = name
+        self._dsn = dsn
+        self._connect_timeout_s = connect_timeout_s
+        self._pool = ConnectionPool(dsn, min_size=0, max_size=max_size, open=False, timeout=acquire_timeout_s,
+                                    kwargs={"connect_timeout": connect_timeout_s}, configure=_autocommit, name=name)
+        self._pinned: ContextVar[psycopg.Connection[TupleRow] | None] = ContextVar(f"fp_db_{id(self)}", default=None)
+        self._lock = threading.Lock()
+        self._opened = False
+
+    def open(self) -> None:
+        """Open the pool without waiting for a connection (the first use connects)."""
+        with self._lock:
+            if not self._opened:
+                self._pool.open(wait=False)
+                self._opened = True
+
+    def close(self) -> None:
+        """Close the pool and every connection in it."""
+        with self._lock:
+            self._pool.close()
+            self._opened = False
+
+    def __enter__(self) -> Database:
+        self.open()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[TupleRow]]:
+        """An autocommit connection pinned to this context for the block (each statement commits
+        alone); a `transaction()` inside the block runs on it. Inside a transaction, that
+        transaction's connection."""
+        pinned = self._pinned.get()
+        if pinned is not None:
+            with translated(self.name):
+                yield pinned
+            return
+        self.open()
+        with translated(self.name):
+            try:
+                conn = self._pool.getconn()
+            except PoolTimeout as e:
+                raise self._why_no_connection(e) from e
+            token = self._pinned.set(conn)
+            try:
+                yield conn
+            finally:
+                self._pinned.reset(token)
+                self._pool.putconn(conn)  # the pool rolls back what the block left open
+
+    def _why_no_connection(self, timeout: PoolTimeout) -> PlatformError:
+        """The pool only says it timed out: one direct attempt tells the operator why (refused,
+        wrong password, unknown database), or that every pooled connection stayed busy."""
+        try:
+            open_session(self._dsn, what=self.name, connect_timeout_s=self._connect_timeout_s).close()
+        except PlatformError as e:
+            return e
+        return DatabaseUnavailable(f"{self.name}: every pooled connection stayed busy ({_first_line(timeout)})")
+
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection[TupleRow]]:
+        """A connection inside one transaction: committed when the block ends, rolled back when it
+        raises. Nested (in this context), it joins the outer transaction as a savepoint, so
+        several stores' writes commit together."""
+        with self.connection() as conn, translated(self.name), conn.transaction():
+            yield conn
+
+    def ping(self) -> None:
+        """Raise DatabaseUnavailable unless the database answers."""
+        with self.connection() as conn:
+            conn.execute("SELECT 1")
+
+
+def with_credentials(dsn: str, user: str, password: str) -> str:
+    """`dsn` (URL or key=value) with another user and password: the same server and database."""
+    params = {k: v for k, v in conninfo_to_dict(dsn).items() if v is not None}
+    params.update(user=user, password=password)
+    return make_conninfo("", **params)
+
+
+def redact(dsn: str | None) -> str | None:
+    """`dsn` with its password replaced by `***`, for logs, status lines and evidence."""
+    if not dsn:
+        return dsn
+    try:
+        params = {k: v for k, v in conninfo_to_dict(dsn).items() if v is not None}
+    except psycopg.ProgrammingError:
+        return "<unparsable DSN>"
+    if "password" in params:
+        params["password"] = "***"
+    return make_conninfo("", **params)
