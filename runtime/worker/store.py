@@ -134,8 +134,9 @@ class WorkerStore:
         ids = sorted(published)
         conn.execute(
             "UPDATE worker_outbox o SET published_at = now(), eb_ref = u.ref::jsonb"
-            " FROM unnest(%s::text[], %s::text[]) AS u(i, ref) WHERE o.component = %s AND o.record_id = u.i",
-            (ids, [json.dumps(published[i].to_dict()) for i in ids], self.component),
+            " FROM unnest(%s::text[], %s::text[]) AS u(i, ref)"
+            " WHERE o.component = %s AND o.platform_run_id = %s AND o.record_id = u.i",
+            (ids, [json.dumps(published[i].to_dict()) for i in ids], self.component, self.platform_run_id),
         )
 
     def dead_letter_count(self, conn: Any) -> int:

@@ -22,7 +22,7 @@ CREATE TABLE worker_outbox (
   created_at timestamptz NOT NULL DEFAULT now(),
   published_at timestamptz,
   eb_ref jsonb,
-  PRIMARY KEY (component, record_id)
+  PRIMARY KEY (component, platform_run_id, record_id)
 );
 CREATE INDEX worker_outbox_unpublished ON worker_outbox (component, platform_run_id, created_at)
   WHERE published_at IS NULL;
