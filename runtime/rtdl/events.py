@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from runtime.errors import PlatformError
+from runtime.errors import PermanentError
 
 TRAFFIC_CLASSES = ("traffic_fraud", "traffic_baseline")
 ANCHOR_CLASSES = ("context_flow_anchor_fraud", "context_flow_anchor_baseline")
@@ -27,17 +27,16 @@ _EVENT_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-class RtdlPayloadInvalid(PlatformError):
+class RtdlPayloadInvalid(PermanentError):
     """An envelope or payload an RTDL handler cannot apply: permanent, never retried.
 
-    `permanent` tells the stream worker to dead-letter the record (with its eb_ref and this
-    message) instead of backing off; the same bytes would fail again.
+    A PermanentError: the stream worker dead-letters the record (with its eb_ref and this message)
+    instead of backing off; the same bytes would fail again.
     """
 
     code = "RTDL_PAYLOAD_INVALID"
     next_step = ("the record is dead-lettered with its eb_ref and reason; fix the producer so the payload meets "
                  "schemas/events/payloads/<event_class>.schema.json")
-    permanent = True
 
 
 def parse_ts_micros(value: Any, what: str = "ts_utc") -> int:

@@ -1,4 +1,4 @@
-"""Database fixtures: fresh databases owned by the cluster's superuser (the owner role), migrated,
+"""Runtime fixtures: fresh databases owned by the cluster's superuser (the owner role), migrated,
 with the runtime role prepared exactly as `fp substrate up` prepares it."""
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""ArchiveWriter: every admitted record kept in immutable batch objects for replay past bus retention."""

@@ -1,0 +1,216 @@
+"""The stream-worker loop: poll -> handle -> one transaction -> publish outbox -> commit offsets.
+
+Offsets never move ahead of the durable write: the consumer is told a batch is done only after the
+transaction holding its state, positions, outbox rows and dead letters committed and the outbox was
+published. A transient failure (bus, database, object store down) keeps the batch in hand, turns
+health RED and backs off; a record the handler refuses is dead-lettered and the partition moves on.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from runtime.bus.port import BusAdmin, BusRecord, EbRef, OutboundRecord, Publisher, RunScopedConsumer
+from runtime.errors import PermanentError, PlatformError, PublishAmbiguous, TransientError
+from runtime.worker.handler import StreamHandler
+from runtime.worker.health import HealthInputs, HealthWriter, WorkerCounters, health_document
+from runtime.worker.records import InputRecord, OutputRecord, decode
+from runtime.worker.store import DeadLetter, PartitionKey, WorkerStore, partition_key
+
+Transaction = Callable[[], AbstractContextManager[Any]]
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Knobs of the loop (defaults suit a laptop and ECS alike)."""
+
+    batch_size: int = 500
+    poll_timeout_s: float = 1.0
+    backoff_initial_s: float = 0.2
+    backoff_max_s: float = 5.0
+    outbox_batch: int = 1000
+
+
+class StreamWorker:
+    """Runs one handler over its run-scoped consumer until told to stop."""
+
+    def __init__(self, handler: StreamHandler, consumer: RunScopedConsumer, publisher: Publisher | None,
+                 transaction: Transaction, store: WorkerStore, *, admin: BusAdmin | None = None,
+                 health: HealthWriter | None = None, health_base: Callable[[], dict[str, Any]] | None = None,
+                 config: WorkerConfig | None = None, sleep: Callable[[float], None] = time.sleep):
+        self.handler = handler
+        self.consumer = consumer
+        self.publisher = publisher
+        self.transaction = transaction
+        self.store = store
+        self.admin = admin
+        self.health = health
+        self.health_base = health_base
+        self.config = config or WorkerConfig()
+        self.sleep = sleep
+        self.counters = WorkerCounters()
+        self.last_error: PlatformError | None = None
+        self._pending: list[BusRecord] | None = None
+        self._backoff = 0.0
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event, *, idle_exit_after: int | None = None) -> WorkerCounters:
+        """Loop until `stop` is set (SIGTERM: the batch in hand is finished and committed first), or
+        after `idle_exit_after` empty polls in a row (tests and one-shot catch-up runs)."""
+        idle = 0
+        while not stop.is_set():
+            got = self.step()
+            idle = idle + 1 if got == 0 and self._pending is None else 0
+            if idle_exit_after is not None and idle >= idle_exit_after:
+                break
+        self.flush_health(force=True)
+        return self.counters
+
+    def step(self) -> int:
+        """One cycle. Returns the number of records finished (0 when idle or backing off)."""
+        try:
+            if self._pending is None:
+                self._pending = self.consumer.poll(self.config.batch_size, self.config.poll_timeout_s)
+                self.counters.polled += len(self._pending)
+            batch = self._pending
+            if batch:
+                self._process(batch)
+            else:
+                self._publish_outbox()
+            self._pending = None
+            self._backoff = 0.0
+            self.flush_health()
+            return len(batch)
+        except TransientError as e:
+            self._transient(e)
+            return 0
+
+    def _transient(self, error: PlatformError) -> None:
+        self.last_error = error
+        self.counters.backoffs += 1
+        self._backoff = min(self.config.backoff_max_s, max(self.config.backoff_initial_s, self._backoff * 2))
+        self.flush_health(force=True, backing_off=True)
+        self.sleep(self._backoff)
+
+    # -- one batch ------------------------------------------------------------------------------
+
+    def _process(self, batch: list[BusRecord]) -> None:
+        decoded: list[tuple[BusRecord, InputRecord]] = []
+        unreadable: list[DeadLetter] = []
+        for record in batch:
+            try:
+                decoded.append((record, decode(record)))
+            except PermanentError as e:
+                unreadable.append(DeadLetter(record, self.store.platform_run_id, e.code, e.message))
+        with self.transaction() as conn:
+            durable = self.store.lock_positions(conn, sorted({partition_key(r.eb_ref) for r in batch}))
+            fresh = [(r, d) for r, d in decoded if _position(r.eb_ref) > durable.get(partition_key(r.eb_ref), -1)]
+            letters = [d for d in unreadable if _position(d.record.eb_ref) > durable.get(partition_key(d.record.eb_ref), -1)]
+            self.counters.redelivered_skipped += len(decoded) + len(unreadable) - len(fresh) - len(letters)
+            outputs, refused = self._apply(conn, fresh)
+            self.counters.outputs_added += self.store.add_outputs(conn, outputs)
+            self.counters.dead_lettered += self.store.add_dead_letters(conn, letters + refused)
+            self.store.advance_positions(conn, _last_positions(batch))
+        self.counters.applied += len(fresh) - len(refused)
+        self.counters.batches += 1
+        self._publish_outbox()
+        self.consumer.commit(batch)
+
+    def _apply(self, conn: Any, fresh: list[tuple[BusRecord, InputRecord]]) -> tuple[list[OutputRecord], list[DeadLetter]]:
+        """Apply the batch in one savepoint; if the handler refuses a record, redo it record by
+        record so only the refused ones are dead-lettered."""
+        if not fresh:
+            return [], []
+        try:
+            with conn.transaction():
+                return self.handler.apply(conn, [d for _, d in fresh]), []
+        except PermanentError:
+            pass
+        outputs: list[OutputRecord] = []
+        refused: list[DeadLetter] = []
+        for record, item in fresh:
+            try:
+                with conn.transaction():
+                    outputs.extend(self.handler.apply(conn, [item]))
+            except PermanentError as e:
+                refused.append(DeadLetter(record, self.store.platform_run_id, e.code, e.message))
+        return outputs, refused
+
+    def _publish_outbox(self) -> None:
+        """Publish what the outbox holds for this component and run, then mark it published."""
+        if self.publisher is None:
+            return
+        while True:
+            with self.transaction() as conn:
+                pending = self.store.pending_outputs(conn, self.config.outbox_batch)
+            if not pending:
+                return
+            results = self.publisher.publish([OutboundRecord(p.topic, p.key, p.value) for p in pending])
+            landed: dict[str, EbRef] = {}
+            failure: PlatformError | None = None
+            for row, result in zip(pending, results, strict=True):
+                if isinstance(result, EbRef):
+                    landed[row.record_id] = result
+                elif isinstance(result, PlatformError):
+                    failure = failure or result
+                else:
+                    failure = failure or PublishAmbiguous(f"publish of {row.record_id} failed: {result}")
+            with self.transaction() as conn:
+                self.store.mark_published(conn, landed)
+            self.counters.published += len(landed)
+            if failure is not None:
+                # An ambiguous or failed publish is retried with the same record id; consumers dedupe.
+                raise failure if isinstance(failure, TransientError) else _as_transient(failure)
+            if len(pending) < self.config.outbox_batch:
+                return
+
+    # -- health ---------------------------------------------------------------------------------
+
+    def flush_health(self, *, force: bool = False, backing_off: bool = False) -> None:
+        """Write last_health.json when due (always when forced); never raises for a health write."""
+        if self.health is None or self.health_base is None or not (force or self.health.due()):
+            return
+        try:
+            with self.transaction() as conn:
+                positions = self.store.positions(conn)
+                dead = self.store.dead_letter_count(conn)
+        except TransientError:
+            positions, dead = {}, self.counters.dead_lettered
+        ranges = []
+        if self.admin is not None:
+            for topic in self.handler.input_topics():
+                try:
+                    ranges.extend(self.admin.ranges(topic))
+                except PlatformError:
+                    break
+        inputs = HealthInputs(self.counters, self.handler.counters(), positions, ranges, dead, self.last_error,
+                              backing_off, self.consumer.counts.as_dict())
+        self.health.write(health_document(self.health_base(), self.handler.component, self.store.consumer_group, inputs))
+
+
+class _OutboxPublishFailed(TransientError):
+    code = "OUTBOX_PUBLISH_FAILED"
+    next_step = "the outbox row stays unpublished and is retried with the same id; check the bus"
+
+
+def _as_transient(error: PlatformError) -> TransientError:
+    return _OutboxPublishFailed(f"{error.code}: {error.message}")
+
+
+def _position(ref: EbRef) -> int:
+    return int(ref.offset)
+
+
+def _last_positions(batch: list[BusRecord]) -> dict[PartitionKey, int]:
+    out: dict[PartitionKey, int] = {}
+    for record in batch:
+        key = partition_key(record.eb_ref)
+        out[key] = max(out.get(key, -1), _position(record.eb_ref))
+    return out
+

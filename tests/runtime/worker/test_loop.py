@@ -1,0 +1,66 @@
+"""The stream worker's own contract run, with a handler that records each event and echoes it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from runtime.worker.handler import StreamHandler
+from runtime.worker.records import InputRecord, OutputRecord, RecordRejected
+from tests.runtime.worker.contract import StreamHandlerContract, WorkerEnv, envelope
+
+IN_TOPIC = "contract.in"
+OUT_TOPIC = "contract.out"
+
+
+class EchoHandler(StreamHandler):
+    """Remembers every event id it applies (idempotent) and publishes an echo of it."""
+
+    component = "echo"
+
+    def __init__(self, platform_run_id: str):
+        self.platform_run_id = platform_run_id
+
+    def input_topics(self) -> list[str]:
+        return [IN_TOPIC]
+
+    def apply(self, conn: Any, records: list[InputRecord]) -> list[OutputRecord]:
+        out = []
+        for record in records:
+            if record.payload.get("poison"):
+                raise RecordRejected(f"event {record.event_id} is poison")
+            conn.execute("INSERT INTO worker_echo_effects (platform_run_id, event_id, applied) VALUES (%s, %s, 1)"
+                         " ON CONFLICT (platform_run_id, event_id) DO NOTHING", (self.platform_run_id, record.event_id))
+            out.append(OutputRecord(f"echo:{record.event_id}", OUT_TOPIC, record.event_id,
+                                    json.dumps({"platform_run_id": self.platform_run_id, "echo": record.event_id}).encode()))
+        return out
+
+
+class TestEchoHandlerContract(StreamHandlerContract):
+    """The worker loop proven with the simplest handler there is."""
+
+    def make_handler(self, env: WorkerEnv) -> StreamHandler:
+        with env.db.transaction() as conn:
+            conn.execute("SELECT 1 FROM worker_echo_effects LIMIT 1")
+        return EchoHandler(env.platform_run_id)
+
+    def output_topics(self, env: WorkerEnv) -> list[str]:
+        return [OUT_TOPIC]
+
+    def inputs(self, env: WorkerEnv) -> list[tuple[str, str, dict[str, Any]]]:
+        return [(IN_TOPIC, f"k{i % 5}", envelope(env.platform_run_id, "echo", f"e{i:03d}", {"n": i})) for i in range(40)]
+
+    def poison(self, env: WorkerEnv) -> tuple[str, str, dict[str, Any]]:
+        return (IN_TOPIC, "k1", envelope(env.platform_run_id, "echo", "poison", {"poison": True}))
+
+    def state(self, env: WorkerEnv) -> Any:
+        with env.db.transaction() as conn:
+            rows = conn.execute("SELECT event_id, applied FROM worker_echo_effects WHERE platform_run_id = %s ORDER BY 1",
+                                (env.platform_run_id,)).fetchall()
+        return [tuple(r) for r in rows]
+
+    def test_every_echo_reaches_the_output_topic_once(self, env: WorkerEnv) -> None:
+        self.publish(env, self.inputs(env))
+        self.drain(env)
+        echoes = [json.loads(r.value)["echo"] for r in env.broker.records(OUT_TOPIC)]
+        assert sorted(echoes) == sorted(e["event_id"] for _, _, e in self.inputs(env))
