@@ -1,0 +1,1 @@
+"""CaseTrigger: turns decisions that need a human into case triggers on fp.bus.case.v1."""
