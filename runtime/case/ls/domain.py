@@ -171,6 +171,7 @@ class LabelBook:
     assertions: dict[str, LabelAssertion] = field(default_factory=dict)
     #: When set, a predicate telling whether a subject's event was admitted in this run.
     is_known_subject: Callable[[LabelSubjectKey], bool] | None = None
+    _by_subject: dict[LabelSubjectKey, list[LabelAssertion]] = field(default_factory=dict, repr=False)
 
     def append(self, new: LabelAssertion) -> bool:
         """Append `new`; False when the very same assertion is already held (a replay), errors for
@@ -185,11 +186,12 @@ class LabelBook:
                                     f"({held.value} from {held.source}); refused {new.value}")
             return False
         self.assertions[new.assertion_id] = new
+        self._by_subject.setdefault(new.subject, []).append(new)
         return True
 
     def as_of(self, subject: LabelSubjectKey, t: Any) -> LabelAnswer:
-        """`label_as_of` over the held assertions."""
-        return label_as_of(self.assertions.values(), subject, t)
+        """`label_as_of` over the held assertions of `subject`."""
+        return label_as_of(self._by_subject.get(subject, ()), subject, t)
 
 
 @dataclass(frozen=True)

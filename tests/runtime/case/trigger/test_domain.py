@@ -154,3 +154,23 @@ def test_a_policy_naming_unknown_outcomes_or_queues_is_refused() -> None:
         TriggerPolicy(outcomes=frozenset({"ESCALATE"}))
     with pytest.raises(DecisionRecordInvalid):
         TriggerPolicy(routes=(("X", "vip"),))
+
+
+def test_cm_refuses_a_trailing_newline_in_every_patterned_trigger_field() -> None:
+    from tests.support.patterns import patterned_fields
+
+    fields = [f for f in patterned_fields() if f.schema == "events/payloads/case_trigger.schema.json" and f.property_path]
+    assert {f.property_path[-1] for f in fields} >= {"trigger_id", "case_id", "decision_id", "event_id", "receipt_id"}
+    trigger = trigger_for(decision_record())
+    assert trigger is not None
+    for f in fields:
+        payload = trigger.payload()
+        *parents, leaf = f.property_path
+        target = payload
+        for p in parents:
+            target = target[p]
+        if leaf not in target or not isinstance(target[leaf], str):
+            continue
+        target[leaf] += "\n"
+        with pytest.raises(CaseTriggerInvalid):
+            read_trigger(payload)
