@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from runtime.contracts.canonical import canonical_digest
 from runtime.errors import PermanentError
@@ -90,10 +90,28 @@ def name(value: Any, what: str, error: type[PermanentError] = CaseInputInvalid) 
     return value
 
 
+class _SubjectKey:
+    """What both subject keys share: the pinned field order, their JSON form and reading it back."""
+
+    FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def as_dict(self) -> dict[str, str]:
+        """The key as a JSON object, fields in the pinned order."""
+        return {f: getattr(self, f) for f in self.FIELDS}
+
+    @classmethod
+    def from_dict(cls, value: Any) -> Self:
+        """The key of a JSON object with exactly the pinned fields."""
+        if not isinstance(value, Mapping) or set(value) != set(cls.FIELDS):
+            raise CaseInputInvalid(f"{cls.__name__} must have exactly {list(cls.FIELDS)}: {value!r}")
+        return cls(**{f: value[f] for f in cls.FIELDS})
+
+
 @dataclass(frozen=True, order=True)
-class CaseSubjectKey:
+class CaseSubjectKey(_SubjectKey):
     """What a case is about: one admitted event of one run (CASE_SUBJECT_KEY_FIELDS)."""
 
+    FIELDS: ClassVar[tuple[str, ...]] = CASE_SUBJECT_KEY_FIELDS
     platform_run_id: str
     event_class: str
     event_id: str
@@ -103,27 +121,17 @@ class CaseSubjectKey:
         name(self.event_class, "event_class")
         hex_id(self.event_id, "event_id")
 
-    def as_dict(self) -> dict[str, str]:
-        """The key as a JSON object, fields in the pinned order."""
-        return {f: getattr(self, f) for f in CASE_SUBJECT_KEY_FIELDS}
-
     @property
     def case_id(self) -> str:
         """case id = H(case subject key): every trigger for this subject joins this one case."""
         return stable_id("case", self.as_dict())
 
-    @classmethod
-    def from_dict(cls, value: Any) -> CaseSubjectKey:
-        """The key of a JSON object with exactly the pinned fields."""
-        if not isinstance(value, Mapping) or set(value) != set(CASE_SUBJECT_KEY_FIELDS):
-            raise CaseInputInvalid(f"case subject key must have exactly {list(CASE_SUBJECT_KEY_FIELDS)}: {value!r}")
-        return cls(**{f: value[f] for f in CASE_SUBJECT_KEY_FIELDS})
-
 
 @dataclass(frozen=True, order=True)
-class LabelSubjectKey:
+class LabelSubjectKey(_SubjectKey):
     """What a label is about: one event of one run and the kind of label (LABEL_SUBJECT_KEY_FIELDS)."""
 
+    FIELDS: ClassVar[tuple[str, ...]] = LABEL_SUBJECT_KEY_FIELDS
     platform_run_id: str
     event_id: str
     label_type: str
@@ -132,17 +140,6 @@ class LabelSubjectKey:
         run_id(self.platform_run_id)
         hex_id(self.event_id, "event_id")
         name(self.label_type, "label_type")
-
-    def as_dict(self) -> dict[str, str]:
-        """The key as a JSON object, fields in the pinned order."""
-        return {f: getattr(self, f) for f in LABEL_SUBJECT_KEY_FIELDS}
-
-    @classmethod
-    def from_dict(cls, value: Any) -> LabelSubjectKey:
-        """The key of a JSON object with exactly the pinned fields."""
-        if not isinstance(value, Mapping) or set(value) != set(LABEL_SUBJECT_KEY_FIELDS):
-            raise CaseInputInvalid(f"label subject key must have exactly {list(LABEL_SUBJECT_KEY_FIELDS)}: {value!r}")
-        return cls(**{f: value[f] for f in LABEL_SUBJECT_KEY_FIELDS})
 
 
 def check_pinned_fields(case_fields: Sequence[str], label_fields: Sequence[str]) -> None:
