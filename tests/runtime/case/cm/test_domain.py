@@ -6,6 +6,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from runtime.case.cm.domain import (
     CaseEventInvalid,
@@ -116,6 +118,27 @@ def test_the_state_is_a_pure_fold_independent_of_the_order_rows_are_read() -> No
         random.Random(seed).shuffle(rows)
         assert case_state(TimelineEvent.from_row(r) for r in rows) == timeline.state
     assert CaseTimeline(TimelineEvent.from_row(r) for r in rows).state == timeline.state
+
+
+def _busy_case() -> CaseTimeline:
+    timeline = _investigating()
+    trigger_events(_trigger(2, event=1, reasons=["VELOCITY_HIGH"], decided_at="2026-01-05T10:30:00Z"), timeline)
+    trigger_events(_trigger(3, event=1, reasons=["ROUND_P2P"], decided_at="2026-01-05T10:00:00Z"), timeline)
+    take_action(timeline, actor="analyst.ana", action="block_card", at="2026-01-05T11:05:00Z")
+    comment(timeline, actor="analyst.ana", text="same minute", at="2026-01-05T11:05:00Z")
+    closed, label = close(timeline, actor="analyst.ana", outcome="confirmed_fraud", at="2026-01-05T11:05:00Z")
+    attach_label(timeline, label, actor="cm", at=closed.at_utc)
+    return timeline
+
+
+BUSY = _busy_case()
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.permutations(BUSY.events))
+def test_the_fold_gives_the_same_state_for_every_order_of_the_rows(order: list[TimelineEvent]) -> None:
+    assert case_state(order) == BUSY.state
+    assert BUSY.state is not None and BUSY.state.queue == "mule_transfer" and BUSY.state.status == "closed"
 
 
 def test_a_repeated_command_appends_nothing_but_a_new_one_does() -> None:
