@@ -68,7 +68,7 @@ class CaseTriggerInvalid(PermanentError):
 
     code = "CASE_TRIGGER_INVALID"
     next_step = ("the trigger is dead-lettered with its eb_ref and reason; only CaseTrigger publishes to "
-                 "fp.bus.case.v1: fix it or find the other writer")
+                 "the case topic (FP_BUS_CASE_TRIGGERS_V1): fix it or find the other writer")
 
 
 @dataclass(frozen=True)
@@ -185,7 +185,7 @@ def read_decision(record: Any) -> DecisionRecord:
 
 @dataclass(frozen=True)
 class CaseTrigger:
-    """One decision that needs a human: what CaseTrigger publishes to fp.bus.case.v1."""
+    """One decision that needs a human: what CaseTrigger publishes to the case topic (FP_BUS_CASE_TRIGGERS_V1)."""
 
     trigger_id: str
     subject: CaseSubjectKey
