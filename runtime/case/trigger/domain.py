@@ -43,6 +43,8 @@ DEFAULT_QUEUE_ROUTES: tuple[tuple[str, str], ...] = (
 )
 FALLBACK_QUEUE = "general_review"
 
+#: Distinct reason codes a decision may carry (the trigger schema's maxItems).
+MAX_REASONS = 64
 _REASON_RE = re.compile(r"[A-Z][A-Z0-9_]{0,63}", re.ASCII)
 _EB_REF_FIELDS = ("topic", "partition", "offset")
 
@@ -131,7 +133,10 @@ def _reason_codes(value: Any) -> tuple[str, ...]:
         if not isinstance(code, str) or not _REASON_RE.fullmatch(code):
             raise DecisionRecordInvalid(f"reason {item!r} has no UPPER_SNAKE reason code")
         codes.append(code)
-    return tuple(codes)
+    unique = tuple(dict.fromkeys(codes))  # a reason fired twice is one reason; order kept
+    if len(unique) > MAX_REASONS:
+        raise DecisionRecordInvalid(f"{len(unique)} distinct reasons; a decision carries at most {MAX_REASONS}")
+    return unique
 
 
 def _eb_ref(value: Any, error: type[PermanentError]) -> dict[str, Any]:

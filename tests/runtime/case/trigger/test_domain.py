@@ -103,6 +103,7 @@ def test_a_trigger_for_an_unknown_decision_is_refused() -> None:
     {"reasons": "CARD_TESTING"},
     {"reasons": [{"value": 3}]},
     {"reasons": ["lower_case"]},
+    {"reasons": [f"REASON_{i}" for i in range(65)]},
     {"decided_at_utc": "2026-01-05T10:00:00"},
     {"eb_ref": {"topic": "t", "partition": 0}},
     {"eb_ref": {"topic": "t", "partition": True, "offset": 1}},
@@ -120,6 +121,11 @@ def test_an_ill_formed_decision_is_refused_with_a_specific_error(broken: dict) -
     with pytest.raises(DecisionRecordInvalid) as e:
         trigger_for(record)
     assert e.value.code == "CASE_TRIGGER_DECISION_INVALID" and e.value.next_step
+
+
+def test_a_reason_fired_twice_is_carried_once_in_its_order() -> None:
+    trigger = trigger_for(decision_record(reasons=["VELOCITY_HIGH", "CARD_TESTING_BURST", "VELOCITY_HIGH"]))
+    assert trigger is not None and trigger.reason_codes == ("VELOCITY_HIGH", "CARD_TESTING_BURST")
 
 
 def test_a_decision_record_that_is_not_an_object_is_refused() -> None:
