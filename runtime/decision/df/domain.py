@@ -263,21 +263,21 @@ def decide(envelope: Mapping[str, Any], inputs: DecisionInputs, policy: Policy, 
         if score >= policy.thresholds[outcome]:
             score_outcome = outcome
     degraded = degrade_reasons(inputs)
-    rule = policy.postures[posture]
-    floor = rule.min_outcome
+    stance = policy.postures[posture]
+    floor = stance.min_outcome
     if degraded:
-        floor = max(floor, rule.degraded_min_outcome, policy.degrade_min_outcome, key=severity)
+        floor = max(floor, stance.degraded_min_outcome, policy.degrade_min_outcome, key=severity)
     final = max(score_outcome, floor, key=severity)
     outcome_floor = None
     if final != score_outcome:
-        outcome_floor = "POSTURE_" + posture if severity(rule.min_outcome) >= severity(final) else "DEGRADED_INPUTS"
+        outcome_floor = "POSTURE_" + posture if severity(stance.min_outcome) >= severity(final) else "DEGRADED_INPUTS"
     subject = {name: event.text(name) for name in SUBJECT_FIELDS}
     provenance = {**inputs.provenance.canonical(), "decided_at_utc": decided_at_utc}
     return DecisionRecord(
         decision_id=decision_id(run, event.event_class, event.event_id, policy.digest), platform_run_id=run,
         scenario_run_id=envelope.get("scenario_run_id"), event_class=event.event_class, event_id=event.event_id,
         event_ts_utc=micros_to_iso(event.ts_micros), subject=subject, outcome=final, score=score, score_outcome=score_outcome,
-        reasons=tuple(reasons), posture=posture, posture_mark=rule.mark, degrade_reasons=tuple(degraded),
+        reasons=tuple(reasons), posture=posture, posture_mark=stance.mark, degrade_reasons=tuple(degraded),
         outcome_floor=outcome_floor, policy=policy.ref(), actions=policy.actions[final], provenance=provenance,
     )
 

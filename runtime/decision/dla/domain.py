@@ -203,8 +203,8 @@ def verify_chain(objects: Iterable[bytes], *, head_sha256: str | None = None, ex
         if seq == 0:
             before_digest: str | None = GENESIS
         else:
-            before = by_seq.get(seq - 1)
-            before_digest = before[1] if before is not None else None
+            held = by_seq.get(seq - 1)
+            before_digest = held[1] if held is not None else None
         if before_digest is not None and names_previous != before_digest:
             problems.append({"position": position - 1 if seq else position, "batch_seq": seq - 1 if seq else seq,
                              "code": "BATCH_EDITED",

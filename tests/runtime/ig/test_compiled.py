@@ -63,7 +63,9 @@ def _event_fields() -> list:
         if f.property_path and f.schema == "events/envelope.schema.json":
             out.append((None, f))
         elif f.property_path and f.schema.startswith("events/payloads/"):
-            out.append((f.schema.rsplit("/", 1)[1].split(".")[0], f))
+            event_class = f.schema.rsplit("/", 1)[1].split(".")[0]
+            if event_class in OUTPUT_OF:  # the classes IG admits; the decision lane's own classes never pass its gate
+                out.append((event_class, f))
     return out
 
 
