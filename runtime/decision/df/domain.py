@@ -180,8 +180,10 @@ def signals(event: Admitted, inputs: DecisionInputs) -> dict[str, Any]:
         if count_10m:
             out["card.amount_mean_10m"] = round(_window(features, "card", "10m", "amount_sum") / count_10m, 6)
         out["card.distinct_merchants_1h"] = _window(features, "card", "1h", "distinct_merchants")
+        out["card.distinct_merchants_10m"] = _window(features, "card", "10m", "distinct_merchants")
         if card is not None:
             out["card.first_seen_device"] = card["first_seen_device"]
+            out["card.first_seen_merchant"] = card["first_seen_merchant"]
         if customer is not None:
             out["customer.amount_to_baseline_ratio"] = customer["amount_to_baseline_ratio"]
             out["customer.baseline_count_24h"] = customer["baseline_count_24h"]

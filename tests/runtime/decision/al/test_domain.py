@@ -17,7 +17,7 @@ def _declined_intents() -> list[dict]:
     w.feed(arrival(0, device="dev_new"), anchor(0, device="dev_new"))
     for i in range(3):
         w.feed(traffic(30 * i + 1, amount=1.5, device="dev_new", merchant=f"mer_{i}", flow=f"flw_{i}"))
-    probe = traffic(100, amount=1.2, device="dev_new")
+    probe = traffic(100, amount=1.2, device="dev_new", merchant="mer_9")
     return [i.canonical() for i in action_intents(decide_one(probe, w.inputs(probe)))]
 
 

@@ -78,7 +78,8 @@ def test_a_card_testing_burst_is_declined_with_the_values_that_fired():
     record = decide_one(probe, w.inputs(probe))
     assert record.outcome == "DECLINE" and record.actions == ("decline", "block_card")
     burst = next(r for r in record.reasons if r["code"] == "CARD_TESTING_BURST")
-    assert burst["values"] == {"event.amount": 1.2, "card.count_10m": 3, "card.amount_mean_10m": 1.5}
+    assert burst["values"] == {"event.amount": 1.2, "card.count_10m": 3, "card.amount_mean_10m": 1.5,
+                               "card.first_seen_merchant": True, "device.age_seconds": 100.0}
 
 
 def test_a_round_p2p_transfer_to_a_collector_with_many_senders_is_declined():
@@ -147,7 +148,7 @@ def test_intents_have_stable_ids_and_the_registry_idempotency_key():
     w.feed(arrival(0, device="dev_new"), anchor(0, device="dev_new"))
     for i in range(3):
         w.feed(traffic(30 * i + 1, amount=1.5, device="dev_new", merchant=f"mer_{i}", flow=f"flw_{i}"))
-    probe = traffic(100, amount=1.2, device="dev_new")
+    probe = traffic(100, amount=1.2, device="dev_new", merchant="mer_9")
     record = decide_one(probe, w.inputs(probe))
     intents = action_intents(record)
     assert [i.action_type for i in intents] == ["decline", "block_card"]
