@@ -42,3 +42,9 @@ def test_flow_scores_count_a_flow_once_and_per_pattern():
     s = flow_scores({"f1", "f3", "f4"}, truth, len(truth))
     assert (s["precision"], s["recall"], s["alert_rate"], s["false_positives"]) == (2 / 3, 2 / 3, 0.75, 1)
     assert s["per_pattern"]["card_testing"] == {"flows": 2, "caught": 1, "recall": 0.5}
+
+
+def test_under_red_no_event_of_a_whole_run_is_approved():
+    p = policy()
+    outcomes = {r.outcome for _, _, r in decide_stream(envelopes_of(_tables()), p, pinned_digest=p.digest, posture="RED")}
+    assert "APPROVE" not in outcomes and "REVIEW" in outcomes
