@@ -99,6 +99,14 @@ def counter_totals(conn: Any, platform_run_id: str, component: str) -> dict[str,
     return {str(r[0]): int(r[1]) for r in rows}
 
 
+def has_progress(conn: Any, platform_run_id: str, component: str) -> bool:
+    """Whether a component recorded any watermark or counter for the run."""
+    row = conn.execute("SELECT 1 FROM rtdl_watermarks WHERE platform_run_id = %s AND component = %s UNION ALL"
+                       " SELECT 1 FROM rtdl_counters WHERE platform_run_id = %s AND component = %s LIMIT 1",
+                       (platform_run_id, component, platform_run_id, component)).fetchone()
+    return row is not None
+
+
 def section_rows(conn: Any, platform_run_id: str, section: str) -> list[dict[str, Any]]:
     """The canonical rows of one digest section read from its store."""
     from runtime.rtdl.csfb import store as csfb_store
