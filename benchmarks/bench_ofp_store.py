@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.bench_ofp_features import _p
 from controller.substrate.processes import free_port, stop_pid
 from controller.substrate.servers import start_postgres
 from runtime.bus.port import EbRef
@@ -58,11 +59,6 @@ def records(events: int, rng: random.Random) -> list[InputRecord]:
                "device_id": f"dev_{rng.randrange(5000)}", "merchant_id": "mer_busy"}
         out.append(_record(i, T0 + rng.randrange(SPAN), ids, rng))
     return out
-
-
-def _p(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, int(len(ordered) * q) - 1)] * 1000
 
 
 def main(smoke: bool = False) -> int:

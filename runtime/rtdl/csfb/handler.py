@@ -14,7 +14,7 @@ from runtime.rtdl import store as progress
 from runtime.rtdl.csfb import store
 from runtime.rtdl.csfb.domain import arrival_of, binding_of
 from runtime.rtdl.events import ANCHOR_CLASSES, ARRIVAL_EVENTS, TRAFFIC_CLASSES, admitted
-from runtime.rtdl.topics import topics_for
+from runtime.rtdl.handler import RtdlHandler, topics_for
 from runtime.settings import Settings
 from runtime.worker.handler import StreamHandler
 from runtime.worker.records import InputRecord, OutputRecord
@@ -24,19 +24,10 @@ COMPONENT = store.COMPONENT
 INPUT_CLASSES = (*ANCHOR_CLASSES, ARRIVAL_EVENTS, *TRAFFIC_CLASSES)
 
 
-class CsfbHandler(StreamHandler):
+class CsfbHandler(RtdlHandler):
     """Keeps the context and judges joins; emits nothing (DF asks for the join frame)."""
 
     component = COMPONENT
-
-    def __init__(self, platform_run_id: str, topics: list[str]):
-        self.platform_run_id = platform_run_id
-        self.topics = list(topics)
-        self._counts: dict[str, int] = {}
-
-    def input_topics(self) -> list[str]:
-        """Flow-anchor, arrival and traffic topics."""
-        return self.topics
 
     def apply(self, conn: Any, records: list[InputRecord]) -> list[OutputRecord]:
         """Load the state the batch touches, apply it with the domain, write back what changed."""
@@ -69,15 +60,8 @@ class CsfbHandler(StreamHandler):
             if marks.observe(topic, partition, ts):
                 progress.bump(deltas, topic, partition, "late_events")
         store.save(conn, self.platform_run_id, state, loaded)
-        progress.save_watermarks(conn, self.platform_run_id, COMPONENT, marks)
-        progress.add_counters(conn, self.platform_run_id, COMPONENT, deltas)
-        for (_, _, name), value in deltas.items():
-            self._counts[name] = self._counts.get(name, 0) + value
+        self.finish(conn, marks, deltas)
         return []
-
-    def counters(self) -> dict[str, int]:
-        """What this process counted (durable totals: `runtime.rtdl.store.counter_totals`)."""
-        return dict(sorted(self._counts.items()))
 
 
 def build(settings: Settings, platform_run_id: str) -> StreamHandler:

@@ -77,26 +77,10 @@ def load(conn: Any, platform_run_id: str, flows: set[str], sessions: set[str], t
 def save(conn: Any, platform_run_id: str, state: CsfbState, loaded: Loaded) -> None:
     """Write what the batch changed: new or earlier bindings and arrivals, pending misses added
     and resolved, late joins added."""
-    bindings = [b for flow, b in sorted(state.bindings.items()) if loaded.bindings.get(flow) != b]
-    if bindings:
-        conn.execute(
-            "INSERT INTO rtdl_csfb_flow_bindings AS t (platform_run_id, " + ", ".join(_BINDING_COLUMNS) + ")"
-            " SELECT %s, * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
-            " %s::text[], %s::bigint[], %s::text[]) ON CONFLICT (platform_run_id, flow_id) DO UPDATE SET "
-            + ", ".join(f"{c} = excluded.{c}" for c in _BINDING_COLUMNS[1:])
-            + " WHERE (excluded.anchor_ts_micros, excluded.anchor_event_id) < (t.anchor_ts_micros, t.anchor_event_id)",
-            (platform_run_id, *[[getattr(b, c) for b in bindings] for c in _BINDING_COLUMNS]),
-        )
-    arrivals = [a for session, a in sorted(state.arrivals.items()) if loaded.arrivals.get(session) != a]
-    if arrivals:
-        conn.execute(
-            "INSERT INTO rtdl_csfb_arrivals AS t (platform_run_id, " + ", ".join(_ARRIVAL_COLUMNS) + ")"
-            " SELECT %s, * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[],"
-            " %s::text[]) ON CONFLICT (platform_run_id, session_id) DO UPDATE SET "
-            + ", ".join(f"{c} = excluded.{c}" for c in _ARRIVAL_COLUMNS[1:])
-            + " WHERE (excluded.ts_micros, excluded.event_id) < (t.ts_micros, t.event_id)",
-            (platform_run_id, *[[getattr(a, c) for a in arrivals] for c in _ARRIVAL_COLUMNS]),
-        )
+    _keep_earlier(conn, platform_run_id, "rtdl_csfb_flow_bindings", _BINDING_COLUMNS, "anchor_ts_micros",
+                  [b for flow, b in sorted(state.bindings.items()) if loaded.bindings.get(flow) != b])
+    _keep_earlier(conn, platform_run_id, "rtdl_csfb_arrivals", _ARRIVAL_COLUMNS, "ts_micros",
+                  [a for session, a in sorted(state.arrivals.items()) if loaded.arrivals.get(session) != a])
     pending = {(flow, e) for flow, events in state.pending.items() for e in events}
     resolved = sorted(loaded.pending - pending)
     if resolved:
@@ -112,6 +96,21 @@ def save(conn: Any, platform_run_id: str, state: CsfbState, loaded: Loaded) -> N
     if late:
         conn.execute("INSERT INTO rtdl_csfb_late_joins (platform_run_id, event_id)"
                      " SELECT %s, e FROM unnest(%s::text[]) AS u(e) ON CONFLICT DO NOTHING", (platform_run_id, late))
+
+
+def _keep_earlier(conn: Any, platform_run_id: str, table: str, columns: tuple[str, ...], ts_column: str,
+                  items: list[FlowBinding] | list[Arrival]) -> None:
+    """Upsert `items` keyed by their first column; a held row is replaced only by an earlier
+    (ts, event_id) (the last column is the event id)."""
+    if not items:
+        return
+    casts = ", ".join("%s::bigint[]" if c == ts_column else "%s::text[]" for c in columns)
+    conn.execute(
+        f"INSERT INTO {table} AS t (platform_run_id, {', '.join(columns)}) SELECT %s, * FROM unnest({casts})"
+        f" ON CONFLICT (platform_run_id, {columns[0]}) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in columns[1:])}"
+        f" WHERE (excluded.{ts_column}, excluded.{columns[-1]}) < (t.{ts_column}, t.{columns[-1]})",
+        (platform_run_id, *[[getattr(item, c) for item in items] for c in columns]),
+    )
 
 
 def resolve_flow_binding(conn: Any, platform_run_id: str, flow_id: str) -> FlowBinding | None:

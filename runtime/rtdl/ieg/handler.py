@@ -11,9 +11,9 @@ from typing import Any
 
 from runtime.rtdl import store as progress
 from runtime.rtdl.events import ANCHOR_CLASSES, ARRIVAL_ENTITIES, ARRIVAL_EVENTS, TRAFFIC_CLASSES, parse_ts_micros
+from runtime.rtdl.handler import RtdlHandler, topics_for
 from runtime.rtdl.ieg import store
 from runtime.rtdl.ieg.domain import IegState
-from runtime.rtdl.topics import topics_for
 from runtime.settings import Settings
 from runtime.worker.handler import StreamHandler
 from runtime.worker.records import InputRecord, OutputRecord
@@ -23,19 +23,10 @@ COMPONENT = store.COMPONENT
 INPUT_CLASSES = (*TRAFFIC_CLASSES, ARRIVAL_EVENTS, ARRIVAL_ENTITIES, *ANCHOR_CLASSES)
 
 
-class IegHandler(StreamHandler):
+class IegHandler(RtdlHandler):
     """Merges the batch into the graph; emits nothing (DF queries the graph as of its event)."""
 
     component = COMPONENT
-
-    def __init__(self, platform_run_id: str, topics: list[str]):
-        self.platform_run_id = platform_run_id
-        self.topics = list(topics)
-        self._counts: dict[str, int] = {}
-
-    def input_topics(self) -> list[str]:
-        """Traffic, arrival, arrival-entity and flow-anchor topics."""
-        return self.topics
 
     def apply(self, conn: Any, records: list[InputRecord]) -> list[OutputRecord]:
         """Merge the batch (one upsert per table) and count what each record implied."""
@@ -52,16 +43,8 @@ class IegHandler(StreamHandler):
                 progress.bump(deltas, topic, partition, "late_events")
         store.merge_entities(conn, self.platform_run_id, batch.entities)
         store.merge_edges(conn, self.platform_run_id, batch.edges)
-        progress.save_watermarks(conn, self.platform_run_id, COMPONENT, marks)
-        progress.add_counters(conn, self.platform_run_id, COMPONENT, deltas)
-        for (_, _, name), value in deltas.items():
-            key = name.split(".", 1)[0]
-            self._counts[key] = self._counts.get(key, 0) + value
+        self.finish(conn, marks, deltas)
         return []
-
-    def counters(self) -> dict[str, int]:
-        """What this process applied (durable totals: `runtime.rtdl.ieg.store.reconciliation`)."""
-        return dict(sorted(self._counts.items()))
 
 
 def build(settings: Settings, platform_run_id: str) -> StreamHandler:

@@ -11,9 +11,9 @@ from typing import Any
 
 from runtime.rtdl import store as progress
 from runtime.rtdl.events import ENTITY_KINDS, TRAFFIC_CLASSES, admitted
+from runtime.rtdl.handler import RtdlHandler, topics_for
 from runtime.rtdl.ofp import store
 from runtime.rtdl.ofp.domain import DEFAULT_GRACE_MICROS, EventFact, facts_of
-from runtime.rtdl.topics import topics_for
 from runtime.settings import Settings
 from runtime.worker.handler import StreamHandler
 from runtime.worker.records import InputRecord, OutputRecord
@@ -23,21 +23,15 @@ COMPONENT = "ofp"
 EVICT_EVERY_MICROS = 3600 * 1_000_000
 
 
-class OfpHandler(StreamHandler):
+class OfpHandler(RtdlHandler):
     """Writes one fact per (entity, traffic event); emits nothing (DF reads features point-in-time)."""
 
     component = COMPONENT
 
     def __init__(self, platform_run_id: str, topics: list[str], *, grace_micros: int = DEFAULT_GRACE_MICROS):
-        self.platform_run_id = platform_run_id
-        self.topics = list(topics)
+        super().__init__(platform_run_id, topics)
         self.grace_micros = grace_micros
         self._evicted_at: int | None = None
-        self._counts: dict[str, int] = {}
-
-    def input_topics(self) -> list[str]:
-        """Both traffic topics."""
-        return self.topics
 
     def apply(self, conn: Any, records: list[InputRecord]) -> list[OutputRecord]:
         """Insert the batch's facts in one statement; count applied, duplicate and late events per partition."""
@@ -57,20 +51,13 @@ class OfpHandler(StreamHandler):
                     progress.bump(deltas, topic, partition, "late_events")
             else:
                 progress.bump(deltas, topic, partition, "duplicates")
-        progress.save_watermarks(conn, self.platform_run_id, COMPONENT, marks)
         newest = max((event.ts_micros for _, event in events), default=None)
         if newest is not None and (self._evicted_at is None or newest - self._evicted_at >= EVICT_EVERY_MICROS):
             progress.bump(deltas, events[0][0].eb_ref.topic, str(events[0][0].eb_ref.partition), "facts_evicted",
                   store.evict(conn, self.platform_run_id, self.grace_micros))
             self._evicted_at = newest
-        progress.add_counters(conn, self.platform_run_id, COMPONENT, deltas)
-        for (_, _, name), value in deltas.items():
-            self._counts[name] = self._counts.get(name, 0) + value
+        self.finish(conn, marks, deltas)
         return []
-
-    def counters(self) -> dict[str, int]:
-        """What this process applied (durable totals: `runtime.rtdl.store.counter_totals`)."""
-        return dict(sorted(self._counts.items()))
 
 
 def build(settings: Settings, platform_run_id: str) -> StreamHandler:

@@ -12,9 +12,11 @@ from typing import Any
 
 from runtime.bus.port import EbRef
 from runtime.db.postgres import Database
+from runtime.rtdl import store as progress
 from runtime.rtdl.csfb.domain import CsfbState
 from runtime.rtdl.csfb.handler import INPUT_CLASSES as CSFB_CLASSES
 from runtime.rtdl.csfb.handler import CsfbHandler
+from runtime.rtdl.digest import rows_digest
 from runtime.rtdl.events import TRAFFIC_CLASSES, parse_ts_micros
 from runtime.rtdl.ieg.domain import IegState
 from runtime.rtdl.ieg.handler import INPUT_CLASSES as IEG_CLASSES
@@ -88,6 +90,13 @@ def feed_memory(records: list[tuple[str, dict[str, Any]]]) -> tuple[OfpState, Ie
         if event_class in CSFB_CLASSES:
             csfb.apply(envelope)
     return ofp, ieg, csfb
+
+
+def section_state(db: Database, platform_run_id: str, section: str) -> tuple[str, dict[str, int]]:
+    """A component's durable state for the run, comparable with ==: its digest section and counters."""
+    with db.connection() as conn:
+        return (rows_digest({section: progress.section_rows(conn, platform_run_id, section)}),
+                progress.counter_totals(conn, platform_run_id, section))
 
 
 def order_key(envelope: dict[str, Any]) -> tuple[int, str]:

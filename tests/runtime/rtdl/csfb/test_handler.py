@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from runtime.db.postgres import Database
 from runtime.rtdl import store as progress
 from runtime.rtdl.csfb import store
 from runtime.rtdl.csfb.domain import MISSING_ANCHOR, MISSING_ARRIVAL
@@ -16,7 +12,7 @@ from runtime.rtdl.digest import rows_digest
 from runtime.settings import load_settings
 from runtime.worker.handler import StreamHandler
 from tests.runtime.rtdl.envelopes import anchor, arrival, engine_run, traffic
-from tests.runtime.rtdl.feeding import feed, topic_of, with_run
+from tests.runtime.rtdl.feeding import feed, section_state, topic_of, with_run
 from tests.runtime.worker.contract import StreamHandlerContract, WorkerEnv
 from tests.support.events import random_run_id
 
@@ -41,16 +37,7 @@ class TestCsfbHandlerContract(StreamHandlerContract):
         return (topic_of("context_flow_anchor_fraud"), "flw_1", bad)
 
     def state(self, env: WorkerEnv) -> Any:
-        with env.db.connection() as conn:
-            return (rows_digest({"csfb": store.state_rows(conn, env.platform_run_id)}),
-                    progress.counter_totals(conn, env.platform_run_id, "csfb"))
-
-
-@pytest.fixture
-def db(runtime_dsn: str) -> Iterator[Database]:
-    database = Database(runtime_dsn, name="csfb store", max_size=2)
-    yield database
-    database.close()
+        return section_state(env.db, env.platform_run_id, "csfb")
 
 
 def test_the_earlier_anchor_of_a_flow_is_kept_in_either_order_and_across_batches(db):

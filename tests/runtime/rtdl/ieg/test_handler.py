@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from runtime.db.postgres import Database
-from runtime.rtdl import store as progress
-from runtime.rtdl.digest import rows_digest
 from runtime.rtdl.ieg import store
 from runtime.rtdl.ieg.domain import IegState
 from runtime.rtdl.ieg.handler import INPUT_CLASSES, IegHandler, build
 from runtime.settings import load_settings
 from runtime.worker.handler import StreamHandler
 from tests.runtime.rtdl.envelopes import SECOND, T0, anchor, arrival, arrival_entity, engine_run, traffic
-from tests.runtime.rtdl.feeding import feed, order_key, topic_of, with_run
+from tests.runtime.rtdl.feeding import feed, order_key, section_state, topic_of, with_run
 from tests.runtime.worker.contract import StreamHandlerContract, WorkerEnv
 from tests.support.events import random_run_id
 
@@ -39,16 +33,7 @@ class TestIegHandlerContract(StreamHandlerContract):
         return (topic_of("context_arrival_entities"), "arr_1", bad)
 
     def state(self, env: WorkerEnv) -> Any:
-        with env.db.connection() as conn:
-            return (rows_digest({"ieg": store.state_rows(conn, env.platform_run_id)}),
-                    progress.counter_totals(conn, env.platform_run_id, "ieg"))
-
-
-@pytest.fixture
-def db(runtime_dsn: str) -> Iterator[Database]:
-    database = Database(runtime_dsn, name="ieg store", max_size=2)
-    yield database
-    database.close()
+        return section_state(env.db, env.platform_run_id, "ieg")
 
 
 def test_first_and_last_seen_merge_across_batches_whatever_their_order(db):

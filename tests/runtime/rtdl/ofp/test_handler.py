@@ -5,14 +5,9 @@ from __future__ import annotations
 import random
 import statistics
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from runtime.db.postgres import Database
 from runtime.rtdl import store as progress
-from runtime.rtdl.digest import rows_digest
 from runtime.rtdl.events import TRAFFIC_CLASSES
 from runtime.rtdl.ofp import store
 from runtime.rtdl.ofp.domain import HORIZON_MICROS, OfpState
@@ -20,7 +15,7 @@ from runtime.rtdl.ofp.handler import OfpHandler, build
 from runtime.settings import load_settings
 from runtime.worker.handler import StreamHandler
 from tests.runtime.rtdl.envelopes import SECOND, T0, engine_run, traffic
-from tests.runtime.rtdl.feeding import feed, order_key, topic_of, with_run
+from tests.runtime.rtdl.feeding import feed, order_key, section_state, topic_of, with_run
 from tests.runtime.worker.contract import StreamHandlerContract, WorkerEnv
 from tests.support.events import random_run_id
 
@@ -43,16 +38,7 @@ class TestOfpHandlerContract(StreamHandlerContract):
         return (TOPICS[0], "crd_1", bad)
 
     def state(self, env: WorkerEnv) -> Any:
-        with env.db.connection() as conn:
-            return (rows_digest({"ofp": store.state_rows(conn, env.platform_run_id)}),
-                    progress.counter_totals(conn, env.platform_run_id, "ofp"))
-
-
-@pytest.fixture
-def db(runtime_dsn: str) -> Iterator[Database]:
-    database = Database(runtime_dsn, name="ofp store", max_size=2)
-    yield database
-    database.close()
+        return section_state(env.db, env.platform_run_id, "ofp")
 
 
 def test_features_count_only_facts_strictly_before_the_event_in_ts_then_event_id_order(db):
