@@ -16,6 +16,9 @@ from typing import Any
 from runtime.rtdl.csfb.domain import Arrival, CsfbState, FlowBinding, JoinReadiness
 
 COMPONENT = "csfb"
+#: Advisory-lock class of CSFB's per-flow and per-session transaction locks (the migrator's lock id
+#: is a small bigint, whose upper half is 0, so the two never meet).
+LOCK_CLASS = 5030
 
 _BINDING_COLUMNS = ("flow_id", "session_id", "customer_id", "account_id", "card_id", "device_id", "merchant_id", "channel",
                     "anchor_ts_micros", "anchor_event_id")
@@ -55,7 +58,14 @@ def _arrivals(conn: Any, platform_run_id: str, sessions: Iterable[str]) -> dict[
 def load(conn: Any, platform_run_id: str, flows: set[str], sessions: set[str], traffic_event_ids: set[str]) -> tuple[CsfbState, Loaded]:
     """A `CsfbState` holding what a batch can touch: the bindings of `flows`, the arrivals of
     `sessions` and of those bindings' sessions, the pending misses of those flows and sessions
-    (and their flows' bindings), and which of `traffic_event_ids` already joined late."""
+    (and their flows' bindings), and which of `traffic_event_ids` already joined late.
+
+    The batch's flows and sessions are first locked for the transaction, so two members of a
+    consumer group whose batches share a flow or a session (an anchor on one partition, its
+    traffic on another) apply one after the other and neither loses the other's pending miss."""
+    keys = sorted({f"flow:{f}" for f in flows} | {f"session:{s}" for s in sessions})
+    conn.execute("SELECT pg_advisory_xact_lock(%s, h) FROM (SELECT DISTINCT hashtext(%s || k) AS h"
+                 " FROM unnest(%s::text[]) AS u(k) ORDER BY 1) AS x", (LOCK_CLASS, platform_run_id, keys))
     pending_rows = conn.execute(
         "SELECT flow_id, event_id, session_id FROM rtdl_csfb_pending WHERE platform_run_id = %s"
         " AND (flow_id = ANY(%s::text[]) OR session_id = ANY(%s::text[])) ORDER BY flow_id, event_id",

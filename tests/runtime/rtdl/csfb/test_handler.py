@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from runtime.rtdl import store as progress
@@ -12,7 +13,7 @@ from runtime.rtdl.digest import rows_digest
 from runtime.settings import load_settings
 from runtime.worker.handler import StreamHandler
 from tests.runtime.rtdl.envelopes import anchor, arrival, engine_run, traffic
-from tests.runtime.rtdl.feeding import feed, section_state, topic_of, with_run
+from tests.runtime.rtdl.feeding import as_inputs, feed, section_state, topic_of, with_run
 from tests.runtime.worker.contract import StreamHandlerContract, WorkerEnv
 from tests.support.events import random_run_id
 
@@ -92,3 +93,34 @@ def test_build_reads_anchors_arrivals_and_traffic_from_the_registry():
     class_map = settings.registry.mapping("EVENT_CLASS_MAP")
     assert handler.component == "csfb"
     assert handler.input_topics() == [settings.registry.topic(class_map[c]["topic"]).name for c in INPUT_CLASSES]
+
+
+def test_two_members_sharing_a_flow_apply_one_after_the_other_so_no_pending_miss_is_lost(db):
+    """Member A holds a traffic miss in an open transaction; member B's anchor and arrival for the
+    same flow wait for A's commit and then turn the miss into a late join."""
+    run = random_run_id()
+    topics = [topic_of(c) for c in INPUT_CLASSES]
+    event = traffic(30)
+    missed, release = threading.Event(), threading.Event()
+
+    def member_a() -> None:
+        with db.transaction() as conn:
+            CsfbHandler(run, topics).apply(conn, as_inputs([("traffic_fraud", event)]))
+            missed.set()
+            release.wait(10)
+
+    a = threading.Thread(target=member_a)
+    a.start()
+    assert missed.wait(10)
+    b = threading.Thread(target=feed, args=(db, run, [("context_flow_anchor_fraud", anchor(5)),
+                                                      ("context_arrival_events", arrival(1))]),
+                         kwargs={"components": [CsfbHandler(run, topics)]})
+    b.start()
+    b.join(0.5)
+    assert b.is_alive()  # B waits on A's flow and session locks
+    release.set()
+    a.join(10)
+    b.join(10)
+    with db.connection() as conn:
+        assert store.join_readiness(conn, run, "flw_1", "ses_1", event["event_id"]).status == "LATE_JOIN"
+        assert progress.counter_totals(conn, run, "csfb")["late_joins"] == 1
