@@ -16,8 +16,9 @@ from typing import Any
 from runtime.rtdl.csfb.domain import Arrival, CsfbState, FlowBinding, JoinReadiness
 
 COMPONENT = "csfb"
-#: Advisory-lock class of CSFB's per-flow and per-session transaction locks (the migrator's lock id
-#: is a small bigint, whose upper half is 0, so the two never meet).
+#: Advisory-lock class of CSFB's per-flow and per-session transaction locks (two-int form). The
+#: migrator's lock id is a small bigint (upper half 0); IG's owner keys are random 62-bit, so one
+#: meets a CSFB lock with negligible odds, and then only waits a transaction.
 LOCK_CLASS = 5030
 
 _BINDING_COLUMNS = ("flow_id", "session_id", "customer_id", "account_id", "card_id", "device_id", "merchant_id", "channel",
