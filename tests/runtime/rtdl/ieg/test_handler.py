@@ -35,6 +35,15 @@ class TestIegHandlerContract(StreamHandlerContract):
     def state(self, env: WorkerEnv) -> Any:
         return section_state(env.db, env.platform_run_id, "ieg")
 
+    def test_reconciliation_explains_every_record_and_counts_the_dead_lettered_one(self, env: WorkerEnv) -> None:
+        good = self.inputs(env)
+        self.publish(env, [*good[:3], self.poison(env), *good[3:]])
+        self.drain(env)
+        with env.db.connection() as conn:
+            doc = store.reconciliation(conn, env.platform_run_id)
+        assert doc["status"] == "PASS" and doc["records_in"] == len(good) and doc["records_rejected"] == 1
+        assert set(doc["per_class"]) == set(INPUT_CLASSES) - {"traffic_baseline", "context_flow_anchor_baseline"}
+
 
 def test_first_and_last_seen_merge_across_batches_whatever_their_order(db):
     run = random_run_id()
