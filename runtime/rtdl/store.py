@@ -70,6 +70,17 @@ def watermark_rows(conn: Any, platform_run_id: str, component: str) -> list[dict
     return [{"topic": r[0], "partition": r[1], "max_event_ts_micros": int(r[2]), "late_events": int(r[3])} for r in rows]
 
 
+def complete_up_to(conn: Any, platform_run_id: str, component: str,
+                   partitions: list[tuple[str, int | str]] | None = None) -> int | None:
+    """Event time (micros) up to which a component's store is complete: the minimum watermark over
+    `partitions` (default: every partition it has read); None while any has delivered nothing.
+    What DF waits on before deciding an event with complete inputs."""
+    marks = Watermarks()
+    for row in watermark_rows(conn, platform_run_id, component):
+        marks.max_seen[(row["topic"], row["partition"])] = row["max_event_ts_micros"]
+    return marks.complete_up_to(partitions)
+
+
 def add_counters(conn: Any, platform_run_id: str, component: str, deltas: CounterDeltas) -> None:
     """Add a batch's counter increments (zero increments are not written)."""
     items = sorted((k, v) for k, v in deltas.items() if v)

@@ -136,6 +136,9 @@ def test_late_events_are_counted_per_partition_when_the_stream_is_out_of_order(d
             late = sum(r["late_events"] for r in marks)
             assert late > 0 and late == progress.counter_totals(conn, shuffled_run, component)["late_events"]
             assert {r["partition"] for r in marks} == {"0", "1"}
+            assert progress.complete_up_to(conn, shuffled_run, component) == min(r["max_event_ts_micros"] for r in marks)
+            assert progress.complete_up_to(conn, shuffled_run, component, [*((r["topic"], r["partition"]) for r in marks),
+                                                                           ("rtdl.test.never_read", 0)]) is None
         assert progress.state_digest(conn, sorted_run) == progress.state_digest(conn, shuffled_run)
 
 
