@@ -17,7 +17,7 @@ from rich.table import Table
 
 from controller.cli.common import ENV_HELP, console, operator_errors
 from controller.cli.options import registry_for
-from controller.runs import RunFolderError, RunFolders
+from controller.runs import RunFolders
 from runtime.contracts.registry import Registry
 from runtime.errors import EvidenceInvalid
 from runtime.evidence.writer import schema_violations
@@ -79,9 +79,7 @@ def report_command(
     with operator_errors():
         registry = registry_for(env)
         folders = RunFolders.from_registry(registry)
-        run_id = run or folders.active_run_id()
-        if not folders.run_dir(run_id).is_dir():
-            raise RunFolderError(f"no run folder for {run_id}", next_step=f"runs are listed in {folders.root}")
+        run_id = folders.existing_run(run)
         json_path, html_path = report_paths(registry, folders.evidence_dir(run_id))
         report = load_report(json_path)
     console.print(f"run report {run_id}", highlight=False, soft_wrap=True)
