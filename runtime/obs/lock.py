@@ -21,6 +21,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -39,6 +40,14 @@ log = logging.getLogger(__name__)
 POSTGRES_TABLE_BACKEND = "postgres_table"
 #: TCP keepalives so a holder whose host vanished (no FIN) loses its session within about a minute.
 _KEEPALIVES = {"keepalives": "1", "keepalives_idle": "20", "keepalives_interval": "5", "keepalives_count": "4"}
+
+
+class ReporterLockLost(PermanentError):
+    """The lock's session ended under a running reporter (database restart, network loss)."""
+
+    code = "REPORTER_LOCK_LOST"
+    next_step = ("another reporter may hold the run now: stop this one without writing, check `fp report`, "
+                 "then re-run the reporter once")
 
 
 class ReporterLockBackendUnsupported(PermanentError):
@@ -111,7 +120,7 @@ class ReporterLock:
             with translated("reporter lock"):
                 got = conn.execute("SELECT pg_try_advisory_lock(%s)", (self.advisory_key,)).fetchone()
                 if not (got and got[0]):
-                    current = _read_row(conn, self.key)
+                    current = _wait_for_row(conn, self.key)
                     who = f"{current.holder} since {current.acquired_at.isoformat()}" if current else "a reporter that is starting"
                     raise ReporterLockHeld(f"the reporter lock {self.key} is held by {who}")
                 row = conn.execute(
@@ -130,6 +139,25 @@ class ReporterLock:
             log.warning("reporter lock %s taken over from %s (its session had ended)", self.key, self.took_over_from)
         log.info("reporter lock %s acquired by %s", self.key, self.holder)
         return self
+
+    def ensure_held(self) -> None:
+        """Prove the lock is still ours before writing a closure file: the session answers and
+        Postgres still shows our advisory lock (REPORTER_LOCK_LOST otherwise)."""
+        conn = self._conn
+        if conn is None:
+            raise ReporterLockLost(f"the reporter lock {self.key} is not held by {self.holder}")
+        classid, objid = _split(self.advisory_key)
+        try:
+            row = conn.execute("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = %s"
+                               " AND objid = %s AND objsubid = 1 AND granted AND pid = pg_backend_pid())",
+                               (classid, objid)).fetchone()
+        except psycopg.Error as e:
+            self._conn = None
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
+            raise ReporterLockLost(f"the reporter lock {self.key} was lost with its session: {e}".strip()) from e
+        if not (row and row[0]):
+            raise ReporterLockLost(f"the reporter lock {self.key} is no longer held by {self.holder}")
 
     def release(self) -> None:
         """Let go: delete our row, unlock, close the session (safe to call twice)."""
@@ -161,6 +189,17 @@ def _read_row(conn: psycopg.Connection, key: str) -> LockHolder | None:
     alive = conn.execute("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = %s"
                          " AND objid = %s AND objsubid = 1 AND granted)", (classid, objid)).fetchone()
     return LockHolder(str(row[0]), str(row[1]), str(row[2]), row[3], row[4], bool(alive and alive[0]))
+
+
+def _wait_for_row(conn: psycopg.Connection, key: str, *, wait_s: float = 1.0) -> LockHolder | None:
+    """The holder's row; a holder that has just taken the advisory lock writes it a moment later,
+    so the loser of a simultaneous start looks again briefly to name the winner."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        row = _read_row(conn, key)
+        if row is not None or time.monotonic() >= deadline:
+            return row
+        time.sleep(0.05)
 
 
 def current_holder(dsn: str, registry: Registry, platform_run_id: str) -> LockHolder | None:

@@ -13,7 +13,7 @@ import pytest
 
 from runtime.contracts.registry import load_registry
 from runtime.obs.errors import ReporterLockHeld
-from runtime.obs.lock import ReporterLock, ReporterLockBackendUnsupported, current_holder, lock_key
+from runtime.obs.lock import ReporterLock, ReporterLockBackendUnsupported, ReporterLockLost, current_holder, lock_key
 
 REGISTRY = load_registry("local_parity")
 
@@ -33,13 +33,14 @@ def test_a_backend_other_than_postgres_table_is_refused(monkeypatch: pytest.Monk
         lock_key(REGISTRY, run_id(1))
 
 
-def test_two_reporters_started_together_exactly_one_gets_the_lock(runtime_dsn: str) -> None:
+@pytest.mark.parametrize("attempt", range(5))
+def test_two_reporters_started_together_exactly_one_gets_the_lock(runtime_dsn: str, attempt: int) -> None:
     barrier = threading.Barrier(2)
     won: list[ReporterLock] = []
     refused: list[ReporterLockHeld] = []
 
     def reporter(name: str) -> None:
-        lock = ReporterLock(runtime_dsn, REGISTRY, run_id(2), holder=name)
+        lock = ReporterLock(runtime_dsn, REGISTRY, run_id(20 + attempt), holder=name)
         barrier.wait()
         try:
             won.append(lock.acquire())
@@ -55,7 +56,8 @@ def test_two_reporters_started_together_exactly_one_gets_the_lock(runtime_dsn: s
         assert len(won) == 1 and len(refused) == 1
         assert refused[0].code == "REPORTER_LOCK_HELD"
         assert won[0].holder in refused[0].message and refused[0].next_step
-        holder = current_holder(runtime_dsn, REGISTRY, run_id(2))
+        won[0].ensure_held()
+        holder = current_holder(runtime_dsn, REGISTRY, run_id(20 + attempt))
         assert holder is not None and holder.alive and holder.holder == won[0].holder
     finally:
         for lock in won:
@@ -109,3 +111,18 @@ def test_a_dead_holders_lock_is_taken_over(runtime_dsn: str) -> None:
         assert lock.took_over_from == "doomed"
         now = current_holder(runtime_dsn, REGISTRY, run_id(6))
         assert now is not None and now.holder == "next" and now.alive and now.took_over_from == "doomed"
+
+
+def test_a_reporter_whose_session_was_killed_knows_it_lost_the_lock(runtime_dsn: str, owner_dsn: str) -> None:
+    from runtime.db.postgres import connect
+
+    lock = ReporterLock(runtime_dsn, REGISTRY, run_id(7), holder="unlucky").acquire()
+    lock.ensure_held()
+    with connect(owner_dsn, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND pid <> pg_backend_pid()"
+                      " AND objid = %s", (lock.advisory_key & 0xFFFF_FFFF,))
+    with pytest.raises(ReporterLockLost) as lost:
+        lock.ensure_held()
+    assert lost.value.code == "REPORTER_LOCK_LOST" and not lock.held
+    with ReporterLock(runtime_dsn, REGISTRY, run_id(7), holder="next") as taken:
+        assert taken.took_over_from == "unlucky"
