@@ -23,7 +23,7 @@ main{max-width:1100px;margin:0 auto;padding:24px}h1{font-size:22px;margin:0 0 4p
 border-bottom:1px solid var(--line);padding-bottom:4px}.sub{color:var(--mute)}section{background:#fff;border:1px solid var(--line);
 border-radius:8px;padding:14px 18px;margin-top:16px}.kpis{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:10px}
 .kpi{border:1px solid var(--line);border-radius:6px;padding:8px 10px}.kpi b{display:block;font-size:20px}
-.kpi span{color:var(--mute);font-size:12px}
+.kpi>span{color:var(--mute);font-size:12px}
 table{border-collapse:collapse;width:100%;margin:8px 0}th,td{text-align:left;padding:4px 8px;border-bottom:1px solid var(--line);
 font-variant-numeric:tabular-nums}th{color:var(--mute);font-weight:600}td.n,th.n{text-align:right}.badge{display:inline-block;
 padding:1px 8px;border-radius:10px;color:#fff;font-size:12px;font-weight:600}.PASS,.SPINE_GREEN,.ok{background:var(--ok)}
@@ -73,6 +73,9 @@ def _badge(state: Any) -> str:
 
 
 def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], numeric_from: int = 1) -> str:
+    rows = list(rows)
+    if not rows:
+        return '<p class="sub">Nothing recorded.</p>'
     head = "".join(f'<th class="{"n" if i >= numeric_from else ""}">{escape(h)}</th>' for i, h in enumerate(headers))
     body = "".join("<tr>" + "".join(f'<td class="{"n" if i >= numeric_from else ""}">{c}</td>' for i, c in enumerate(row)) + "</tr>"
                    for row in rows)
