@@ -161,8 +161,9 @@ class _Index:
         d = self.decision.get(e.event_id)
         return d is not None and d.flagged
 
-    def first_flag(self, group: Sequence[EventTruth]) -> datetime | None:
-        times = [self.decision[e.event_id].ts_utc for e in group if self.flagged(e)]
+    def first_flag(self, group: Sequence[EventTruth], not_before: datetime | None = None) -> datetime | None:
+        times = [self.decision[e.event_id].ts_utc for e in group
+                 if self.flagged(e) and (not_before is None or e.ts_utc >= not_before)]
         return min(times) if times else None
 
     def group_flagged(self, group: Sequence[EventTruth]) -> bool:
@@ -175,7 +176,8 @@ def _detect_times(index: _Index, groups: Mapping[str, Sequence[EventTruth]], fra
         if not fraud_of.get(key):
             continue
         first_fraud = min((e.ts_utc for e in group if e.is_fraud), default=None)
-        flag = index.first_flag(group)
+        # a flag raised on an earlier, legitimate event of the card does not detect the fraud
+        flag = index.first_flag(group, not_before=first_fraud) if first_fraud is not None else None
         if first_fraud is not None and flag is not None:
             out.append(max(0.0, (flag - first_fraud).total_seconds()))
     return out

@@ -140,3 +140,13 @@ def test_flow_truth_overrides_labels_derived_from_events() -> None:
     q = score(DECISIONS, EVENTS, [*FLOWS[:3], FlowTruth("f4", True, "mule_transfer")])
     assert q["flow"]["fraud"] == 3
     assert q["by_pattern"]["mule_transfer"]["recall"] == 0.0
+
+
+def test_a_flag_before_the_first_fraud_event_of_a_card_does_not_detect_it() -> None:
+    legit_first = EventTruth("g0", "g", "c9", 5.0, at(-10), False)
+    fraud_later = EventTruth("h0", "h", "c9", 50.0, at(0), True, "account_takeover")
+    decisions = [decision(legit_first, "REVIEW"), decision(fraud_later, "APPROVE"),
+                 decision(fraud_later, "APPROVE")]
+    q = score(decisions, [legit_first, fraud_later])
+    assert q["time_to_detect"]["card"]["count"] == 0  # the card was flagged, but before its fraud began
+    assert q["card"]["confusion"]["tp"] == 1  # still a flagged fraud card for precision/recall
