@@ -16,6 +16,21 @@ class ReporterLockHeld(PermanentError):
                  "reporter daemon before `--phase P11`; a holder that died releases the lock with its session")
 
 
+class ReporterLockLost(PermanentError):
+    """The lock's session ended under a running reporter (database restart, network loss)."""
+
+    code = "REPORTER_LOCK_LOST"
+    next_step = ("another reporter may hold the run now: stop this one without writing, check `fp report`, "
+                 "then re-run the reporter once")
+
+
+class ReporterLockBackendUnsupported(PermanentError):
+    """The registry names a lock backend this code does not implement."""
+
+    code = "REPORTER_LOCK_BACKEND_UNSUPPORTED"
+    next_step = "set REPORTER_LOCK_BACKEND to postgres_table in handles.registry.yaml"
+
+
 class AppendConflict(TransientError):
     """A concurrent writer appended to the governance log between our read and our conditional write."""
 

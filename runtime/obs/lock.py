@@ -31,8 +31,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from runtime.contracts.registry import Registry
 from runtime.db.postgres import open_session, translated
-from runtime.errors import PermanentError
-from runtime.obs.errors import ReporterLockHeld
+from runtime.obs.errors import ReporterLockBackendUnsupported, ReporterLockHeld, ReporterLockLost
 
 log = logging.getLogger(__name__)
 
@@ -40,21 +39,6 @@ log = logging.getLogger(__name__)
 POSTGRES_TABLE_BACKEND = "postgres_table"
 #: TCP keepalives so a holder whose host vanished (no FIN) loses its session within about a minute.
 _KEEPALIVES = {"keepalives": "1", "keepalives_idle": "20", "keepalives_interval": "5", "keepalives_count": "4"}
-
-
-class ReporterLockLost(PermanentError):
-    """The lock's session ended under a running reporter (database restart, network loss)."""
-
-    code = "REPORTER_LOCK_LOST"
-    next_step = ("another reporter may hold the run now: stop this one without writing, check `fp report`, "
-                 "then re-run the reporter once")
-
-
-class ReporterLockBackendUnsupported(PermanentError):
-    """The registry names a lock backend this code does not implement."""
-
-    code = "REPORTER_LOCK_BACKEND_UNSUPPORTED"
-    next_step = f"set REPORTER_LOCK_BACKEND to {POSTGRES_TABLE_BACKEND} in handles.registry.yaml"
 
 
 def lock_key(registry: Registry, platform_run_id: str) -> str:

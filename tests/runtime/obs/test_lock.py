@@ -12,8 +12,8 @@ import time
 import pytest
 
 from runtime.contracts.registry import load_registry
-from runtime.obs.errors import ReporterLockHeld
-from runtime.obs.lock import ReporterLock, ReporterLockBackendUnsupported, ReporterLockLost, current_holder, lock_key
+from runtime.obs.errors import ReporterLockBackendUnsupported, ReporterLockHeld, ReporterLockLost
+from runtime.obs.lock import ReporterLock, current_holder, lock_key
 
 REGISTRY = load_registry("local_parity")
 
