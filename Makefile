@@ -12,7 +12,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: help setup checkov-venv lint handles-lint synth test test-fast demo bench dev-min-up dev-min-run dev-min-down clean
+.PHONY: help setup browser checkov-venv lint handles-lint synth test test-fast demo bench dev-min-up dev-min-run dev-min-down clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -21,8 +21,22 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-setup: $(BIN)/python ## create .venv and install the project with its pinned dependencies
+setup: $(BIN)/python browser ## create .venv and install the project with its pinned dependencies
 	$(BIN)/pip install --quiet -e ".[dev]"
+
+# The HTML run report is tested in a real headless Chromium (tests/runtime/obs/test_report_html.py):
+# Debian's package, installed only when no chromium is on PATH and only where apt-get and root exist.
+browser: ## headless Chromium for the HTML report test (Debian's package; needs root and apt-get)
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then \
+		echo "chromium: $$(command -v chromium || command -v chromium-browser)"; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+		echo "chromium is missing and this machine has no apt-get: install Chromium yourself (the HTML report test is skipped outside CI)"; \
+	elif [ "$$(id -u)" != "0" ]; then \
+		echo "chromium is missing: run 'sudo apt-get install -y chromium' (make setup does it only as root; the HTML report test is skipped outside CI)"; \
+	else \
+		(apt-get install -y --no-install-recommends chromium || (apt-get update && apt-get install -y --no-install-recommends chromium)) >/dev/null \
+			&& echo "chromium installed: $$(command -v chromium)"; \
+	fi
 
 $(CHECKOV):
 	$(PYTHON) -m venv $(CHECKOV_VENV)

@@ -62,6 +62,13 @@ class RunFolders:
                                  next_step="run `fp dev-min-up` to create a fresh run")
         return value
 
+    def existing_run(self, platform_run_id: str | None) -> str:
+        """`platform_run_id`, or the active run when None, after checking its folder exists."""
+        run_id = platform_run_id or self.active_run_id()
+        if not self.run_dir(run_id).is_dir():
+            raise RunFolderError(f"no run folder for {run_id}", next_step=f"runs are listed in {self.root}")
+        return run_id
+
     def new_run(self) -> str:
         """Create a fresh run folder and make it active; a colliding id is refused."""
         for attempt in range(2):

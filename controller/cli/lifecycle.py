@@ -176,12 +176,10 @@ def status(
     env: EnvOpt = None,
 ) -> None:
     """Print the phase table of a run from its evidence: state, start, duration, evidence, error code."""
-    from controller.runs import RunFolderError, RunFolders
+    from controller.runs import RunFolders
 
     with operator_errors():
         registry = registry_for(env)
         folders = RunFolders.from_registry(registry)
-        run_id = run or folders.active_run_id()
-        if not folders.run_dir(run_id).is_dir():
-            raise RunFolderError(f"no run folder for {run_id}", next_step=f"runs are listed in {folders.root}")
+        run_id = folders.existing_run(run)
     print_status(registry, folders.evidence_dir(run_id))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from controller.cli import devmin, evidence, handles, lifecycle, stacks, substrate
+from controller.cli import devmin, evidence, handles, lifecycle, report, stacks, substrate
 
 app = typer.Typer(
     help="Operate the fraud-platform spine: bring the substrate up, run the phases, tear down with proof.",
@@ -15,6 +15,7 @@ app.command("dev-min-up")(lifecycle.dev_min_up)
 app.command("dev-min-run")(lifecycle.dev_min_run)
 app.command("dev-min-down")(lifecycle.dev_min_down)
 app.command("status")(lifecycle.status)
+app.command("report")(report.report_command)
 app.add_typer(handles.app, name="handles")
 app.add_typer(evidence.app, name="evidence")
 app.add_typer(substrate.app, name="substrate")

@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from runtime.contracts.canonical import sha256_hex
 from runtime.contracts.registry import Registry
+from runtime.evidence.writer import encode
 
 Finding = tuple[str, str]
 Documents = dict[str, dict[str, Any]]
@@ -160,13 +162,130 @@ def ready_publish_receipt(path: str, doc: dict[str, Any], documents: Documents, 
 
 
 def run_completed(path: str, doc: dict[str, Any], documents: Documents, registry: Registry) -> list[Finding]:
-    """A bounded run is PARTIAL, never SPINE_GREEN, and names the gate it pinned."""
+    """A bounded run is PARTIAL, never SPINE_GREEN, and names the gate it pinned; SPINE_GREEN
+    needs every condition of seed 001 section 11.1 to hold; the closure files it pins are unchanged."""
     out: list[Finding] = []
     gate = pinned_gate(documents, registry)
     if doc.get("bounded_gate") != gate and registry.text("EVIDENCE_RUN_JSON_KEY") in documents:
         out.append((path, f"bounded_gate {doc.get('bounded_gate')} is not the pinned gate {gate}"))
     if doc.get("status") == "SPINE_GREEN" and gate is not None:
         out.append((path, f"claims SPINE_GREEN for a bounded run (gate {gate}); a bounded run is PARTIAL"))
+    failed = [str(c.get("name")) for c in doc.get("conditions") or [] if isinstance(c, dict) and c.get("ok") is not True]
+    if doc.get("status") == "SPINE_GREEN" and failed:
+        out.append((path, f"claims SPINE_GREEN with failed condition(s): {', '.join(failed)}"))
+    for entry in doc.get("closure_files") or []:
+        pinned = documents.get(str(entry.get("path"))) if isinstance(entry, dict) else None
+        if pinned is not None and sha256_hex(encode(pinned)) != entry.get("sha256"):
+            out.append((str(entry.get("path")), f"changed after {path} pinned its sha256"))
+    return out
+
+
+def _failed_list(path: str, doc: dict[str, Any], items: str, name: str, listed: str) -> list[Finding]:
+    """`status` is PASS exactly when every item is ok, and `listed` names exactly the failed ones."""
+    out: list[Finding] = []
+    entries = [i for i in doc.get(items) or [] if isinstance(i, dict)]
+    failed = [str(i.get(name)) for i in entries if i.get("ok") is not True]
+    if (doc.get("status") == "PASS") != (not failed):
+        out.append((path, f"status {doc.get('status')} but failed {items}: {', '.join(failed) or 'none'}"))
+    if sorted(map(str, doc.get(listed) or [])) != sorted(failed):
+        out.append((path, f"{listed} {doc.get(listed)} are not the failed {items} {failed}"))
+    return out
+
+
+def reconciliation(path: str, doc: dict[str, Any], _: Documents, __: Registry) -> list[Finding]:
+    """Each hop's arithmetic: the terms add up to observed, difference = intended - observed, it
+    holds when that is 0, it is ok when it holds or its explanation accounts for the difference;
+    the status and failed_hops follow from the hops; each hop is named once."""
+    out: list[Finding] = []
+    names = [str(h.get("hop")) for h in doc.get("hops") or [] if isinstance(h, dict)]
+    if len(set(names)) != len(names):
+        out.append((path, "a hop appears twice"))
+    for h in doc.get("hops") or []:
+        if not isinstance(h, dict):
+            continue
+        where = f"hop {h.get('hop')}"
+        intended, observed = h.get("intended"), h.get("observed")
+        if not (isinstance(intended, int) and isinstance(observed, int)):
+            continue
+        terms = sum(_counts(h.get("terms")))
+        if h.get("terms") and terms != observed:
+            out.append((path, f"{where}: terms add up to {terms}, not to observed {observed}"))
+        if h.get("difference") != intended - observed:
+            out.append((path, f"{where}: difference {h.get('difference')} is not intended {intended} - observed {observed}"))
+        if h.get("holds") is not (intended == observed):
+            out.append((path, f"{where}: holds is {h.get('holds')} for intended {intended}, observed {observed}"))
+        explanation = h.get("explanation") if isinstance(h.get("explanation"), dict) else None
+        ok = intended == observed or (explanation is not None and explanation.get("accounts_for") == intended - observed)
+        if h.get("ok") is not ok:
+            out.append((path, f"{where}: ok is {h.get('ok')} but the hop {'reconciles' if ok else 'does not reconcile'}"))
+    return out + _failed_list(path, doc, "hops", "hop", "failed_hops")
+
+
+def environment_conformance(path: str, doc: dict[str, Any], _: Documents, __: Registry) -> list[Finding]:
+    """PASS exactly when every check is ok; failed_checks names the others (the local copy, which
+    has no failed_checks of its own obligation, is held to the status rule only)."""
+    if "failed_checks" not in doc:
+        failed = [c for c in doc.get("checks") or [] if isinstance(c, dict) and c.get("ok") is not True]
+        if (doc.get("status") == "PASS") == (not failed):
+            return []
+        return [(path, f"status {doc.get('status')} with {len(failed)} failed check(s)")]
+    return _failed_list(path, doc, "checks", "name", "failed_checks")
+
+
+def anomaly_summary(path: str, doc: dict[str, Any], _: Documents, __: Registry) -> list[Finding]:
+    """counts.total is the sum of the kinds; each listed anomaly matches its kind's count."""
+    out: list[Finding] = []
+    counts = doc.get("counts") or {}
+    kinds = {k: v for k, v in counts.items() if k != "total" and isinstance(v, int)}
+    if sum(kinds.values()) != counts.get("total"):
+        out.append((path, f"anomaly kinds add up to {sum(kinds.values())}, not to total {counts.get('total')}"))
+    listed: dict[str, int] = {}
+    for a in doc.get("anomalies") or []:
+        if isinstance(a, dict) and isinstance(a.get("count"), int):
+            listed[str(a.get("kind"))] = listed.get(str(a.get("kind")), 0) + a["count"]
+    for kind, count in sorted(listed.items()):
+        if kinds.get(kind) != count:
+            out.append((path, f"{kind}: the anomalies listed add up to {count}, counts say {kinds.get(kind)}"))
+    return out
+
+
+def replay_anchors(path: str, doc: dict[str, Any], documents: Documents, registry: Registry) -> list[Finding]:
+    """Ranges well formed, every topic listed has a range, and every range of the P7 and P8
+    snapshots appears unchanged among the anchors."""
+    out = offsets(path, doc, documents, registry)
+    anchors = {(str(r.get("topic")), str(r.get("partition"))): (str(r.get("start_offset")), str(r.get("end_offset")))
+               for r in doc.get("offset_ranges") or [] if isinstance(r, dict)}
+    missing_topics = sorted(set(map(str, doc.get("topics") or [])) - {t for t, _ in anchors})
+    if missing_topics:
+        out.append((path, f"topics without a range: {', '.join(missing_topics)}"))
+    snapshots = [(registry.text("KAFKA_OFFSETS_SNAPSHOT_PATH_PATTERN"), "offset_ranges"),
+                 (registry.text("OFFSETS_SNAPSHOT_PATH_PATTERN"), "partitions")]
+    for snapshot_path, field_name in snapshots:
+        snapshot = documents.get(snapshot_path)
+        for r in (snapshot or {}).get(field_name) or []:
+            if not isinstance(r, dict) or r.get("start_offset") is None or r.get("end_offset") is None:
+                continue
+            key = (str(r.get("topic")), str(r.get("partition")))
+            want = (str(r.get("start_offset")), str(r.get("end_offset")))
+            if anchors.get(key) != want:
+                out.append((path, f"{key[0]}[{key[1]}]: anchor {anchors.get(key)} is not the range {want} of {snapshot_path}"))
+    return _unique_findings(out)
+
+
+def _unique_findings(findings: list[Finding]) -> list[Finding]:
+    return list(dict.fromkeys(findings))
+
+
+def run_report(path: str, doc: dict[str, Any], documents: Documents, registry: Registry) -> list[Finding]:
+    """The report's reconciliation summary is the reconciliation file's; its phases are listed once."""
+    out: list[Finding] = []
+    recon = documents.get(registry.text("RECONCILIATION_PATH_PATTERN"))
+    summary: dict[str, Any] = doc["reconciliation"] if isinstance(doc.get("reconciliation"), dict) else {}
+    if recon is not None and summary.get("status") != recon.get("status"):
+        out.append((path, f"reconciliation status {summary.get('status')} is not {recon.get('status')} of the reconciliation file"))
+    phases = [p.get("phase_id") for p in doc.get("phases") or [] if isinstance(p, dict)]
+    if len(set(phases)) != len(phases):
+        out.append((path, "a phase is listed twice"))
     return out
 
 
@@ -263,4 +382,9 @@ FILE_PROMISES: dict[str, Callable[[str, dict[str, Any], Documents, Registry], li
     "stream_sort_summary": stream_sort_summary,
     "ready_publish_receipt": ready_publish_receipt,
     "run_completed": run_completed,
+    "reconciliation": reconciliation,
+    "environment_conformance": environment_conformance,
+    "anomaly_summary": anomaly_summary,
+    "replay_anchors": replay_anchors,
+    "run_report": run_report,
 }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,9 +25,13 @@ class FolderStore(ObjectStore):
             raise ObjectStoreUnavailable(f"key {key!r} escapes the folder {self.root}")
         return path
 
-    def put(self, key: str, data: bytes, *, create_only: bool = False, content_type: str = "application/json") -> None:
+    def put(self, key: str, data: bytes, *, create_only: bool = False, content_type: str = "application/json",
+            if_match: str | None = None) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
+        if if_match is not None:
+            self._replace_if_match(key, path, data, if_match)
+            return
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_bytes(data)
         if create_only:
@@ -37,6 +43,29 @@ class FolderStore(ObjectStore):
                 tmp.unlink(missing_ok=True)
         else:
             os.replace(tmp, path)
+
+    def _replace_if_match(self, key: str, path: Path, data: bytes, etag: str) -> None:
+        """Compare-and-swap under an exclusive lock on a sidecar file (every conditional writer
+        of this key takes it), so the check and the rename are one step."""
+        with path.with_name(f".{path.name}.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                current = path.read_bytes()
+            except FileNotFoundError:
+                raise ObjectMissing(f"{self.uri(key)} does not exist (a conditional overwrite needs it)") from None
+            if hashlib.md5(current).hexdigest() != etag:
+                raise WriteConflict(f"{self.uri(key)} changed since it was read")
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        """The bytes and their md5 (the etag an S3 single-part put would carry)."""
+        try:
+            data = self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+        return data, hashlib.md5(data).hexdigest()
 
     def get(self, key: str) -> bytes:
         try:

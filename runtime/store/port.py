@@ -1,8 +1,11 @@
 """The object-store port every component writes through.
 
 Write-once truth needs a conditional put (`create_only`): S3 `If-None-Match: *`, or an exclusive
-create on a local folder. Adapters raise `WriteConflict` when the object exists already,
-`ObjectMissing` for an absent key and `ObjectStoreUnavailable` for anything else.
+create on a local folder. An append-only log kept in one object (the governance events) needs a
+conditional overwrite (`if_match`): S3 `If-Match: <etag>` of the version read with
+`read_versioned`, or a compare-and-swap under a file lock on a local folder. Adapters raise
+`WriteConflict` when the object exists already (create_only) or changed since it was read
+(if_match), `ObjectMissing` for an absent key and `ObjectStoreUnavailable` for anything else.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from runtime.errors import ObjectMissing
 
 
 @dataclass(frozen=True)
@@ -33,8 +38,24 @@ class ObjectStore(ABC):
     keeps_metadata: bool = False
 
     @abstractmethod
-    def put(self, key: str, data: bytes, *, create_only: bool = False, content_type: str = "application/json") -> None:
-        """Store `data` at `key`; with `create_only`, fail with WriteConflict if it exists."""
+    def put(self, key: str, data: bytes, *, create_only: bool = False, content_type: str = "application/json",
+            if_match: str | None = None) -> None:
+        """Store `data` at `key`; with `create_only`, fail with WriteConflict if it exists; with
+        `if_match` (an etag from `read_versioned`), fail with WriteConflict unless the stored
+        object is still that version (ObjectMissing when it is gone)."""
+
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        """The bytes at `key` and the etag of exactly those bytes (None if absent): what a
+        read-modify-write passes back as `put(..., if_match=etag)`. This default reads the etag
+        first, so a change between the two calls makes the later conditional put fail, never
+        overwrite a newer version."""
+        info = self.head(key)
+        if info is None:
+            return None
+        try:
+            return self.get(key), info.etag
+        except ObjectMissing:
+            return None
 
     @abstractmethod
     def get(self, key: str) -> bytes:

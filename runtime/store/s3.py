@@ -38,22 +38,40 @@ class S3Store(ObjectStore):
     def _fail(self, action: str, key: str, error: Exception) -> ObjectStoreUnavailable:
         return ObjectStoreUnavailable(f"{action} {self.uri(key)} failed: {error}")
 
-    def put(self, key: str, data: bytes, *, create_only: bool = False, content_type: str = "application/json") -> None:
+    def put(self, key: str, data: bytes, *, create_only: bool = False, content_type: str = "application/json",
+            if_match: str | None = None) -> None:
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Body": data, "ContentType": content_type}
         if create_only:
             kwargs["IfNoneMatch"] = "*"
+        if if_match is not None:
+            kwargs["IfMatch"] = f'"{if_match.strip(chr(34))}"'
         try:
             self.client.put_object(**kwargs)
         except ClientError as e:
             code = e.response.get("Error", {}).get("Code", "")
             if code in ("PreconditionFailed", "ConditionalRequestConflict", "412"):
-                raise WriteConflict(f"{self.uri(key)} exists already") from None
+                what = "changed since it was read" if if_match is not None else "exists already"
+                raise WriteConflict(f"{self.uri(key)} {what}") from None
+            if if_match is not None and code in ("NoSuchKey", "404"):
+                raise ObjectMissing(f"{self.uri(key)} does not exist (a conditional overwrite needs it)") from None
             raise self._fail("PUT", key, e) from e
         except BotoCoreError as e:
             raise self._fail("PUT", key, e) from e
 
     def get(self, key: str) -> bytes:
         return b"".join(self.chunks(key, 0))
+
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        """One GET: the body and the ETag of that very version."""
+        try:
+            r = self.client.get_object(Bucket=self.bucket, Key=key)
+            return bytes(r["Body"].read()), str(r.get("ETag", "")).strip('"')
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise self._fail("GET", key, e) from e
+        except BotoCoreError as e:
+            raise self._fail("GET", key, e) from e
 
     def chunks(self, key: str, size: int) -> Iterator[bytes]:
         """Streamed GET (size 0: the whole body at once); errors, also mid-stream, as the port's."""

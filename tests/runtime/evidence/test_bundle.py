@@ -76,9 +76,17 @@ def test_malformed_json_and_schema_breaks_are_violations(bundle) -> None:  # typ
 
 def test_spine_green_claim_needs_every_phase(bundle) -> None:  # type: ignore[no-untyped-def]
     writer, path = bundle
+    conditions = [{"name": n, "ok": n != "df_health_green", "detail": None} for n in (
+        "environment_conformance_pass", "df_health_green", "al_health_green_with_parity",
+        "dla_health_green_lineage_resolved", "wsp_emitted_gate_per_output", "every_phase_passed")]
+    scenario_run_id = json.loads((path / "sr/sr_pass.json").read_text())["scenario_run_id"]
     writer.write("RUN_CLOSURE_MARKER_PATH_PATTERN", {**writer.base_fields("P11", []), "status": "SPINE_GREEN",
-                                                     "completed_at_utc": "2026-11-23T13:00:00Z", "phases_passed": ["P1"]})
+                                                     "scenario_run_id": scenario_run_id,
+                                                     "completed_at_utc": "2026-11-23T13:00:00Z", "phases_passed": ["P1"],
+                                                     "conditions": conditions,
+                                                     "closure_files": [{"path": "run_report.json", "sha256": "0" * 64}]})
     messages = [v.message for v in _validate(path).violations]
+    assert any("claims SPINE_GREEN with failed condition(s): df_health_green" in m for m in messages)
     assert any("claims SPINE_GREEN but P8 has no PASS record" in m for m in messages)
     assert any("claims SPINE_GREEN for a bounded run (gate 3)" in m for m in messages)
 

@@ -52,3 +52,18 @@ def test_an_unreachable_s3_endpoint_is_object_store_unavailable(tmp_path: Path) 
     source.write_bytes(b"x")
     with pytest.raises(ObjectStoreUnavailable):
         dead.put_file("k", source, metadata={})
+
+
+def test_if_match_overwrites_only_the_version_that_was_read(store: ObjectStore) -> None:
+    from runtime.errors import WriteConflict
+
+    assert store.read_versioned("log.jsonl") is None
+    store.put("log.jsonl", b"one\n", create_only=True)
+    read = store.read_versioned("log.jsonl")
+    assert read is not None and read[0] == b"one\n" and read[1]
+    store.put("log.jsonl", b"one\ntwo\n", if_match=read[1])
+    with pytest.raises(WriteConflict):  # the version read before is gone
+        store.put("log.jsonl", b"one\nlost\n", if_match=read[1])
+    assert store.get("log.jsonl") == b"one\ntwo\n"
+    with pytest.raises(ObjectMissing):
+        store.put("absent.jsonl", b"x", if_match=read[1])
