@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from runtime.contracts.canonical import canonical_json
+from runtime.contracts.schemas import compiled_validator
 from runtime.decision.al.handler import ActionHandler, build
 from runtime.decision.al.store import action_counts, effects
 from runtime.decision.bundle import load_policy
@@ -67,6 +68,8 @@ class TestActionHandlerContract(StreamHandlerContract):
         outcomes = self.outcomes_on_bus(env)
         assert sorted(o["event_id"] for o in outcomes) == sorted(outcome_id(i["event_id"]) for i in intents)
         assert {o["payload"]["action_type"] for o in outcomes} >= {"approve", "decline", "block_card"}
+        validator = compiled_validator("events/payloads/action_outcome.schema.json")
+        assert all(list(validator.iter_errors(o["payload"])) == [] for o in outcomes)
         # decisions and the outcomes AL reads back are ignored
         assert worker.handler.counters()["al_ignored_other_class"] == len(self.inputs(env)) - len(intents) + len(outcomes)
 
