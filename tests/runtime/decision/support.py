@@ -75,3 +75,15 @@ def lane_records(platform_run_id: str, n: int, *, start: int = 0) -> list[tuple[
             out.append(("action_intent", intent.canonical()))
             out.append(("action_outcome", al.execute(intent.canonical())[0].canonical()))
     return out
+
+
+def assert_truth_tables_refuse_change(runtime_dsn: str, tables: tuple[str, ...]) -> None:
+    """The runtime role may neither UPDATE, DELETE nor TRUNCATE any of `tables` (append-only truth)."""
+    import psycopg
+    import pytest
+
+    with psycopg.connect(runtime_dsn, autocommit=True) as conn:
+        for table in tables:
+            for sql in (f"UPDATE {table} SET platform_run_id = 'x'", f"DELETE FROM {table}", f"TRUNCATE {table}"):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(sql)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import psycopg
 import pytest
 
 from runtime.db.postgres import Database
 from runtime.decision.al.domain import IntentConflict, check_intent
 from runtime.decision.al.store import action_counts, effects, record_effect
-from tests.runtime.decision.support import lane_records
+from tests.runtime.decision.support import assert_truth_tables_refuse_change, lane_records
 from tests.support.events import random_run_id
 
 REF = {"offset_kind": "kafka_offset", "topic": "t", "partition": 0, "offset": 1}
@@ -39,9 +38,4 @@ def test_another_intent_under_a_held_key_is_a_conflict(runtime_dsn: str) -> None
 
 
 def test_effects_and_duplicates_refuse_update_delete_and_truncate_as_the_runtime_role(runtime_dsn: str) -> None:
-    with psycopg.connect(runtime_dsn, autocommit=True) as conn:
-        for sql in ("UPDATE al_effects SET action_type = 'approve'", "DELETE FROM al_effects",
-                    "UPDATE al_duplicates SET intent_id = 'x'", "DELETE FROM al_duplicates",
-                    "TRUNCATE al_effects", "TRUNCATE al_duplicates"):
-            with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                conn.execute(sql)
+    assert_truth_tables_refuse_change(runtime_dsn, ("al_effects", "al_duplicates"))
