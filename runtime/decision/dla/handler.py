@@ -20,6 +20,8 @@ closeout is `lineage_unresolved_total` (`dla.store.lineage_unresolved_total`).
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from typing import Any
 
 from runtime.decision.dla.domain import AuditChain, AuditRecordInvalid, audit_record
@@ -47,7 +49,8 @@ class AuditHandler(StreamHandler):
 
     component = "decision_log_audit"
 
-    def __init__(self, topic: str, audit_topic: str, store: ObjectStore, prefix: str, platform_run_id: str):
+    def __init__(self, topic: str, audit_topic: str, store: ObjectStore, prefix: str, platform_run_id: str, *,
+                 lineage_interval_s: float = 5.0, clock: Callable[[], float] = time.monotonic):
         self.topic = topic
         self.audit_topic = audit_topic
         self.store = store
@@ -59,6 +62,10 @@ class AuditHandler(StreamHandler):
         self.batches_written = 0
         self.lineage_pending = 0
         self.lineage_unresolvable = 0
+        #: The lineage counts read the whole run's index: refreshed at most this often (health only).
+        self.lineage_interval_s = lineage_interval_s
+        self.clock = clock
+        self._lineage_at: float | None = None
 
     def input_topics(self) -> list[str]:
         """FP_BUS_RTDL_V1."""
@@ -113,7 +120,10 @@ class AuditHandler(StreamHandler):
                                          scenario_run_id=record.envelope.get("scenario_run_id"),
                                          ts_utc=str(record.envelope["ts_utc"]), producer=self.component)
                 outputs.append(lane_output(self.audit_topic, str(e["decision_id"]), envelope))
-            self.lineage_pending, self.lineage_unresolvable = lineage_counts(conn, self.platform_run_id)
+            now = self.clock()
+            if self._lineage_at is None or now - self._lineage_at >= self.lineage_interval_s:
+                self.lineage_pending, self.lineage_unresolvable = lineage_counts(conn, self.platform_run_id)
+                self._lineage_at = now
             self.batches_written += 1
         self.logged += len(fresh)
         self.duplicates += duplicates
@@ -124,7 +134,8 @@ class AuditHandler(StreamHandler):
         """This process's records logged, duplicates, ignored records, batches, and the run's lineage now.
 
         `dla_lineage_pending`: children whose parent has not arrived yet; `lineage_unresolvable`:
-        decisions without their admitted event's eb_ref or receipt. The closeout figure is
+        decisions without their admitted event's eb_ref or receipt (both as of the last refresh,
+        at most `lineage_interval_s` old while records arrive). The closeout figure is
         `dla.store.lineage_unresolved_total`.
         """
         return {"dla_records_logged": self.logged, "dla_duplicates": self.duplicates, "dla_ignored_other_class": self.ignored,

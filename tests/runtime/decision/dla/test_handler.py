@@ -41,7 +41,7 @@ class TestAuditHandlerContract(StreamHandlerContract):
 
     def make_handler(self, env: WorkerEnv) -> StreamHandler:
         return AuditHandler(RTDL_TOPIC, AUDIT_TOPIC, self.store, f"platform/{env.platform_run_id}/decision_lane/audit/",
-                            env.platform_run_id)
+                            env.platform_run_id, lineage_interval_s=0.0)
 
     def output_topics(self, env: WorkerEnv) -> list[str]:
         return [AUDIT_TOPIC]
@@ -121,6 +121,23 @@ class TestAuditHandlerContract(StreamHandlerContract):
         assert third.handler.counters()["dla_lineage_pending"] == 0
         with env.db.transaction() as conn:
             assert lineage_unresolved_total(conn, env.platform_run_id) == 0
+
+    def test_the_lineage_counts_are_refreshed_at_most_once_per_interval(self, env: WorkerEnv) -> None:
+        now = [0.0]
+        handler = AuditHandler(RTDL_TOPIC, AUDIT_TOPIC, self.store, f"platform/{env.platform_run_id}/decision_lane/audit/",
+                               env.platform_run_id, lineage_interval_s=5.0, clock=lambda: now[0])
+        items = self.inputs(env)
+        outcomes = [i for i in items if i[2]["event_class"] == "action_outcome"]
+        self.publish(env, outcomes)
+        self.drain(env, handler=handler, batch_size=1000)
+        assert handler.counters()["dla_lineage_pending"] == len(outcomes)
+        self.publish(env, [i for i in items if i[2]["event_class"] == "action_intent"])
+        self.drain(env, handler=handler, batch_size=1000)
+        assert handler.counters()["dla_lineage_pending"] == len(outcomes)  # not refreshed yet
+        now[0] = 5.0
+        self.publish(env, [i for i in items if i[2]["event_class"] == "decision_response"])
+        self.drain(env, handler=handler, batch_size=1000)
+        assert handler.counters()["dla_lineage_pending"] == 0
 
     def test_lineage_breaks_from_the_index_are_those_of_the_domain(self, env: WorkerEnv) -> None:
         items = self.inputs(env)
