@@ -106,6 +106,7 @@ REQUIRED_KEYS: Final[dict[str, tuple[tuple[str, ...], str]]] = {
     "GOVERNANCE_EVENTS_KEY_PATTERN": (_BOTH, "P11"),
     "S3_QUARANTINE_PREFIX_PATTERN": (_BOTH, "P4,P7"),
     "S3_ARCHIVE_PREFIX_PATTERN": (_BOTH, "P8"),
+    "DLA_AUDIT_PREFIX_PATTERN": (_BOTH, "P9"),
     "S3_BUCKET_WRITE_PROBE_KEY": (_BOTH, "P0"),
     # oracle
     "ORACLE_TRAFFIC_OUTPUT_IDS": (_BOTH, "P3,P6"),

@@ -122,21 +122,28 @@ class ActionLayer:
         return outcome, False
 
     def _check(self, intent: Mapping[str, Any]) -> tuple[ActionOutcome, str]:
-        missing = [k for k in ("intent_id", "decision_id", "platform_run_id", "event_id", "action_type", "subject",
-                               "idempotency_key") if not intent.get(k)]
-        if missing:
-            raise IntentInvalid(f"action intent lacks {', '.join(missing)}")
-        action_type = str(intent["action_type"])
-        effect = effect_of(action_type, intent["subject"])
-        expected_intent = intent_id(str(intent["decision_id"]), action_type)
-        if intent["intent_id"] != expected_intent:
-            raise IntentInvalid(f"intent_id {intent['intent_id']} is not H(decision, action type) = {expected_intent}")
-        try:
-            key = idempotency_key(self.key_fields, intent)
-        except KeyError as e:
-            raise IntentInvalid(str(e)) from e
-        if intent["idempotency_key"] != key:
-            raise IntentInvalid(f"idempotency_key {intent['idempotency_key']} does not match its fields ({key})")
-        outcome = ActionOutcome(outcome_id(expected_intent), expected_intent, str(intent["decision_id"]),
-                                str(intent["platform_run_id"]), str(intent["event_id"]), action_type, "EXECUTED", effect, key)
-        return outcome, key
+        return check_intent(intent, self.key_fields)
+
+
+def check_intent(intent: Mapping[str, Any], key_fields: Sequence[str] = DEFAULT_IDEMPOTENCY_FIELDS) -> tuple[ActionOutcome, str]:
+    """The outcome an intent yields and its idempotency key; IntentInvalid when its fields or ids do not add up."""
+    missing = [k for k in ("intent_id", "decision_id", "platform_run_id", "event_id", "action_type", "subject",
+                           "idempotency_key") if not intent.get(k)]
+    if missing:
+        raise IntentInvalid(f"action intent lacks {', '.join(missing)}")
+    if not isinstance(intent["subject"], Mapping):
+        raise IntentInvalid("action intent's subject is not an object")
+    action_type = str(intent["action_type"])
+    effect = effect_of(action_type, intent["subject"])
+    expected_intent = intent_id(str(intent["decision_id"]), action_type)
+    if intent["intent_id"] != expected_intent:
+        raise IntentInvalid(f"intent_id {intent['intent_id']} is not H(decision, action type) = {expected_intent}")
+    try:
+        key = idempotency_key(key_fields, intent)
+    except KeyError as e:
+        raise IntentInvalid(str(e)) from e
+    if intent["idempotency_key"] != key:
+        raise IntentInvalid(f"idempotency_key {intent['idempotency_key']} does not match its fields ({key})")
+    outcome = ActionOutcome(outcome_id(expected_intent), expected_intent, str(intent["decision_id"]),
+                            str(intent["platform_run_id"]), str(intent["event_id"]), action_type, "EXECUTED", effect, key)
+    return outcome, key

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.contracts.canonical import canonical_digest, canonical_json, sha256_hex
-from runtime.decision.ids import intent_id, outcome_id
+from runtime.decision.ids import decision_id, intent_id, outcome_id
 from runtime.errors import PermanentError
 
 GENESIS = "0" * 64
@@ -50,6 +50,12 @@ def audit_record(kind: str, payload: Mapping[str, Any]) -> dict[str, Any]:
     record_id = payload.get(_ID_FIELD[kind])
     if not isinstance(record_id, str) or not record_id:
         raise AuditRecordInvalid(f"{kind} record has no {_ID_FIELD[kind]}")
+    if kind == "decision":
+        policy = payload.get("policy")
+        digest = policy.get("digest") if isinstance(policy, Mapping) else None
+        if record_id != decision_id(str(payload.get("platform_run_id")), str(payload.get("event_class")),
+                                    str(payload.get("event_id")), str(digest)):
+            raise AuditRecordInvalid(f"decision {record_id} is not H(run, event class, event id, policy digest)")
     if kind == "intent" and record_id != intent_id(str(payload.get("decision_id")), str(payload.get("action_type"))):
         raise AuditRecordInvalid(f"intent {record_id} is not H(decision, action type)")
     if kind == "outcome" and record_id != outcome_id(str(payload.get("intent_id"))):

@@ -53,3 +53,37 @@ def decide_one(envelope: dict[str, Any], inputs: DecisionInputs, posture: str = 
     """decide() with the shipped policy pinned."""
     p = p or policy()
     return decide(envelope, inputs, p, posture, pinned_digest=p.digest)
+
+
+def lane_records(platform_run_id: str, n: int, *, start: int = 0) -> list[tuple[str, dict[str, Any]]]:
+    """(event_class, payload) of `n` decisions with their intents and outcomes, in the order DF and AL
+    publish them: decisions over a habitual customer, cycling through APPROVE, STEP_UP (a tiny payment
+    from a new device), REVIEW (far above the habit) and DECLINE (far above the habit from a new device)."""
+    from runtime.decision.al.domain import ActionLayer
+    from runtime.decision.df.domain import action_intents
+
+    world = habitual_world()
+    al = ActionLayer()
+    out: list[tuple[str, dict[str, Any]]] = []
+    for i in range(start, start + n):
+        shape: dict[str, Any] = [{"amount": 20.0 + i % 5}, {"amount": 1.0, "device": "dev_9", "merchant": "mer_2"},
+                                 {"amount": 900.0}, {"amount": 900.0, "device": "dev_9"}][i % 4]
+        event = {**traffic(600 + 30 * i, seq=10 + i, **shape), "platform_run_id": platform_run_id}
+        record = decide_one(event, world.inputs(event))
+        out.append(("decision_response", record.canonical()))
+        for intent in action_intents(record):
+            out.append(("action_intent", intent.canonical()))
+            out.append(("action_outcome", al.execute(intent.canonical())[0].canonical()))
+    return out
+
+
+def assert_truth_tables_refuse_change(runtime_dsn: str, tables: tuple[str, ...]) -> None:
+    """The runtime role may neither UPDATE, DELETE nor TRUNCATE any of `tables` (append-only truth)."""
+    import psycopg
+    import pytest
+
+    with psycopg.connect(runtime_dsn, autocommit=True) as conn:
+        for table in tables:
+            for sql in (f"UPDATE {table} SET platform_run_id = 'x'", f"DELETE FROM {table}", f"TRUNCATE {table}"):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(sql)
