@@ -23,28 +23,33 @@ from tests.runtime.worker.contract import envelope
 from tests.support.events import random_run_id
 from tests.support.kafka_bus import RealKafkaAdmin, RealKafkaPublisher
 
-RECORDS = 240
+RECORDS = 600
 PARTITIONS = 4
 
 
 class CountingHandler(StreamHandler):
-    """Counts how often each event's effect is applied (must end at 1 for every event)."""
+    """Records each event's effect once; a second application leaves an `#again#` row (there must be none)."""
 
     component = "rebalance"
 
     def __init__(self, topic: str, platform_run_id: str):
         self.topic = topic
         self.platform_run_id = platform_run_id
+        self.slow = threading.Event()
+        self.slow.set()
 
     def input_topics(self) -> list[str]:
         return [self.topic]
 
     def apply(self, conn: Any, records: list[InputRecord]) -> list[OutputRecord]:
         for record in records:
-            conn.execute("INSERT INTO worker_echo_effects (platform_run_id, event_id, applied) VALUES (%s, %s, 1)"
-                         " ON CONFLICT (platform_run_id, event_id) DO UPDATE SET applied = worker_echo_effects.applied + 1",
-                         (self.platform_run_id, record.event_id))
-        time.sleep(0.02)  # slow enough that the second member joins mid-stream
+            first = conn.execute("INSERT INTO worker_echo_effects (platform_run_id, event_id, applied) VALUES (%s, %s, 1)"
+                                 " ON CONFLICT DO NOTHING RETURNING 1", (self.platform_run_id, record.event_id)).fetchone()
+            if first is None:  # applied before: leave a visible trace of the double effect
+                conn.execute("INSERT INTO worker_echo_effects (platform_run_id, event_id, applied) VALUES (%s, %s, 2)",
+                             (self.platform_run_id, f"{record.event_id}#again#{uuid.uuid4().hex}"))
+        if self.slow.is_set():
+            time.sleep(0.2)  # slow until the rebalance happened, so the second member joins mid-stream
         return []
 
 
@@ -105,16 +110,19 @@ def test_a_member_joining_and_a_member_dying_lose_nothing_and_apply_nothing_twic
     first_consumer = DiesWhenTold(kafka_bootstrap, [topic], group, run_id, kill=kill)
     a = threading.Thread(target=_member, args=(worker(first_consumer), stop, errors))
     a.start()
-    _wait(lambda: bool(_effects(db, run_id)), "the first member applies records")
+    _wait(lambda: bool(_effects(db, run_id)) or bool(errors), "the first member applies records")
+    assert not errors, errors
     second_consumer = KafkaBusConsumer(kafka_bootstrap, [topic], group, run_id)
     second = worker(second_consumer)
     b = threading.Thread(target=_member, args=(second, stop, errors))
     b.start()
     try:
-        _wait(lambda: second.counters.applied > 0 and first_consumer.rebalances >= 2,
+        _wait(lambda: second_consumer.rebalances >= 1 and first_consumer.rebalances >= 2,
               "the second member joins and the first is rebalanced")
+        _wait(lambda: second.counters.applied > 0, "the second member applies records")
         assert len(_effects(db, run_id)) < RECORDS, "the stream ended before the rebalance; make the handler slower"
         kill.set()
+        handler.slow.clear()
         a.join(timeout=30)
         assert not a.is_alive(), "the first member should have died on its next commit"
         _wait(lambda: len(_effects(db, run_id)) >= RECORDS or bool(errors), "the survivor applies the rest")
@@ -138,13 +146,41 @@ def _wait(condition: Any, what: str, timeout_s: float = 90.0) -> None:
 
 
 def _committed(bootstrap: str, topic: str, group: str) -> dict[int, int]:
-    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
-    try:
-        return {tp.partition: tp.offset for tp in probe.committed([TopicPartition(topic, p) for p in range(PARTITIONS)],
-                                                                   timeout=10)}
-    finally:
-        probe.close()
+    return _committed_of(bootstrap, topic, group, PARTITIONS)
 
 
 def _ends(bootstrap: str, topic: str) -> dict[int, int]:
     return {int(r.partition): int(r.end_offset) + 1 for r in RealKafkaAdmin(bootstrap).ranges(topic) if r.end_offset is not None}
+
+
+def test_a_member_never_commits_a_partition_revoked_while_its_batch_was_in_hand(kafka_bootstrap: str) -> None:
+    topic = f"revoke.{uuid.uuid4().hex[:8]}"
+    group = f"fp-revoke-{uuid.uuid4().hex[:8]}"
+    run_id = random_run_id()
+    RealKafkaAdmin(kafka_bootstrap).ensure_topic(topic, 2, 24)
+    RealKafkaPublisher(kafka_bootstrap).publish(
+        [OutboundRecord(topic, f"k{i}", json.dumps(envelope(run_id, "echo", f"e{i}", {"n": i})).encode()) for i in range(20)])
+    consumer = KafkaBusConsumer(kafka_bootstrap, [topic], group, run_id)
+    try:
+        batch: list[BusRecord] = []
+        deadline = time.monotonic() + 60
+        while {int(r.eb_ref.partition) for r in batch} != {0, 1} and time.monotonic() < deadline:
+            batch += consumer.poll(50, 1.0)
+        assert {int(r.eb_ref.partition) for r in batch} == {0, 1}
+        consumer._on_revoke(None, [TopicPartition(topic, 1)])  # what librdkafka calls when partition 1 moves away
+        consumer.commit(batch)  # the batch in hand is done: only partition 0 is still this member's
+        committed = _committed_of(kafka_bootstrap, topic, group, 2)
+    finally:
+        consumer.close()
+    last_0 = max(int(r.eb_ref.offset) for r in batch if int(r.eb_ref.partition) == 0)
+    assert committed[0] == last_0 + 1
+    assert committed[1] < 0  # never committed: the new owner reads partition 1 from where the group left it
+
+
+def _committed_of(bootstrap: str, topic: str, group: str, partitions: int) -> dict[int, int]:
+    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        return {tp.partition: tp.offset for tp in probe.committed([TopicPartition(topic, p) for p in range(partitions)],
+                                                                   timeout=10)}
+    finally:
+        probe.close()
