@@ -10,7 +10,6 @@ A component whose store is not in this build fails closed naming it: no PASS-loo
 
 from __future__ import annotations
 
-import importlib
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -23,7 +22,7 @@ from runtime.errors import PermanentError, PlatformError
 from runtime.evidence.writer import EvidenceWriter, WrittenEvidence, run_bundle
 from runtime.rtdl.digest import rows_digest
 from runtime.settings import Settings
-from runtime.worker.run import component_dir
+from runtime.worker.run import component_dir, import_built
 
 #: Digest section -> the store module exposing `state_rows(conn, platform_run_id)`.
 STATE_STORES: dict[str, str] = {"ofp": "runtime.rtdl.ofp.store", "ieg": "runtime.rtdl.ieg.store",
@@ -124,12 +123,7 @@ def run_last_offsets(conn: Any, platform_run_id: str) -> dict[tuple[str, str], i
 def state_rows_of(section: str) -> Callable[[Any, str], Iterable[dict[str, Any]]]:
     """The store's `state_rows(conn, platform_run_id)`; RTDL_STATE_MISSING names a missing one."""
     module_name = STATE_STORES[section]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        if e.name and module_name.startswith(e.name):
-            raise RtdlStateMissing(f"{section}: {module_name} is not in this build; no state digest without it") from None
-        raise
+    module = import_built(module_name, RtdlStateMissing, f"{section} (no state digest without it)")
     rows = getattr(module, "state_rows", None)
     if rows is None:
         raise RtdlStateMissing(f"{section}: {module_name} has no state_rows(conn, platform_run_id)")

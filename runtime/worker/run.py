@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
+from types import FrameType, ModuleType
 from typing import Any
 
 from runtime.components import COMPONENTS
@@ -64,17 +64,23 @@ def component_dir(component: str) -> str:
     return WORKER_COMPONENTS[component][1]
 
 
+def import_built(module_name: str, missing: type[PermanentError], what: str) -> ModuleType:
+    """Import a module another part of the platform provides; when it (not something it imports)
+    is absent, raise `missing` naming it: the component is listed but not in this build."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name and module_name.startswith(e.name):
+            raise missing(f"{what}: {module_name} is not in this build") from None
+        raise
+
+
 def build_handler(component: str, settings: Settings, platform_run_id: str) -> StreamHandler:
     """Import `runtime.rtdl.<c>.handler` and call its `build(settings, platform_run_id)`; a module or
     `build` that is not there fails closed with COMPONENT_NOT_BUILT naming it."""
     component_dir(component)
     module_name = WORKER_COMPONENTS[component][0]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        if e.name and module_name.startswith(e.name):
-            raise ComponentNotBuilt(f"{component}: {module_name} is not in this build") from None
-        raise
+    module = import_built(module_name, ComponentNotBuilt, component)
     build = getattr(module, "build", None)
     if build is None:
         raise ComponentNotBuilt(f"{component}: {module_name} has no build(settings, platform_run_id)")
