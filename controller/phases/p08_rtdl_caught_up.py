@@ -9,10 +9,12 @@ caught up. The phase collects both and gates on them: every (group, partition) c
 from __future__ import annotations
 
 from controller.phases.base import Check, Phase, PhaseOutcome, RunContext, collected
-from controller.phases.compute import run_job
+from controller.phases.compute import compute_backend, run_job
 
 #: The job component of P8 (runtime/components.py).
 CAUGHT_UP_JOB = "rtdl_caught_up"
+#: The pack whose work P8 gates (started at P2 when the slice reaches P8).
+PACK = "rtdl_core"
 
 
 class RtdlCaughtUp(Phase):
@@ -22,7 +24,12 @@ class RtdlCaughtUp(Phase):
     name = "RTDL_CAUGHT_UP"
 
     def run(self, ctx: RunContext) -> PhaseOutcome:
-        """Run the caught-up job, collect its evidence, gate on it."""
+        """Make sure the pack runs for this run (a run resumed `--from P8` after a `--to P7` slice never
+        started it at P2), run the caught-up job, collect its evidence, gate on it."""
+        backend = compute_backend(ctx)
+        state = backend.pack_state(PACK)
+        if not (state.running and state.run_scope == ctx.platform_run_id):
+            backend.start_pack(PACK, ctx.platform_run_id, progress=ctx.options.get("job_progress"))
         run_job(ctx, CAUGHT_UP_JOB, ["rtdl", "caught-up", "--platform-run-id", ctx.platform_run_id], default_timeout=900)
         evidence = collected(ctx, "OFFSETS_SNAPSHOT_PATH_PATTERN", "RTDL_CORE_EVIDENCE_PATH_PATTERN")
         doc = ctx.writer.read("RTDL_CORE_EVIDENCE_PATH_PATTERN") or {}
@@ -32,7 +39,7 @@ class RtdlCaughtUp(Phase):
         behind = [f"{r['consumer_group_id']} {r['topic']}/{r['partition']} lag {r['lag']}" for r in rows if r["lag"] > allowed]
         health = doc.get("health", {})
         dead = doc.get("dead_letters", {})
-        packs = ctx.registry.mapping("PACKS")["rtdl_core"]
+        packs = ctx.registry.mapping("PACKS")[PACK]
         return PhaseOutcome(evidence, [
             Check("caught_up", doc.get("caught_up") is True and bool(rows) and not behind,
                   f"{len(rows) - len(behind)}/{len(rows)} (group, partition) within lag {allowed}"

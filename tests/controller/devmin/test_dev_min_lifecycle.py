@@ -271,3 +271,20 @@ def test_p2_starts_the_built_rtdl_core_workers_as_ecs_services_and_p8_runs_its_j
     assert command == ["rtdl", "caught-up", "--platform-run-id", run_id]
     assert env[registry.text("REQUIRED_PLATFORM_RUN_ID_ENV_KEY")] == run_id
     assert _record(folders.evidence_dir(run_id), registry, "P8")["state"] == "FAIL"
+
+
+def test_p8_of_a_run_whose_p2_did_not_start_the_rtdl_core_pack_starts_it_first(dev_min_run: Any) -> None:
+    from controller.phases.p08_rtdl_caught_up import RtdlCaughtUp
+
+    registry, backend, scheduler, base = dev_min_run
+    run_id = _mint_up_run(registry, base)
+    folders = RunFolders.from_registry(registry, base)
+    settings = load_settings(environment="dev_min")
+    ctx = RunContext(registry, run_id, folders, run_writer(registry, folders, run_id, settings), settings,
+                     {"aws_clients": backend.clients, "ecs_poll_seconds": 0.0})
+    assert not backend.pack_state("rtdl_core").running
+    with pytest.raises(PlatformError):
+        execute(RtdlCaughtUp(), ctx)
+    state = backend.pack_state("rtdl_core")
+    assert state.running and state.run_scope == run_id
+    assert scheduler.job_commands[-1][0] == registry.text("TD_RTDL_CAUGHT_UP")
