@@ -155,8 +155,8 @@ def observe(settings: Settings, conn: Any, platform_run_id: str, groups: dict[st
                        counts_records=settings.bus == "kafka")
 
 
-def _counter(health: dict[str, dict[str, Any] | None], name: str) -> int:
-    return sum(int((doc or {}).get("counters", {}).get(name, 0)) for doc in health.values())
+#: Durable counters that name an explicit degrade (CSFB join misses by reason).
+DEGRADE_COUNTERS = ("flow_anchor_missing", "arrival_missing", "context_conflicts")
 
 
 def write_caught_up(settings: Settings, platform_run_id: str, *, wait_s: float = 600.0, poll_s: float = 2.0,
@@ -195,11 +195,41 @@ def write_caught_up(settings: Settings, platform_run_id: str, *, wait_s: float =
             sleep(min(poll_s, left))
         with db.transaction() as conn:
             digest = rows_digest({s: list(read(conn, platform_run_id)) for s, read in digest_readers.items()})
-    return _write(writer, seen, groups, tgts, digest, settings.bus)
+            totals = durable_counters(conn, platform_run_id, components)
+            reconciliation = ieg_reconciliation(conn, platform_run_id) if "ieg" in components else None
+    if reconciliation is not None:
+        target = writer.targets[0]
+        target.store.put(target.key(RECONCILIATION_PATH), json.dumps(reconciliation, indent=2, sort_keys=True).encode())
+        if reconciliation.get("unexplained"):
+            raise RtdlNotCaughtUp(f"IEG reconciliation has unexplained records: {reconciliation['unexplained']}"[:1500],
+                                  next_step=f"read {target.store.uri(target.key(RECONCILIATION_PATH))} and the IEG dead letters")
+    return _write(writer, seen, groups, tgts, digest, settings.bus, totals, reconciliation is not None)
+
+
+#: Where IEG's reconciliation goes in the run's bundle (issue 12: `<ieg dir>/reconciliation/`).
+RECONCILIATION_PATH = f"{component_dir('ieg')}/reconciliation/reconciliation.json"
+
+
+def durable_counters(conn: Any, platform_run_id: str, components: list[str]) -> dict[str, int]:
+    """The state components' durable counters (rtdl_counters), summed over components by name."""
+    store = import_built("runtime.rtdl.store", RtdlStateMissing, "rtdl counters")
+    out: dict[str, int] = {}
+    for component in components:
+        if component in STATE_STORES:
+            for name, value in store.counter_totals(conn, platform_run_id, component).items():
+                out[name] = out.get(name, 0) + int(value)
+    return out
+
+
+def ieg_reconciliation(conn: Any, platform_run_id: str) -> dict[str, Any]:
+    """IEG's reconciliation document from its durable counters, tables and dead letters."""
+    store = import_built(STATE_STORES["ieg"], RtdlStateMissing, "ieg reconciliation")
+    document: dict[str, Any] = store.reconciliation(conn, platform_run_id)
+    return document
 
 
 def _write(writer: EvidenceWriter, seen: Observation, groups: dict[str, str], tgts: list[Target], digest: str,
-           bus: str) -> list[WrittenEvidence]:
+           bus: str, totals: dict[str, int], reconciliation_present: bool) -> list[WrittenEvidence]:
     rows: list[dict[str, Any]] = []
     lags: list[int] = []
     for group in groups.values():
@@ -225,19 +255,12 @@ def _write(writer: EvidenceWriter, seen: Observation, groups: dict[str, str], tg
         "consumer_groups": sorted(groups.values()),
         "health": {c: (doc or {}).get("health_state", "MISSING") for c, doc in health.items()},
         "dead_letters": {"total": sum(seen.dead_letters.values()), "explained": 0, "by_component": seen.dead_letters},
-        "late_events": _counter(health, "late_events"),
-        "degrade_counts": {k: _counter(health, k) for k in ("flow_anchor_missing", "arrival_missing")
-                           if _counter(health, k)},
-        "join": {"hits": _counter(health, "join_hits"), "misses": _counter(health, "join_misses"),
-                 "late_joins": _counter(health, "late_joins")},
-        "reconciliation_present": _reconciliation_present(writer),
+        "late_events": totals.get("late_events", 0),
+        "degrade_counts": {k: totals[k] for k in DEGRADE_COUNTERS if totals.get(k)},
+        "join": {"hits": totals.get("join_hits", 0), "misses": totals.get("join_misses", 0),
+                 "late_joins": totals.get("late_joins", 0)},
+        "reconciliation_present": reconciliation_present,
         "state_digest": digest,
         "reasons": [],
     }
     return [writer.write("OFFSETS_SNAPSHOT_PATH_PATTERN", snapshot), writer.write("RTDL_CORE_EVIDENCE_PATH_PATTERN", document)]
-
-
-def _reconciliation_present(writer: EvidenceWriter) -> bool:
-    """IEG's reconciliation file (`<ieg dir>/reconciliation/reconciliation.json`) is in the bundle."""
-    target = writer.targets[0]
-    return target.store.exists(target.key(f"{component_dir('ieg')}/reconciliation/reconciliation.json"))

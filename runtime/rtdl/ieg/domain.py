@@ -175,31 +175,9 @@ class IegState:
         return None if seen is None else seen.first
 
     def reconciliation(self) -> dict[str, Any]:
-        """Records in per class vs entity and edge writes; `unexplained` lists any mismatch.
-
-        Each class implies a fixed number of writes per record (traffic and anchors one more edge
-        when p2p); a mismatch would mean a record was half applied or written twice.
-        """
-        classes = {}
-        unexplained = []
-        for event_class, c in sorted(self.per_class.items()):
-            lo, hi = _writes_per_record(event_class)
-            ok = (lo[0] * c.records_in <= c.entity_writes <= hi[0] * c.records_in
-                  and lo[1] * c.records_in <= c.edge_writes <= hi[1] * c.records_in)
-            classes[event_class] = {"records_in": c.records_in, "entity_writes": c.entity_writes, "edge_writes": c.edge_writes}
-            if not ok:
-                unexplained.append(event_class)
-        return {
-            "per_class": classes,
-            "records_in": sum(c.records_in for c in self.per_class.values()),
-            "records_rejected": self.rejected,
-            "entities": len(self.entities),
-            "edges": len(self.edges),
-            "entities_by_kind": _count_by(k[0] for k in self.entities),
-            "edges_by_relation": _count_by(e[2] for e in self.edges),
-            "unexplained": unexplained,
-            "status": "PASS" if not unexplained else "FAIL",
-        }
+        """Records in per class vs entity and edge writes; `unexplained` lists any mismatch (see `reconcile`)."""
+        return reconcile(self.per_class, self.rejected, _count_by(k[0] for k in self.entities),
+                         _count_by(e[2] for e in self.edges))
 
     def canonical_rows(self) -> Iterator[dict[str, Any]]:
         """Every entity and edge as a plain row (the IEG part of the state digest)."""
@@ -208,6 +186,36 @@ class IegState:
         for (a_kind, a_id, relation, b_kind, b_id), seen in self.edges.items():
             yield {"row": "edge", "from_kind": a_kind, "from_id": a_id, "relation": relation, "to_kind": b_kind,
                    "to_id": b_id, **_seen_row(seen)}
+
+
+def reconcile(per_class: dict[str, ClassCounts], rejected: int, entities_by_kind: dict[str, int],
+              edges_by_relation: dict[str, int]) -> dict[str, Any]:
+    """The reconciliation document: records in per class vs the entity and edge writes they imply.
+
+    Each class implies a fixed number of writes per record (traffic and anchors one more edge
+    when p2p); a mismatch would mean a record was half applied or written twice. A store passes
+    the same counts read back from its tables.
+    """
+    classes = {}
+    unexplained = []
+    for event_class, c in sorted(per_class.items()):
+        lo, hi = _writes_per_record(event_class)
+        ok = (lo[0] * c.records_in <= c.entity_writes <= hi[0] * c.records_in
+              and lo[1] * c.records_in <= c.edge_writes <= hi[1] * c.records_in)
+        classes[event_class] = {"records_in": c.records_in, "entity_writes": c.entity_writes, "edge_writes": c.edge_writes}
+        if not ok:
+            unexplained.append(event_class)
+    return {
+        "per_class": classes,
+        "records_in": sum(c.records_in for c in per_class.values()),
+        "records_rejected": rejected,
+        "entities": sum(entities_by_kind.values()),
+        "edges": sum(edges_by_relation.values()),
+        "entities_by_kind": dict(sorted(entities_by_kind.items())),
+        "edges_by_relation": dict(sorted(edges_by_relation.items())),
+        "unexplained": unexplained,
+        "status": "PASS" if not unexplained else "FAIL",
+    }
 
 
 def _merge(table: dict[Any, Seen], key: Any, at: OrderKey) -> bool:

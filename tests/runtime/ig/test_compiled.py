@@ -63,7 +63,9 @@ def _event_fields() -> list:
         if f.property_path and f.schema == "events/envelope.schema.json":
             out.append((None, f))
         elif f.property_path and f.schema.startswith("events/payloads/"):
-            out.append((f.schema.rsplit("/", 1)[1].split(".")[0], f))
+            event_class = f.schema.rsplit("/", 1)[1].split(".")[0]
+            if event_class in OUTPUT_OF:  # classes IG admits; plane-to-plane payloads (case_trigger, ...) never pass IG
+                out.append((event_class, f))
     return out
 
 

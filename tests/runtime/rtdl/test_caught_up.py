@@ -1,5 +1,6 @@
 """P8's job (`rtdl caught-up`): caught up only from durable positions, GREEN health and no dead
-letters; otherwise it fails with a code and the reasons and writes nothing PASS-looking.
+letters, with the counters and IEG reconciliation from the stores; otherwise it fails with a code
+and the reasons and writes nothing PASS-looking.
 
 Real PostgreSQL (runtime role) and the moto S3 API; the P7 snapshot, IG admissions, worker
 positions and health documents are put where the real components put them."""
@@ -18,6 +19,7 @@ from runtime.db.postgres import connect
 from runtime.rtdl import caught_up
 from runtime.rtdl.caught_up import RtdlNotCaughtUp, RtdlStateMissing, write_caught_up
 from runtime.rtdl.cli import app
+from runtime.rtdl.digest import rows_digest
 from runtime.settings import Settings, load_settings
 from runtime.worker.run import component_dir
 from tests.support.events import random_run_id
@@ -37,9 +39,8 @@ def settings(moto_endpoint: str, runtime_dsn: str, s3_client) -> Settings:  # ty
 
 
 @pytest.fixture
-def stores(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The OFP, IEG and CSFB state sources (tests/runtime/rtdl/stand_in_state.py)."""
-    monkeypatch.setattr(caught_up, "STATE_STORES", {s: "tests.runtime.rtdl.stand_in_state" for s in ("ofp", "ieg", "csfb")})
+def stores() -> None:
+    """The OFP, IEG and CSFB stores of this build (runtime/rtdl/<c>/store.py), over the run's (empty) state."""
 
 
 def put(settings: Settings, run_id: str, relative: str, doc: dict[str, Any]) -> None:
@@ -62,6 +63,9 @@ def stage(settings: Settings, run_id: str, *, position: int, health: str = "GREE
                              " VALUES (%s, 'traffic_fraud', %s, 'h', 'ADMITTED', %s)",
                              (run_id, f"{partition}-{offset}", json.dumps({"topic": TOPIC, "partition": partition,
                                                                            "offset": offset, "offset_kind": "kafka_offset"})))
+        for component, counter, value in (("ofp", "late_events", 1), ("csfb", "late_events", 1), ("csfb", "join_misses", 4)):
+            conn.execute("INSERT INTO rtdl_counters (platform_run_id, component, topic, partition, counter, value)"
+                         " VALUES (%s, %s, %s, '0', %s, %s)", (run_id, component, TOPIC, counter, value))
         for component in COMPONENTS:
             group = f"fp-{component}-{run_id}"
             conn.execute("INSERT INTO worker_positions (consumer_group, topic, partition, position) VALUES"
@@ -89,8 +93,10 @@ def test_caught_up_writes_the_snapshot_and_the_summary_with_a_state_digest(setti
     snapshot = json.loads(store.get(prefix + "rtdl_core/offsets_snapshot.json"))
     assert summary["caught_up"] is True and summary["lag"]["total"] == 0
     assert summary["partitions_expected"] == summary["partitions_covered"] == 8  # 4 groups x 2 partitions of the run
-    assert summary["late_events"] == 8 and summary["join"]["misses"] == 4
-    assert len(summary["state_digest"]) == 64
+    assert summary["late_events"] == 2 and summary["join"]["misses"] == 4  # durable counters, not this process's
+    assert summary["reconciliation_present"] is True
+    assert json.loads(store.get(prefix + "identity_entity_graph/reconciliation/reconciliation.json"))["status"] == "PASS"
+    assert summary["state_digest"] == rows_digest({})  # no OFP, IEG or CSFB rows for this run
     assert {(r["partition"], r["start_offset"], r["end_offset"]) for r in snapshot["partitions"]} == {("0", 0, 9), ("1", 0, 4)}
 
 

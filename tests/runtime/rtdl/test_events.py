@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from runtime.errors import PermanentError
 from runtime.rtdl.events import RtdlPayloadInvalid, Watermarks, admitted, micros_to_iso, parse_ts_micros
 from tests.runtime.rtdl.envelopes import T0, traffic
 
@@ -18,7 +19,7 @@ def test_timestamps_parse_to_exact_microseconds_and_back():
 def test_a_timestamp_without_zone_or_shape_is_a_permanent_payload_error(value):
     with pytest.raises(RtdlPayloadInvalid) as e:
         parse_ts_micros(value)
-    assert e.value.code == "RTDL_PAYLOAD_INVALID" and e.value.permanent and "dead-lettered" in e.value.next_step
+    assert e.value.code == "RTDL_PAYLOAD_INVALID" and isinstance(e.value, PermanentError) and "dead-lettered" in e.value.next_step
 
 
 @pytest.mark.parametrize("mutate, fragment", [

@@ -1,0 +1,159 @@
+"""RTDL core workers: records/s each stream worker processes, next to the raw consume rate of the
+same topics measured in the same run (issue 12: goal >= 0.8x).
+
+A synthetic-engine run (fraud mode) is published to the registry's topics on a private Tansu
+broker; PostgreSQL (runtime role, migrated) and the moto server (S3 for the archive) are private
+too. Baseline: a bare confluent-kafka consumer reading every record of the run's topics once.
+Then each worker (archive_writer and whichever of ieg/ofp/csfb the repository builds) drains the
+same topics through the one stream-worker loop: poll, handler, one transaction, commit. Size:
+FP_BENCH_RTDL_SCALE (engine scale, default 14000: about 110k records); medians of 3 baseline runs.
+`main(smoke=True)` runs a tiny engine run once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import secrets
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer
+
+from controller.substrate.processes import free_port, stop_pid
+from controller.substrate.servers import start_moto, start_postgres, start_tansu
+from runtime.bus.factory import consumer as bus_consumer
+from runtime.bus.factory import publisher as bus_publisher
+from runtime.bus.kafka import KafkaAdmin
+from runtime.bus.port import OutboundRecord
+from runtime.components import consumer_group_id
+from runtime.contracts.registry import load_registry
+from runtime.db.migrate import prepare_database
+from runtime.db.postgres import Database, with_credentials
+from runtime.settings import load_settings
+from runtime.store.s3 import s3_client
+from runtime.worker.loop import StreamWorker, WorkerConfig
+from runtime.worker.store import WorkerStore
+
+#: component -> its package under runtime/rtdl/
+COMPONENTS = {"archive_writer": "archive", "ieg": "ieg", "ofp": "ofp", "csfb": "csfb"}
+RUN = "platform_20260105T000000Z"
+REPS = 3
+
+
+def _publish(settings: Any, registry: Any, scale: int) -> dict[str, int]:
+    """Publish an engine run to the event-class topics; records per topic."""
+    from tests.runtime.rtdl.envelopes import engine_run
+
+    topic_of = {cls: registry.topic(spec["topic"]).name for cls, spec in registry.mapping("EVENT_CLASS_MAP").items()}
+    records = [OutboundRecord(topic_of[cls], env["event_id"], json.dumps(env, sort_keys=True).encode())
+               for cls, env in engine_run(scale)]
+    pub = bus_publisher(settings)
+    for i in range(0, len(records), 500):
+        results = pub.publish(records[i:i + 500])
+        bad = [r for r in results if isinstance(r, Exception)]
+        if bad:
+            raise RuntimeError(f"publish failed: {bad[0]}")
+    pub.close()
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r.topic] = counts.get(r.topic, 0) + 1
+    return counts
+
+
+def _raw_consume_rate(bootstrap: str, topics: list[str], expected: int) -> float:
+    """Records/s of a bare confluent-kafka consumer reading `expected` records of `topics` once."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-raw-{uuid.uuid4().hex[:8]}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe(topics)
+    seen, start, deadline = 0, None, time.monotonic() + 300
+    while seen < expected and time.monotonic() < deadline:
+        for message in consumer.consume(num_messages=500, timeout=1.0):
+            if message.error() is None:
+                start = start or time.perf_counter()
+                seen += 1
+    elapsed = time.perf_counter() - (start or time.perf_counter())
+    consumer.close()
+    return seen / elapsed if elapsed > 0 else 0.0
+
+
+def _worker_rate(settings: Any, db: Database, component: str, expected: int) -> tuple[float, int]:
+    """Records/s one worker applies while draining its topics (time from its first record to its last)."""
+    handler = importlib.import_module(f"runtime.rtdl.{COMPONENTS[component]}.handler").build(settings, RUN)
+    group = consumer_group_id(settings.registry, component, RUN)
+    consumer = bus_consumer(settings, handler.input_topics(), group, RUN)
+    worker = StreamWorker(handler, consumer, bus_publisher(settings), db.transaction, WorkerStore(group, component, RUN),
+                          config=WorkerConfig(batch_size=500, poll_timeout_s=0.5))
+    first: float | None = None
+    deadline = time.monotonic() + 900
+    done = 0
+    while done < expected and time.monotonic() < deadline:
+        got = worker.step()
+        if got and first is None:
+            first = time.perf_counter()
+        done = worker.counters.applied + worker.counters.dead_lettered
+    elapsed = time.perf_counter() - (first or time.perf_counter())
+    worker.run(threading.Event(), idle_exit_after=1)
+    consumer.close()
+    return (done / elapsed if elapsed > 0 else 0.0), worker.counters.dead_lettered
+
+
+def main(smoke: bool = False) -> int:
+    """Start private servers, publish, measure the baseline and every worker; print the figures."""
+    scale = 60 if smoke else int(os.environ.get("FP_BENCH_RTDL_SCALE", "14000"))
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    registry = load_registry("local_parity")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        procs = [start_tansu("127.0.0.1", free_port(), work / "tansu"), start_moto("127.0.0.1", free_port(), work / "moto"),
+                 start_postgres("127.0.0.1", free_port(), work / "pg", durable=False)]
+        try:
+            tansu, moto, pg = procs
+            owner = f"postgresql://postgres@127.0.0.1:{pg.port}/postgres"
+            password = secrets.token_urlsafe(16)
+            prepare_database(owner, registry.text("DB_RUNTIME_ROLE"), password)
+            dsn = with_credentials(owner, registry.text("DB_RUNTIME_ROLE"), password)
+            settings = load_settings({"FP_ENV": "local_parity", "FP_BUS": "kafka", "FP_KAFKA_BOOTSTRAP": f"127.0.0.1:{tansu.port}",
+                                      "FP_OBJECT_STORE_ENDPOINT": f"http://127.0.0.1:{moto.port}", "FP_DB_DSN": dsn})
+            s3 = s3_client(settings.object_store_endpoint, settings.aws_region)
+            for bucket in {registry.text("S3_ARCHIVE_BUCKET"), registry.text("S3_EVIDENCE_BUCKET")}:
+                s3.create_bucket(Bucket=bucket)
+            admin = KafkaAdmin(f"127.0.0.1:{tansu.port}")
+            for topic in registry.topics():
+                admin.ensure_topic(topic.name, topic.partitions, topic.retention_hours)
+            per_topic = _publish(settings, registry, scale)
+            total = sum(per_topic.values())
+            topics = sorted(per_topic)
+            raw = [_raw_consume_rate(f"127.0.0.1:{tansu.port}", topics, total) for _ in range(1 if smoke else REPS)]
+            raw_rate = statistics.median(raw)
+            print(f"rtdl: {total} records on {len(topics)} topics; raw consume (bare confluent-kafka, all topics): "
+                  f"{raw_rate:,.0f} records/s (median of {len(raw)})")
+            with Database(dsn, name="bench", max_size=4) as db:
+                for component in COMPONENTS:
+                    try:
+                        module = importlib.import_module(f"runtime.rtdl.{COMPONENTS[component]}.handler")
+                    except ImportError:
+                        print(f"  {component:<15} not built")
+                        continue
+                    if not hasattr(module, "build"):
+                        print(f"  {component:<15} has no build(); not measured")
+                        continue
+                    mine = sum(per_topic.get(t, 0) for t in module.build(settings, RUN).input_topics())
+                    rate, dead = _worker_rate(settings, db, component, mine)
+                    print(f"  {component:<15} {mine:>8} records  {rate:>10,.0f} records/s  {rate / raw_rate:5.2f}x raw"
+                          f"  (goal >= 0.8x; dead letters {dead})")
+        finally:
+            for proc in procs:
+                stop_pid(proc.pid, proc.argv)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""CM (case management): the append-only case timeline and the case state folded from it."""

@@ -1,0 +1,1 @@
+"""Degrade ladder: the posture GREEN / AMBER / RED from health inputs, with hysteresis."""

@@ -1,0 +1,1 @@
+"""Decision log and audit: lineage resolution and the hash-chained audit batches."""
