@@ -1,7 +1,7 @@
 """P8 evidence: the RTDL core has caught up with what P7 committed, read from durable state only.
 
-For every partition holding records of the run (IG's admissions, bounded by P7's end offsets), each
-rtdl_core consumer group's durable position (worker_positions, written in the transaction of the
+For every partition holding records of the run (IG's admissions, bounded by P7's end offsets) of
+a component's input topics, each rtdl_core consumer group's durable position (worker_positions, written in the transaction of the
 state) must reach the run's last record (lag <= RTDL_CAUGHT_UP_LAG_MAX); every component's health
 must be GREEN and its dead letters 0. Then `rtdl_core/offsets_snapshot.json` and
 `rtdl_core/caught_up.json` (with the state digest over the OFP, IEG and CSFB stores) are written.
@@ -22,7 +22,7 @@ from runtime.errors import PermanentError, PlatformError
 from runtime.evidence.writer import EvidenceWriter, WrittenEvidence, run_bundle
 from runtime.rtdl.digest import rows_digest
 from runtime.settings import Settings
-from runtime.worker.run import component_dir, import_built
+from runtime.worker.run import build_handler, component_dir, import_built
 
 #: Digest section -> the store module exposing `state_rows(conn, platform_run_id)`.
 STATE_STORES: dict[str, str] = {"ofp": "runtime.rtdl.ofp.store", "ieg": "runtime.rtdl.ieg.store",
@@ -66,7 +66,14 @@ class Observation:
     targets: list[Target]
     #: Kafka offsets count records; Kinesis sequences only order them (lag is then 0 or 1).
     counts_records: bool = True
+    #: group -> the topics its component reads (a group covers only partitions of those).
+    topics: dict[str, set[str]] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
+
+    def covered(self, group: str) -> list[Target]:
+        """The partitions `group` must cover: those of its input topics holding records of the run."""
+        topics = self.topics.get(group)
+        return [t for t in self.targets if topics is None or t.topic in topics]
 
     def lag(self, group: str, target: Target) -> int:
         """Records of the run on the partition the group has not made durable yet."""
@@ -81,8 +88,8 @@ class Observation:
         """Caught up, GREEN and without dead letters; the reasons say why not."""
         reasons = []
         for component, group in groups.items():
-            lag = sum(self.lag(group, t) for t in self.targets)
-            if any(self.lag(group, t) > self.lag_max_allowed for t in self.targets):
+            lag = sum(self.lag(group, t) for t in self.covered(group))
+            if any(self.lag(group, t) > self.lag_max_allowed for t in self.covered(group)):
                 reasons.append(f"{component}: lag {lag} record(s) above RTDL_CAUGHT_UP_LAG_MAX={self.lag_max_allowed}")
             doc = self.health.get(component)
             state = doc.get("health_state") if doc else "MISSING"
@@ -140,7 +147,13 @@ def read_health(settings: Settings, platform_run_id: str, component: str) -> dic
     return dict(json.loads(store.get(key))) if store.exists(key) else None
 
 
-def observe(settings: Settings, conn: Any, platform_run_id: str, groups: dict[str, str], tgts: list[Target]) -> Observation:
+def input_topics(settings: Settings, platform_run_id: str, groups: dict[str, str]) -> dict[str, set[str]]:
+    """group -> the input topics of its component (from the component's own handler)."""
+    return {group: set(build_handler(component, settings, platform_run_id).input_topics()) for component, group in groups.items()}
+
+
+def observe(settings: Settings, conn: Any, platform_run_id: str, groups: dict[str, str], tgts: list[Target],
+            topics: dict[str, set[str]] | None = None) -> Observation:
     """Positions, dead letters and health of every group, now."""
     positions: dict[str, dict[tuple[str, str], int]] = {}
     dead: dict[str, int] = {}
@@ -152,7 +165,7 @@ def observe(settings: Settings, conn: Any, platform_run_id: str, groups: dict[st
         dead[component] = int(row[0]) if row else 0
     health = {c: read_health(settings, platform_run_id, c) for c in groups}
     return Observation(positions, dead, health, settings.registry.integer("RTDL_CAUGHT_UP_LAG_MAX"), tgts,
-                       counts_records=settings.bus == "kafka")
+                       counts_records=settings.bus == "kafka", topics=topics or {})
 
 
 #: Durable counters that name an explicit degrade (CSFB join misses by reason).
@@ -176,6 +189,7 @@ def write_caught_up(settings: Settings, platform_run_id: str, *, wait_s: float =
     if not settings.db_dsn:
         raise PlatformError("P8 reads worker positions from PostgreSQL but no DSN is set", code="DB_DSN_MISSING",
                             next_step="set FP_DB_DSN")
+    topics = input_topics(settings, platform_run_id, groups)
     deadline = time.monotonic() + wait_s
     with Database(settings.db_dsn, name="rtdl caught-up", max_size=1) as db:
         with db.connection() as conn:
@@ -185,7 +199,7 @@ def write_caught_up(settings: Settings, platform_run_id: str, *, wait_s: float =
                                   next_step="P7 must have admitted events; rerun from P6")
         while True:
             with db.connection() as conn:
-                seen = observe(settings, conn, platform_run_id, groups, tgts)
+                seen = observe(settings, conn, platform_run_id, groups, tgts, topics)
             if seen.judge(groups):
                 break
             left = deadline - time.monotonic()
@@ -233,7 +247,7 @@ def _write(writer: EvidenceWriter, seen: Observation, groups: dict[str, str], tg
     rows: list[dict[str, Any]] = []
     lags: list[int] = []
     for group in groups.values():
-        for t in tgts:
+        for t in seen.covered(group):
             committed = seen.positions.get(group, {}).get((t.topic, t.partition))
             lags.append(seen.lag(group, t))
             rows.append({"topic": t.topic, "partition": t.partition, "start_offset": t.start, "end_offset": t.end,
@@ -242,7 +256,7 @@ def _write(writer: EvidenceWriter, seen: Observation, groups: dict[str, str], tg
                                             "KAFKA_OFFSETS_SNAPSHOT_PATH_PATTERN"]),
                 "captured_at_utc": utc_iso(), "offset_kind": "kafka_offset" if bus == "kafka" else "kinesis_sequence",
                 "consumer_groups": sorted(groups.values()), "partitions": rows}
-    per_group = {g: sum(seen.lag(g, t) for t in tgts) for g in groups.values()}
+    per_group = {g: sum(seen.lag(g, t) for t in seen.covered(g)) for g in groups.values()}
     health = seen.health
     document = {
         **writer.base_fields("P8", ["RTDL_CORE_EVIDENCE_PATH_PATTERN", "RTDL_CAUGHT_UP_LAG_MAX", "PACKS",
