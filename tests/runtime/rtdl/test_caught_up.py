@@ -137,3 +137,29 @@ def test_without_the_p7_snapshot_it_says_to_run_p7(settings: Settings, stores: N
 def test_the_cli_refuses_a_malformed_run_id() -> None:
     r = runner.invoke(app, ["caught-up", "--platform-run-id", "run-1"], env={"FP_ENV": "local_parity"})
     assert r.exit_code == 1 and "RUN_ID_INVALID" in r.output
+
+
+def test_each_group_covers_only_the_topics_its_component_reads(settings: Settings, stores: None) -> None:
+    run_id = random_run_id()
+    stage(settings, run_id, position=9)
+    arrivals = REG.topic(REG.mapping("EVENT_CLASS_MAP")["context_arrival_events"]["topic"]).name
+    snapshot_key = REG.text("KAFKA_OFFSETS_SNAPSHOT_PATH_PATTERN")
+    prefix = REG.render("S3_EVIDENCE_PREFIX_PATTERN", platform_run_id=run_id)
+    store = settings.bucket("S3_EVIDENCE_BUCKET")
+    p7 = json.loads(store.get(prefix + snapshot_key))
+    p7["offset_ranges"].append({"topic": arrivals, "partition": 0, "start_offset": 0, "end_offset": 1})
+    put(settings, run_id, snapshot_key, p7)
+    assert settings.db_dsn
+    with connect(settings.db_dsn) as conn:
+        for offset in (0, 1):
+            conn.execute("INSERT INTO ig_admissions (platform_run_id, event_class, event_id, payload_hash, state, eb_ref)"
+                         " VALUES (%s, 'context_arrival_events', %s, 'h', 'ADMITTED', %s)",
+                         (run_id, f"a-{offset}", json.dumps({"topic": arrivals, "partition": 0, "offset": offset})))
+        for component in ("archive_writer", "ieg", "csfb"):  # OFP does not read arrivals: it has no position there
+            conn.execute("INSERT INTO worker_positions (consumer_group, topic, partition, position) VALUES (%s, %s, '0', 1)",
+                         (f"fp-{component}-{run_id}", arrivals))
+        conn.commit()
+    write_caught_up(settings, run_id, wait_s=0, progress=lambda line: None)
+    snapshot = json.loads(store.get(prefix + "rtdl_core/offsets_snapshot.json"))
+    on_arrivals = sorted(r["consumer_group_id"].split("-")[1] for r in snapshot["partitions"] if r["topic"] == arrivals)
+    assert on_arrivals == ["archive_writer", "csfb", "ieg"]
