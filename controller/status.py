@@ -1,4 +1,5 @@
-"""`fp status [run]`: the phase table of a run, read from its evidence (also for a failed run)."""
+"""`fp status [run]`: the phase table of a run, read from its evidence (also for a failed run), and
+the stream workers' table (health, lag, dead letters) read from their `last_health.json`."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from runtime.contracts.registry import Registry
 from runtime.evidence.catalog import PHASE_NAMES, PHASES
+from runtime.worker.run import WORKER_COMPONENTS
 
 #: run.json config key -> the name `fp status` shows (the dev-min-run option that sets it).
 _PINNED_SHOWN = (("gate_events_per_output", "gate"), ("engine_seed", "seed"), ("engine_scale", "scale"),
@@ -59,3 +61,34 @@ def pinned_line(run_json: Path) -> str | None:
     except (OSError, ValueError):
         return None
     return " ".join(f"{shown}={'none' if config.get(key) is None else config.get(key)}" for key, shown in _PINNED_SHOWN)
+
+
+@dataclass(frozen=True)
+class ComponentRow:
+    """One stream worker as its last health document says."""
+
+    component: str
+    health: str
+    lag: int | None
+    dead_letters: int | None
+    written: str
+
+
+def component_rows(registry: Registry, run_dir: Path) -> list[ComponentRow]:
+    """Each stream worker with a health document in the run folder (`<component_dir>/health/`, where
+    the local worker writes it) or in the run's evidence copy; workers without one are left out."""
+    rows = []
+    for component, (_, directory) in WORKER_COMPONENTS.items():
+        relative = registry.render("COMPONENT_HEALTH_PATH_PATTERN", component_dir=directory)
+        path = next((p for p in (run_dir / relative, run_dir / "evidence" / relative) if p.is_file()), None)
+        if path is None:
+            continue
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            rows.append(ComponentRow(component, "UNREADABLE", None, None, ""))
+            continue
+        counters = doc.get("counters", {})
+        rows.append(ComponentRow(component, str(doc.get("health_state", "?")), doc.get("lag_total"),
+                                 counters.get("dead_letters_total"), str(doc.get("written_at_utc", ""))))
+    return rows

@@ -10,6 +10,7 @@ here; a pack member with no entry is a component this repository does not build 
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from typing import Literal
 
@@ -45,6 +46,9 @@ class Component:
     role_key: str | None = None
     #: Handle key of the port a daemon serves (it gets a service-discovery name), if any.
     port_key: str | None = None
+    #: A module that must be in this build for the component to run (a stream worker's handler);
+    #: without it the component is listed but not built, and its pack starts without it.
+    requires: str | None = None
 
     def __post_init__(self) -> None:
         problem = ("needs an argv" if not self.argv else
@@ -64,6 +68,16 @@ class Component:
     def commands(self) -> tuple[tuple[str, ...], ...]:
         """Every command this component runs: `argv` and then `also`."""
         return (self.argv, *self.also)
+
+    @property
+    def built(self) -> bool:
+        """Whether this build holds the component's code (`requires` is found without importing it)."""
+        if self.requires is None:
+            return True
+        try:
+            return importlib.util.find_spec(self.requires) is not None
+        except ModuleNotFoundError:
+            return False
 
     def runs(self, argv: list[str]) -> bool:
         """True when `argv` is one of this component's commands plus options."""
@@ -90,6 +104,18 @@ COMPONENTS: dict[str, Component] = {c.name: c for c in (
     # IG's in-network checks of P4 and P7 until it is.
     Component(name="reporter", kind="job", app=_IG, argv=("ig", "ready-check"), also=(("ig", "commit-summary"),),
               ecs_key="TD_REPORTER", role_key="ROLE_REPORTER_SINGLE_WRITER"),
+    # The RTDL core (pack rtdl_core): stream workers (runtime/worker/run.py), one ECS service each, one role.
+    Component(name="archive_writer", kind="daemon", app="runtime.worker.cli:archive_writer_app", argv=("archive_writer", "run"),
+              ecs_key="SVC_RTDL_CORE_ARCHIVE_WRITER", role_key="ROLE_RTDL_CORE", requires="runtime.rtdl.archive.handler"),
+    Component(name="ieg", kind="daemon", app="runtime.worker.cli:ieg_app", argv=("ieg", "run"), ecs_key="SVC_RTDL_CORE_IEG",
+              role_key="ROLE_RTDL_CORE", requires="runtime.rtdl.ieg.handler"),
+    Component(name="ofp", kind="daemon", app="runtime.worker.cli:ofp_app", argv=("ofp", "run"), ecs_key="SVC_RTDL_CORE_OFP",
+              role_key="ROLE_RTDL_CORE", requires="runtime.rtdl.ofp.handler"),
+    Component(name="csfb", kind="daemon", app="runtime.worker.cli:csfb_app", argv=("csfb", "run"),
+              ecs_key="SVC_RTDL_CORE_CSFB", role_key="ROLE_RTDL_CORE", requires="runtime.rtdl.csfb.handler"),
+    # P8's gate job (in the VPC, next to the DB): durable positions vs P7's end offsets, health, state digest.
+    Component(name="rtdl_caught_up", kind="job", app="runtime.rtdl.cli:app", argv=("rtdl", "caught-up"),
+              ecs_key="TD_RTDL_CAUGHT_UP", role_key="ROLE_RTDL_CORE"),
     # The database owner's job (dev_min P2): the runtime role, migrations, grants (runtime/db/cli.py).
     Component(name="db_migrations", kind="job", app="runtime.db.cli:app", argv=("db", "migrate"), also=(("db", "status"),),
               ecs_key="TD_DB_MIGRATIONS", role_key="ROLE_DB_MIGRATIONS"),
@@ -141,7 +167,18 @@ def pack_daemons(registry: Registry, pack: str) -> list[Component]:
     if missing:
         raise PlatformError(f"pack {pack} needs {', '.join(missing)}, which this repository does not build yet",
                             code="PHASE_NOT_BUILT", next_step="run a slice whose packs are built (e.g. --to P3)")
-    return [COMPONENTS[m] for m in members if COMPONENTS[m].kind == "daemon"]
+    daemons = [COMPONENTS[m] for m in members if COMPONENTS[m].kind == "daemon"]
+    built = [d for d in daemons if d.built]
+    if daemons and not built:
+        raise PlatformError(f"pack {pack}: none of {', '.join(d.name for d in daemons)} is in this build",
+                            code="PHASE_NOT_BUILT", next_step="run a slice whose packs are built (e.g. --to P3)")
+    return built
+
+
+def unbuilt_members(registry: Registry, pack: str) -> list[str]:
+    """Members of `pack` the map lists whose code is not in this build (their pack starts without
+    them; the phase gating on them fails closed naming them)."""
+    return [m for m in registry.mapping("PACKS").get(pack, []) if m in COMPONENTS and not COMPONENTS[m].built]
 
 
 def consumer_group_id(registry: Registry, name: str, platform_run_id: str) -> str:

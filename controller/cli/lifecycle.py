@@ -15,7 +15,7 @@ from controller.cli.options import registry_for, resolve_bus
 from controller.lifecycle import dev_min_down_local, dev_min_run_cloud, dev_min_run_local, dev_min_up_local
 from controller.phases.machine import Slice
 from controller.phases.run_options import validate_given
-from controller.status import phase_rows, pinned_line
+from controller.status import component_rows, phase_rows, pinned_line
 from controller.substrate.local import Ports
 from runtime.contracts.registry import Registry
 from runtime.errors import PlatformError
@@ -162,6 +162,17 @@ def print_status(registry: Registry, evidence_dir: Path, *, failures: bool = Tru
             files.add_row(row.phase_id, row.evidence)
         console.print("evidence files:")
         console.print(Padding(files, (0, 0, 0, 2)))
+    components = component_rows(registry, evidence_dir.parent)
+    if components:
+        workers = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+        for column in ("component", "health", "lag", "dead letters", "updated"):
+            workers.add_column(column, no_wrap=True, justify="right" if column in ("lag", "dead letters") else "left")
+        health_colors = {"GREEN": "green", "AMBER": "yellow", "RED": "red"}
+        for c in components:
+            workers.add_row(c.component, f"[{health_colors.get(c.health, 'dim')}]{c.health}[/]",
+                            "" if c.lag is None else str(c.lag), "" if c.dead_letters is None else str(c.dead_letters),
+                            c.written[11:19])
+        console.print(workers)
     pinned = pinned_line(evidence_dir / registry.text("EVIDENCE_RUN_JSON_KEY"))
     if pinned:
         console.print(f"pinned: {pinned}", highlight=False)

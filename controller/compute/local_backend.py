@@ -113,7 +113,9 @@ def start_pack(registry: Registry, pack: str, run_id: str, runs_root: Path, envi
             "--pack-dir", str(paths.pack_dir), "--log-dir", str(paths.log_dir), "--daemons", json.dumps(daemons)]
     with (paths.log_dir / "supervisor.log").open("ab") as log:
         subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                         env={**os.environ, **environment, scope_key: run_id})
+                         env={**os.environ, **environment, scope_key: run_id,
+                              # stream workers also write their health into the local run folder
+                              registry.text("ENVVAR_RUNS_ROOT"): str(runs_root.resolve())})
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = read_pack_state(paths)

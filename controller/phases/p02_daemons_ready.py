@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from controller.phases.base import Check, Phase, PhaseOutcome, RunContext
 from controller.phases.compute import compute_backend, run_job
-from runtime.components import component
+from runtime.components import component, unbuilt_members
 
 #: The owner's job that creates the runtime role, applies migrations and grants (runtime/db/cli.py).
 #: Locally `fp substrate up` (P0) does the same; in dev_min it runs on ECS before any daemon,
@@ -35,6 +35,9 @@ class DaemonsReady(Phase):
             rows.append(state.to_evidence())
             checks.append(Check(f"{pack}_running", state.running, f"{state.running_count}/{state.desired_count} running"))
             checks.append(Check(f"{pack}_run_scope", state.run_scope == ctx.platform_run_id, f"scope {state.run_scope}"))
+            left_out = unbuilt_members(ctx.registry, pack)
+            if left_out:  # recorded, not hidden: the phase gating on them fails closed naming them
+                checks.append(Check(f"{pack}_partial", True, f"not in this build, started without: {', '.join(left_out)}"))
         document = {
             **ctx.writer.base_fields("P2", ["PACKS", "REQUIRED_PLATFORM_RUN_ID_ENV_KEY", "DAEMONS_READY_PATH_PATTERN"]),
             "packs": rows,

@@ -223,7 +223,34 @@ class KafkaBusConsumer(RunScopedConsumer):
         except Exception:
             self._consumer.close()
             raise
-        self._consumer.subscribe(self.topics)
+        self._assigned: set[tuple[str, str]] = set()
+        self.rebalances = 0
+        self._consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
+
+    # -- rebalance: commit what is finished, then forget the partitions that moved ---------------
+
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        self.rebalances += 1
+        self._assigned |= {(str(p.topic), str(p.partition)) for p in partitions}
+
+    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        """Commit what this member finished on the revoked partitions, then drop their state: the
+        records still in hand are processed (worker_positions makes the new owner skip them), but
+        their offsets are never committed by this member again."""
+        try:
+            self._commit_due()
+        except BusUnavailable as e:
+            _LIBRDKAFKA_LOG.warning("commit on revoke failed (the new owner re-reads from the last commit): %s", e)
+        self._forget(partitions)
+
+    def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        """Partitions lost without a clean revoke (session expired): another member may own them; never commit."""
+        self._forget(partitions)
+
+    def _forget(self, partitions: list[TopicPartition]) -> None:
+        keys = [(str(p.topic), str(p.partition)) for p in partitions]
+        self._assigned -= set(keys)
+        self._tracker.drop(keys)
 
     @property
     def counts(self) -> ScopeCounts:
@@ -279,7 +306,9 @@ class KafkaBusConsumer(RunScopedConsumer):
         """Acknowledge `records` (after the caller's durable write) and commit what is safe."""
         for record in records:
             ref = record.eb_ref
-            self._tracker.acknowledged((ref.topic, str(ref.partition)), int(ref.offset))
+            key = (ref.topic, str(ref.partition))
+            if key in self._assigned:  # a partition revoked meanwhile is the new owner's to commit
+                self._tracker.acknowledged(key, int(ref.offset))
         self._commit_due()
 
     def _commit_due(self) -> None:

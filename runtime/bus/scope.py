@@ -100,6 +100,13 @@ class CommitTracker:
                     out[key] = best
         return out
 
+    def drop(self, keys: list[PartitionKey]) -> None:
+        """Forget partitions this member no longer owns (a rebalance moved them to another member)."""
+        for key in keys:
+            self.outstanding.pop(key, None)
+            self.finished.pop(key, None)
+            self.committed.pop(key, None)
+
     def mark_committed(self, key: PartitionKey, position: int) -> None:
         """Record a commit at `position` and forget what it covers."""
         self.committed[key] = max(position, self.committed.get(key, -1))

@@ -52,6 +52,7 @@ REQUIRED_KEYS: Final[dict[str, tuple[tuple[str, ...], str]]] = {
     "ENVVAR_IG_API_KEY": (_BOTH, "P4"),
     "ENVVAR_IG_BASE_URL": (_BOTH, "P6"),
     "ENVVAR_ORACLE_ENGINE_CACHE": (_BOTH, "P3"),
+    "ENVVAR_RUNS_ROOT": (_BOTH, "P8"),
     # evidence paths (section 6)
     "EVIDENCE_RUN_ROOT_PATTERN": (_BOTH, "P7"),
     "S3_EVIDENCE_PREFIX_PATTERN": (_BOTH, "P4-P11"),
@@ -241,6 +242,7 @@ REQUIRED_KEYS: Final[dict[str, tuple[tuple[str, ...], str]]] = {
     "TD_WSP": (_DEV, "P6"),
     "TD_REPORTER": (_DEV, "P11"),
     "TD_DB_MIGRATIONS": (_DEV, "P10"),
+    "TD_RTDL_CAUGHT_UP": (_DEV, "P8"),
     "ECS_TASK_CPU": (_DEV, "P2"),
     "ECS_TASK_MEMORY_MIB": (_DEV, "P2"),
     "ECS_SERVICE_DESIRED_COUNT": (_DEV, "P2"),

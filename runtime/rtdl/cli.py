@@ -1,4 +1,5 @@
-"""`python -m runtime rtdl rebuild --from-archive`: rebuild a run's OFP, IEG and CSFB state from the archive.
+"""`python -m runtime rtdl rebuild --from-archive`: rebuild a run's OFP, IEG and CSFB state from the archive;
+`python -m runtime rtdl caught-up`: P8's job, run where the database lives (an ECS task in dev_min).
 
 Thin: settings, the archive bucket and the databases, then `runtime.rtdl.rebuild.rebuild_from_archive`;
 prints the result as one JSON document (state digest, records read, applied and refused per
@@ -17,7 +18,7 @@ import typer
 from runtime.cli_errors import operator_errors
 from runtime.errors import PlatformError
 
-app = typer.Typer(help="RTDL core: replay tools.", no_args_is_help=True)
+app = typer.Typer(help="RTDL core: the P8 caught-up check and replay tools.", no_args_is_help=True)
 
 COMPONENTS = ("ofp", "ieg", "csfb")
 
@@ -61,3 +62,23 @@ def rebuild(
             result = rebuild_from_archive(db, settings.bucket("S3_ARCHIVE_BUCKET"), run_id, handlers,
                                           index_db=index_db, batch_size=batch_size)
         typer.echo(json.dumps(result.__dict__, sort_keys=True, indent=2))
+
+
+@app.command("caught-up")
+def caught_up(
+    platform_run_id: Annotated[str, typer.Option("--platform-run-id", envvar="REQUIRED_PLATFORM_RUN_ID", help="the pinned run")],
+    wait: Annotated[float, typer.Option(min=0, max=3600, help="seconds to wait for the workers to catch up")] = 600.0,
+) -> None:
+    """P8: wait until every rtdl_core group reached the run's last records, GREEN, no dead letters; write the evidence.
+    Nothing is written when it is not caught up (RTDL_NOT_CAUGHT_UP) or a store is missing (RTDL_STATE_MISSING)."""
+    from runtime.contracts.ids import is_platform_run_id
+    from runtime.rtdl.caught_up import write_caught_up
+    from runtime.settings import load_settings
+
+    with operator_errors():
+        if not is_platform_run_id(platform_run_id):
+            raise PlatformError(f"{platform_run_id!r} is not a platform_run_id", code="RUN_ID_INVALID",
+                                next_step="pass the run id P1 pinned")
+        written = write_caught_up(load_settings(), platform_run_id, wait_s=wait,
+                                  progress=lambda line: typer.echo(line, err=True))
+    typer.echo(f"P8 caught up for {platform_run_id}: {', '.join(w.relative_path for w in written)}")

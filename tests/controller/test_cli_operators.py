@@ -61,6 +61,21 @@ def test_status_at_80_columns_in_a_pipe_names_every_phase_and_breaks_no_word(run
     assert result.output.count("GET /v1/ops/health answered 503") == 1
 
 
+def test_status_shows_each_stream_workers_health_lag_and_dead_letters_at_80_columns(run_folder: Path) -> None:
+    health = {"health_state": "AMBER", "lag_total": 12, "counters": {"dead_letters_total": 3},
+              "written_at_utc": "2026-11-23T12:00:05Z"}
+    for directory in ("archive_writer", "online_feature_plane"):
+        path = run_folder.parent / directory / "health/last_health.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({**health, "health_state": "GREEN" if directory == "archive_writer" else "RED"}))
+    result = runner.invoke(app, ["status"], env=NARROW)
+    assert result.exit_code == 0, result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80, result.output
+    assert re.search(r"^ ?archive_writer\s+GREEN\s+12\s+3\s+12:00:05", result.output, re.MULTILINE), result.output
+    assert re.search(r"^ ?ofp\s+RED\s+12\s+3", result.output, re.MULTILINE), result.output
+    assert "ieg" not in result.output.split("component", 1)[1].split("pinned", 1)[0]  # no health document: no row
+
+
 def test_a_failed_run_prints_its_error_once(run_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def failing_run(registry, selection, *, gate, bus, progress, options):  # type: ignore[no-untyped-def]
         progress("P4", "INGEST_READY")

@@ -32,7 +32,17 @@ from moto import mock_aws
 from moto.moto_api import state_manager
 
 from controller.compute.local_backend import LocalBackend, daemon_commands
-from runtime.components import COMPONENTS, ENTRYPOINT, Component, cli_apps, consumer_group_id, of_kind, pack_daemons, pack_of
+from runtime.components import (
+    COMPONENTS,
+    ENTRYPOINT,
+    Component,
+    cli_apps,
+    consumer_group_id,
+    of_kind,
+    pack_daemons,
+    pack_of,
+    unbuilt_members,
+)
 from runtime.contracts.registry import load_registry
 from runtime.errors import PlatformError
 from runtime.paths import REPO_ROOT
@@ -91,8 +101,10 @@ def test_every_pack_member_is_built_or_its_pack_fails_closed_naming_it() -> None
     registry = load_registry("local_parity")
     for pack, members in registry.mapping("PACKS").items():
         unbuilt = [m for m in members if m not in COMPONENTS]
-        if not unbuilt:
-            assert [d.name for d in pack_daemons(registry, pack)] == [m for m in members if COMPONENTS[m].kind == "daemon"]
+        if not unbuilt:  # a member whose code is not in this build (Component.requires) is left out of its pack
+            assert [d.name for d in pack_daemons(registry, pack)] == [
+                m for m in members if COMPONENTS[m].kind == "daemon" and COMPONENTS[m].built]
+            assert unbuilt_members(registry, pack) == [m for m in members if not COMPONENTS[m].built]
             continue
         with pytest.raises(PlatformError) as e:
             pack_daemons(registry, pack)
@@ -115,7 +127,7 @@ def test_consumer_group_is_one_per_component_and_run(environment: str) -> None:
     assert len(groups) == 2 * len(COMPONENTS)  # no two components or runs share offsets
 
 
-@pytest.mark.parametrize("name,run,code", [("archive_writer", RUN, "UNKNOWN_COMPONENT"), ("wsp", "wsp-run", "RUN_ID_INVALID")])
+@pytest.mark.parametrize("name,run,code", [("dl", RUN, "UNKNOWN_COMPONENT"), ("wsp", "wsp-run", "RUN_ID_INVALID")])
 def test_consumer_group_of_an_unknown_component_or_run_is_refused(name: str, run: str, code: str) -> None:
     with pytest.raises(PlatformError) as e:
         consumer_group_id(load_registry("dev_min"), name, run)
@@ -218,3 +230,19 @@ def test_real_image_runs_every_container_command_with_help(synthesised: Synthesi
         done = subprocess.run(["docker", "run", "--rm", "--network", "none", image, *container["command"], "--help"],
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, f"image {image}, {family}: {done.stderr.strip()[-400:]}"
+
+
+def test_a_worker_whose_handler_is_absent_is_listed_but_not_built_and_its_pack_starts_without_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = load_registry("local_parity")
+    absent = Component(name="ofp", kind="daemon", app="runtime.worker.cli:ofp_app", argv=("ofp", "run"),
+                       ecs_key="SVC_RTDL_CORE_OFP", role_key="ROLE_RTDL_CORE", requires="runtime.rtdl.ofp.handler_absent")
+    monkeypatch.setitem(COMPONENTS, "ofp", absent)
+    assert not absent.built and COMPONENTS["archive_writer"].built
+    assert "ofp" not in [d.name for d in pack_daemons(registry, "rtdl_core")]
+    assert "ofp" in unbuilt_members(registry, "rtdl_core")
+    for name in ("archive_writer", "ieg", "csfb"):
+        monkeypatch.setitem(COMPONENTS, name, Component(**{**COMPONENTS[name].__dict__, "requires": "runtime.absent.handler"}))
+    with pytest.raises(PlatformError) as e:
+        pack_daemons(registry, "rtdl_core")
+    assert e.value.code == "PHASE_NOT_BUILT" and "archive_writer" in e.value.message

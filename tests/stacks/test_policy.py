@@ -371,3 +371,26 @@ def test_secret_check_catches_a_literal_secret(synthesised: Synthesised) -> None
     doc["resource"]["aws_ssm_parameter"]["ssm_ssm_db_password_path"]["value"] = "hunter2-literal"
     with pytest.raises(AssertionError, match="holds a literal"):
         test_no_secret_value_in_the_json(Synthesised(synthesised.out_dir, 0.0, {"demo": doc}))
+
+
+def test_the_rtdl_core_role_reaches_only_the_archive_prefix_the_evidence_prefix_and_its_parameters(
+        synthesised: Synthesised) -> None:
+    registry = load_registry("dev_min")
+    rtdl = json.dumps(_role_policies(synthesised.stacks["core"])[registry.text("ROLE_RTDL_CORE")])
+    archive_prefix = registry.text("S3_ARCHIVE_PREFIX_PATTERN").split("{", 1)[0]
+    evidence_prefix = registry.text("S3_EVIDENCE_PREFIX_PATTERN").split("{", 1)[0]
+    assert f"s3_archive_bucket.arn}}/{archive_prefix}" in rtdl and f"s3_evidence_bucket.arn}}/{evidence_prefix}" in rtdl
+    assert "s3_quarantine_bucket" not in rtdl and "s3_oracle_bucket" not in rtdl
+    assert registry.text("SSM_DB_DSN_PATH") in rtdl and registry.text("SSM_IG_API_KEY_PATH") not in rtdl
+
+
+def test_the_rtdl_core_workers_are_idle_controller_owned_services_and_p8_has_its_task(synthesised: Synthesised) -> None:
+    registry = load_registry("dev_min")
+    services = {s["name"]: s for s in _resources(synthesised.stacks["demo"], "aws_ecs_service").values()}
+    for key in ("SVC_RTDL_CORE_ARCHIVE_WRITER", "SVC_RTDL_CORE_IEG", "SVC_RTDL_CORE_OFP", "SVC_RTDL_CORE_CSFB"):
+        service = services[registry.text(key)]
+        assert service["desired_count"] == 0 and set(service["lifecycle"]["ignore_changes"]) == {"task_definition", "desired_count"}
+    families = {b["family"]: b for b in _resources(synthesised.stacks["demo"], "aws_ecs_task_definition").values()}
+    (container,) = json.loads(families[registry.text("TD_RTDL_CAUGHT_UP")]["container_definitions"])
+    assert container["command"] == ["rtdl", "caught-up"]
+    assert "role_rtdl_core" in families[registry.text("TD_RTDL_CAUGHT_UP")]["task_role_arn"]

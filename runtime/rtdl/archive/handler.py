@@ -6,13 +6,16 @@ points at a missing object, and an object whose transaction rolled back is simpl
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime.rtdl.archive.domain import ArchivedRecord, slice_batches
 from runtime.rtdl.archive.store import index_batch, put_batch
 from runtime.store.port import ObjectStore
 from runtime.worker.handler import StreamHandler
 from runtime.worker.records import InputRecord, OutputRecord
+
+if TYPE_CHECKING:
+    from runtime.settings import Settings
 
 
 class ArchiveHandler(StreamHandler):
@@ -45,3 +48,13 @@ class ArchiveHandler(StreamHandler):
     def counters(self) -> dict[str, int]:
         """Objects and records archived by this process."""
         return {"archive_objects_written": self.objects_written, "archive_records": self.records_archived}
+
+
+def build(settings: Settings, platform_run_id: str) -> ArchiveHandler:
+    """The run's ArchiveWriter: every admitted topic (EVENT_CLASS_MAP), the archive bucket, the
+    run's prefix (S3_ARCHIVE_PREFIX_PATTERN)."""
+    from runtime.ig.summaries import event_topics
+
+    registry = settings.registry
+    prefix = registry.render("S3_ARCHIVE_PREFIX_PATTERN", platform_run_id=platform_run_id)
+    return ArchiveHandler(event_topics(registry), settings.bucket("S3_ARCHIVE_BUCKET"), prefix, platform_run_id)

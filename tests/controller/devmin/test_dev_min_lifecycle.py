@@ -242,3 +242,49 @@ def test_dev_min_run_without_any_run_says_to_bring_dev_min_up(tmp_path: Path) ->
     with pytest.raises(PlatformError) as e:
         dev_min_run_cloud(load_registry("dev_min"), Slice(to="P7"), gate=20, base=tmp_path)
     assert e.value.code == "RUN_FOLDER_INVALID" and "dev-min-up --env dev_min" in str(e.value.next_step)
+
+
+def test_p2_starts_the_built_rtdl_core_workers_as_ecs_services_and_p8_runs_its_job_on_ecs_failing_closed_without_evidence(
+        dev_min_run: Any) -> None:
+    from controller.phases.p02_daemons_ready import DaemonsReady
+    from controller.phases.p08_rtdl_caught_up import RtdlCaughtUp
+    from runtime.components import pack_daemons, unbuilt_members
+
+    registry, backend, scheduler, base = dev_min_run
+    run_id = _mint_up_run(registry, base)
+    folders = RunFolders.from_registry(registry, base)
+    settings = load_settings(environment="dev_min")
+    ctx = RunContext(registry, run_id, folders, run_writer(registry, folders, run_id, settings), settings,
+                     {"aws_clients": backend.clients, "ecs_poll_seconds": 0.0, "packs": ["rtdl_core"]})
+    p2 = execute(DaemonsReady(), ctx)
+    assert p2["state"] == "PASS"
+    daemons = json.loads((folders.evidence_dir(run_id) / registry.text("DAEMONS_READY_PATH_PATTERN")).read_text())
+    services = {p["service"] for p in daemons["packs"][0]["processes"]}
+    assert services == {registry.text(str(d.ecs_key)) for d in pack_daemons(registry, "rtdl_core")}
+    assert registry.text("SVC_RTDL_CORE_ARCHIVE_WRITER") in services
+    assert not services & {registry.text(str(COMPONENTS[m].ecs_key)) for m in unbuilt_members(registry, "rtdl_core")}
+    with pytest.raises(PlatformError) as e:
+        execute(RtdlCaughtUp(), ctx)  # moto's task runs nothing: no evidence, so no PASS
+    assert e.value.code in ("EVIDENCE_MISSING", "RTDL_CAUGHT_UP_GATE_FAILED", "PHASE_GATE_FAILED")
+    family, command, env = scheduler.job_commands[-1]
+    assert family == registry.text("TD_RTDL_CAUGHT_UP")
+    assert command == ["rtdl", "caught-up", "--platform-run-id", run_id]
+    assert env[registry.text("REQUIRED_PLATFORM_RUN_ID_ENV_KEY")] == run_id
+    assert _record(folders.evidence_dir(run_id), registry, "P8")["state"] == "FAIL"
+
+
+def test_p8_of_a_run_whose_p2_did_not_start_the_rtdl_core_pack_starts_it_first(dev_min_run: Any) -> None:
+    from controller.phases.p08_rtdl_caught_up import RtdlCaughtUp
+
+    registry, backend, scheduler, base = dev_min_run
+    run_id = _mint_up_run(registry, base)
+    folders = RunFolders.from_registry(registry, base)
+    settings = load_settings(environment="dev_min")
+    ctx = RunContext(registry, run_id, folders, run_writer(registry, folders, run_id, settings), settings,
+                     {"aws_clients": backend.clients, "ecs_poll_seconds": 0.0})
+    assert not backend.pack_state("rtdl_core").running
+    with pytest.raises(PlatformError):
+        execute(RtdlCaughtUp(), ctx)
+    state = backend.pack_state("rtdl_core")
+    assert state.running and state.run_scope == run_id
+    assert scheduler.job_commands[-1][0] == registry.text("TD_RTDL_CAUGHT_UP")

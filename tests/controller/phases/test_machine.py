@@ -68,7 +68,7 @@ def test_p1_pins_config_and_an_unbuilt_phase_fails_closed(workdir: Path) -> None
     assert run["config"]["gate_events_per_output"] == 20 and len(run["config_digest"]) == 64
     resumed = runner.invoke(app, ["dev-min-run", "--from", "P8"])
     assert resumed.exit_code == 1 and "RESUME_BEFORE_PASS" in resumed.output
-    failed = runner.invoke(app, ["dev-min-run", "--from", "P2", "--to", "P8"])
+    failed = runner.invoke(app, ["dev-min-run", "--from", "P2", "--to", "P9"])  # rtdl_decision_lane is not built
     assert failed.exit_code == 1
     record = json.loads(next((_evidence(workdir) / "phases").glob("P2.json")).read_text())
     assert record["state"] == "FAIL" and record["error_code"] and record["next_step"]
