@@ -18,6 +18,7 @@ import httpx
 
 from runtime.bus.port import BusAdmin, OffsetKind
 from runtime.contracts.ids import event_id, utc_iso
+from runtime.contracts.probes import INGEST_PROBE_PRODUCER
 from runtime.contracts.registry import Registry
 from runtime.errors import PlatformError
 from runtime.evidence.writer import EvidenceWriter, WrittenEvidence
@@ -25,7 +26,7 @@ from runtime.ig.domain import Outcome
 from runtime.ig.store import AdmissionStore
 from runtime.store.port import ObjectStore
 
-SMOKE_PRODUCER = "ig_ready_smoke"
+SMOKE_PRODUCER = INGEST_PROBE_PRODUCER
 
 
 class IgNotReady(PlatformError):

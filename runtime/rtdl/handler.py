@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from runtime.contracts.probes import is_ingest_probe
 from runtime.rtdl import store as progress
 from runtime.rtdl.events import Watermarks
 from runtime.settings import Settings
 from runtime.worker.handler import StreamHandler
+from runtime.worker.records import InputRecord
 
 
 def topics_for(settings: Settings, event_classes: tuple[str, ...]) -> list[str]:
@@ -33,6 +35,20 @@ class RtdlHandler(StreamHandler):
     def input_topics(self) -> list[str]:
         """The topics this handler was built with (from the registry in `build`)."""
         return self.topics
+
+    def without_probes(self, conn: Any, records: list[InputRecord]) -> list[InputRecord]:
+        """The batch without P4's ingest probe (runtime/contracts/probes.py): it is counted per
+        partition as `ingest_probes_skipped`, never applied, so state is the scenario's alone and
+        equal across runs and buses."""
+        kept = [r for r in records if not is_ingest_probe(r.envelope)]
+        if len(kept) < len(records):
+            deltas: progress.CounterDeltas = {}
+            for record in records:
+                if is_ingest_probe(record.envelope):
+                    progress.bump(deltas, *progress.partition_of(record), "ingest_probes_skipped")
+            progress.add_counters(conn, self.platform_run_id, self.component, deltas)
+            self._counts["ingest_probes_skipped"] = self._counts.get("ingest_probes_skipped", 0) + len(records) - len(kept)
+        return kept
 
     def finish(self, conn: Any, marks: Watermarks, deltas: progress.CounterDeltas) -> None:
         """Persist the batch's watermarks and counters; count them for this process (`<name>.<class>`

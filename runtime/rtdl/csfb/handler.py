@@ -31,6 +31,9 @@ class CsfbHandler(RtdlHandler):
 
     def apply(self, conn: Any, records: list[InputRecord]) -> list[OutputRecord]:
         """Load the state the batch touches, apply it with the domain, write back what changed."""
+        records = self.without_probes(conn, records)
+        if not records:
+            return []
         flows: set[str] = set()
         sessions: set[str] = set()
         traffic_ids: set[str] = set()

@@ -30,6 +30,9 @@ class IegHandler(RtdlHandler):
 
     def apply(self, conn: Any, records: list[InputRecord]) -> list[OutputRecord]:
         """Merge the batch (one upsert per table) and count what each record implied."""
+        records = self.without_probes(conn, records)
+        if not records:
+            return []
         batch = IegState()
         marks = progress.load_watermarks(conn, self.platform_run_id, COMPONENT, (progress.partition_of(r) for r in records))
         deltas: progress.CounterDeltas = {}

@@ -35,6 +35,9 @@ class OfpHandler(RtdlHandler):
 
     def apply(self, conn: Any, records: list[InputRecord]) -> list[OutputRecord]:
         """Insert the batch's facts in one statement; count applied, duplicate and late events per partition."""
+        records = self.without_probes(conn, records)
+        if not records:
+            return []
         events = [(record, admitted(record.envelope, expect=TRAFFIC_CLASSES)) for record in records]
         facts: list[EventFact] = [fact for _, event in events for fact in facts_of(event)]
         new_events = store.insert_facts(conn, self.platform_run_id, facts)
