@@ -12,7 +12,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: help setup browser checkov-venv lint handles-lint synth test test-fast demo bench dev-min-up dev-min-run dev-min-down clean
+.PHONY: help setup browser drills checkov-venv lint handles-lint synth test test-fast demo bench dev-min-up dev-min-run dev-min-down clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ test-fast: $(CHECKOV) ## the test suite without the slow end-to-end runs
 
 demo: ## up (P(-1), P0), run P1..P8 at Gate-200, down (P12), validate and print the evidence bundle
 	$(BIN)/python -m controller.demo --env $(ENV)
+
+drills: ## the full-size failure drills (make test runs them scaled down): RTDL kill drill, 20 kills per worker over 20k events
+	FP_DRILL_RTDL_KILLS=20 FP_DRILL_RTDL_GATE=5000 $(BIN)/pytest -q -s tests/e2e/test_rtdl_kill_drill.py
 
 bench: ## benchmarks (not part of make test)
 	$(BIN)/python -m benchmarks
