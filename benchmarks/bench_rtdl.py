@@ -6,7 +6,7 @@ broker; PostgreSQL (runtime role, migrated) and the moto server (S3 for the arch
 too. Baseline: a bare confluent-kafka consumer reading every record of the run's topics once.
 Then each worker (archive_writer and whichever of ieg/ofp/csfb the repository builds) drains the
 same topics through the one stream-worker loop: poll, handler, one transaction, commit. Size:
-FP_BENCH_RTDL_SCALE (engine scale, default 14000: about 110k records); medians of 3 baseline runs.
+FP_BENCH_RTDL_SCALE (engine scale, default 20000: about 108k records; 14000 gives 76k); medians of 3 baseline runs.
 `main(smoke=True)` runs a tiny engine run once.
 """
 
@@ -107,7 +107,7 @@ def _worker_rate(settings: Any, db: Database, component: str, expected: int) -> 
 
 def main(smoke: bool = False) -> int:
     """Start private servers, publish, measure the baseline and every worker; print the figures."""
-    scale = 60 if smoke else int(os.environ.get("FP_BENCH_RTDL_SCALE", "14000"))
+    scale = 60 if smoke else int(os.environ.get("FP_BENCH_RTDL_SCALE", "20000"))
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     registry = load_registry("local_parity")
