@@ -162,14 +162,20 @@ def ready_publish_receipt(path: str, doc: dict[str, Any], documents: Documents, 
 
 
 def run_completed(path: str, doc: dict[str, Any], documents: Documents, registry: Registry) -> list[Finding]:
-    """A bounded run is PARTIAL, never SPINE_GREEN, and names the gate it pinned; SPINE_GREEN
-    needs every condition of seed 001 section 11.1 to hold; the closure files it pins are unchanged."""
+    """It names the gate the run pinned; SPINE_GREEN needs every condition of seed 001 section 11.1
+    to hold and, for a bounded run (the seed's 200-event baseline), WSP to have emitted exactly the
+    gate for every output; the closure files it pins are unchanged."""
     out: list[Finding] = []
     gate = pinned_gate(documents, registry)
     if doc.get("bounded_gate") != gate and registry.text("EVIDENCE_RUN_JSON_KEY") in documents:
         out.append((path, f"bounded_gate {doc.get('bounded_gate')} is not the pinned gate {gate}"))
     if doc.get("status") == "SPINE_GREEN" and gate is not None:
-        out.append((path, f"claims SPINE_GREEN for a bounded run (gate {gate}); a bounded run is PARTIAL"))
+        wsp = documents.get(registry.text("WSP_SUMMARY_PATH_PATTERN")) or {}
+        short = [f"{o.get('output_id')} emitted {o.get('emitted')}" for o in wsp.get("per_output") or []
+                 if isinstance(o, dict) and o.get("emitted") != gate]
+        if not wsp.get("per_output") or short:
+            out.append((path, f"claims SPINE_GREEN for a run bounded at {gate} per output, but WSP "
+                              f"{'; '.join(short) if short else 'summary is missing'}"))
     failed = [str(c.get("name")) for c in doc.get("conditions") or [] if isinstance(c, dict) and c.get("ok") is not True]
     if doc.get("status") == "SPINE_GREEN" and failed:
         out.append((path, f"claims SPINE_GREEN with failed condition(s): {', '.join(failed)}"))

@@ -1,0 +1,77 @@
+"""The run report: one document an operator, an auditor and the fraud team read first.
+
+It brings together what the other closure files prove (reconciliation, anomalies, decision
+quality) with what the run cost in time: each phase's timing from its phase record and each
+stage's throughput (events, seconds, events/s, its busiest minute and the lag left at the end of
+streaming when the stage measured them). `run_report.json` and the local `obs/platform_run_report.json`
+carry the same body; `report_html.render` turns it into the self-contained HTML page. Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+#: Phase order of the report (every phase of the run, known or not).
+PHASE_ORDER = ("P(-1)", "P0", "P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11", "P12")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """What one stage of the spine processed and how fast."""
+
+    stage: str
+    events: int
+    seconds: float | None
+    busiest_minute_events: int | None = None
+    lag_at_end: int | None = None
+
+    def document(self) -> dict[str, Any]:
+        """The stage as the report writes it; events/s is undefined (None) without a duration."""
+        rate = round(self.events / self.seconds, 1) if self.seconds else None
+        doc: dict[str, Any] = {"stage": self.stage, "events": self.events,
+                               "seconds": round(self.seconds, 3) if self.seconds is not None else None,
+                               "events_per_s": rate}
+        if self.busiest_minute_events is not None:
+            doc["busiest_minute_events"] = self.busiest_minute_events
+        if self.lag_at_end is not None:
+            doc["lag_at_end"] = self.lag_at_end
+        return doc
+
+
+def phase_rows(records: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per phase in run order from the phase records (a phase without one is NOT_RUN)."""
+    rows = []
+    for phase in PHASE_ORDER:
+        r = records.get(phase)
+        if r is None:
+            continue
+        state = r.get("state") if r.get("state") in ("PASS", "FAIL", "RUNNING") else "NOT_RUN"
+        rows.append({"phase_id": phase, "name": r.get("name") or phase, "state": state,
+                     "started_at_utc": r.get("started_at_utc"), "ended_at_utc": r.get("ended_at_utc"),
+                     "duration_s": r.get("duration_s"), "error_code": r.get("error_code")})
+    return rows
+
+
+def run_report(*, status: str, environment: str, bus: str, bounded_gate: int | None, phases: Sequence[Mapping[str, Any]],
+               stages: Sequence[Stage], reconciliation: Mapping[str, Any], decision_quality: Mapping[str, Any],
+               anomaly_counts: Mapping[str, int], counts: Mapping[str, int], cost: Mapping[str, Any] | None,
+               html_report: str | None) -> dict[str, Any]:
+    """The body of run_report.json (without the common base fields)."""
+    if status not in ("SPINE_GREEN", "PARTIAL", "FAILED"):
+        raise ValueError(f"unknown run status {status!r}")
+    if not phases:
+        raise ValueError("a run report needs at least one phase")
+    starts = [p["started_at_utc"] for p in phases if p.get("started_at_utc")]
+    ends = [p["ended_at_utc"] for p in phases if p.get("ended_at_utc")]
+    return {
+        "status": status, "environment": environment, "bus": bus, "bounded_gate": bounded_gate,
+        "started_at_utc": min(starts) if starts else None, "ended_at_utc": max(ends) if ends else None,
+        "counts": dict(counts), "phases": [dict(p) for p in phases], "throughput": [s.document() for s in stages],
+        "reconciliation": {"status": reconciliation["status"], "failed_hops": list(reconciliation["failed_hops"]),
+                           "hops": [{k: h[k] for k in ("hop", "intended", "observed", "ok")}
+                                    for h in reconciliation["hops"]]},
+        "decision_quality": dict(decision_quality), "anomalies": dict(anomaly_counts),
+        "cost": dict(cost) if cost is not None else None, "html_report": html_report,
+    }

@@ -1,0 +1,56 @@
+"""The run report assembles phases, stages and the other closure files into a valid document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from runtime.evidence.writer import schema_violations
+from runtime.obs.run_report import Stage, phase_rows, run_report
+from tests.runtime.obs import samples
+
+
+def _records() -> dict[str, dict[str, Any]]:
+    return {"P8": {"state": "PASS", "name": "RTDL_CAUGHT_UP", "started_at_utc": "2026-11-23T12:02:00Z",
+                   "ended_at_utc": "2026-11-23T12:02:03Z", "duration_s": 3.0, "error_code": None},
+            "P(-1)": {"state": "PASS", "name": "PACKAGING_READY", "started_at_utc": "2026-11-23T12:00:00Z",
+                      "ended_at_utc": "2026-11-23T12:00:01Z", "duration_s": 1.0},
+            "P9": {"state": "FAIL", "name": "DECISION_CHAIN_COMMITTED", "started_at_utc": "2026-11-23T12:02:04Z",
+                   "ended_at_utc": "2026-11-23T12:02:05Z", "duration_s": 1.0, "error_code": "PHASE_NOT_BUILT"}}
+
+
+def _report(**change: Any) -> dict[str, Any]:
+    recon = samples.reconciliation()
+    body = run_report(status=change.get("status", "PARTIAL"), environment="local_parity", bus="kafka", bounded_gate=200,
+                      phases=phase_rows(_records()),
+                      stages=[Stage("wsp", 800, 4.0), Stage("df", 200, 2.0, busiest_minute_events=150, lag_at_end=0),
+                              Stage("ig", 801, None)],
+                      reconciliation=recon, decision_quality=samples.quality(),
+                      anomaly_counts=samples.anomaly_summary()["counts"],
+                      counts={"events_emitted": 800, "decisions": 200}, cost=None, html_report="run_report.html")
+    return {**samples.base(handles=["RUN_REPORT_PATH_PATTERN"]), **body}
+
+
+def test_the_report_validates_and_keeps_phases_in_run_order() -> None:
+    doc = _report()
+    assert schema_violations("evidence/run_report.schema.json", doc) == []
+    assert [p["phase_id"] for p in doc["phases"]] == ["P(-1)", "P8", "P9"]
+    assert doc["phases"][2]["error_code"] == "PHASE_NOT_BUILT"
+    assert (doc["started_at_utc"], doc["ended_at_utc"]) == ("2026-11-23T12:00:00Z", "2026-11-23T12:02:05Z")
+
+
+def test_stage_rates_are_measured_or_undefined_never_made_up() -> None:
+    stages = {s["stage"]: s for s in _report()["throughput"]}
+    assert stages["wsp"]["events_per_s"] == 200.0
+    assert stages["ig"]["events_per_s"] is None
+    assert (stages["df"]["busiest_minute_events"], stages["df"]["lag_at_end"]) == (150, 0)
+
+
+def test_an_unknown_status_or_no_phase_is_refused() -> None:
+    with pytest.raises(ValueError):
+        _report(status="GREEN")
+    with pytest.raises(ValueError):
+        run_report(status="PARTIAL", environment="local_parity", bus="kafka", bounded_gate=None, phases=[], stages=[],
+                   reconciliation=samples.reconciliation(), decision_quality={}, anomaly_counts={}, counts={},
+                   cost=None, html_report=None)
