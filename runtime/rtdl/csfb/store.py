@@ -158,3 +158,9 @@ def has_state(conn: Any, platform_run_id: str) -> bool:
     return conn.execute("SELECT 1 FROM rtdl_csfb_flow_bindings WHERE platform_run_id = %s UNION ALL"
                         " SELECT 1 FROM rtdl_csfb_arrivals WHERE platform_run_id = %s LIMIT 1",
                         (platform_run_id, platform_run_id)).fetchone() is not None
+
+
+def session_arrival(conn: Any, platform_run_id: str, session_id: str) -> Arrival | None:
+    """The session's arrival (the earliest in (ts, event_id)), None when it has not arrived (DF's
+    point-in-time join reads it beside `resolve_flow_binding`)."""
+    return _arrivals(conn, platform_run_id, [session_id]).get(session_id)
