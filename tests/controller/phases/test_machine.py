@@ -71,7 +71,7 @@ def test_p1_pins_config_and_an_unbuilt_phase_fails_closed(workdir: Path) -> None
     assert run["config"]["policy"] == {"policy_id": shipped.policy_id, "version": shipped.version, "digest": shipped.digest}
     resumed = runner.invoke(app, ["dev-min-run", "--from", "P8"])
     assert resumed.exit_code == 1 and "RESUME_BEFORE_PASS" in resumed.output
-    failed = runner.invoke(app, ["dev-min-run", "--from", "P2", "--to", "P9"])  # rtdl_decision_lane is not built
+    failed = runner.invoke(app, ["dev-min-run", "--from", "P2", "--to", "P11"])  # obs_gov's env_conformance is not built
     assert failed.exit_code == 1
     record = json.loads(next((_evidence(workdir) / "phases").glob("P2.json")).read_text())
     assert record["state"] == "FAIL" and record["error_code"] and record["next_step"]

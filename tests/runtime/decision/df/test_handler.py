@@ -217,3 +217,39 @@ def test_a_duplicate_in_one_batch_gets_one_decision_and_one_set_of_outputs(db: D
         outputs = _handler(run).apply(conn, [_record(event, 0), _record(event, 1)])
         assert len(list(store.run_decision_records(conn, run))) == 1
     assert len({o.record_id for o in outputs}) == len(outputs) == 1 + len(json.loads(outputs[0].value)["payload"]["actions"])
+
+
+@pytest.fixture
+def settings(moto_endpoint: str, runtime_dsn: str, s3_client: Any) -> Any:
+    import contextlib
+
+    from runtime.settings import load_settings
+
+    settings = load_settings({"FP_ENV": "local_parity", "FP_OBJECT_STORE_ENDPOINT": moto_endpoint, "FP_DB_DSN": runtime_dsn,
+                              "FP_BUS": "kafka"})
+    with contextlib.suppress(s3_client.exceptions.BucketAlreadyOwnedByYou):
+        s3_client.create_bucket(Bucket=settings.registry.text("S3_EVIDENCE_BUCKET"))
+    return settings
+
+
+def _pin(settings: Any, run: str, config: dict[str, Any]) -> None:
+    registry = settings.registry
+    key = (registry.render("S3_EVIDENCE_PREFIX_PATTERN", platform_run_id=run) + registry.text("EVIDENCE_RUN_JSON_KEY"))
+    settings.bucket("S3_EVIDENCE_BUCKET").put(key, json.dumps({"config": config}).encode())
+
+
+def test_build_decides_with_the_bundle_p1_pinned_and_refuses_another_or_none(settings: Any) -> None:
+    from runtime.decision.df.handler import build
+
+    run = random_run_id()
+    _pin(settings, run, {"policy": policy().ref()})
+    handler = build(settings, run)
+    assert isinstance(handler, DecisionFabricHandler) and handler.wait_s == 2.0
+    assert set(handler.input_topics()) == {"fp.bus.traffic.fraud.v1", "fp.bus.traffic.baseline.v1"}
+    assert [u.component for u in handler.upstreams] == ["ofp", "ieg", "csfb"]
+    assert handler.upstreams[0].consumer_group == f"fp-ofp-{run}" and handler.output_topic == "fp.bus.rtdl.v1"
+    for config, code in (({"policy": {**policy().ref(), "digest": "0" * 64}}, "POLICY_DRIFT"), ({}, "POLICY_NOT_PINNED")):
+        _pin(settings, run, config)
+        with pytest.raises(PermanentError) as info:
+            build(settings, run)
+        assert info.value.code == code
