@@ -37,6 +37,7 @@ from runtime.decision.bundle import Policy, load_policy, require_pinned
 from runtime.decision.df import store
 from runtime.decision.df.domain import (
     DEFAULT_IDEMPOTENCY_FIELDS,
+    FEATURE_KINDS,
     SUBJECT_FIELDS,
     DecisionRecord,
     Provenance,
@@ -176,12 +177,13 @@ class DecisionFabricHandler(StreamHandler):
             self._counts["df_decided_without_posture"] += len(fresh)
         out: dict[str, DecisionRecord] = {}
         refs = []
+        reader = store.BatchReader(conn, self.platform_run_id, [e for _, e, _ in fresh], feature_kinds=FEATURE_KINDS)
         for record, event, did in fresh:
             receipt = receipts.get((event.event_class, event.event_id))
             provenance = Provenance(record.eb_ref.to_dict(), receipt[0] if receipt else None, receipt[1] if receipt else None)
             ok = per_event[did] if per_event is not None else complete
-            inputs = store.inputs_as_of(conn, self.platform_run_id, record.envelope, event, features=ok.get("ofp", False),
-                                        graph=ok.get("ieg", False), join=ok.get("csfb", False), provenance=provenance)
+            inputs = reader.inputs(event, features=ok.get("ofp", False), graph=ok.get("ieg", False), join=ok.get("csfb", False),
+                                   provenance=provenance)
             out[did] = decide(record.envelope, inputs, self.policy, posture or "RED", pinned_digest=self.pinned_digest,
                               decided_at_utc=self.now_utc())
             refs.append(record.eb_ref.to_dict())

@@ -160,7 +160,11 @@ def has_state(conn: Any, platform_run_id: str) -> bool:
                         (platform_run_id, platform_run_id)).fetchone() is not None
 
 
-def session_arrival(conn: Any, platform_run_id: str, session_id: str) -> Arrival | None:
-    """The session's arrival (the earliest in (ts, event_id)), None when it has not arrived (DF's
-    point-in-time join reads it beside `resolve_flow_binding`)."""
-    return _arrivals(conn, platform_run_id, [session_id]).get(session_id)
+def flow_bindings(conn: Any, platform_run_id: str, flow_ids: Iterable[str]) -> dict[str, FlowBinding]:
+    """The bindings of `flow_ids` held (one read; DF's batch of point-in-time joins)."""
+    return _bindings(conn, platform_run_id, flow_ids)
+
+
+def session_arrivals(conn: Any, platform_run_id: str, session_ids: Iterable[str]) -> dict[str, Arrival]:
+    """The arrivals of `session_ids` held (one read; DF's batch of point-in-time joins)."""
+    return _arrivals(conn, platform_run_id, session_ids)

@@ -26,11 +26,16 @@ def test_inputs_and_decisions_from_the_stores_equal_the_in_memory_ones_for_a_who
     assert len(memory) > 300
     stored = []
     with db.transaction() as conn:
-        for envelope, inputs, _ in memory:
-            event = admitted(envelope, expect=TRAFFIC_CLASSES)
-            answer = store.inputs_as_of(conn, run, envelope, event)
-            assert (answer.features, answer.graph, answer.join) == (inputs.features, inputs.graph, inputs.join), event.event_id
-            stored.append(decide(envelope, answer, p, "GREEN", pinned_digest=p.digest))
+        for start in range(0, len(memory), 50):  # read batch by batch, as DF does
+            batch = memory[start:start + 50]
+            events = [admitted(envelope, expect=TRAFFIC_CLASSES) for envelope, _, _ in batch]
+            reader = store.BatchReader(conn, run, events)
+            for (envelope, inputs, _), event in zip(batch, events, strict=True):
+                answer = reader.inputs(event)
+                assert (answer.features, answer.graph, answer.join) == (inputs.features, inputs.graph, inputs.join), event.event_id
+                stored.append(decide(envelope, answer, p, "GREEN", pinned_digest=p.digest))
+        one = memory[7]
+        assert store.inputs_as_of(conn, run, admitted(one[0], expect=TRAFFIC_CLASSES)).graph == one[1].graph
     assert [r.core() for r in stored] == [r.core() for _, _, r in memory]
     assert decision_digest(stored) == decision_digest(r for _, _, r in memory)
     assert {r.outcome for r in stored} == {"APPROVE", "STEP_UP", "REVIEW", "DECLINE"}
@@ -44,7 +49,7 @@ def test_a_binding_or_arrival_later_than_the_event_does_not_count_for_its_join(d
     feed(db, run, [("context_arrival_events", with_run(arrival(40), run)),
                    ("context_flow_anchor_fraud", with_run(anchor(50), run))])
     with db.transaction() as conn:
-        join = store.join_as_of(conn, run, admitted(event, expect=TRAFFIC_CLASSES))
+        join = store.inputs_as_of(conn, run, admitted(event, expect=TRAFFIC_CLASSES)).join
     assert join["status"] == "MISSING_CONTEXT" and join["missing"] == ["flow_anchor_missing", "arrival_missing"]
 
 
