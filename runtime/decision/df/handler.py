@@ -108,7 +108,8 @@ class DecisionFabricHandler(StreamHandler):
         self.key_fields = tuple(key_fields)
         self.clock = clock
         self.now_utc = now_utc
-        self._waiting: tuple[frozenset[str], float] | None = None
+        #: decision id -> when a batch holding its event first waited (cleared once decided).
+        self._first_wait: dict[str, float] = {}
         self._counts = dict.fromkeys(("df_decided", "df_degraded", "df_redelivered", "df_waits", "df_waited_out",
                                       "df_decided_without_posture", "df_decided_without_receipt",
                                       "df_ingest_probes_skipped"), 0)
@@ -164,7 +165,8 @@ class DecisionFabricHandler(StreamHandler):
         pending = [name for name, ok in complete.items() if not ok]
         pending += ["posture"] if posture is None else []
         pending += ["receipts"] if len(receipts) < len(fresh) else []
-        if pending and not self.waited_out(frozenset(d for _, _, d in fresh)):
+        ids = [d for _, _, d in fresh]
+        if pending and not self.waited_out(ids):
             self._counts["df_waits"] += 1
             raise DecisionInputsPending(f"{len(fresh)} event(s) up to {micros_to_iso(newest)}: waiting for "
                                         f"{', '.join(pending)}")
@@ -172,7 +174,8 @@ class DecisionFabricHandler(StreamHandler):
         if pending:
             self._counts["df_waited_out"] += 1
             per_event = self.complete_per_event(conn, fresh, run_last, complete)
-        self._waiting = None
+        for did in ids:
+            self._first_wait.pop(did, None)
         if posture is None:
             self._counts["df_decided_without_posture"] += len(fresh)
         out: dict[str, DecisionRecord] = {}
@@ -204,12 +207,14 @@ class DecisionFabricHandler(StreamHandler):
                         for u in self.upstreams}
         return out
 
-    def waited_out(self, key: frozenset[str]) -> bool:
-        """True once the batch `key` has waited DF_INPUT_WAIT_MS since its first attempt."""
+    def waited_out(self, decision_ids: list[str]) -> bool:
+        """True once the oldest of these events has waited DF_INPUT_WAIT_MS since its first wait (a
+        batch redone record by record, or re-polled after a rebalance, does not start over)."""
         now = self.clock()
-        if self._waiting is None or self._waiting[0] != key:
-            self._waiting = (key, now)
-        return now - self._waiting[1] >= self.wait_s
+        if len(self._first_wait) > 100_000:  # events of batches this process no longer holds
+            self._first_wait.clear()
+        started = min(self._first_wait.setdefault(d, now) for d in decision_ids)
+        return now - started >= self.wait_s
 
     def emit(self, outputs: dict[str, OutputRecord], record: InputRecord, decision: DecisionRecord,
              canonical: dict[str, Any]) -> None:

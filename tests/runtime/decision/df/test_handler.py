@@ -253,3 +253,16 @@ def test_build_decides_with_the_bundle_p1_pinned_and_refuses_another_or_none(set
         with pytest.raises(PermanentError) as info:
             build(settings, run)
         assert info.value.code == code
+
+
+def test_a_batch_redone_record_by_record_does_not_start_its_wait_over(db: Database) -> None:
+    run = random_run_id()
+    clock = Clock()
+    handler = _handler(run, wait_ms=2000, clock=clock)
+    first, second = _traffic(run, 2)
+    with pytest.raises(DecisionInputsPending), db.transaction() as conn:
+        handler.apply(conn, [_record(first, 0), _record(second, 1)])  # no posture yet: the batch waits
+    clock.now = 2.0
+    with db.transaction() as conn:
+        one = json.loads(handler.apply(conn, [_record(second, 1)])[0].value)["payload"]
+    assert one["posture"] == "RED" and handler.counters()["df_decided_without_posture"] == 1
