@@ -8,7 +8,8 @@ sooner than `recover_after` observations).
 Health inputs from the stores: each RTDL component's **watermark lag** is how far (event time) its
 slowest partition that still has admitted records to read is behind the stream's front (the
 newest event time any RTDL component has read); a component that has read everything IG admitted
-on its partitions has lag 0. The **join-miss ratio** is CSFB's misses over its joins for the run.
+on its partitions has lag 0. The **join-miss ratio** is CSFB's unresolved misses (misses less
+late joins) over its joins for the run.
 """
 
 from __future__ import annotations
@@ -73,10 +74,13 @@ def watermark_lag_seconds(conn: Any, platform_run_id: str, upstream: Upstream, f
 
 
 def join_miss_ratio(conn: Any, platform_run_id: str) -> float | None:
-    """CSFB's join misses over its joins for the run (None before its first traffic event)."""
+    """CSFB's unresolved join misses over its joins for the run (None before its first traffic
+    event). A miss whose context came later (a late join) does not count: whether CSFB read a
+    traffic event before its flow anchor depends on consumption order, not on the data, and DF's
+    point-in-time join sees the earlier anchor either way."""
     totals = progress.counter_totals(conn, platform_run_id, "csfb")
-    hits, misses = totals.get("join_hits", 0), totals.get("join_misses", 0)
-    return None if hits + misses == 0 else misses / (hits + misses)
+    hits, misses, late = totals.get("join_hits", 0), totals.get("join_misses", 0), totals.get("late_joins", 0)
+    return None if hits + misses == 0 else max(0, misses - late) / (hits + misses)
 
 
 def lags(conn: Any, platform_run_id: str, upstreams: list[Upstream]) -> dict[str, float | None]:

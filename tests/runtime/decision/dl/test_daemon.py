@@ -154,3 +154,15 @@ def test_the_cli_refuses_a_malformed_run_id_naming_it() -> None:
 
     result = CliRunner().invoke(app, ["run", "--platform-run-id", "not-a-run"])
     assert result.exit_code == 1 and "RUN_UNKNOWN" in result.output
+
+
+def test_join_misses_that_joined_late_do_not_count_against_the_posture(lane: Lane) -> None:
+    from runtime.decision.dl.store import join_miss_ratio
+
+    with lane.db.transaction() as conn:
+        for counter, value in (("join_misses", 10), ("late_joins", 8)):
+            conn.execute("INSERT INTO rtdl_counters (platform_run_id, component, topic, partition, counter, value)"
+                         " VALUES (%s, 'csfb', %s, '0', %s, %s)", (lane.run, TOPIC, counter, value))
+        assert join_miss_ratio(conn, lane.run) == 2 / 20  # 10 hits staged by the fixture, 10 misses, 8 resolved
+    entry = lane.daemon().tick()
+    assert entry is not None and entry.posture == "AMBER" and entry.reasons == ("JOIN_MISS_AMBER",)
