@@ -43,3 +43,9 @@ CREATE TABLE dl_posture_history (
   PRIMARY KEY (platform_run_id, seq)
 );
 SELECT fp_make_append_only('dl_posture_history');
+
+-- DF and DL ask, per batch and per tick, for the last offset IG admitted on each partition of a
+-- run: an index on (run, topic, partition, offset) of the admissions' eb_ref answers it with a
+-- few index probes per partition instead of a scan of the run's admissions.
+CREATE INDEX ig_admissions_run_partition_offset ON ig_admissions
+  (platform_run_id, (eb_ref->>'topic'), (eb_ref->>'partition'), ((eb_ref->>'offset')::numeric));

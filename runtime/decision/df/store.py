@@ -176,12 +176,24 @@ class Upstream:
 
 
 def run_last_offsets(conn: Any, platform_run_id: str, topics: Iterable[str]) -> dict[Partition, int]:
-    """Per partition of `topics`, the offset of the last record of the run IG admitted there."""
-    rows = conn.execute(
-        "SELECT eb_ref->>'topic', eb_ref->>'partition', max((eb_ref->>'offset')::numeric) FROM ig_admissions"
-        " WHERE platform_run_id = %s AND eb_ref IS NOT NULL AND eb_ref->>'topic' = ANY(%s::text[]) GROUP BY 1, 2",
-        (platform_run_id, sorted(set(topics)))).fetchall()
-    return {(str(r[0]), str(r[1])): int(r[2]) for r in rows}
+    """Per partition of `topics`, the offset of the last record of the run IG admitted there.
+
+    Per topic, the partitions are walked with index probes (a loose scan of migration 0610's
+    index on the admissions' eb_ref) and each one's maximum offset read from the same index: a few
+    probes per partition, whatever the size of the run (a GROUP BY over the run's admissions took
+    ~0.3 s at 100k admissions, per batch)."""
+    out: dict[Partition, int] = {}
+    for topic in sorted(set(topics)):
+        rows = conn.execute(
+            "WITH RECURSIVE parts(part) AS ("
+            " SELECT min(eb_ref->>'partition') FROM ig_admissions WHERE platform_run_id = %(run)s AND eb_ref->>'topic' = %(t)s"
+            " UNION ALL SELECT (SELECT min(eb_ref->>'partition') FROM ig_admissions WHERE platform_run_id = %(run)s"
+            " AND eb_ref->>'topic' = %(t)s AND eb_ref->>'partition' > parts.part) FROM parts WHERE parts.part IS NOT NULL)"
+            " SELECT part, (SELECT max((eb_ref->>'offset')::numeric) FROM ig_admissions WHERE platform_run_id = %(run)s"
+            " AND eb_ref->>'topic' = %(t)s AND eb_ref->>'partition' = parts.part) FROM parts WHERE part IS NOT NULL",
+            {"run": platform_run_id, "t": topic}).fetchall()
+        out.update({(topic, str(r[0])): int(r[1]) for r in rows if r[1] is not None})
+    return out
 
 
 def group_positions(conn: Any, consumer_group: str) -> dict[Partition, int]:
