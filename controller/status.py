@@ -9,7 +9,7 @@ from pathlib import Path
 
 from runtime.contracts.registry import Registry
 from runtime.evidence.catalog import PHASE_NAMES, PHASES
-from runtime.worker.run import WORKER_COMPONENTS
+from runtime.worker.run import DAEMON_DIRS, WORKER_COMPONENTS
 
 #: run.json config key -> the name `fp status` shows (the dev-min-run option that sets it).
 _PINNED_SHOWN = (("gate_events_per_output", "gate"), ("engine_seed", "seed"), ("engine_scale", "scale"),
@@ -75,10 +75,11 @@ class ComponentRow:
 
 
 def component_rows(registry: Registry, run_dir: Path) -> list[ComponentRow]:
-    """Each stream worker with a health document in the run folder (`<component_dir>/health/`, where
+    """Each stream worker (and DL) with a health document in the run folder (`<component_dir>/health/`, where
     the local worker writes it) or in the run's evidence copy; workers without one are left out."""
     rows = []
-    for component, (_, directory) in WORKER_COMPONENTS.items():
+    directories = [*((c, d) for c, (_, d) in WORKER_COMPONENTS.items()), *DAEMON_DIRS.items()]
+    for component, directory in directories:
         relative = registry.render("COMPONENT_HEALTH_PATH_PATTERN", component_dir=directory)
         path = next((p for p in (run_dir / relative, run_dir / "evidence" / relative) if p.is_file()), None)
         if path is None:

@@ -113,6 +113,15 @@ COMPONENTS: dict[str, Component] = {c.name: c for c in (
               role_key="ROLE_RTDL_CORE", requires="runtime.rtdl.ofp.handler"),
     Component(name="csfb", kind="daemon", app="runtime.worker.cli:csfb_app", argv=("csfb", "run"),
               ecs_key="SVC_RTDL_CORE_CSFB", role_key="ROLE_RTDL_CORE", requires="runtime.rtdl.csfb.handler"),
+    # The decision lane (pack rtdl_decision_lane): DF, AL and DLA are stream workers, DL a periodic daemon; one role.
+    Component(name="dl", kind="daemon", app="runtime.decision.dl.cli:app", argv=("dl", "run"), ecs_key="SVC_DECISION_LANE_DL",
+              role_key="ROLE_DECISION_LANE", requires="runtime.decision.dl.daemon"),
+    Component(name="df", kind="daemon", app="runtime.worker.cli:df_app", argv=("df", "run"), ecs_key="SVC_DECISION_LANE_DF",
+              role_key="ROLE_DECISION_LANE", requires="runtime.decision.df.handler"),
+    Component(name="al", kind="daemon", app="runtime.worker.cli:al_app", argv=("al", "run"), ecs_key="SVC_DECISION_LANE_AL",
+              role_key="ROLE_DECISION_LANE", requires="runtime.decision.al.handler"),
+    Component(name="dla", kind="daemon", app="runtime.worker.cli:dla_app", argv=("dla", "run"),
+              ecs_key="SVC_DECISION_LANE_DLA", role_key="ROLE_DECISION_LANE", requires="runtime.decision.dla.handler"),
     # P8's gate job (in the VPC, next to the DB): durable positions vs P7's end offsets, health, state digest.
     Component(name="rtdl_caught_up", kind="job", app="runtime.rtdl.cli:app", argv=("rtdl", "caught-up"),
               ecs_key="TD_RTDL_CAUGHT_UP", role_key="ROLE_RTDL_CORE"),

@@ -134,6 +134,8 @@ REQUIRED_KEYS: Final[dict[str, tuple[tuple[str, ...], str]]] = {
     # RTDL, decision lane, case/labels, reporter
     "RTDL_CORE_OFFSET_COMMIT_POLICY": (_BOTH, "P8"),
     "RTDL_CAUGHT_UP_LAG_MAX": (_BOTH, "P8"),
+    "DF_INPUT_WAIT_MS": (_BOTH, "P9"),
+    "DL_EVAL_INTERVAL_MS": (_BOTH, "P9"),
     "ACTION_IDEMPOTENCY_KEY_FIELDS": (_BOTH, "P9"),
     "ACTION_OUTCOME_WRITE_POLICY": (_BOTH, "P9"),
     "CASE_SUBJECT_KEY_FIELDS": (_BOTH, "P10"),

@@ -1,4 +1,4 @@
-"""`python -m runtime archive_writer|ieg|ofp|csfb run`: one stream-worker component as a daemon.
+"""`python -m runtime archive_writer|ieg|ofp|csfb|df|al|dla run`: one stream-worker component as a daemon.
 
 Only wiring: the run scope from `--platform-run-id` (or REQUIRED_PLATFORM_RUN_ID, as the pack
 supervisor and ECS pass it), settings from the environment, then runtime.worker.run. `--help`
@@ -57,3 +57,6 @@ archive_writer_app = worker_app("archive_writer", "ArchiveWriter: every admitted
 ieg_app = worker_app("ieg", "Identity and entity graph: entities and edges from arrivals, anchors and traffic.")
 ofp_app = worker_app("ofp", "Online feature plane: point-in-time entity windows from admitted traffic.")
 csfb_app = worker_app("csfb", "Context store and flow binding: join frames and the FlowBinding index.")
+df_app = worker_app("df", "Decision fabric: admitted traffic -> one decision per event with point-in-time inputs.")
+al_app = worker_app("al", "Action layer: action intents -> simulated effects executed once -> action outcomes.")
+dla_app = worker_app("dla", "Decision log and audit: lane records -> hash-chained audit batches, lineage, audit events.")

@@ -33,8 +33,11 @@ from runtime.worker.store import WorkerStore
 WORKER_COMPONENTS: dict[str, tuple[str, str]] = {
     name: (str(COMPONENTS[name].requires), directory) for name, directory in (
         ("archive_writer", "archive_writer"), ("ieg", "identity_entity_graph"), ("ofp", "online_feature_plane"),
-        ("csfb", "context_store_flow_binding"))
+        ("csfb", "context_store_flow_binding"), ("df", "decision_fabric"), ("al", "action_layer"),
+        ("dla", "decision_log_audit"))
 }
+#: Periodic daemons that consume no topic but write health like a worker (component -> run-folder directory).
+DAEMON_DIRS: dict[str, str] = {"dl": "degrade_ladder"}
 
 #: Default seconds a worker retries its start-up while the bus, database or object store is down.
 DEFAULT_STARTUP_TIMEOUT_S = 300.0
@@ -58,6 +61,8 @@ class RunUnknown(PermanentError):
 
 def component_dir(component: str) -> str:
     """The component's folder in a run (seed 001: archive_writer, identity_entity_graph, ...)."""
+    if component in DAEMON_DIRS:
+        return DAEMON_DIRS[component]
     if component not in WORKER_COMPONENTS:
         raise PlatformError(f"{component!r} is not a stream-worker component; known: {', '.join(WORKER_COMPONENTS)}",
                             code="UNKNOWN_COMPONENT", next_step="use one of runtime/worker/run.py WORKER_COMPONENTS")

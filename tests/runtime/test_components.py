@@ -127,7 +127,7 @@ def test_consumer_group_is_one_per_component_and_run(environment: str) -> None:
     assert len(groups) == 2 * len(COMPONENTS)  # no two components or runs share offsets
 
 
-@pytest.mark.parametrize("name,run,code", [("dl", RUN, "UNKNOWN_COMPONENT"), ("wsp", "wsp-run", "RUN_ID_INVALID")])
+@pytest.mark.parametrize("name,run,code", [("no_such_component", RUN, "UNKNOWN_COMPONENT"), ("wsp", "wsp-run", "RUN_ID_INVALID")])
 def test_consumer_group_of_an_unknown_component_or_run_is_refused(name: str, run: str, code: str) -> None:
     with pytest.raises(PlatformError) as e:
         consumer_group_id(load_registry("dev_min"), name, run)

@@ -8,7 +8,8 @@ after a crash and on a replay. An input that is missing or late is never default
 decision names it as a degrade reason, and the policy's floor keeps it from being APPROVE.
 
 Transport details (eb_ref, IG receipt id, admitted and decided times) differ between buses and
-deliveries; they live in the record's `provenance` and are left out of `decision_digest`.
+deliveries; they live in the record's `provenance` and are left out of `decision_digest`, as are
+the fields naming the run (`RUN_SCOPED_FIELDS`), so two runs of the same events digest alike.
 """
 
 from __future__ import annotations
@@ -298,11 +299,17 @@ def action_intents(record: DecisionRecord, key_fields: Sequence[str] = DEFAULT_I
     return out
 
 
+#: Fields of a decision's core that name the run it was taken in: two runs of the same events (the
+#: two buses, a re-run of the same world) differ in them and in nothing else, so the digest omits them.
+RUN_SCOPED_FIELDS = ("decision_id", "platform_run_id", "scenario_run_id")
+
+
 def decision_digest(records: Iterable[DecisionRecord | Mapping[str, Any]]) -> str:
-    """sha256 over the cores of a run's decision records, in decision_id order: equal across buses and replays."""
+    """sha256 over the cores of a run's decision records without their run-scoped fields, in
+    (event_class, event_id) order: equal across buses, replays and runs of the same events."""
     cores = []
     for record in records:
         core = record.core() if isinstance(record, DecisionRecord) else {k: v for k, v in record.items() if k != "provenance"}
-        cores.append(core)
-    cores.sort(key=lambda c: str(c["decision_id"]))
+        cores.append({k: v for k, v in core.items() if k not in RUN_SCOPED_FIELDS})
+    cores.sort(key=lambda c: (str(c["event_class"]), str(c["event_id"])))
     return canonical_digest(cores)

@@ -8,18 +8,28 @@ frame of its flow. Nothing here can see the oracle's truth.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from runtime.decision.df.domain import DecisionInputs, GraphSignals, Provenance, join_input
 from runtime.rtdl.csfb.domain import CsfbState, JoinReadiness
 from runtime.rtdl.events import TRAFFIC_CLASSES, Admitted, admitted
-from runtime.rtdl.ieg.domain import IegState
+from runtime.rtdl.ieg.domain import IegState, OrderKey
 from runtime.rtdl.ofp.domain import OfpState
 
 SECOND = 1_000_000
 
 
-def graph_signals(ieg: IegState, event: Admitted) -> GraphSignals:
+class GraphReader(Protocol):
+    """The IEG queries DF asks (the in-memory `IegState` and the store-backed reader both answer them)."""
+
+    def first_seen(self, kind: str, entity_id: str) -> OrderKey | None: ...
+    def devices_of_customer(self, customer_id: str, as_of: OrderKey | None = None) -> list[str]: ...
+    def customers_of_device(self, device_id: str, as_of: OrderKey | None = None) -> list[str]: ...
+    def cards_of_device(self, device_id: str, as_of: OrderKey | None = None) -> list[str]: ...
+    def senders_of_collector(self, collector_id: str, as_of: OrderKey | None = None) -> list[str]: ...
+
+
+def graph_signals(ieg: GraphReader, event: Admitted) -> GraphSignals:
     """IEG's answers about the event's customer, device and payee, counting only what came strictly before it."""
     at = event.order_key
     customer, device = event.text("customer_id"), event.text("device_id")

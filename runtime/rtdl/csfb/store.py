@@ -158,3 +158,13 @@ def has_state(conn: Any, platform_run_id: str) -> bool:
     return conn.execute("SELECT 1 FROM rtdl_csfb_flow_bindings WHERE platform_run_id = %s UNION ALL"
                         " SELECT 1 FROM rtdl_csfb_arrivals WHERE platform_run_id = %s LIMIT 1",
                         (platform_run_id, platform_run_id)).fetchone() is not None
+
+
+def flow_bindings(conn: Any, platform_run_id: str, flow_ids: Iterable[str]) -> dict[str, FlowBinding]:
+    """The bindings of `flow_ids` held (one read; DF's batch of point-in-time joins)."""
+    return _bindings(conn, platform_run_id, flow_ids)
+
+
+def session_arrivals(conn: Any, platform_run_id: str, session_ids: Iterable[str]) -> dict[str, Arrival]:
+    """The arrivals of `session_ids` held (one read; DF's batch of point-in-time joins)."""
+    return _arrivals(conn, platform_run_id, session_ids)

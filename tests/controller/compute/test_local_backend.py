@@ -89,5 +89,5 @@ def test_pack_for_another_run_is_restarted_for_this_run(root: Path) -> None:
 
 def test_pack_with_an_unbuilt_daemon_fails_closed_naming_it() -> None:
     with pytest.raises(PlatformError) as info:
-        daemon_commands(load_registry("local_parity"), "rtdl_decision_lane", {})
-    assert info.value.code == "PHASE_NOT_BUILT" and "dl" in info.value.message
+        daemon_commands(load_registry("local_parity"), "obs_gov", {})
+    assert info.value.code == "PHASE_NOT_BUILT" and "env_conformance" in info.value.message

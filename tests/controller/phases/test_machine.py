@@ -13,6 +13,7 @@ from controller.lifecycle import run_lock
 from controller.phases.machine import Slice, packs_in_scope, planned_phases
 from controller.runs import RunFolders
 from runtime.contracts.registry import load_registry
+from runtime.decision.bundle import load_policy
 from runtime.errors import PlatformError
 
 runner = CliRunner()
@@ -66,9 +67,11 @@ def test_p1_pins_config_and_an_unbuilt_phase_fails_closed(workdir: Path) -> None
     assert ok.exit_code == 0, ok.output
     run = json.loads((_evidence(workdir) / "run.json").read_text())
     assert run["config"]["gate_events_per_output"] == 20 and len(run["config_digest"]) == 64
+    shipped = load_policy()
+    assert run["config"]["policy"] == {"policy_id": shipped.policy_id, "version": shipped.version, "digest": shipped.digest}
     resumed = runner.invoke(app, ["dev-min-run", "--from", "P8"])
     assert resumed.exit_code == 1 and "RESUME_BEFORE_PASS" in resumed.output
-    failed = runner.invoke(app, ["dev-min-run", "--from", "P2", "--to", "P9"])  # rtdl_decision_lane is not built
+    failed = runner.invoke(app, ["dev-min-run", "--from", "P2", "--to", "P11"])  # obs_gov's env_conformance is not built
     assert failed.exit_code == 1
     record = json.loads(next((_evidence(workdir) / "phases").glob("P2.json")).read_text())
     assert record["state"] == "FAIL" and record["error_code"] and record["next_step"]

@@ -174,3 +174,13 @@ def test_the_decision_digest_does_not_depend_on_record_order():
     a = decide_one(event, inputs)
     b = decide_one(traffic(700, amount=900.0, seq=6), inputs)
     assert decision_digest([a, b]) == decision_digest([b, a]) != decision_digest([a])
+
+
+def test_the_decision_digest_is_equal_for_the_same_events_decided_in_two_runs_and_differs_on_content():
+    world = habitual_world()
+    big, small = traffic(600, seq=10, amount=900.0), traffic(600, seq=10, amount=20.0)
+    first, second = (decide_one({**big, "platform_run_id": run}, world.inputs(big))
+                     for run in ("platform_20260105T000000Z", "platform_20260106T000000Z"))
+    assert first.decision_id != second.decision_id
+    assert decision_digest([first]) == decision_digest([second])
+    assert decision_digest([decide_one(small, world.inputs(small))]) != decision_digest([first])

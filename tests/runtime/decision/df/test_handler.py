@@ -1,0 +1,268 @@
+"""DF under the stream-handler contract and its own rules: one decision per admitted traffic event,
+bounded waits that end in explicit degrade reasons, the recorded posture, held decisions re-emitted
+byte for byte, bad records refused."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from runtime.bus.port import EbRef
+from runtime.db.postgres import Database
+from runtime.decision.df import store
+from runtime.decision.df.domain import action_intents
+from runtime.decision.df.handler import DecisionFabricHandler, DecisionInputsPending
+from runtime.errors import PermanentError
+from runtime.worker.handler import StreamHandler
+from runtime.worker.records import InputRecord
+from tests.runtime.decision.lane_bus import RTDL_TOPIC
+from tests.runtime.decision.support import decide_one, habitual_world, policy
+from tests.runtime.rtdl.envelopes import anchor, arrival, traffic
+from tests.runtime.rtdl.feeding import feed, topic_of, with_run
+from tests.runtime.worker.contract import StreamHandlerContract, WorkerEnv
+from tests.support.events import random_run_id
+
+TRAFFIC_TOPIC = "fp.bus.traffic.fraud.v1"
+
+
+class Clock:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _upstreams(run: str, topics: tuple[str, ...] = (TRAFFIC_TOPIC,)) -> list[store.Upstream]:
+    return [store.Upstream(name, f"fp-{name}-{run}", topics) for name in ("ofp", "ieg", "csfb")]
+
+
+def _handler(run: str, *, wait_ms: int = 0, clock: Clock | None = None, topics: tuple[str, ...] = (TRAFFIC_TOPIC,)
+             ) -> DecisionFabricHandler:
+    p = policy()
+    return DecisionFabricHandler(run, [TRAFFIC_TOPIC], RTDL_TOPIC, p, p.digest, _upstreams(run, topics), wait_ms=wait_ms,
+                                 clock=clock or Clock())
+
+
+def _traffic(run: str, n: int, start: int = 0) -> list[dict[str, Any]]:
+    shapes: list[dict[str, Any]] = [{"amount": 20.0}, {"amount": 1.0, "device": "dev_9"}, {"amount": 900.0},
+                                    {"amount": 900.0, "device": "dev_9"}]
+    return [with_run(traffic(600 + 30 * i, seq=10 + i, **shapes[i % 4]), run) for i in range(start, start + n)]
+
+
+def _record(envelope: dict[str, Any], offset: int, topic: str = TRAFFIC_TOPIC) -> InputRecord:
+    raw = json.dumps(envelope, sort_keys=True).encode()
+    return InputRecord(EbRef("kafka_offset", topic, 0, offset), envelope["event_id"], envelope, raw)
+
+
+def _posture(conn: Any, run: str, posture: str) -> None:
+    seq = conn.execute("SELECT count(*) FROM dl_posture_history WHERE platform_run_id = %s", (run,)).fetchone()[0]
+    conn.execute("INSERT INTO dl_posture_history (platform_run_id, seq, posture, reasons, health, entry_sha256, at_utc)"
+                 " VALUES (%s, %s, %s, '{}', '{}', 'x', now())", (run, seq, posture))
+
+
+def _receipt(conn: Any, run: str, envelope: dict[str, Any], receipt_id: str) -> None:
+    conn.execute("INSERT INTO ig_receipts (receipt_id, platform_run_id, event_class, event_id, outcome, batch_key, batch_index,"
+                 " receipt) VALUES (%s, %s, %s, %s, 'ADMIT', 'k', 0, '{}')",
+                 (receipt_id, run, envelope["event_class"], envelope["event_id"]))
+
+
+class TestDecisionFabricContract(StreamHandlerContract):
+    """Every traffic event decided once; its decision and intents published once."""
+
+    def make_handler(self, env: WorkerEnv) -> StreamHandler:
+        return _handler(env.platform_run_id)
+
+    def output_topics(self, env: WorkerEnv) -> list[str]:
+        return [RTDL_TOPIC]
+
+    def inputs(self, env: WorkerEnv) -> list[tuple[str, str, dict[str, Any]]]:
+        return [(TRAFFIC_TOPIC, e["payload"]["flow_id"], e) for e in _traffic(env.platform_run_id, 32)]
+
+    def poison(self, env: WorkerEnv) -> tuple[str, str, dict[str, Any]]:
+        broken = _traffic(env.platform_run_id, 1, start=40)[0]
+        del broken["payload"]["card_id"]
+        return TRAFFIC_TOPIC, "k", broken
+
+    def state(self, env: WorkerEnv) -> Any:
+        with env.db.transaction() as conn:
+            return list(store.run_decision_records(conn, env.platform_run_id))
+
+    def lane(self, env: WorkerEnv) -> list[dict[str, Any]]:
+        return [json.loads(r.value) for r in env.broker.records(RTDL_TOPIC)]
+
+    def test_every_event_has_one_decision_and_its_intents_on_the_rtdl_bus(self, env: WorkerEnv) -> None:
+        self.publish(env, self.inputs(env))
+        self.drain(env)
+        lane = self.lane(env)
+        decisions = [d for d in lane if d["event_class"] == "decision_response"]
+        intents = [d for d in lane if d["event_class"] == "action_intent"]
+        assert len(decisions) == 32 == len({d["payload"]["event_id"] for d in decisions})
+        assert len(intents) == sum(len(d["payload"]["actions"]) for d in decisions)
+        assert all(d["event_id"] == d["payload"]["decision_id"] for d in decisions)
+        # no posture recorded and DF_INPUT_WAIT_MS = 0: decided at once under RED (nothing approved)
+        assert {d["payload"]["posture"] for d in decisions} == {"RED"}
+        assert "APPROVE" not in {d["payload"]["outcome"] for d in decisions}
+
+    def test_a_replay_under_a_new_group_decides_nothing_again_and_publishes_nothing_new(self, env: WorkerEnv) -> None:
+        self.publish(env, self.inputs(env))
+        self.drain(env)
+        before = [r.value for r in env.broker.records(RTDL_TOPIC)]
+        state = self.state(env)
+        replay = self.drain(WorkerEnv(env.broker, env.db, env.platform_run_id, env.group + "-replay"))
+        counts = replay.handler.counters()
+        assert counts["df_decided"] == 0 and counts["df_redelivered"] == 32
+        assert [r.value for r in env.broker.records(RTDL_TOPIC)] == before
+        assert self.state(env) == state
+
+
+def test_with_complete_inputs_the_decision_is_the_in_memory_one_with_its_receipt(db: Database) -> None:
+    run = random_run_id()
+    world = habitual_world()
+    context = [("context_arrival_events", arrival(0)), ("context_flow_anchor_fraud", anchor(1))]
+    history = [("traffic_fraud", traffic(60 * (i + 1), amount=20.0, seq=i)) for i in range(4)]
+    feed(db, run, [(c, with_run(e, run)) for c, e in context + history])
+    event = with_run(traffic(700, seq=50, amount=900.0), run)
+    handler = _handler(run, wait_ms=60_000, topics=tuple(topic_of(c) for c in ("traffic_fraud", "context_arrival_events")))
+    with db.transaction() as conn:
+        _posture(conn, run, "GREEN")
+        _receipt(conn, run, event, "c" * 32)
+        outputs = handler.apply(conn, [_record(event, 7)])
+    expected = decide_one(event, world.inputs(with_run(event, run)))
+    decision = json.loads(outputs[0].value)["payload"]
+    assert {k: v for k, v in decision.items() if k != "provenance"} == json.loads(json.dumps(expected.core()))
+    assert decision["provenance"]["receipt_id"] == "c" * 32 and decision["provenance"]["admitted_at_utc"]
+    assert decision["provenance"]["eb_ref"]["offset"] == 7 and not decision["degrade_reasons"]
+    assert [json.loads(o.value)["event_id"] for o in outputs[1:]] == [i.intent_id for i in action_intents(expected)]
+
+
+def test_a_store_behind_the_event_holds_the_batch_then_decides_under_explicit_degrade_reasons(db: Database) -> None:
+    run = random_run_id()
+    clock = Clock()
+    handler = _handler(run, wait_ms=2000, clock=clock)
+    event = _traffic(run, 1)[0]
+    with db.transaction() as conn:
+        _posture(conn, run, "GREEN")
+        _receipt(conn, run, event, "d" * 32)
+        # IG admitted record 9 on partition 0 of the traffic topic; no store has read anything yet
+        conn.execute("INSERT INTO ig_admissions (platform_run_id, event_class, event_id, payload_hash, state, eb_ref)"
+                     " VALUES (%s, 'traffic_fraud', %s, 'h', 'ADMITTED', %s)",
+                     (run, "e" * 32, json.dumps({"topic": TRAFFIC_TOPIC, "partition": 0, "offset": 9})))
+    for at in (0.0, 1.5):
+        clock.now = at
+        with pytest.raises(DecisionInputsPending), db.transaction() as conn:
+            handler.apply(conn, [_record(event, 3)])
+    clock.now = 2.0
+    with db.transaction() as conn:
+        outputs = handler.apply(conn, [_record(event, 3)])
+    decision = json.loads(outputs[0].value)["payload"]
+    assert [d["code"] for d in decision["degrade_reasons"]] == ["FEATURES_LATE", "GRAPH_LATE", "CONTEXT_MISSING"]
+    assert decision["outcome"] != "APPROVE" and decision["outcome_floor"] == "DEGRADED_INPUTS"
+    assert handler.counters()["df_waits"] == 2 and handler.counters()["df_waited_out"] == 1
+
+
+def test_a_store_is_complete_once_its_watermark_passes_the_event_or_it_read_all_that_was_admitted(db: Database) -> None:
+    run = random_run_id()
+    ofp = _upstreams(run)[0]
+    with db.transaction() as conn:
+        assert store.upstream_complete(conn, run, ofp, 10**18, {})  # nothing admitted: nothing to wait for
+        conn.execute("INSERT INTO rtdl_watermarks (platform_run_id, component, topic, partition, max_event_ts_micros, late_events)"
+                     " VALUES (%s, 'ofp', %s, '0', 100, 0)", (run, TRAFFIC_TOPIC))
+        last = {(TRAFFIC_TOPIC, "0"): 10, ("other.topic", "0"): 99}
+        assert store.upstream_complete(conn, run, ofp, 100, last)
+        assert not store.upstream_complete(conn, run, ofp, 101, last)
+        conn.execute("INSERT INTO worker_positions (consumer_group, topic, partition, position) VALUES (%s, %s, '0', 10)",
+                     (ofp.consumer_group, TRAFFIC_TOPIC))
+        assert store.upstream_complete(conn, run, ofp, 101, last)
+
+
+def test_the_decision_takes_the_posture_dl_last_recorded(db: Database) -> None:
+    run = random_run_id()
+    handler = _handler(run)
+    first, second = _traffic(run, 2)
+    with db.transaction() as conn:
+        _posture(conn, run, "GREEN")
+        _posture(conn, run, "AMBER")
+        one = json.loads(handler.apply(conn, [_record(first, 0)])[0].value)["payload"]
+        _posture(conn, run, "RED")
+        two = json.loads(handler.apply(conn, [_record(second, 1)])[0].value)["payload"]
+    assert (one["posture"], one["posture_mark"]) == ("AMBER", "DECIDED_UNDER_AMBER")
+    assert (two["posture"], two["outcome"] != "APPROVE") == ("RED", True)
+
+
+@pytest.mark.parametrize("change, code", [
+    (lambda e: {**e, "platform_run_id": random_run_id()}, "DF_RECORD_REFUSED"),
+    (lambda e: {**e, "event_class": "context_arrival_events"}, "DF_RECORD_REFUSED"),
+    (lambda e: {**e, "payload": {**e["payload"], "amount": "lots"}}, "RTDL_PAYLOAD_INVALID"),
+    (lambda e: {**e, "ts_utc": "yesterday"}, "RTDL_PAYLOAD_INVALID"),
+])
+def test_a_record_df_must_not_decide_is_refused_with_its_code_and_nothing_is_written(db: Database, change, code) -> None:
+    run = random_run_id()
+    bad = change(_traffic(run, 1)[0])
+    with pytest.raises(PermanentError) as info, db.transaction() as conn:
+        _handler(run).apply(conn, [_record(bad, 0)])
+    assert info.value.code == code
+    with db.transaction() as conn:
+        assert list(store.run_decision_records(conn, run)) == []
+
+
+def test_a_duplicate_in_one_batch_gets_one_decision_and_one_set_of_outputs(db: Database) -> None:
+    run = random_run_id()
+    event = _traffic(run, 1, start=2)[0]
+    with db.transaction() as conn:
+        outputs = _handler(run).apply(conn, [_record(event, 0), _record(event, 1)])
+        assert len(list(store.run_decision_records(conn, run))) == 1
+    assert len({o.record_id for o in outputs}) == len(outputs) == 1 + len(json.loads(outputs[0].value)["payload"]["actions"])
+
+
+@pytest.fixture
+def settings(moto_endpoint: str, runtime_dsn: str, s3_client: Any) -> Any:
+    import contextlib
+
+    from runtime.settings import load_settings
+
+    settings = load_settings({"FP_ENV": "local_parity", "FP_OBJECT_STORE_ENDPOINT": moto_endpoint, "FP_DB_DSN": runtime_dsn,
+                              "FP_BUS": "kafka"})
+    with contextlib.suppress(s3_client.exceptions.BucketAlreadyOwnedByYou):
+        s3_client.create_bucket(Bucket=settings.registry.text("S3_EVIDENCE_BUCKET"))
+    return settings
+
+
+def _pin(settings: Any, run: str, config: dict[str, Any]) -> None:
+    registry = settings.registry
+    key = (registry.render("S3_EVIDENCE_PREFIX_PATTERN", platform_run_id=run) + registry.text("EVIDENCE_RUN_JSON_KEY"))
+    settings.bucket("S3_EVIDENCE_BUCKET").put(key, json.dumps({"config": config}).encode())
+
+
+def test_build_decides_with_the_bundle_p1_pinned_and_refuses_another_or_none(settings: Any) -> None:
+    from runtime.decision.df.handler import build
+
+    run = random_run_id()
+    _pin(settings, run, {"policy": policy().ref()})
+    handler = build(settings, run)
+    assert isinstance(handler, DecisionFabricHandler) and handler.wait_s == 2.0
+    assert set(handler.input_topics()) == {"fp.bus.traffic.fraud.v1", "fp.bus.traffic.baseline.v1"}
+    assert [u.component for u in handler.upstreams] == ["ofp", "ieg", "csfb"]
+    assert handler.upstreams[0].consumer_group == f"fp-ofp-{run}" and handler.output_topic == "fp.bus.rtdl.v1"
+    for config, code in (({"policy": {**policy().ref(), "digest": "0" * 64}}, "POLICY_DRIFT"), ({}, "POLICY_NOT_PINNED")):
+        _pin(settings, run, config)
+        with pytest.raises(PermanentError) as info:
+            build(settings, run)
+        assert info.value.code == code
+
+
+def test_a_batch_redone_record_by_record_does_not_start_its_wait_over(db: Database) -> None:
+    run = random_run_id()
+    clock = Clock()
+    handler = _handler(run, wait_ms=2000, clock=clock)
+    first, second = _traffic(run, 2)
+    with pytest.raises(DecisionInputsPending), db.transaction() as conn:
+        handler.apply(conn, [_record(first, 0), _record(second, 1)])  # no posture yet: the batch waits
+    clock.now = 2.0
+    with db.transaction() as conn:
+        one = json.loads(handler.apply(conn, [_record(second, 1)])[0].value)["payload"]
+    assert one["posture"] == "RED" and handler.counters()["df_decided_without_posture"] == 1
