@@ -1,4 +1,4 @@
-"""`python -m runtime archive_writer|ieg|ofp|csfb run`: one stream-worker component as a daemon.
+"""`python -m runtime archive_writer|ieg|ofp|csfb|case_trigger|cm run`: one stream-worker component as a daemon.
 
 Only wiring: the run scope from `--platform-run-id` (or REQUIRED_PLATFORM_RUN_ID, as the pack
 supervisor and ECS pass it), settings from the environment, then runtime.worker.run. `--help`
@@ -57,3 +57,6 @@ archive_writer_app = worker_app("archive_writer", "ArchiveWriter: every admitted
 ieg_app = worker_app("ieg", "Identity and entity graph: entities and edges from arrivals, anchors and traffic.")
 ofp_app = worker_app("ofp", "Online feature plane: point-in-time entity windows from admitted traffic.")
 csfb_app = worker_app("csfb", "Context store and flow binding: join frames and the FlowBinding index.")
+case_trigger_app = worker_app("case_trigger", "CaseTrigger: decisions that need a human, joined with DLA's audit records "
+                                              "-> case triggers.")
+cm_app = worker_app("cm", "Case management: case triggers -> append-only case timelines.")

@@ -33,7 +33,8 @@ from runtime.worker.store import WorkerStore
 WORKER_COMPONENTS: dict[str, tuple[str, str]] = {
     name: (str(COMPONENTS[name].requires), directory) for name, directory in (
         ("archive_writer", "archive_writer"), ("ieg", "identity_entity_graph"), ("ofp", "online_feature_plane"),
-        ("csfb", "context_store_flow_binding"))
+        ("csfb", "context_store_flow_binding"),
+        ("case_trigger", "case_trigger"), ("cm", "case_management"), ("ls", "label_store"))
 }
 
 #: Default seconds a worker retries its start-up while the bus, database or object store is down.

@@ -8,34 +8,16 @@ next step, exit 1. The bank view intake prints its report as one JSON document.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from runtime.case.cli_support import open_database, require_run
 from runtime.cli_errors import operator_errors
-from runtime.errors import PlatformError
 from runtime.worker.cli import RunIdOpt, worker_app
 
 app = worker_app("ls", "Label store: append-only label assertions (the label topic's daemon, the bank view intake, "
                        "label_as_of queries).")
-
-
-def _database(settings: Any, name: str) -> Any:
-    from runtime.db.migrate import require_migrations
-    from runtime.db.postgres import Database
-
-    if not settings.db_dsn:
-        raise PlatformError("no database DSN is set", code="DB_DSN_MISSING", next_step="set FP_DB_DSN (SSM_DB_DSN_PATH)")
-    require_migrations(settings.db_dsn)
-    return Database(settings.db_dsn, name=name, max_size=1)
-
-
-def _require_run(platform_run_id: str) -> None:
-    from runtime.contracts.ids import is_platform_run_id
-
-    if not is_platform_run_id(platform_run_id):
-        raise PlatformError(f"{platform_run_id!r} is not a platform_run_id", code="RUN_ID_INVALID",
-                            next_step="pass the run id P1 pinned (platform_YYYYMMDDTHHMMSSZ)")
 
 
 @app.command("ingest-bank-view")
@@ -46,9 +28,9 @@ def ingest_bank_view(platform_run_id: RunIdOpt) -> None:
     from runtime.settings import load_settings
 
     with operator_errors():
-        _require_run(platform_run_id)
+        require_run(platform_run_id)
         settings = load_settings()
-        with _database(settings, "ls bank view intake") as db:
+        with open_database(settings, "ls bank view intake") as db:
             report = ingest(db, settings.bucket("S3_ORACLE_BUCKET"), settings.registry, platform_run_id)
         typer.echo(json.dumps(report.as_dict(), sort_keys=True, indent=2))
 
@@ -66,8 +48,8 @@ def as_of(
     from runtime.settings import load_settings
 
     with operator_errors():
-        _require_run(platform_run_id)
+        require_run(platform_run_id)
         subject = LabelSubjectKey(platform_run_id, event_id, label_type)
-        with _database(load_settings(), "ls as-of") as db, db.transaction() as conn:
+        with open_database(load_settings(), "ls as-of") as db, db.transaction() as conn:
             answer = label_as_of_stored(conn, subject, at)
         typer.echo(json.dumps({"subject": subject.as_dict(), "at": at, **answer.__dict__}, sort_keys=True))
