@@ -2,8 +2,10 @@
 them (FP_BUS_AUDIT_V1) -> case triggers on FP_BUS_CASE_TRIGGERS_V1, once per trigger id.
 
 A `decision_response` is read as the case domain's decision record: its payload plus, from its
-`provenance`, the traffic event's eb_ref and IG receipt id and the decided time (the envelope's
-ts_utc when DF left it empty); its reasons are the rule reason codes, then the degrade reason
+`provenance`, the traffic event's eb_ref and IG receipt id. The trigger is dated at the decision
+envelope's ts_utc (the platform's logical time, which DF takes from the decided event), never at
+provenance.decided_at_utc (a wall clock that differs between buses and replays), so the same run
+gives the same timelines and case_digest on either bus. Its reasons are the rule reason codes, then the degrade reason
 codes, then the outcome floor (POSTURE_RED, DEGRADED_INPUTS), so a decision held for a missing
 input routes to the `degraded` queue. A decision the policy says needs a human is held until
 DLA's audit record of it arrives (either may come first): only a decision the lane recorded, with
@@ -57,7 +59,7 @@ def decision_fields(payload: Mapping[str, Any], envelope_ts_utc: str) -> dict[st
     out = {f: payload.get(f) for f in ("decision_id", "platform_run_id", "scenario_run_id", "event_class", "event_id",
                                        "event_ts_utc", "outcome")}
     out.update(reasons=list(dict.fromkeys(codes)), eb_ref=provenance.get("eb_ref"), receipt_id=provenance.get("receipt_id"),
-               decided_at_utc=provenance.get("decided_at_utc") or envelope_ts_utc)
+               decided_at_utc=envelope_ts_utc)
     if "case_required" in payload:
         out["case_required"] = payload["case_required"]
     return out
