@@ -25,7 +25,7 @@ class TriggerDecisionConflict(PermanentError):
 
     code = "CASE_TRIGGER_DECISION_CONFLICT"
     next_step = ("the held record stands and this one is dead-lettered; two contents under one decision id mean a "
-                 "producer bug or a forged record: compare both with `fp case` and the DLA chain")
+                 "producer bug or a forged record: compare both with the DLA chain (`decision_chain`)")
 
 
 @dataclass(frozen=True)
