@@ -13,6 +13,7 @@ event; appends through its writer boundary). Size: FP_BENCH_CASE_DECISIONS (defa
 
 from __future__ import annotations
 
+import importlib
 import os
 import secrets
 import statistics
@@ -76,15 +77,15 @@ def _drain(settings: Any, db: Database, handler: StreamHandler, expected: int) -
 
 def _lane(n: int) -> tuple[list[OutboundRecord], list[str]]:
     """Decision and audit records of `n` decisions, and the decided event ids."""
-    from tests.runtime.case.lane import audit_envelope, decisions
-
+    # the test helpers decide with the real decision domain; imported at run time (not a package dependency)
+    lane = importlib.import_module("tests.runtime.case.lane")
     registry = load_registry("local_parity")
     rtdl, audit = registry.topic("FP_BUS_RTDL_V1").name, registry.topic("FP_BUS_AUDIT_V1").name
     out: list[OutboundRecord] = []
     events = []
-    for d in decisions(RUN, n):
+    for d in lane.decisions(RUN, n):
         out.append(OutboundRecord(rtdl, d["event_id"], canonical_json(d)))
-        out.append(OutboundRecord(audit, d["event_id"], canonical_json(audit_envelope(RUN, d))))
+        out.append(OutboundRecord(audit, d["event_id"], canonical_json(lane.audit_envelope(RUN, d))))
         events.append(str(d["payload"]["event_id"]))
     return out, events
 
@@ -133,15 +134,15 @@ def main(smoke: bool = False) -> int:
             admin = KafkaAdmin(bootstrap)
             for topic in registry.topics():
                 admin.ensure_topic(topic.name, topic.partitions, topic.retention_hours)
-            topic = {k: registry.topic(k).name for k in ("FP_BUS_RTDL_V1", "FP_BUS_AUDIT_V1", "FP_BUS_CASE_TRIGGERS_V1",
+            names = {k: registry.topic(k).name for k in ("FP_BUS_RTDL_V1", "FP_BUS_AUDIT_V1", "FP_BUS_CASE_TRIGGERS_V1",
                                                          "FP_BUS_LABELS_EVENTS_V1")}
             lane, events = _lane(n)
             _publish(settings, lane)
             with Database(dsn, name="bench-case", max_size=4) as db:
                 _admit(db, events)
-                raw = _raw(bootstrap, [topic["FP_BUS_RTDL_V1"], topic["FP_BUS_AUDIT_V1"]], len(lane), reps)
+                raw = _raw(bootstrap, [names["FP_BUS_RTDL_V1"], names["FP_BUS_AUDIT_V1"]], len(lane), reps)
                 print(f"case: {n} decisions + {n} audit records; raw consume (bare confluent-kafka): {raw:,.0f} records/s")
-                trigger = CaseTriggerHandler(topic["FP_BUS_RTDL_V1"], topic["FP_BUS_AUDIT_V1"], topic["FP_BUS_CASE_TRIGGERS_V1"],
+                trigger = CaseTriggerHandler(names["FP_BUS_RTDL_V1"], names["FP_BUS_AUDIT_V1"], names["FP_BUS_CASE_TRIGGERS_V1"],
                                              RUN)
                 rate, worker = _drain(settings, db, trigger, len(lane))
                 published = trigger.counters()["case_trigger_published"]
@@ -149,17 +150,17 @@ def main(smoke: bool = False) -> int:
                 print(f"  case_trigger {len(lane):>8} records {rate:>10,.0f} records/s {rate / raw:5.2f}x raw"
                       f"  triggers {published} ({published / busy_s if busy_s else 0:,.0f}/s)"
                       f"  dead letters {worker.counters.dead_lettered}")
-                raw_case = _raw(bootstrap, [topic["FP_BUS_CASE_TRIGGERS_V1"]], published, reps)
-                cm = CaseManagementHandler(topic["FP_BUS_CASE_TRIGGERS_V1"], RUN)
+                raw_case = _raw(bootstrap, [names["FP_BUS_CASE_TRIGGERS_V1"]], published, reps)
+                cm = CaseManagementHandler(names["FP_BUS_CASE_TRIGGERS_V1"], RUN)
                 rate, worker = _drain(settings, db, cm, published)
                 appended = cm.counters()["cm_events_appended"]
                 busy_s = published / rate if rate else 0.0
                 print(f"  cm           {published:>8} records {rate:>10,.0f} records/s {rate / raw_case:5.2f}x raw"
                       f" ({raw_case:,.0f}/s)  timeline appends {appended} ({appended / busy_s if busy_s else 0:,.0f}/s)")
-                labels = _labels(topic["FP_BUS_LABELS_EVENTS_V1"], events)
+                labels = _labels(names["FP_BUS_LABELS_EVENTS_V1"], events)
                 _publish(settings, labels)
-                raw_labels = _raw(bootstrap, [topic["FP_BUS_LABELS_EVENTS_V1"]], len(labels), reps)
-                ls = LabelStoreHandler(topic["FP_BUS_LABELS_EVENTS_V1"], RUN)
+                raw_labels = _raw(bootstrap, [names["FP_BUS_LABELS_EVENTS_V1"]], len(labels), reps)
+                ls = LabelStoreHandler(names["FP_BUS_LABELS_EVENTS_V1"], RUN)
                 rate, worker = _drain(settings, db, ls, len(labels))
                 print(f"  ls           {len(labels):>8} records {rate:>10,.0f} records/s {rate / raw_labels:5.2f}x raw"
                       f" ({raw_labels:,.0f}/s)  label appends {ls.counters()['ls_appended']}")
