@@ -2,7 +2,10 @@
 
 Each `case_trigger` record is read back with `read_trigger` (trigger and case ids recomputed from
 its own fields; the envelope's event id must be the trigger id, the run the one CM serves) and
-appended through CM's writer boundary (`runtime/case/cm/store.py` `append_triggers`): the first
+must be a trigger CaseTrigger published - its id and content as held in `case_triggers`, which
+CaseTrigger writes in the transaction of the outbox row - else it is `CASE_TRIGGER_UNKNOWN` (a
+trigger for a decision CaseTrigger never triggered: forged, or another writer on the topic). It is
+then appended through CM's writer boundary (`runtime/case/cm/store.py` `append_triggers`): the first
 trigger of a subject opens its case, every trigger attaches its evidence by reference, a replayed
 trigger appends nothing. A refused trigger (`CASE_TRIGGER_INVALID`, or a timeline refusal such
 as `CASE_TIMELINE_CONFLICT`) is dead-lettered by the worker and nothing of it is written. CM
@@ -16,9 +19,19 @@ from typing import Any
 from runtime.case.cm.store import append_triggers
 from runtime.case.trigger.domain import CaseTrigger, CaseTriggerInvalid, read_trigger
 from runtime.case.trigger.handler import CASE_TRIGGER
+from runtime.case.trigger.store import published_triggers
+from runtime.errors import PermanentError
 from runtime.settings import Settings
 from runtime.worker.handler import StreamHandler
 from runtime.worker.records import InputRecord, OutputRecord
+
+
+class TriggerUnknown(PermanentError):
+    """A trigger on the case topic that CaseTrigger did not publish (no such trigger id, or other content)."""
+
+    code = "CASE_TRIGGER_UNKNOWN"
+    next_step = ("the trigger is dead-lettered and no case is touched; only CaseTrigger publishes to the case topic "
+                 "(FP_BUS_CASE_TRIGGERS_V1): find the other writer, or the decision it claims to come from")
 
 
 class CaseManagementHandler(StreamHandler):
@@ -44,6 +57,14 @@ class CaseManagementHandler(StreamHandler):
                 ignored += 1
                 continue
             batch.append(self.read(record))
+        published = published_triggers(conn, self.platform_run_id, [t.trigger_id for t in batch])
+        for trigger in batch:
+            held = published.get(trigger.trigger_id)
+            if held is None:
+                raise TriggerUnknown(f"trigger {trigger.trigger_id} (decision {trigger.decision_id}) was not published "
+                                     f"by CaseTrigger for run {self.platform_run_id}")
+            if held != trigger.payload():
+                raise TriggerUnknown(f"trigger {trigger.trigger_id} differs from the one CaseTrigger published")
         appended = append_triggers(conn, self.platform_run_id, batch)
         self.figures["cm_triggers"] += len(batch)
         self.figures["cm_events_appended"] += len(appended)

@@ -118,6 +118,15 @@ def record_triggers(conn: Any, run: str, triggers: Sequence[CaseTrigger]) -> set
     return {str(r[0]) for r in rows}
 
 
+def published_triggers(conn: Any, run: str, trigger_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The payloads CaseTrigger published under `trigger_ids` (CM's check that a trigger is CaseTrigger's)."""
+    if not trigger_ids:
+        return {}
+    rows = conn.execute("SELECT trigger_id, payload FROM case_triggers WHERE platform_run_id = %s AND trigger_id = ANY(%s)",
+                        (run, sorted(set(trigger_ids)))).fetchall()
+    return {str(r[0]): dict(r[1]) for r in rows}
+
+
 @dataclass(frozen=True)
 class TriggerCounts:
     """CaseTrigger's durable figures for a run: decisions held, audit refs held, triggers published, waiting."""

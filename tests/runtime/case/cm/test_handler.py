@@ -11,8 +11,10 @@ import pytest
 from runtime.case.cm.domain import case_state
 from runtime.case.cm.handler import CaseManagementHandler, build
 from runtime.case.cm.store import case_events, cases, run_events
-from runtime.case.trigger.domain import trigger_for
+from runtime.case.trigger.domain import read_trigger, trigger_for
 from runtime.case.trigger.handler import CASE_TRIGGER
+from runtime.case.trigger.store import record_triggers
+from runtime.db.postgres import Database
 from runtime.decision.lane import lane_envelope
 from runtime.settings import load_settings
 from runtime.worker.handler import StreamHandler
@@ -20,6 +22,15 @@ from tests.runtime.case.lane import CASE_TOPIC, trigger_items
 from tests.runtime.case.records import decision_record
 from tests.runtime.decision.support import assert_truth_tables_refuse_change
 from tests.runtime.worker.contract import StreamHandlerContract, WorkerEnv
+
+
+def _as_published(db: Database, items: list[tuple[str, str, dict[str, Any]]]) -> list[tuple[str, str, dict[str, Any]]]:
+    """Record `items` in case_triggers as CaseTrigger does when it publishes them (CM checks there)."""
+    with db.transaction() as conn:
+        for _, _, envelope in items:
+            trigger = read_trigger(envelope["payload"])
+            record_triggers(conn, trigger.subject.platform_run_id, [trigger])
+    return items
 
 
 def _trigger_item(run: str, n: int, *, event: int, reasons: list[Any] | None = None,
@@ -40,7 +51,7 @@ class TestCaseManagementContract(StreamHandlerContract):
         return CaseManagementHandler(CASE_TOPIC, env.platform_run_id)
 
     def inputs(self, env: WorkerEnv) -> list[tuple[str, str, dict[str, Any]]]:
-        return trigger_items(env.platform_run_id, 64)
+        return _as_published(env.db, trigger_items(env.platform_run_id, 64))
 
     def poison(self, env: WorkerEnv) -> tuple[str, str, dict[str, Any]]:
         topic, key, trigger = trigger_items(env.platform_run_id, 4, start=80)[0]
@@ -71,7 +82,7 @@ class TestCaseManagementContract(StreamHandlerContract):
         run = env.platform_run_id
         first = _trigger_item(run, 1, event=7, reasons=[{"code": "VELOCITY_CARD_10M"}])
         second = _trigger_item(run, 2, event=7, reasons=[{"code": "MULE_COLLECTOR"}], decided_at="2026-01-05T10:05:00Z")
-        self.publish(env, [first, second, first])
+        self.publish(env, _as_published(env.db, [first, second, first]))
         self.drain(env)
         with env.db.transaction() as conn:
             view = cases(conn, run)
@@ -87,6 +98,15 @@ class TestCaseManagementContract(StreamHandlerContract):
         worker = self.drain(WorkerEnv(env.broker, env.db, env.platform_run_id, env.group + "-replay"))
         assert worker.counters.applied == len(self.inputs(env)) and worker.handler.counters()["cm_events_appended"] == 0
         assert self.state(env) == before
+
+    def test_a_trigger_case_trigger_never_published_is_dead_lettered_as_unknown(self, env: WorkerEnv) -> None:
+        unpublished = _trigger_item(env.platform_run_id, 900, event=900)
+        self.publish(env, [unpublished])
+        worker = self.drain(env)
+        with env.db.transaction() as conn:
+            row = conn.execute("SELECT reason_code FROM worker_dead_letters WHERE consumer_group = %s", (env.group,)).fetchone()
+        assert worker.counters.dead_lettered == 1 and row == ("CASE_TRIGGER_UNKNOWN",)
+        assert self.state(env) == []
 
     @pytest.mark.parametrize("hostile", ["other_run", "event_id_not_trigger", "missing_field", "not_a_trigger_id",
                                          "evidence_other_decision"])
@@ -114,7 +134,7 @@ class TestCaseManagementContract(StreamHandlerContract):
         assert row == ("CASE_TRIGGER_INVALID",)
         assert self.state(env) == []
 
-    def test_a_trigger_whose_evidence_conflicts_with_the_stored_event_is_dead_lettered_and_nothing_rewritten(
+    def test_a_trigger_whose_evidence_differs_from_the_published_one_is_dead_lettered_and_nothing_rewritten(
             self, env: WorkerEnv) -> None:
         topic, key, trigger = self.inputs(env)[0]
         self.publish(env, [(topic, key, trigger)])
@@ -126,7 +146,7 @@ class TestCaseManagementContract(StreamHandlerContract):
         worker = self.drain(env)
         with env.db.transaction() as conn:
             row = conn.execute("SELECT reason_code FROM worker_dead_letters WHERE consumer_group = %s", (env.group,)).fetchone()
-        assert worker.counters.dead_lettered == 1 and row == ("CASE_TIMELINE_CONFLICT",)
+        assert worker.counters.dead_lettered == 1 and row == ("CASE_TRIGGER_UNKNOWN",)
         assert self.state(env) == before
 
 
