@@ -125,6 +125,18 @@ COMPONENTS: dict[str, Component] = {c.name: c for c in (
     # P8's gate job (in the VPC, next to the DB): durable positions vs P7's end offsets, health, state digest.
     Component(name="rtdl_caught_up", kind="job", app="runtime.rtdl.cli:app", argv=("rtdl", "caught-up"),
               ecs_key="TD_RTDL_CAUGHT_UP", role_key="ROLE_RTDL_CORE"),
+    # The case and labels plane (pack case_labels): CaseTrigger, CM and LS's label topic consumer are
+    # stream workers, one ECS service each, one role; LS's bank view intake is a job of the same role.
+    Component(name="case_trigger", kind="daemon", app="runtime.worker.cli:case_trigger_app", argv=("case_trigger", "run"),
+              ecs_key="SVC_CASE_LABELS_CASE_TRIGGER", role_key="ROLE_CASE_LABELS", requires="runtime.case.trigger.handler"),
+    Component(name="cm", kind="daemon", app="runtime.worker.cli:cm_app", argv=("cm", "run"), ecs_key="SVC_CM",
+              role_key="ROLE_CASE_LABELS", requires="runtime.case.cm.handler"),
+    Component(name="ls", kind="daemon", app="runtime.case.ls.cli:app", argv=("ls", "run"), ecs_key="SVC_LS",
+              role_key="ROLE_CASE_LABELS", requires="runtime.case.ls.handler"),
+    Component(name="ls_bank_view_intake", kind="job", app="runtime.case.ls.cli:app", argv=("ls", "ingest-bank-view"),
+              ecs_key="TD_LS_BANK_VIEW_INTAKE", role_key="ROLE_CASE_LABELS"),
+    # The investigators' commands (runtime/case/cli.py): no task, reachable through `python -m runtime case`.
+    Component(name="case", kind="cli", app="runtime.case.cli:app", argv=("case",)),
     # The database owner's job (dev_min P2): the runtime role, migrations, grants (runtime/db/cli.py).
     Component(name="db_migrations", kind="job", app="runtime.db.cli:app", argv=("db", "migrate"), also=(("db", "status"),),
               ecs_key="TD_DB_MIGRATIONS", role_key="ROLE_DB_MIGRATIONS"),

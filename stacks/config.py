@@ -375,7 +375,9 @@ def _roles(r: _Reader) -> tuple[RoleSpec, ...]:
         "ROLE_RTDL_CORE": ((g("S3_ARCHIVE_BUCKET", archive, "S3_ARCHIVE_PREFIX_PATTERN", read=True, write=True), evidence_rw),
                            (*confluent, *db)),
         "ROLE_DECISION_LANE": ((evidence_rw, platform_rw), (*confluent, *db)),
-        "ROLE_CASE_LABELS": ((evidence_rw, oracle_read), (*confluent, *db)),
+        # LS's bank view intake reads the run's stream views (bank view, traffic), nothing else of the oracle.
+        "ROLE_CASE_LABELS": ((evidence_rw, g("S3_ORACLE_BUCKET", oracle, "ORACLE_STREAM_VIEW_ROOT_PATTERN", read=True)),
+                             (*confluent, *db)),
         "ROLE_REPORTER_SINGLE_WRITER": ((evidence_rw, platform_rw), (*confluent, *db)),
         "ROLE_DB_MIGRATIONS": ((), db_owner),
     }

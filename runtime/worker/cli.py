@@ -1,4 +1,4 @@
-"""`python -m runtime archive_writer|ieg|ofp|csfb|df|al|dla run`: one stream-worker component as a daemon.
+"""`python -m runtime archive_writer|ieg|ofp|csfb|df|al|dla|case_trigger|cm run`: one stream-worker component as a daemon.
 
 Only wiring: the run scope from `--platform-run-id` (or REQUIRED_PLATFORM_RUN_ID, as the pack
 supervisor and ECS pass it), settings from the environment, then runtime.worker.run. `--help`
@@ -60,3 +60,6 @@ csfb_app = worker_app("csfb", "Context store and flow binding: join frames and t
 df_app = worker_app("df", "Decision fabric: admitted traffic -> one decision per event with point-in-time inputs.")
 al_app = worker_app("al", "Action layer: action intents -> simulated effects executed once -> action outcomes.")
 dla_app = worker_app("dla", "Decision log and audit: lane records -> hash-chained audit batches, lineage, audit events.")
+case_trigger_app = worker_app("case_trigger", "CaseTrigger: decisions that need a human, joined with DLA's audit records "
+                                              "-> case triggers.")
+cm_app = worker_app("cm", "Case management: case triggers -> append-only case timelines.")

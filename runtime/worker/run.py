@@ -34,7 +34,8 @@ WORKER_COMPONENTS: dict[str, tuple[str, str]] = {
     name: (str(COMPONENTS[name].requires), directory) for name, directory in (
         ("archive_writer", "archive_writer"), ("ieg", "identity_entity_graph"), ("ofp", "online_feature_plane"),
         ("csfb", "context_store_flow_binding"), ("df", "decision_fabric"), ("al", "action_layer"),
-        ("dla", "decision_log_audit"))
+        ("dla", "decision_log_audit"),
+        ("case_trigger", "case_trigger"), ("cm", "case_management"), ("ls", "label_store"))
 }
 #: Periodic daemons that consume no topic but write health like a worker (component -> run-folder directory).
 DAEMON_DIRS: dict[str, str] = {"dl": "degrade_ladder"}

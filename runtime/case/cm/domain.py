@@ -69,7 +69,7 @@ class CaseNotOpen(PermanentError):
     """An event targets a case whose timeline has no case_opened (no trigger opened it)."""
 
     code = "CASE_NOT_OPEN"
-    next_step = "cases are opened by triggers only: check the case id (`fp case list`) or wait for its trigger"
+    next_step = "cases are opened by triggers only: check the case id (`python -m runtime case list`) or wait for its trigger"
 
 
 class CaseMoveIllegal(PermanentError):
@@ -381,7 +381,7 @@ def cases_from_events(events: Iterable[TimelineEvent]) -> dict[str, CaseState]:
 
 def select_cases(cases: Iterable[CaseState], *, queue: str | None = None, status: str | None = None,
                  outcome: str | None = None) -> list[CaseState]:
-    """Cases filtered by queue, status and outcome, oldest opening first (what `fp case list` shows)."""
+    """Cases filtered by queue, status and outcome, oldest opening first (what `python -m runtime case list` shows)."""
     picked = [c for c in cases if (queue is None or c.queue == queue) and (status is None or c.status == status)
               and (outcome is None or c.outcome == outcome)]
     return sorted(picked, key=lambda c: (c.opened_at_utc, c.case_id))

@@ -69,3 +69,16 @@ def test_label_digest_changes_with_content_and_the_two_digests_are_separate() ->
     rows[0] = rows[0] | {"label_value": "legit"}
     assert label_digest(rows) != label_digest(ASSERTIONS)
     assert case_digest([]) != label_digest([])
+
+
+def test_case_digest_ignores_transport_references_but_not_the_evidence_it_names() -> None:
+    rows = [e.row() for e in EVENTS]
+    i = next(n for n, r in enumerate(rows) if r["kind"] == "evidence_attached")
+    other_bus = copy.deepcopy(rows)
+    other_bus[i]["details"]["evidence_refs"]["eb_ref"] = {"offset_kind": "kinesis_sequence", "topic": "t", "partition": "0",
+                                                          "offset": "49650000000000000000000000000000000000000000000000"}
+    other_bus[i]["details"]["evidence_refs"]["receipt_id"] = hex32("another admission")
+    assert case_digest(other_bus) == case_digest(rows)
+    other_decision = copy.deepcopy(rows)
+    other_decision[i]["details"]["evidence_refs"]["decision_id"] = hex32("another decision")
+    assert case_digest(other_decision) != case_digest(rows)
