@@ -20,6 +20,10 @@ COMPONENT = "csfb"
 #: migrator's lock id is a small bigint (upper half 0); IG's owner keys are random 62-bit, so one
 #: meets a CSFB lock with negligible odds, and then only waits a transaction.
 LOCK_CLASS = 5030
+#: Flows and sessions are locked in this many hash slots at most: a batch of thousands of records
+#: takes at most this many advisory locks, well inside PostgreSQL's shared lock table (64 per
+#: connection by default); two keys sharing a slot only serialise their batches.
+LOCK_SLOTS = 1024
 
 _BINDING_COLUMNS = ("flow_id", "session_id", "customer_id", "account_id", "card_id", "device_id", "merchant_id", "channel",
                     "anchor_ts_micros", "anchor_event_id")
@@ -65,8 +69,8 @@ def load(conn: Any, platform_run_id: str, flows: set[str], sessions: set[str], t
     consumer group whose batches share a flow or a session (an anchor on one partition, its
     traffic on another) apply one after the other and neither loses the other's pending miss."""
     keys = sorted({f"flow:{f}" for f in flows} | {f"session:{s}" for s in sessions})
-    conn.execute("SELECT pg_advisory_xact_lock(%s, h) FROM (SELECT DISTINCT hashtext(%s || k) AS h"
-                 " FROM unnest(%s::text[]) AS u(k) ORDER BY 1) AS x", (LOCK_CLASS, platform_run_id, keys))
+    conn.execute("SELECT pg_advisory_xact_lock(%s, h) FROM (SELECT DISTINCT hashtext(%s || k) & %s AS h"
+                 " FROM unnest(%s::text[]) AS u(k) ORDER BY 1) AS x", (LOCK_CLASS, platform_run_id, LOCK_SLOTS - 1, keys))
     pending_rows = conn.execute(
         "SELECT flow_id, event_id, session_id FROM rtdl_csfb_pending WHERE platform_run_id = %s"
         " AND (flow_id = ANY(%s::text[]) OR session_id = ANY(%s::text[])) ORDER BY flow_id, event_id",

@@ -1,9 +1,10 @@
 """OFP's Postgres adapter: event facts in `rtdl_ofp_facts` (migration 0501) and the point-in-time read.
 
-Writes are one `INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING` per batch, so a
-redelivered event writes nothing. `features_as_of` is one index range scan of the entity's facts
-in the 24 h before the event (the primary key covers every column it needs), turned into the
-domain's columns and handed to the domain function: the answer equals the in-memory store's.
+Writes are a COPY into a session stage and one `INSERT ... SELECT ... ON CONFLICT DO NOTHING` per
+batch, so a redelivered event writes nothing. `features_as_of` is one statement: an index range
+scan of the entity's facts in the 24 h before the event (the primary key covers every column it
+needs) reduced in the server to each window's integer aggregates, which the domain's
+`assemble_features` turns into features: the answer equals the in-memory store's.
 """
 
 from __future__ import annotations
