@@ -18,7 +18,6 @@ from typing import Any
 from runtime.bus.port import EbRef
 from runtime.errors import PermanentError
 
-
 #: The one line encoding (what `json.dumps(..., sort_keys=True, separators=(",", ":"))` gives, without
 #: building an encoder per line).
 _LINE_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))

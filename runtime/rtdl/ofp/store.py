@@ -115,8 +115,10 @@ def features_as_of(conn: Any, platform_run_id: str, entity_kind: str, entity_id:
     params.update({f"b{i}": ts_micros - length for i, (_, length) in enumerate(WINDOWS)})
     row = conn.execute(_WINDOW_SQL, params).fetchone()
     scalars, merchants, countries, devices = (list(map(int, column)) for column in row)
-    windows = [WindowSums(*scalars[5 * i:5 * i + 3], merchants[i], countries[i], devices[i], *scalars[5 * i + 3:5 * i + 5])
-               for i in range(len(WINDOWS))]
+    windows = []
+    for i in range(len(WINDOWS)):
+        count, amount_sum, amount_max, p2p, rounds = scalars[5 * i:5 * i + 5]
+        windows.append(WindowSums(count, amount_sum, amount_max, merchants[i], countries[i], devices[i], p2p, rounds))
     previous, seen = scalars[5 * len(WINDOWS)], scalars[5 * len(WINDOWS) + 1:]
     return assemble_features(entity_kind, entity_id, ts_micros, event_id, windows, previous if windows[-1].count else None, current,
                              None if current is None else (bool(seen[0]), bool(seen[1]), bool(seen[2])))
