@@ -277,7 +277,8 @@ class KafkaBusConsumer(RunScopedConsumer):
                 key = (str(message.topic()), str(message.partition()))
                 offset = int(message.offset() or 0)
                 value = message.value() or b""
-                if self.scope.admits(value):
+                admitted, document = self.scope.admit(value)
+                if admitted:
                     self._tracker.handed_out(key, offset)
                     raw_key = message.key()
                     out.append(
@@ -285,6 +286,7 @@ class KafkaBusConsumer(RunScopedConsumer):
                             EbRef("kafka_offset", key[0], int(key[1]), offset),
                             raw_key.decode("utf-8", errors="replace") if raw_key is not None else None,
                             value,
+                            document,
                         )
                     )
                 else:

@@ -321,9 +321,11 @@ class KinesisBusConsumer(RunScopedConsumer):
                     sequence = str(entry["SequenceNumber"])
                     self._last_read[key] = sequence
                     value = bytes(entry["Data"])
-                    if self.scope.admits(value):
+                    admitted, document = self.scope.admit(value)
+                    if admitted:
                         self._tracker.handed_out(key, int(sequence))
-                        out.append(BusRecord(EbRef("kinesis_sequence", key[0], key[1], sequence), entry.get("PartitionKey"), value))
+                        out.append(BusRecord(EbRef("kinesis_sequence", key[0], key[1], sequence), entry.get("PartitionKey"), value,
+                                             document))
                     else:
                         self._tracker.skipped(key, int(sequence))
             self._commit_due()

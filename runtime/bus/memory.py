@@ -266,9 +266,10 @@ class MemoryConsumer(RunScopedConsumer):
                 key, value = log[offset]
                 self._positions[tp] = offset + 1
                 read_any = True
-                if self.scope.admits(value):
+                admitted, document = self.scope.admit(value)
+                if admitted:
                     self._tracker.handed_out(_key(tp), offset)
-                    out.append(BusRecord(EbRef("kafka_offset", topic, partition, offset), key, value))
+                    out.append(BusRecord(EbRef("kafka_offset", topic, partition, offset), key, value, document))
                 else:
                     self._tracker.skipped(_key(tp), offset)
         return read_any

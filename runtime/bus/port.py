@@ -8,7 +8,7 @@ PublishAmbiguous and TopicMissing (runtime.errors).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from runtime.bus.scope import ScopeCounts
@@ -54,11 +54,16 @@ class OutboundRecord:
 
 @dataclass(frozen=True)
 class BusRecord:
-    """A record read from the bus, with its replay pointer."""
+    """A record read from the bus, with its replay pointer.
+
+    `document` is the JSON object `value` holds when the consumer already parsed it for run
+    scoping (a reader decodes it from there instead of parsing the same bytes twice); it is
+    derived from `value` and never compared."""
 
     eb_ref: EbRef
     key: str | None
     value: bytes
+    document: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -12,17 +12,27 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 PartitionKey = tuple[str, str]  # (topic/stream, partition/shard as text)
 
 
 def record_run_id(value: bytes) -> str | None:
     """The top-level `platform_run_id` of a JSON record (envelope or control message), or None."""
+    return _run_id_of(_parse(value))
+
+
+def _parse(value: bytes) -> dict[str, Any] | None:
+    """The JSON object `value` holds, or None when it holds none."""
     try:
         document = json.loads(value)
     except (ValueError, UnicodeDecodeError):
         return None
-    run_id = document.get("platform_run_id") if isinstance(document, dict) else None
+    return document if isinstance(document, dict) else None
+
+
+def _run_id_of(document: dict[str, Any] | None) -> str | None:
+    run_id = document.get("platform_run_id") if document is not None else None
     return run_id if isinstance(run_id, str) else None
 
 
@@ -52,18 +62,24 @@ class RunScope:
 
     def admits(self, value: bytes) -> bool:
         """True when the record is the pinned run's (always, when no run is pinned)."""
+        return self.admit(value)[0]
+
+    def admit(self, value: bytes) -> tuple[bool, dict[str, Any] | None]:
+        """Whether the record is the pinned run's, and the JSON object it holds when it was parsed
+        to tell (the consumer hands it on in `BusRecord.document`, so the bytes are parsed once)."""
         if self.required is None:
             self.counts.delivered += 1
-            return True
-        run_id = record_run_id(value)
+            return True, None
+        document = _parse(value)
+        run_id = _run_id_of(document)
         if run_id == self.required:
             self.counts.delivered += 1
-            return True
+            return True, document
         if run_id is None:
             self.counts.skipped_unscoped += 1
         else:
             self.counts.skipped_other_run += 1
-        return False
+        return False, None
 
 
 @dataclass

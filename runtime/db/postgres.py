@@ -24,10 +24,11 @@ a `transaction()` inside it runs on that same connection.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from types import TracebackType
+from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -179,6 +180,19 @@ class Database:
         """Raise DatabaseUnavailable unless the database answers."""
         with self.connection() as conn:
             conn.execute("SELECT 1")
+
+
+def copy_to_stage(conn: psycopg.Connection[TupleRow], stage: str, columns: str, rows: Iterable[Sequence[Any]]) -> None:
+    """COPY `rows` into the session's temporary table `stage` (declared by `columns`; created on
+    first use, emptied at every commit): a set-based write then moves them with ONE
+    `INSERT ... SELECT` (that statement should empty the stage, e.g. `WITH s AS (DELETE FROM
+    <stage> RETURNING *)`, so a second use in the same transaction starts empty). COPY formats rows
+    in C; binding the same rows as array parameters dumps every element in Python, which made
+    that the largest cost of a batch write."""
+    conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} ({columns}) ON COMMIT DELETE ROWS")
+    with conn.cursor().copy(f"COPY {stage} FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def with_credentials(dsn: str, user: str, password: str) -> str:

@@ -36,7 +36,7 @@ def load_watermarks(conn: Any, platform_run_id: str, component: str, partitions:
     rows = conn.execute(
         "SELECT topic, partition, max_event_ts_micros FROM rtdl_watermarks"
         " WHERE platform_run_id = %s AND component = %s AND (topic, partition) IN"
-        " (SELECT * FROM unnest(%s::text[], %s::text[]))",
+        " (SELECT * FROM unnest(%b::text[], %b::text[]))",
         (platform_run_id, component, [k[0] for k in keys], [k[1] for k in keys]),
     ).fetchall()
     for topic, partition, max_ts in rows:
@@ -51,7 +51,7 @@ def save_watermarks(conn: Any, platform_run_id: str, component: str, marks: Wate
         return
     conn.execute(
         "INSERT INTO rtdl_watermarks AS w (platform_run_id, component, topic, partition, max_event_ts_micros, late_events)"
-        " SELECT %s, %s, t, p, m, l FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[]) AS u(t, p, m, l)"
+        " SELECT %s, %s, t, p, m, l FROM unnest(%b::text[], %b::text[], %b::bigint[], %b::bigint[]) AS u(t, p, m, l)"
         " ON CONFLICT (platform_run_id, component, topic, partition) DO UPDATE SET"
         " max_event_ts_micros = GREATEST(w.max_event_ts_micros, excluded.max_event_ts_micros),"
         " late_events = w.late_events + excluded.late_events, updated_at = now()",
@@ -88,7 +88,7 @@ def add_counters(conn: Any, platform_run_id: str, component: str, deltas: Counte
         return
     conn.execute(
         "INSERT INTO rtdl_counters AS c (platform_run_id, component, topic, partition, counter, value)"
-        " SELECT %s, %s, t, p, n, v FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[]) AS u(t, p, n, v)"
+        " SELECT %s, %s, t, p, n, v FROM unnest(%b::text[], %b::text[], %b::text[], %b::bigint[]) AS u(t, p, n, v)"
         " ON CONFLICT (platform_run_id, component, topic, partition, counter) DO UPDATE SET value = c.value + excluded.value",
         (platform_run_id, component, [k[0] for k, _ in items], [k[1] for k, _ in items], [k[2] for k, _ in items],
          [v for _, v in items]),

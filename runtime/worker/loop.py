@@ -29,7 +29,7 @@ Transaction = Callable[[], AbstractContextManager[Any]]
 class WorkerConfig:
     """Knobs of the loop (defaults suit a laptop and ECS alike)."""
 
-    batch_size: int = 500
+    batch_size: int = 2000
     poll_timeout_s: float = 1.0
     backoff_initial_s: float = 0.2
     backoff_max_s: float = 5.0

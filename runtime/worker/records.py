@@ -71,10 +71,12 @@ class OutputRecord:
 
 def decode(record: BusRecord) -> InputRecord:
     """The decoded envelope of `record`; RecordUnreadable when it is not one."""
-    try:
-        document = json.loads(record.value)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise RecordUnreadable(f"record at {describe(record.eb_ref)} is not JSON: {e}") from None
+    document: Any = record.document  # parsed once by the run-scoped consumer when it could
+    if document is None:
+        try:
+            document = json.loads(record.value)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise RecordUnreadable(f"record at {describe(record.eb_ref)} is not JSON: {e}") from None
     if not isinstance(document, dict):
         raise RecordUnreadable(f"record at {describe(record.eb_ref)} is not a JSON object")
     missing = [name for name in ENVELOPE_FIELDS if name not in document]

@@ -18,6 +18,10 @@ from typing import Any
 from runtime.bus.port import EbRef
 from runtime.errors import PermanentError
 
+#: The one line encoding (what `json.dumps(..., sort_keys=True, separators=(",", ":"))` gives, without
+#: building an encoder per line).
+_LINE_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
 
 class ArchiveCorrupt(PermanentError):
     """An archive object does not match its index (sha256, offsets) or cannot be decoded."""
@@ -51,11 +55,9 @@ class ArchiveBatch:
 
     def encode(self) -> bytes:
         """The object's bytes: one JSON line per record, in offset order."""
-        lines = [
-            json.dumps({"eb_ref": r.eb_ref.to_dict(), "key": r.key, "value_b64": base64.b64encode(r.value).decode("ascii")},
-                       sort_keys=True, separators=(",", ":"))
-            for r in self.records
-        ]
+        encode = _LINE_ENCODER.encode
+        lines = [encode({"eb_ref": r.eb_ref.to_dict(), "key": r.key, "value_b64": base64.b64encode(r.value).decode("ascii")})
+                 for r in self.records]
         return ("\n".join(lines) + "\n").encode("utf-8")
 
     def sha256(self) -> str:

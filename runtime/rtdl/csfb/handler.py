@@ -59,7 +59,8 @@ class CsfbHandler(RtdlHandler):
             state.apply(record.envelope)
             topic, partition = progress.partition_of(record)
             for name, value in state.counters.__dict__.items():
-                progress.bump(deltas, topic, partition, name, value - before[name])
+                if value != before[name]:
+                    progress.bump(deltas, topic, partition, name, value - before[name])
             if marks.observe(topic, partition, ts):
                 progress.bump(deltas, topic, partition, "late_events")
         store.save(conn, self.platform_run_id, state, loaded)

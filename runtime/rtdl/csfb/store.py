@@ -20,6 +20,10 @@ COMPONENT = "csfb"
 #: migrator's lock id is a small bigint (upper half 0); IG's owner keys are random 62-bit, so one
 #: meets a CSFB lock with negligible odds, and then only waits a transaction.
 LOCK_CLASS = 5030
+#: Flows and sessions are locked in this many hash slots at most: a batch of thousands of records
+#: takes at most this many advisory locks, well inside PostgreSQL's shared lock table (64 per
+#: connection by default); two keys sharing a slot only serialise their batches.
+LOCK_SLOTS = 1024
 
 _BINDING_COLUMNS = ("flow_id", "session_id", "customer_id", "account_id", "card_id", "device_id", "merchant_id", "channel",
                     "anchor_ts_micros", "anchor_event_id")
@@ -46,13 +50,13 @@ def _arrival(r: Any) -> Arrival:
 
 def _bindings(conn: Any, platform_run_id: str, flows: Iterable[str]) -> dict[str, FlowBinding]:
     rows = conn.execute(f"SELECT {', '.join(_BINDING_COLUMNS)} FROM rtdl_csfb_flow_bindings"
-                        " WHERE platform_run_id = %s AND flow_id = ANY(%s::text[])", (platform_run_id, sorted(set(flows))))
+                        " WHERE platform_run_id = %s AND flow_id = ANY(%b::text[])", (platform_run_id, sorted(set(flows))))
     return {r[0]: _binding(r) for r in rows}
 
 
 def _arrivals(conn: Any, platform_run_id: str, sessions: Iterable[str]) -> dict[str, Arrival]:
     rows = conn.execute(f"SELECT {', '.join(_ARRIVAL_COLUMNS)} FROM rtdl_csfb_arrivals"
-                        " WHERE platform_run_id = %s AND session_id = ANY(%s::text[])", (platform_run_id, sorted(set(sessions))))
+                        " WHERE platform_run_id = %s AND session_id = ANY(%b::text[])", (platform_run_id, sorted(set(sessions))))
     return {r[0]: _arrival(r) for r in rows}
 
 
@@ -65,17 +69,17 @@ def load(conn: Any, platform_run_id: str, flows: set[str], sessions: set[str], t
     consumer group whose batches share a flow or a session (an anchor on one partition, its
     traffic on another) apply one after the other and neither loses the other's pending miss."""
     keys = sorted({f"flow:{f}" for f in flows} | {f"session:{s}" for s in sessions})
-    conn.execute("SELECT pg_advisory_xact_lock(%s, h) FROM (SELECT DISTINCT hashtext(%s || k) AS h"
-                 " FROM unnest(%s::text[]) AS u(k) ORDER BY 1) AS x", (LOCK_CLASS, platform_run_id, keys))
+    conn.execute("SELECT pg_advisory_xact_lock(%s, h) FROM (SELECT DISTINCT hashtext(%s || k) & %s AS h"
+                 " FROM unnest(%b::text[]) AS u(k) ORDER BY 1) AS x", (LOCK_CLASS, platform_run_id, LOCK_SLOTS - 1, keys))
     pending_rows = conn.execute(
         "SELECT flow_id, event_id, session_id FROM rtdl_csfb_pending WHERE platform_run_id = %s"
-        " AND (flow_id = ANY(%s::text[]) OR session_id = ANY(%s::text[])) ORDER BY flow_id, event_id",
+        " AND (flow_id = ANY(%b::text[]) OR session_id = ANY(%b::text[])) ORDER BY flow_id, event_id",
         (platform_run_id, sorted(flows), sorted(sessions)),
     ).fetchall()
     bindings = _bindings(conn, platform_run_id, flows | {r[0] for r in pending_rows})
     arrivals = _arrivals(conn, platform_run_id, sessions | {r[2] for r in pending_rows} | {b.session_id for b in bindings.values()})
     late = {str(r[0]) for r in conn.execute(
-        "SELECT event_id FROM rtdl_csfb_late_joins WHERE platform_run_id = %s AND event_id = ANY(%s::text[])",
+        "SELECT event_id FROM rtdl_csfb_late_joins WHERE platform_run_id = %s AND event_id = ANY(%b::text[])",
         (platform_run_id, sorted(traffic_event_ids)))}
     state = CsfbState(bindings=dict(bindings), arrivals=dict(arrivals), late_joined=set(late))
     for flow, event_id, session in pending_rows:
@@ -95,18 +99,18 @@ def save(conn: Any, platform_run_id: str, state: CsfbState, loaded: Loaded) -> N
     pending = {(flow, e) for flow, events in state.pending.items() for e in events}
     resolved = sorted(loaded.pending - pending)
     if resolved:
-        conn.execute("DELETE FROM rtdl_csfb_pending p USING unnest(%s::text[], %s::text[]) AS u(f, e)"
+        conn.execute("DELETE FROM rtdl_csfb_pending p USING unnest(%b::text[], %b::text[]) AS u(f, e)"
                      " WHERE p.platform_run_id = %s AND p.flow_id = u.f AND p.event_id = u.e",
                      ([f for f, _ in resolved], [e for _, e in resolved], platform_run_id))
     added = sorted(pending - loaded.pending)
     if added:
         conn.execute("INSERT INTO rtdl_csfb_pending (platform_run_id, flow_id, event_id, session_id)"
-                     " SELECT %s, * FROM unnest(%s::text[], %s::text[], %s::text[]) ON CONFLICT DO NOTHING",
+                     " SELECT %s, * FROM unnest(%b::text[], %b::text[], %b::text[]) ON CONFLICT DO NOTHING",
                      (platform_run_id, [f for f, _ in added], [e for _, e in added], [state.pending_session[f] for f, _ in added]))
     late = sorted(state.late_joined - loaded.late_joined)
     if late:
         conn.execute("INSERT INTO rtdl_csfb_late_joins (platform_run_id, event_id)"
-                     " SELECT %s, e FROM unnest(%s::text[]) AS u(e) ON CONFLICT DO NOTHING", (platform_run_id, late))
+                     " SELECT %s, e FROM unnest(%b::text[]) AS u(e) ON CONFLICT DO NOTHING", (platform_run_id, late))
 
 
 def _keep_earlier(conn: Any, platform_run_id: str, table: str, columns: tuple[str, ...], ts_column: str,
@@ -115,7 +119,7 @@ def _keep_earlier(conn: Any, platform_run_id: str, table: str, columns: tuple[st
     (ts, event_id) (the last column is the event id)."""
     if not items:
         return
-    casts = ", ".join("%s::bigint[]" if c == ts_column else "%s::text[]" for c in columns)
+    casts = ", ".join("%b::bigint[]" if c == ts_column else "%b::text[]" for c in columns)
     conn.execute(
         f"INSERT INTO {table} AS t (platform_run_id, {', '.join(columns)}) SELECT %s, * FROM unnest({casts})"
         f" ON CONFLICT (platform_run_id, {columns[0]}) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in columns[1:])}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from runtime.db.postgres import copy_to_stage
 from runtime.rtdl import store as progress
 from runtime.rtdl.events import micros_to_iso
 from runtime.rtdl.ieg.domain import ClassCounts, EdgeKey, EntityKey, OrderKey, Seen, reconcile
@@ -32,36 +33,38 @@ _MERGE = (
          last_old="(t.last_ts_micros, t.last_event_id)")
 
 
-def _seen_columns(items: list[tuple[Any, Seen]]) -> list[list[Any]]:
-    return [[s.first[0] for _, s in items], [s.first[1] for _, s in items], [s.last[0] for _, s in items],
-            [s.last[1] for _, s in items]]
+_SEEN_STAGE = "ft bigint, fe text, lt bigint, le text, n integer"
+_ENTITY_STAGE = ("rtdl_ieg_entities_stage", "k text, i text, " + _SEEN_STAGE)
+_EDGE_STAGE = ("rtdl_ieg_edges_stage", "fk text, fi text, r text, tk text, ti text, " + _SEEN_STAGE)
 
 
 def merge_entities(conn: Any, platform_run_id: str, entities: dict[EntityKey, Seen]) -> None:
-    """Widen first/last seen of `entities` (one statement)."""
+    """Widen first/last seen of `entities` (COPY into a stage, then one upsert in key order)."""
     items = sorted(entities.items())
     if not items:
         return
+    copy_to_stage(conn, *_ENTITY_STAGE, ((*key, *seen.first, *seen.last, n) for n, (key, seen) in enumerate(items)))
     conn.execute(
-        "INSERT INTO rtdl_ieg_entities AS t (platform_run_id, kind, entity_id, first_ts_micros, first_event_id, last_ts_micros,"
-        " last_event_id) SELECT %s, k, i, ft, fe, lt, le FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::text[],"
-        " %s::bigint[], %s::text[]) AS u(k, i, ft, fe, lt, le)" + _MERGE.replace("{key}", "platform_run_id, kind, entity_id"),
-        (platform_run_id, [k[0] for k, _ in items], [k[1] for k, _ in items], *_seen_columns(items)),
+        f"WITH s AS (DELETE FROM {_ENTITY_STAGE[0]} RETURNING *)"
+        " INSERT INTO rtdl_ieg_entities AS t (platform_run_id, kind, entity_id, first_ts_micros, first_event_id, last_ts_micros,"
+        " last_event_id) SELECT %s, k, i, ft, fe, lt, le FROM s ORDER BY n"
+        + _MERGE.replace("{key}", "platform_run_id, kind, entity_id"),
+        (platform_run_id,),
     )
 
 
 def merge_edges(conn: Any, platform_run_id: str, edges: dict[EdgeKey, Seen]) -> None:
-    """Widen first/last seen of `edges` (one statement)."""
+    """Widen first/last seen of `edges` (COPY into a stage, then one upsert in key order)."""
     items = sorted(edges.items())
     if not items:
         return
+    copy_to_stage(conn, *_EDGE_STAGE, ((*key, *seen.first, *seen.last, n) for n, (key, seen) in enumerate(items)))
     conn.execute(
-        "INSERT INTO rtdl_ieg_edges AS t (platform_run_id, from_kind, from_id, relation, to_kind, to_id, first_ts_micros,"
-        " first_event_id, last_ts_micros, last_event_id) SELECT %s, fk, fi, r, tk, ti, ft, fe, lt, le FROM unnest(%s::text[],"
-        " %s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[], %s::text[], %s::bigint[], %s::text[])"
-        " AS u(fk, fi, r, tk, ti, ft, fe, lt, le)"
+        f"WITH s AS (DELETE FROM {_EDGE_STAGE[0]} RETURNING *)"
+        " INSERT INTO rtdl_ieg_edges AS t (platform_run_id, from_kind, from_id, relation, to_kind, to_id, first_ts_micros,"
+        " first_event_id, last_ts_micros, last_event_id) SELECT %s, fk, fi, r, tk, ti, ft, fe, lt, le FROM s ORDER BY n"
         + _MERGE.replace("{key}", "platform_run_id, from_kind, from_id, relation, to_kind, to_id"),
-        (platform_run_id, *[[k[n] for k, _ in items] for n in range(5)], *_seen_columns(items)),
+        (platform_run_id,),
     )
 
 

@@ -222,31 +222,60 @@ def features_as_of(facts: EntityFacts, entity_kind: str, entity_id: str, ts_micr
     pos = bisect.bisect_left(facts.keys, (ts_micros, event_id))
     if current is None and pos < len(facts) and facts.keys[pos] == (ts_micros, event_id):
         current = facts.fact(pos, entity_kind, entity_id)
-    windows: dict[str, WindowAggregates] = {}
+    windows: list[WindowSums] = []
     merchants: set[str] = set()
     countries: set[str] = set()
     devices: set[str] = set()
-    count = total = 0
-    for name, length in WINDOWS:
+    for _, length in WINDOWS:
         lo = bisect.bisect_right(facts.ts, ts_micros - length, 0, pos)
-        count = pos - lo
-        total = sum(facts.amounts[lo:pos])
         merchants, countries, devices = set(facts.merchants[lo:pos]), set(facts.countries[lo:pos]), set(facts.devices[lo:pos])
-        windows[name] = WindowAggregates(count, total / 100, max(facts.amounts[lo:pos], default=0) / 100, len(merchants),
-                                         len(countries), len(devices), sum(facts.p2p[lo:pos]), sum(facts.rounds[lo:pos]))
+        windows.append(WindowSums(pos - lo, sum(facts.amounts[lo:pos]), max(facts.amounts[lo:pos], default=0), len(merchants),
+                                  len(countries), len(devices), sum(facts.p2p[lo:pos]), sum(facts.rounds[lo:pos])))
+    seen = None if current is None else (current.merchant_id in merchants, current.device_id in devices,
+                                         current.merchant_country in countries)
+    previous = None if pos == 0 else facts.ts[pos - 1]
+    return assemble_features(entity_kind, entity_id, ts_micros, event_id, windows, previous, current, seen)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSums:
+    """One window's integer aggregates (amounts in minor units) before they become `WindowAggregates`:
+    what any store computes, in memory or in SQL, so every path assembles features the same way."""
+
+    count: int
+    amount_sum_minor: int
+    amount_max_minor: int
+    distinct_merchants: int
+    distinct_countries: int
+    distinct_devices: int
+    p2p_count: int
+    round_amount_count: int
+
+
+def assemble_features(entity_kind: str, entity_id: str, ts_micros: int, event_id: str, windows: list[WindowSums],
+                      previous_ts_micros: int | None, current: EventFact | None,
+                      seen_24h: tuple[bool, bool, bool] | None) -> EntityFeatures:
+    """`EntityFeatures` from the integer aggregates of every window (in `WINDOWS` order), the time
+    of the previous fact inside the horizon, the event's own fact, and whether its merchant, device
+    and country occur in the 24 h window (None without `current`)."""
+    day = windows[-1]
+    count, total = day.count, day.amount_sum_minor
     mean = round(total / count / 100, 6) if count else None
     ratio = None
     if current is not None and count and total > 0:
         ratio = round(current.amount_minor * count / total, 6)
+    aggregates = {name: WindowAggregates(w.count, w.amount_sum_minor / 100, w.amount_max_minor / 100, w.distinct_merchants,
+                                         w.distinct_countries, w.distinct_devices, w.p2p_count, w.round_amount_count)
+                  for (name, _), w in zip(WINDOWS, windows, strict=True)}
     return EntityFeatures(
         entity_kind=entity_kind, entity_id=entity_id, as_of_ts_utc=micros_to_iso(ts_micros), as_of_event_id=event_id,
-        windows=windows,
-        seconds_since_previous=None if pos == 0 else (ts_micros - facts.ts[pos - 1]) / SECOND,
+        windows=aggregates,
+        seconds_since_previous=None if previous_ts_micros is None else (ts_micros - previous_ts_micros) / SECOND,
         baseline_amount_mean_24h=mean, baseline_count_24h=count, amount_to_baseline_ratio=ratio,
         first_seen_entity=count == 0,
-        first_seen_merchant=None if current is None else current.merchant_id not in merchants,
-        first_seen_device=None if current is None else current.device_id not in devices,
-        first_seen_country=None if current is None else current.merchant_country not in countries,
+        first_seen_merchant=None if seen_24h is None else not seen_24h[0],
+        first_seen_device=None if seen_24h is None else not seen_24h[1],
+        first_seen_country=None if seen_24h is None else not seen_24h[2],
     )
 
 

@@ -1,9 +1,10 @@
 """OFP's Postgres adapter: event facts in `rtdl_ofp_facts` (migration 0501) and the point-in-time read.
 
-Writes are one `INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING` per batch, so a
-redelivered event writes nothing. `features_as_of` is one index range scan of the entity's facts
-in the 24 h before the event (the primary key covers every column it needs), turned into the
-domain's columns and handed to the domain function: the answer equals the in-memory store's.
+Writes are a COPY into a session stage and one `INSERT ... SELECT ... ON CONFLICT DO NOTHING` per
+batch, so a redelivered event writes nothing. `features_as_of` is one statement: an index range
+scan of the entity's facts in the 24 h before the event (the primary key covers every column it
+needs) reduced in the server to each window's integer aggregates, which the domain's
+`assemble_features` turns into features: the answer equals the in-memory store's.
 """
 
 from __future__ import annotations
@@ -11,37 +12,40 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from runtime.db.postgres import copy_to_stage
 from runtime.rtdl.events import TRAFFIC_CLASSES, admitted
 from runtime.rtdl.ofp.domain import (
     DEFAULT_GRACE_MICROS,
     HORIZON_MICROS,
+    WINDOWS,
     EntityFacts,
     EntityFeatures,
     EventFact,
+    WindowSums,
+    assemble_features,
     facts_of,
-)
-from runtime.rtdl.ofp.domain import (
-    features_as_of as domain_features_as_of,
 )
 
 _COLUMNS = ("entity_kind", "entity_id", "ts_micros", "event_id", "amount_minor", "merchant_id", "merchant_country", "device_id",
             "is_p2p", "is_round")
 
 
+_STAGE = ("rtdl_ofp_facts_stage", "k text, i text, t bigint, e text, a bigint, m text, c text, d text, p boolean, r boolean")
+
+
 def insert_facts(conn: Any, platform_run_id: str, facts: list[EventFact]) -> set[str]:
-    """Insert facts (one statement); returns the event ids that wrote at least one new fact."""
+    """Insert facts (COPY into a stage, then one `INSERT ... SELECT ... ON CONFLICT DO NOTHING`);
+    returns the event ids that wrote at least one new fact."""
     if not facts:
         return set()
+    copy_to_stage(conn, *_STAGE, ((f.entity_kind, f.entity_id, f.ts_micros, f.event_id, f.amount_minor, f.merchant_id,
+                                   f.merchant_country, f.device_id, f.is_p2p, f.is_round) for f in facts))
     rows = conn.execute(
-        "INSERT INTO rtdl_ofp_facts (platform_run_id, entity_kind, entity_id, ts_micros, event_id, amount_minor, merchant_id,"
-        " merchant_country, device_id, is_p2p, is_round)"
-        " SELECT %s, k, i, t, e, a, m, c, d, p, r FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::text[], %s::bigint[],"
-        " %s::text[], %s::text[], %s::text[], %s::boolean[], %s::boolean[]) AS u(k, i, t, e, a, m, c, d, p, r)"
+        f"WITH s AS (DELETE FROM {_STAGE[0]} RETURNING *)"
+        " INSERT INTO rtdl_ofp_facts (platform_run_id, entity_kind, entity_id, ts_micros, event_id, amount_minor, merchant_id,"
+        " merchant_country, device_id, is_p2p, is_round) SELECT %s, k, i, t, e, a, m, c, d, p, r FROM s"
         " ON CONFLICT DO NOTHING RETURNING event_id",
-        (platform_run_id, [f.entity_kind for f in facts], [f.entity_id for f in facts], [f.ts_micros for f in facts],
-         [f.event_id for f in facts], [f.amount_minor for f in facts], [f.merchant_id for f in facts],
-         [f.merchant_country for f in facts], [f.device_id for f in facts], [f.is_p2p for f in facts],
-         [f.is_round for f in facts]),
+        (platform_run_id,),
     ).fetchall()
     return {str(r[0]) for r in rows}
 
@@ -58,12 +62,66 @@ def entity_facts(conn: Any, platform_run_id: str, entity_kind: str, entity_id: s
     return EntityFacts.from_sorted_rows(rows)
 
 
+def _window_sql() -> str:
+    """The point-in-time read as ONE statement: the entity's facts strictly before the event inside
+    the horizon (one index range scan, materialised once), reduced in the server to each window's
+    integer aggregates; distinct counts count the values whose last occurrence before the event
+    falls inside the window (one hash aggregate per attribute). Only one row crosses the wire,
+    whatever the entity's volume."""
+    bounds = [f"%(b{i})s" for i in range(len(WINDOWS))]
+    scalars = ", ".join(
+        f"count(*) FILTER (WHERE t > {b}), coalesce(sum(a) FILTER (WHERE t > {b}), 0)::bigint,"
+        f" coalesce(max(a) FILTER (WHERE t > {b}), 0), count(*) FILTER (WHERE p AND t > {b}),"
+        f" count(*) FILTER (WHERE o AND t > {b})" for b in bounds)
+    def distinct(column: str) -> str:
+        counts = ", ".join(f"count(*) FILTER (WHERE last > {b})" for b in bounds)
+        return f"(SELECT ARRAY[{counts}] FROM (SELECT max(t) AS last FROM r GROUP BY {column}) AS g)"
+    return (
+        "WITH r AS MATERIALIZED (SELECT ts_micros AS t, amount_minor AS a, merchant_id AS m, merchant_country AS c,"
+        " device_id AS d, is_p2p AS p, is_round AS o FROM rtdl_ofp_facts WHERE platform_run_id = %(run)s"
+        " AND entity_kind = %(kind)s AND entity_id = %(id)s AND ts_micros > %(lo)s AND (ts_micros, event_id) < (%(ts)s, %(eid)s))"
+        f" SELECT (SELECT ARRAY[{scalars}, coalesce(max(t), 0), coalesce(bool_or(m = %(cm)s), false)::int,"
+        " coalesce(bool_or(d = %(cd)s), false)::int, coalesce(bool_or(c = %(cc)s), false)::int] FROM r),"
+        f" {distinct('m')}, {distinct('c')}, {distinct('d')}"
+    )
+
+
+_WINDOW_SQL = _window_sql()
+
+
+def own_fact(conn: Any, platform_run_id: str, entity_kind: str, entity_id: str, ts_micros: int, event_id: str) -> EventFact | None:
+    """The entity's fact of event (ts, event_id), None when the event is not applied (yet)."""
+    row = conn.execute(
+        "SELECT amount_minor, merchant_id, merchant_country, device_id, is_p2p, is_round FROM rtdl_ofp_facts"
+        " WHERE platform_run_id = %s AND entity_kind = %s AND entity_id = %s AND ts_micros = %s AND event_id = %s",
+        (platform_run_id, entity_kind, entity_id, ts_micros, event_id),
+    ).fetchone()
+    if row is None:
+        return None
+    return EventFact(entity_kind, entity_id, ts_micros, event_id, int(row[0]), row[1], row[2], row[3], bool(row[4]), bool(row[5]))
+
+
 def features_as_of(conn: Any, platform_run_id: str, entity_kind: str, entity_id: str, ts_micros: int, event_id: str,
                    current: EventFact | None = None) -> EntityFeatures:
     """Point-in-time features of one entity as of event (ts, event_id): only facts strictly before
-    it count (the domain function over one indexed range read)."""
-    facts = entity_facts(conn, platform_run_id, entity_kind, entity_id, ts_micros, event_id)
-    return domain_features_as_of(facts, entity_kind, entity_id, ts_micros, event_id, current)
+    it count. One statement reduces the entity's horizon in the server to each window's integer
+    aggregates, assembled by the domain's `assemble_features` (the answer equals the domain
+    function over the same facts; tests prove it)."""
+    if current is None:
+        current = own_fact(conn, platform_run_id, entity_kind, entity_id, ts_micros, event_id)
+    params: dict[str, Any] = {"run": platform_run_id, "kind": entity_kind, "id": entity_id, "lo": ts_micros - HORIZON_MICROS,
+                              "ts": ts_micros, "eid": event_id, "cm": current.merchant_id if current else None,
+                              "cd": current.device_id if current else None, "cc": current.merchant_country if current else None}
+    params.update({f"b{i}": ts_micros - length for i, (_, length) in enumerate(WINDOWS)})
+    row = conn.execute(_WINDOW_SQL, params).fetchone()
+    scalars, merchants, countries, devices = (list(map(int, column)) for column in row)
+    windows = []
+    for i in range(len(WINDOWS)):
+        count, amount_sum, amount_max, p2p, rounds = scalars[5 * i:5 * i + 5]
+        windows.append(WindowSums(count, amount_sum, amount_max, merchants[i], countries[i], devices[i], p2p, rounds))
+    previous, seen = scalars[5 * len(WINDOWS)], scalars[5 * len(WINDOWS) + 1:]
+    return assemble_features(entity_kind, entity_id, ts_micros, event_id, windows, previous if windows[-1].count else None, current,
+                             None if current is None else (bool(seen[0]), bool(seen[1]), bool(seen[2])))
 
 
 def event_features(conn: Any, platform_run_id: str, envelope: dict[str, Any]) -> dict[str, EntityFeatures]:

@@ -24,6 +24,14 @@ def test_run_scope_counts_delivered_other_run_and_unscoped() -> None:
     assert RunScope(None).admits(b"anything") is True
 
 
+def test_run_scope_hands_on_the_document_it_parsed_so_a_reader_parses_each_record_once() -> None:
+    scope = RunScope("r1")
+    admitted, document = scope.admit(b'{"platform_run_id": "r1", "payload": {"a": 1}}')
+    assert admitted and document == {"platform_run_id": "r1", "payload": {"a": 1}}
+    assert scope.admit(b'{"platform_run_id": "r2"}') == (False, None)
+    assert RunScope(None).admit(b'{"platform_run_id": "r1"}') == (True, None)
+
+
 def test_skipped_records_commit_only_up_to_the_first_outstanding_one() -> None:
     tracker = CommitTracker()
     tracker.skipped(P, 0)

@@ -20,7 +20,7 @@ from runtime.rtdl.ieg.domain import IegState
 from runtime.rtdl.ofp import store as ofp_store
 from runtime.rtdl.ofp.domain import OfpState
 from tests.runtime.rtdl.envelopes import engine_run
-from tests.runtime.rtdl.feeding import feed, feed_memory, order_key
+from tests.runtime.rtdl.feeding import as_inputs, feed, feed_memory, handlers, order_key
 from tests.support.events import random_run_id
 
 #: Traffic events whose answers are compared (every 7th: a spread over the day, quick to ask).
@@ -120,6 +120,26 @@ def test_redelivering_every_batch_changes_no_state(db, memory):
     with db.connection() as conn:
         totals = progress.counter_totals(conn, run, "ofp")
     assert totals["events_applied"] == 1091 and totals["duplicates"] == sum(1 for c, _ in records[:900] if c in TRAFFIC_CLASSES)
+
+
+def test_many_applies_in_one_transaction_write_and_count_each_record_once(db, memory):
+    """The worker's record-by-record retry applies many small batches in ONE transaction (each in
+    a savepoint): the COPY stages the writes go through start empty every time."""
+    records = list(engine_run())
+    run = random_run_id()
+    components = handlers(run)
+    inputs = as_inputs(records)
+    with db.transaction() as conn:
+        for start in range(0, len(inputs), 97):
+            for handler in components:
+                mine = [r for r in inputs[start:start + 97] if r.eb_ref.topic in handler.input_topics()]
+                if mine:
+                    with conn.transaction():
+                        handler.apply(conn, mine)
+    assert digest_of(db, run) == state_digest(*memory)
+    with db.connection() as conn:
+        totals = progress.counter_totals(conn, run, "ofp")
+    assert totals == {"events_applied": 1091, "facts_written": 5 * 1091}
 
 
 def test_late_events_are_counted_per_partition_when_the_stream_is_out_of_order(db):
