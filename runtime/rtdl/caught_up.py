@@ -242,6 +242,17 @@ def ieg_reconciliation(conn: Any, platform_run_id: str) -> dict[str, Any]:
     return document
 
 
+def dependency_outages(health: dict[str, dict[str, Any] | None]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per component and dependency (db, bus, object_store): outages and seconds unavailable, from
+    each worker's last health (counted since that worker process started)."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for component, doc in sorted(health.items()):
+        deps = (doc or {}).get("dependencies") or {}
+        out[component] = {name: {"outages": int(d.get("outages", 0)), "unavailable_seconds": float(d.get("unavailable_seconds", 0.0))}
+                          for name, d in sorted(deps.items())}
+    return out
+
+
 def _write(writer: EvidenceWriter, seen: Observation, groups: dict[str, str], tgts: list[Target], digest: str,
            bus: str, totals: dict[str, int], reconciliation_present: bool) -> list[WrittenEvidence]:
     rows: list[dict[str, Any]] = []
@@ -274,6 +285,7 @@ def _write(writer: EvidenceWriter, seen: Observation, groups: dict[str, str], tg
         "join": {"hits": totals.get("join_hits", 0), "misses": totals.get("join_misses", 0),
                  "late_joins": totals.get("late_joins", 0)},
         "reconciliation_present": reconciliation_present,
+        "dependency_outages": dependency_outages(health),
         "state_digest": digest,
         "reasons": [],
     }
