@@ -53,9 +53,10 @@ def _caught_up() -> dict:
             "partitions_expected": 8, "consumer_groups": ["fp-ofp-platform_20260105T000000Z"],
             "health": {"ofp": "GREEN", "ieg": "GREEN", "csfb": "GREEN", "archive_writer": "GREEN"},
             "dead_letters": {"total": 0, "explained": 0}, "late_events": 3,
-            "degrade_counts": {"flow_anchor_missing": 1}, "join": {"hits": 190, "misses": 1, "late_joins": 1},
+            "degrade_counts": {"flow_anchor_missing": 1}, "join": {"hits": 190, "misses": 1, "late_joins": 1, "unresolved": 0},
             "reconciliation_present": True,
-            "dependency_outages": {"ofp": {"db": {"outages": 1, "unavailable_seconds": 10.4}, "bus": {"outages": 0, "unavailable_seconds": 0.0}}},
+            "dependency_outages": {"ofp": {"db": {"outages": 1, "unavailable_seconds": 10.4},
+                                           "bus": {"outages": 0, "unavailable_seconds": 0.0}}},
             "state_digest": state_digest(OfpState(), IegState(), CsfbState()), "reasons": []}
 
 

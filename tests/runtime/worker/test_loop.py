@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
+from dataclasses import replace
 from typing import Any
 
+from runtime.bus.port import BusRecord, RunScopedConsumer, ScopeCounts
 from runtime.worker.handler import StreamHandler
 from runtime.worker.records import InputRecord, OutputRecord, RecordRejected
-from tests.runtime.worker.contract import StreamHandlerContract, WorkerEnv, envelope
+from tests.runtime.worker.contract import MemoryHealth, StreamHandlerContract, WorkerEnv, envelope
 
 IN_TOPIC = "contract.in"
 OUT_TOPIC = "contract.out"
@@ -34,6 +38,27 @@ class EchoHandler(StreamHandler):
             out.append(OutputRecord(f"echo:{record.event_id}", OUT_TOPIC, record.event_id,
                                     json.dumps({"platform_run_id": self.platform_run_id, "echo": record.event_id}).encode()))
         return out
+
+
+class HangingCommit(RunScopedConsumer):
+    """A consumer whose first commit hangs until released (a frozen broker answers nothing)."""
+
+    def __init__(self, inner: RunScopedConsumer, release: threading.Event):
+        self.inner, self.release = inner, release
+
+    @property
+    def counts(self) -> ScopeCounts:
+        return self.inner.counts
+
+    def poll(self, max_records: int, timeout_s: float) -> list[BusRecord]:
+        return self.inner.poll(max_records, timeout_s)
+
+    def commit(self, records: list[BusRecord]) -> None:
+        self.release.wait(30)
+        self.inner.commit(records)
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 class TestEchoHandlerContract(StreamHandlerContract):
@@ -64,3 +89,28 @@ class TestEchoHandlerContract(StreamHandlerContract):
         self.drain(env)
         echoes = [json.loads(r.value)["echo"] for r in env.broker.records(OUT_TOPIC)]
         assert sorted(echoes) == sorted(e["event_id"] for _, _, e in self.inputs(env))
+
+    def test_a_commit_that_hangs_turns_health_red_naming_the_bus_until_it_returns(self, env: WorkerEnv) -> None:
+        self.publish(env, self.inputs(env))
+        release = threading.Event()
+        handler = self.make_handler(env)
+        health = MemoryHealth()
+        worker = self.worker(env, consumer=HangingCommit(env.broker.consumer(handler.input_topics(), env.group,
+                                                                             env.platform_run_id), release), health=health)
+        worker.config = replace(worker.config, bus_stall_s=0.3)
+        runner = threading.Thread(target=worker.run, args=(threading.Event(),), kwargs={"idle_exit_after": 2})
+        runner.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(d["health_state"] == "RED" for d in health.documents):
+            time.sleep(0.05)
+        release.set()
+        runner.join(30)
+        red = [d for d in health.documents if d["health_state"] == "RED"]
+        assert red and red[0]["dependencies"]["bus"]["state"] == "DOWN"
+        assert red[0]["reasons"][0].startswith("BUS_UNAVAILABLE") and "offset commit has not returned" in red[0]["reasons"][0]
+        final = health.documents[-1]
+        assert final["health_state"] == "GREEN"
+        assert (final["dependencies"]["bus"]["state"], final["dependencies"]["bus"]["outages"]) == ("UP", 1)
+        assert final["counters"]["bus_unavailable_ms"] > 0
+        assert worker.counters.applied == self.applied_for(env, self.inputs(env))
+        assert self.committed_everything(env, worker.handler)
