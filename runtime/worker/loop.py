@@ -97,7 +97,7 @@ class StreamWorker:
                     break
         finally:
             done.set()
-            watchdog.join()
+            watchdog.join(timeout=10.0)  # it wakes every second; a health write it is in has its own timeouts
         self.flush_health(force=True)
         return self.counters
 
@@ -284,7 +284,7 @@ class StreamWorker:
                 continue
             error = _STALLED[dependency](f"{what} has not returned for {waited:.1f}s (the {dependency} does not answer)")
             if self.dependencies.down(dependency, error) or (self.health is not None and self.health.due()):
-                with suppress(PlatformError):
+                with suppress(PlatformError, RuntimeError):  # RuntimeError: a counter dict the loop is growing
                     self._write_health(backing_off=True)
 
 

@@ -120,10 +120,12 @@ def _worker_pids(root: Path, registry: Registry, run_id: str) -> dict[str, int]:
 
 @pytest.mark.slow
 def test_rtdl_workers_ride_out_postgres_and_bus_outages_red_while_down_green_after_nothing_lost(spine_workdir: Path) -> None:
+    began = time.monotonic()
     up = runner.invoke(app, ["dev-min-up", "--bus", "kafka"])
     assert up.exit_code == 0, up.output
     to_p7 = runner.invoke(app, ["dev-min-run", "--to", "P7", "--gate", str(GATE)])
     assert to_p7.exit_code == 0, to_p7.output
+    streamed = time.monotonic()
     registry, settings, root = drill_context()
     run_id = (root / "ACTIVE_RUN_ID").read_text().strip()
     components = list(registry.mapping("PACKS")[PACK])
@@ -142,7 +144,9 @@ def test_rtdl_workers_ride_out_postgres_and_bus_outages_red_while_down_green_aft
         flowing_at = sampler.durable_total
         db_window = postgres_outage(registry, OUTAGE_S)
         bus_window = bus_outage(registry, OUTAGE_S)
+        gated_from = time.monotonic()
         result = runner.invoke(app, ["dev-min-run", "--from", "P8", "--to", "P8"])
+        gated = time.monotonic()
     finally:
         stop.set()
         for t in threads:
@@ -167,7 +171,9 @@ def test_rtdl_workers_ride_out_postgres_and_bus_outages_red_while_down_green_aft
         assert outages["bus"]["outages"] >= 1 and outages["bus"]["unavailable_seconds"] > 0, (component, outages)
     # Nothing lost, nothing doubled: live state equals the pure domains over the run's records on the bus.
     report = live_against_pure(settings, registry, run_id)
+    compared = time.monotonic()
     assert report["live_digest"] == report["pure_digest"] == caught_up["state_digest"], json.dumps(report["sections"])[:3000]
     print(f"outage drill: gate {GATE}, db down {db_window[1] - db_window[0]:.1f}s, bus frozen {bus_window[1] - bus_window[0]:.1f}s, "
           f"samples {sampler.samples} (missed {sampler.missed}), workers restarted {sorted(restarted) or 'none'}, "
-          f"outages {json.dumps(caught_up['dependency_outages'])}")
+          f"outages {json.dumps(caught_up['dependency_outages'])}; seconds: to P7 {streamed - began:.0f}, "
+          f"outages {gated_from - streamed:.0f}, P8 {gated - gated_from:.0f}, read-back {compared - gated:.0f}")
