@@ -52,8 +52,8 @@ class WorkerEnv:
         return self.db.transaction()
 
 
-class CrashOnCommit(RunScopedConsumer):
-    """A consumer that dies the first time it is asked to commit (after the durable write)."""
+class WrappedConsumer(RunScopedConsumer):
+    """A consumer that passes everything to `inner`; subclasses change one call to inject a fault."""
 
     def __init__(self, inner: RunScopedConsumer):
         self.inner = inner
@@ -66,10 +66,17 @@ class CrashOnCommit(RunScopedConsumer):
         return self.inner.poll(max_records, timeout_s)
 
     def commit(self, records: list[BusRecord]) -> None:
-        raise Crash("killed after the transaction committed, before the offsets")
+        self.inner.commit(records)
 
     def close(self) -> None:
         self.inner.close()
+
+
+class CrashOnCommit(WrappedConsumer):
+    """A consumer that dies the first time it is asked to commit (after the durable write)."""
+
+    def commit(self, records: list[BusRecord]) -> None:
+        raise Crash("killed after the transaction committed, before the offsets")
 
 
 class CrashInside(StreamHandler):

@@ -8,10 +8,10 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from runtime.bus.port import BusRecord, RunScopedConsumer, ScopeCounts
+from runtime.bus.port import BusRecord, RunScopedConsumer
 from runtime.worker.handler import StreamHandler
 from runtime.worker.records import InputRecord, OutputRecord, RecordRejected
-from tests.runtime.worker.contract import MemoryHealth, StreamHandlerContract, WorkerEnv, envelope
+from tests.runtime.worker.contract import MemoryHealth, StreamHandlerContract, WorkerEnv, WrappedConsumer, envelope
 
 IN_TOPIC = "contract.in"
 OUT_TOPIC = "contract.out"
@@ -40,25 +40,16 @@ class EchoHandler(StreamHandler):
         return out
 
 
-class HangingCommit(RunScopedConsumer):
-    """A consumer whose first commit hangs until released (a frozen broker answers nothing)."""
+class HangingCommit(WrappedConsumer):
+    """A consumer whose commits hang until released (a frozen broker answers nothing)."""
 
     def __init__(self, inner: RunScopedConsumer, release: threading.Event):
-        self.inner, self.release = inner, release
-
-    @property
-    def counts(self) -> ScopeCounts:
-        return self.inner.counts
-
-    def poll(self, max_records: int, timeout_s: float) -> list[BusRecord]:
-        return self.inner.poll(max_records, timeout_s)
+        super().__init__(inner)
+        self.release = release
 
     def commit(self, records: list[BusRecord]) -> None:
         self.release.wait(30)
         self.inner.commit(records)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 class TestEchoHandlerContract(StreamHandlerContract):
