@@ -73,6 +73,9 @@ class StreamWorker:
         self.dependencies = Dependencies()
         self.last_error: PlatformError | None = None
         self._pending: list[BusRecord] | None = None
+        #: Durable batches whose offset commit failed: retried after the next poll, never re-applied
+        #: (the consumer must poll to rejoin its group after a broker outage cost it its membership).
+        self._to_commit: list[BusRecord] | None = None
         self._backoff = 0.0
         #: The dependency call in progress: (dependency, what, started at) for the stall watchdog.
         self._call: tuple[str, str, float] | None = None
@@ -92,9 +95,12 @@ class StreamWorker:
         try:
             while not stop.is_set():
                 got = self.step()
-                idle = idle + 1 if got == 0 and self._pending is None else 0
+                idle = idle + 1 if got == 0 and self._pending is None and self._to_commit is None else 0
                 if idle_exit_after is not None and idle >= idle_exit_after:
                     break
+            if self._to_commit is not None:  # stopping: one last try (on failure the records are redelivered and skipped)
+                with suppress(TransientError):
+                    self._commit()
         finally:
             done.set()
             watchdog.join(timeout=10.0)  # it wakes every second; a health write it is in has its own timeouts
@@ -111,7 +117,8 @@ class StreamWorker:
             batch = self._pending
             if batch:
                 self._process(batch)
-                self.dependencies.up("bus")  # the offsets were committed
+            elif self._to_commit is not None:
+                self._commit()
             else:
                 self._publish_outbox()
             self._pending = None
@@ -153,8 +160,18 @@ class StreamWorker:
         self.counters.applied += len(fresh) - len(refused)
         self.counters.batches += 1
         self._publish_outbox()
+        # Durable and published: only the commit is left. If it fails the batch is not applied
+        # again; its commit is retried with the next batch, after the next poll (polling is what
+        # lets a Kafka consumer rejoin its group when a broker outage cost it its membership).
+        self._to_commit, self._pending = (self._to_commit or []) + batch, None
+        self._commit()
+
+    def _commit(self) -> None:
+        """Commit the offsets of every durable batch not committed yet."""
         with self._calling("bus", "offset commit"):
-            self.consumer.commit(batch)
+            self.consumer.commit(self._to_commit or [])
+        self._to_commit = None
+        self.dependencies.up("bus")
 
     def _apply(self, conn: Any, fresh: list[tuple[BusRecord, InputRecord]]) -> tuple[list[OutputRecord], list[DeadLetter]]:
         """Apply the batch in one savepoint; if the handler refuses a record, redo it record by

@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from runtime.bus.port import BusRecord, RunScopedConsumer
+from runtime.errors import BusUnavailable
 from runtime.worker.handler import StreamHandler
 from runtime.worker.records import InputRecord, OutputRecord, RecordRejected
 from tests.runtime.worker.contract import MemoryHealth, StreamHandlerContract, WorkerEnv, WrappedConsumer, envelope
@@ -49,6 +50,25 @@ class HangingCommit(WrappedConsumer):
 
     def commit(self, records: list[BusRecord]) -> None:
         self.release.wait(30)
+        self.inner.commit(records)
+
+
+class MembershipLost(WrappedConsumer):
+    """A consumer whose group membership expired: commits fail until it has polled again (rejoined)."""
+
+    def __init__(self, inner: RunScopedConsumer):
+        super().__init__(inner)
+        self.lost, self.failed_commits = True, 0
+
+    def poll(self, max_records: int, timeout_s: float) -> list[BusRecord]:
+        if self.failed_commits:
+            self.lost = False  # polling serves the rejoin
+        return self.inner.poll(max_records, timeout_s)
+
+    def commit(self, records: list[BusRecord]) -> None:
+        if self.lost:
+            self.failed_commits += 1
+            raise BusUnavailable("offset commit failed: Broker: Unknown member")
         self.inner.commit(records)
 
 
@@ -104,4 +124,17 @@ class TestEchoHandlerContract(StreamHandlerContract):
         assert (final["dependencies"]["bus"]["state"], final["dependencies"]["bus"]["outages"]) == ("UP", 1)
         assert final["counters"]["bus_unavailable_ms"] > 0
         assert worker.counters.applied == self.applied_for(env, self.inputs(env))
+        assert self.committed_everything(env, worker.handler)
+
+    def test_a_failed_commit_is_retried_after_polling_again_without_applying_the_batch_twice(self, env: WorkerEnv) -> None:
+        self.publish(env, self.inputs(env))
+        handler = self.make_handler(env)
+        consumer = MembershipLost(env.broker.consumer(handler.input_topics(), env.group, env.platform_run_id))
+        health = MemoryHealth()
+        worker = self.worker(env, consumer=consumer, health=health)
+        worker.run(threading.Event(), idle_exit_after=2)
+        assert consumer.failed_commits == 1
+        assert worker.counters.redelivered_skipped == 0  # the durable batch was not run through the transaction again
+        assert worker.counters.applied == self.applied_for(env, self.inputs(env))
+        assert health.documents[-1]["health_state"] == "GREEN" and health.documents[-1]["counters"]["bus_unavailable"] == 1
         assert self.committed_everything(env, worker.handler)
