@@ -291,7 +291,12 @@ class KafkaBusConsumer(RunScopedConsumer):
                     )
                 else:
                     self._tracker.skipped(key, offset)
-            self._commit_due()
+            try:
+                self._commit_due()
+            except BusUnavailable:
+                if out:  # never drop records handed out: the caller applies them, the commit is retried
+                    break
+                raise
             if out and not messages:
                 break
         return out

@@ -242,6 +242,26 @@ def ieg_reconciliation(conn: Any, platform_run_id: str) -> dict[str, Any]:
     return document
 
 
+def join_counts(totals: dict[str, int]) -> dict[str, int]:
+    """CSFB's join counters: traffic events applied with their context present (hits) or before it
+    (misses), misses completed by context that came later (late joins), and misses still without
+    context (unresolved = misses - late joins: the only one that says context is missing from the
+    run; hits vs misses depend on how the topics interleaved while consumed)."""
+    hits, misses, late = totals.get("join_hits", 0), totals.get("join_misses", 0), totals.get("late_joins", 0)
+    return {"hits": hits, "misses": misses, "late_joins": late, "unresolved": max(0, misses - late)}
+
+
+def dependency_outages(health: dict[str, dict[str, Any] | None]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per component and dependency (db, bus, object_store): outages and seconds unavailable, from
+    each worker's last health (counted since that worker process started)."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for component, doc in sorted(health.items()):
+        deps = (doc or {}).get("dependencies") or {}
+        out[component] = {name: {"outages": int(d.get("outages", 0)), "unavailable_seconds": float(d.get("unavailable_seconds", 0.0))}
+                          for name, d in sorted(deps.items())}
+    return out
+
+
 def _write(writer: EvidenceWriter, seen: Observation, groups: dict[str, str], tgts: list[Target], digest: str,
            bus: str, totals: dict[str, int], reconciliation_present: bool) -> list[WrittenEvidence]:
     rows: list[dict[str, Any]] = []
@@ -271,9 +291,9 @@ def _write(writer: EvidenceWriter, seen: Observation, groups: dict[str, str], tg
         "dead_letters": {"total": sum(seen.dead_letters.values()), "explained": 0, "by_component": seen.dead_letters},
         "late_events": totals.get("late_events", 0),
         "degrade_counts": {k: totals[k] for k in DEGRADE_COUNTERS if totals.get(k)},
-        "join": {"hits": totals.get("join_hits", 0), "misses": totals.get("join_misses", 0),
-                 "late_joins": totals.get("late_joins", 0)},
+        "join": join_counts(totals),
         "reconciliation_present": reconciliation_present,
+        "dependency_outages": dependency_outages(health),
         "state_digest": digest,
         "reasons": [],
     }

@@ -3,22 +3,33 @@
 Offsets never move ahead of the durable write: the consumer is told a batch is done only after the
 transaction holding its state, positions, outbox rows and dead letters committed and the outbox was
 published. A transient failure (bus, database, object store down) keeps the batch in hand, turns
-health RED and backs off; a record the handler refuses is dead-lettered and the partition moves on.
+health RED naming the dependency, counts the outage and backs off; a record the handler refuses is
+dead-lettered and the partition moves on. A dependency that hangs instead of failing (a frozen
+broker leaves a commit waiting) is caught by a watchdog thread that turns health RED while the call
+has not returned; the outage closes when an operation on the dependency succeeds again.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.bus.port import BusAdmin, BusRecord, EbRef, OutboundRecord, Publisher, RunScopedConsumer
-from runtime.errors import PermanentError, PlatformError, PublishAmbiguous, TransientError
+from runtime.bus.port import BusAdmin, BusRecord, EbRef, OutboundRecord, PartitionRange, Publisher, RunScopedConsumer
+from runtime.errors import (
+    BusUnavailable,
+    DatabaseUnavailable,
+    ObjectStoreUnavailable,
+    PermanentError,
+    PlatformError,
+    PublishAmbiguous,
+    TransientError,
+)
 from runtime.worker.handler import StreamHandler
-from runtime.worker.health import HealthInputs, HealthWriter, WorkerCounters, health_document
+from runtime.worker.health import Dependencies, HealthInputs, HealthWriter, WorkerCounters, dependency_of, health_document
 from runtime.worker.records import InputRecord, OutputRecord, decode
 from runtime.worker.store import DeadLetter, PartitionKey, WorkerStore, partition_key
 
@@ -34,6 +45,11 @@ class WorkerConfig:
     backoff_initial_s: float = 0.2
     backoff_max_s: float = 5.0
     outbox_batch: int = 1000
+    #: A bus call (poll, commit, publish, end offsets) that has not returned after this long counts
+    #: as a bus outage (a frozen broker answers nothing and fails nothing).
+    bus_stall_s: float = 5.0
+    #: The same for a database transaction (a big batch may legitimately take a while).
+    db_stall_s: float = 30.0
 
 
 class StreamWorker:
@@ -54,9 +70,18 @@ class StreamWorker:
         self.config = config or WorkerConfig()
         self.sleep = sleep
         self.counters = WorkerCounters()
+        self.dependencies = Dependencies()
         self.last_error: PlatformError | None = None
         self._pending: list[BusRecord] | None = None
+        #: Durable batches whose offset commit failed: retried after the next poll, never re-applied
+        #: (the consumer must poll to rejoin its group after a broker outage cost it its membership).
+        self._to_commit: list[BusRecord] | None = None
         self._backoff = 0.0
+        #: The dependency call in progress: (dependency, what, started at) for the stall watchdog.
+        self._call: tuple[str, str, float] | None = None
+        #: Positions, dead letters and end offsets of the last health read that succeeded.
+        self._view: tuple[dict[PartitionKey, int], int, list[PartitionRange]] = ({}, 0, [])
+        self._health_lock = threading.Lock()
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -64,11 +89,21 @@ class StreamWorker:
         """Loop until `stop` is set (SIGTERM: the batch in hand is finished and committed first), or
         after `idle_exit_after` empty polls in a row (tests and one-shot catch-up runs)."""
         idle = 0
-        while not stop.is_set():
-            got = self.step()
-            idle = idle + 1 if got == 0 and self._pending is None else 0
-            if idle_exit_after is not None and idle >= idle_exit_after:
-                break
+        done = threading.Event()
+        watchdog = threading.Thread(target=self._watch_stalls, args=(done,), name="worker-stall-watchdog", daemon=True)
+        watchdog.start()
+        try:
+            while not stop.is_set():
+                got = self.step()
+                idle = idle + 1 if got == 0 and self._pending is None and self._to_commit is None else 0
+                if idle_exit_after is not None and idle >= idle_exit_after:
+                    break
+            if self._to_commit is not None:  # stopping: one last try (on failure the records are redelivered and skipped)
+                with suppress(TransientError):
+                    self._commit()
+        finally:
+            done.set()
+            watchdog.join(timeout=10.0)  # it wakes every second; a health write it is in has its own timeouts
         self.flush_health(force=True)
         return self.counters
 
@@ -76,11 +111,14 @@ class StreamWorker:
         """One cycle. Returns the number of records finished (0 when idle or backing off)."""
         try:
             if self._pending is None:
-                self._pending = self.consumer.poll(self.config.batch_size, self.config.poll_timeout_s)
+                with self._calling("bus", "poll"):
+                    self._pending = self.consumer.poll(self.config.batch_size, self.config.poll_timeout_s)
                 self.counters.polled += len(self._pending)
             batch = self._pending
             if batch:
                 self._process(batch)
+            elif self._to_commit is not None:
+                self._commit()
             else:
                 self._publish_outbox()
             self._pending = None
@@ -93,6 +131,7 @@ class StreamWorker:
 
     def _transient(self, error: PlatformError) -> None:
         self.last_error = error
+        self._note_down(error)
         self.counters.backoffs += 1
         self._backoff = min(self.config.backoff_max_s, max(self.config.backoff_initial_s, self._backoff * 2))
         self.flush_health(force=True, backing_off=True)
@@ -108,7 +147,7 @@ class StreamWorker:
                 decoded.append((record, decode(record)))
             except PermanentError as e:
                 unreadable.append(DeadLetter(record, self.store.platform_run_id, e.code, e.message))
-        with self.transaction() as conn:
+        with self._calling("db", "batch transaction"), self.transaction() as conn:
             durable = self.store.lock_positions(conn, sorted({partition_key(r.eb_ref) for r in batch}))
             fresh = [(r, d) for r, d in decoded if _position(r.eb_ref) > durable.get(partition_key(r.eb_ref), -1)]
             letters = [d for d in unreadable if _position(d.record.eb_ref) > durable.get(partition_key(d.record.eb_ref), -1)]
@@ -117,10 +156,22 @@ class StreamWorker:
             self.counters.outputs_added += self.store.add_outputs(conn, outputs)
             self.counters.dead_lettered += self.store.add_dead_letters(conn, letters + refused)
             self.store.advance_positions(conn, _last_positions(batch))
+        self.dependencies.up("db")
         self.counters.applied += len(fresh) - len(refused)
         self.counters.batches += 1
         self._publish_outbox()
-        self.consumer.commit(batch)
+        # Durable and published: only the commit is left. If it fails the batch is not applied
+        # again; its commit is retried with the next batch, after the next poll (polling is what
+        # lets a Kafka consumer rejoin its group when a broker outage cost it its membership).
+        self._to_commit, self._pending = (self._to_commit or []) + batch, None
+        self._commit()
+
+    def _commit(self) -> None:
+        """Commit the offsets of every durable batch not committed yet."""
+        with self._calling("bus", "offset commit"):
+            self.consumer.commit(self._to_commit or [])
+        self._to_commit = None
+        self.dependencies.up("bus")
 
     def _apply(self, conn: Any, fresh: list[tuple[BusRecord, InputRecord]]) -> tuple[list[OutputRecord], list[DeadLetter]]:
         """Apply the batch in one savepoint; if the handler refuses a record, redo it record by
@@ -147,11 +198,13 @@ class StreamWorker:
         if self.publisher is None:
             return
         while True:
-            with self.transaction() as conn:
+            with self._calling("db", "outbox read"), self.transaction() as conn:
                 pending = self.store.pending_outputs(conn, self.config.outbox_batch)
+            self.dependencies.up("db")
             if not pending:
                 return
-            results = self.publisher.publish([OutboundRecord(p.topic, p.key, p.value) for p in pending])
+            with self._calling("bus", "outbox publish"):
+                results = self.publisher.publish([OutboundRecord(p.topic, p.key, p.value) for p in pending])
             landed: dict[str, EbRef] = {}
             failure: PlatformError | None = None
             for row, result in zip(pending, results, strict=True):
@@ -161,7 +214,7 @@ class StreamWorker:
                     failure = failure or result
                 else:
                     failure = failure or PublishAmbiguous(f"publish of {row.record_id} failed: {result}")
-            with self.transaction() as conn:
+            with self._calling("db", "outbox mark"), self.transaction() as conn:
                 self.store.mark_published(conn, landed)
             self.counters.published += len(landed)
             if failure is not None:
@@ -173,25 +226,88 @@ class StreamWorker:
     # -- health ---------------------------------------------------------------------------------
 
     def flush_health(self, *, force: bool = False, backing_off: bool = False) -> None:
-        """Write last_health.json when due (always when forced); never raises for a health write."""
+        """Write last_health.json when due (always when forced); never raises for a health write.
+
+        Reading positions and end offsets for it doubles as a probe of PostgreSQL and the bus: an
+        idle worker notices an outage (and its end) too."""
         if self.health is None or self.health_base is None or not (force or self.health.due()):
             return
+        positions, dead, ranges = self._view
         try:
-            with self.transaction() as conn:
+            with self._calling("db", "health read"), self.transaction() as conn:
                 positions = self.store.positions(conn)
                 dead = self.store.dead_letter_count(conn)
-        except TransientError:
-            positions, dead = {}, self.counters.dead_lettered
-        ranges = []
+            self.dependencies.up("db")
+        except TransientError as e:
+            self._note_down(e)
+            dead = max(dead, self.counters.dead_lettered)
         if self.admin is not None:
-            for topic in self.handler.input_topics():
-                try:
-                    ranges.extend(self.admin.ranges(topic))
-                except PlatformError:
-                    break
-        inputs = HealthInputs(self.counters, self.handler.counters(), positions, ranges, dead, self.last_error,
-                              backing_off, self.consumer.counts.as_dict())
-        self.health.write(health_document(self.health_base(), self.handler.component, self.store.consumer_group, inputs))
+            try:
+                fresh: list[PartitionRange] = []
+                with self._calling("bus", "end offsets"):
+                    for topic in self.handler.input_topics():
+                        fresh.extend(self.admin.ranges(topic))
+                ranges = fresh
+                self.dependencies.up("bus")
+            except TransientError as e:
+                self._note_down(e)
+            except PlatformError:
+                pass
+        self._view = (positions, dead, ranges)
+        self._write_health(backing_off)
+
+    def _write_health(self, backing_off: bool) -> None:
+        """Write the document from the last view (the watchdog calls this while the loop is stuck)."""
+        if self.health is None or self.health_base is None:
+            return
+        with self._health_lock:
+            positions, dead, ranges = self._view
+            inputs = HealthInputs(self.counters, self.handler.counters(), positions, ranges, dead, self.last_error,
+                                  backing_off, self.consumer.counts.as_dict(), self.dependencies)
+            self.health.write(health_document(self.health_base(), self.handler.component, self.store.consumer_group, inputs))
+            store_error = self.health.last_store_error
+        if store_error is not None and dependency_of(store_error) == "object_store":
+            self.dependencies.down("object_store", store_error)
+        elif store_error is None and self.dependencies.is_down("object_store"):
+            self.dependencies.up("object_store")
+
+    # -- dependencies ---------------------------------------------------------------------------
+
+    def _note_down(self, error: PlatformError) -> None:
+        name = dependency_of(error)
+        if name is not None:
+            self.dependencies.down(name, error)
+
+    @contextmanager
+    def _calling(self, dependency: str, what: str) -> Iterator[None]:
+        """Mark a call on `dependency` in progress, for the stall watchdog."""
+        self._call = (dependency, what, time.monotonic())
+        try:
+            yield
+        finally:
+            self._call = None
+
+    def _watch_stalls(self, done: threading.Event) -> None:
+        """Every second: a dependency call running longer than its stall limit opens an outage of
+        that dependency and writes a RED health from the last view (the loop itself is stuck)."""
+        limits = {"bus": self.config.bus_stall_s, "db": self.config.db_stall_s}
+        while not done.wait(1.0):
+            call = self._call
+            if call is None:
+                continue
+            dependency, what, started = call
+            waited = time.monotonic() - started
+            if waited < limits.get(dependency, float("inf")):
+                continue
+            error = _STALLED[dependency](f"{what} has not returned for {waited:.1f}s (the {dependency} does not answer)")
+            if self.dependencies.down(dependency, error) or (self.health is not None and self.health.due()):
+                with suppress(PlatformError, RuntimeError):  # RuntimeError: a counter dict the loop is growing
+                    self._write_health(backing_off=True)
+
+
+#: The error a stalled call on each dependency is reported as.
+_STALLED: dict[str, type[TransientError]] = {"bus": BusUnavailable, "db": DatabaseUnavailable,
+                                             "object_store": ObjectStoreUnavailable}
 
 
 class _OutboxPublishFailed(TransientError):

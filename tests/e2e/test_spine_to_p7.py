@@ -5,7 +5,8 @@ hop (emitted by WSP == admitted by IG less the IG readiness smoke event; topics 
 buses give the same results, and teardown leaves no process behind. P8: the rtdl_core pack ran
 from P2; with all four workers built P8 passes with the same state digest on both buses (P4's ingest probe is left out of state); a build
 without the OFP, IEG and CSFB stores fails P8 closed (RTDL_STATE_MISSING), while the archive
-writer it ran alone archived every admitted record.
+writer it ran alone archived every admitted record. On each bus the live RTDL state equals, row for
+row, the pure domains fed every record of the run read back from that bus.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from controller.substrate.processes import is_running
 from controller.substrate.state import read_state, state_dir
 from runtime.components import unbuilt_members
 from runtime.contracts.registry import load_registry
+from tests.support.rtdl_drill import drill_context, live_against_pure
 
 runner = CliRunner()
 GATE = 20
@@ -38,7 +40,14 @@ def _run_spine(bus: str) -> tuple[Path, dict]:
     state = read_state(state_dir(registry))
     assert state is not None
     root = Path.cwd() / registry.text("LOCAL_RUNS_ROOT")
-    evidence = root / (root / "ACTIVE_RUN_ID").read_text().strip() / "evidence"
+    run_id = (root / "ACTIVE_RUN_ID").read_text().strip()
+    evidence = root / run_id / "evidence"
+    if not unbuilt_members(registry, "rtdl_core"):
+        # Live OFP, IEG and CSFB state equals the pure domains fed the run's records read back from the bus.
+        _, settings, _ = drill_context()
+        report = live_against_pure(settings, registry, run_id)
+        assert report["live_digest"] == report["pure_digest"], json.dumps(report["sections"])[:3000]
+        assert all(s["only_live"] == s["only_pure"] == 0 for s in report["sections"].values())
     down = runner.invoke(app, ["dev-min-down"])
     assert down.exit_code == 0, down.output
     assert all(not is_running(p.pid, p.argv) for p in state.processes)

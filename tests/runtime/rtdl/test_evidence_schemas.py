@@ -6,11 +6,23 @@ import copy
 
 import pytest
 
+from runtime.errors import BusUnavailable, DatabaseUnavailable
 from runtime.evidence.writer import schema_violations
 from runtime.rtdl.csfb.domain import CsfbState
 from runtime.rtdl.digest import state_digest
 from runtime.rtdl.ieg.domain import IegState
 from runtime.rtdl.ofp.domain import OfpState
+from runtime.worker.health import Dependencies
+
+
+def _dependencies() -> dict:
+    """The `dependencies` section as health.py writes it: the database had one outage, the bus is down now."""
+    deps = Dependencies()
+    deps.down("db", DatabaseUnavailable("connection refused"))
+    deps.up("db")
+    deps.down("bus", BusUnavailable("offset commit has not returned for 5.2s"))
+    return deps.document()
+
 
 BASE = {"platform_run_id": "platform_20260105T000000Z", "written_at_utc": "2026-01-05T00:10:00.000000Z", "phase_id": "P8",
         "source_handles": ["RTDL_CORE_EVIDENCE_PATH_PATTERN"]}
@@ -24,6 +36,7 @@ HEALTH = {  # the shape runtime/worker/health.py health_document writes
     "lag_total": 0,
     "committed_offsets": [{"topic": "fp.bus.traffic.fraud.v1", "partition": 0, "position": 42}],
     "last_error": {"code": "RTDL_PAYLOAD_INVALID", "message": "payload.amount must be a number >= 0"},
+    "dependencies": _dependencies(),
 }
 
 SNAPSHOT = {
@@ -40,8 +53,11 @@ def _caught_up() -> dict:
             "partitions_expected": 8, "consumer_groups": ["fp-ofp-platform_20260105T000000Z"],
             "health": {"ofp": "GREEN", "ieg": "GREEN", "csfb": "GREEN", "archive_writer": "GREEN"},
             "dead_letters": {"total": 0, "explained": 0}, "late_events": 3,
-            "degrade_counts": {"flow_anchor_missing": 1}, "join": {"hits": 190, "misses": 1, "late_joins": 1},
-            "reconciliation_present": True, "state_digest": state_digest(OfpState(), IegState(), CsfbState()), "reasons": []}
+            "degrade_counts": {"flow_anchor_missing": 1}, "join": {"hits": 190, "misses": 1, "late_joins": 1, "unresolved": 0},
+            "reconciliation_present": True,
+            "dependency_outages": {"ofp": {"db": {"outages": 1, "unavailable_seconds": 10.4},
+                                           "bus": {"outages": 0, "unavailable_seconds": 0.0}}},
+            "state_digest": state_digest(OfpState(), IegState(), CsfbState()), "reasons": []}
 
 
 @pytest.mark.parametrize("schema, document", [("last_health", HEALTH), ("offsets_snapshot", SNAPSHOT), ("caught_up", _caught_up())])
@@ -53,6 +69,9 @@ def test_a_complete_document_is_valid(schema, document):
     ("last_health", HEALTH, "health_state", "YELLOW"),
     ("last_health", HEALTH, "last_error", "boom"),
     ("last_health", HEALTH, "counters", {"polled": -1}),
+    ("last_health", HEALTH, "dependencies", {**_dependencies(), "db": {**_dependencies()["db"], "state": "FLAKY"}}),
+    ("last_health", HEALTH, "dependencies", {"db": _dependencies()["db"]}),
+    ("caught_up", _caught_up(), "dependency_outages", {"ofp": {"db": {"outages": -1, "unavailable_seconds": 0}}}),
     ("offsets_snapshot", SNAPSHOT, "partitions", []),
     ("offsets_snapshot", SNAPSHOT, "offset_kind", "wall_clock"),
     ("caught_up", _caught_up(), "state_digest", "not-a-digest"),
@@ -65,7 +84,8 @@ def test_a_wrong_value_is_refused(schema, document, path, value):
 
 
 @pytest.mark.parametrize("schema, document, field", [
-    ("last_health", HEALTH, "lag"), ("last_health", HEALTH, "last_error"),
+    ("last_health", HEALTH, "lag"), ("last_health", HEALTH, "last_error"), ("last_health", HEALTH, "dependencies"),
+    ("caught_up", _caught_up(), "dependency_outages"),
     ("offsets_snapshot", SNAPSHOT, "consumer_groups"),
     ("caught_up", _caught_up(), "state_digest"), ("caught_up", _caught_up(), "late_events"),
     ("caught_up", _caught_up(), "degrade_counts"),

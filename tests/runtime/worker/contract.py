@@ -52,8 +52,8 @@ class WorkerEnv:
         return self.db.transaction()
 
 
-class CrashOnCommit(RunScopedConsumer):
-    """A consumer that dies the first time it is asked to commit (after the durable write)."""
+class WrappedConsumer(RunScopedConsumer):
+    """A consumer that passes everything to `inner`; subclasses change one call to inject a fault."""
 
     def __init__(self, inner: RunScopedConsumer):
         self.inner = inner
@@ -66,10 +66,17 @@ class CrashOnCommit(RunScopedConsumer):
         return self.inner.poll(max_records, timeout_s)
 
     def commit(self, records: list[BusRecord]) -> None:
-        raise Crash("killed after the transaction committed, before the offsets")
+        self.inner.commit(records)
 
     def close(self) -> None:
         self.inner.close()
+
+
+class CrashOnCommit(WrappedConsumer):
+    """A consumer that dies the first time it is asked to commit (after the durable write)."""
+
+    def commit(self, records: list[BusRecord]) -> None:
+        raise Crash("killed after the transaction committed, before the offsets")
 
 
 class CrashInside(StreamHandler):
@@ -220,9 +227,13 @@ class StreamHandlerContract(ABC):
         assert health.documents[-1]["health_state"] == "RED"
         assert "DB_UNAVAILABLE" in health.documents[-1]["reasons"][0]
         assert all(not env.broker.committed(env.group, t) for t in worker.handler.input_topics())
+        assert health.documents[-1]["dependencies"]["db"]["state"] == "DOWN"
         env.down["db"] = False
         worker.run(threading.Event(), idle_exit_after=2)
-        assert health.documents[-1]["health_state"] == "GREEN"
+        final = health.documents[-1]
+        assert final["health_state"] == "GREEN" and final["reasons"] == []
+        assert final["dependencies"]["db"]["state"] == "UP" and final["dependencies"]["db"]["outages"] == 1
+        assert final["counters"]["db_unavailable"] == 1 and final["counters"]["bus_unavailable"] == 0
         assert worker.counters.applied == self.applied_for(env, self.inputs(env))
         assert self.committed_everything(env, worker.handler)
 
@@ -233,8 +244,12 @@ class StreamHandlerContract(ABC):
         env.broker.make_unavailable()
         assert worker.step() == 0
         assert health.documents[-1]["health_state"] == "RED"
+        assert "BUS_UNAVAILABLE" in health.documents[-1]["reasons"][0]
+        assert health.documents[-1]["dependencies"]["bus"]["state"] == "DOWN"
         env.broker.make_available()
         worker.run(threading.Event(), idle_exit_after=2)
+        final = health.documents[-1]
+        assert final["health_state"] == "GREEN" and final["dependencies"]["bus"]["outages"] == 1
         assert worker.counters.applied == self.applied_for(env, self.inputs(env))
         assert self.committed_everything(env, worker.handler)
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
+from dataclasses import replace
 from typing import Any
 
+from runtime.bus.port import BusRecord, RunScopedConsumer
+from runtime.errors import BusUnavailable
 from runtime.worker.handler import StreamHandler
 from runtime.worker.records import InputRecord, OutputRecord, RecordRejected
-from tests.runtime.worker.contract import StreamHandlerContract, WorkerEnv, envelope
+from tests.runtime.worker.contract import MemoryHealth, StreamHandlerContract, WorkerEnv, WrappedConsumer, envelope
 
 IN_TOPIC = "contract.in"
 OUT_TOPIC = "contract.out"
@@ -34,6 +39,37 @@ class EchoHandler(StreamHandler):
             out.append(OutputRecord(f"echo:{record.event_id}", OUT_TOPIC, record.event_id,
                                     json.dumps({"platform_run_id": self.platform_run_id, "echo": record.event_id}).encode()))
         return out
+
+
+class HangingCommit(WrappedConsumer):
+    """A consumer whose commits hang until released (a frozen broker answers nothing)."""
+
+    def __init__(self, inner: RunScopedConsumer, release: threading.Event):
+        super().__init__(inner)
+        self.release = release
+
+    def commit(self, records: list[BusRecord]) -> None:
+        self.release.wait(30)
+        self.inner.commit(records)
+
+
+class MembershipLost(WrappedConsumer):
+    """A consumer whose group membership expired: commits fail until it has polled again (rejoined)."""
+
+    def __init__(self, inner: RunScopedConsumer):
+        super().__init__(inner)
+        self.lost, self.failed_commits = True, 0
+
+    def poll(self, max_records: int, timeout_s: float) -> list[BusRecord]:
+        if self.failed_commits:
+            self.lost = False  # polling serves the rejoin
+        return self.inner.poll(max_records, timeout_s)
+
+    def commit(self, records: list[BusRecord]) -> None:
+        if self.lost:
+            self.failed_commits += 1
+            raise BusUnavailable("offset commit failed: Broker: Unknown member")
+        self.inner.commit(records)
 
 
 class TestEchoHandlerContract(StreamHandlerContract):
@@ -64,3 +100,41 @@ class TestEchoHandlerContract(StreamHandlerContract):
         self.drain(env)
         echoes = [json.loads(r.value)["echo"] for r in env.broker.records(OUT_TOPIC)]
         assert sorted(echoes) == sorted(e["event_id"] for _, _, e in self.inputs(env))
+
+    def test_a_commit_that_hangs_turns_health_red_naming_the_bus_until_it_returns(self, env: WorkerEnv) -> None:
+        self.publish(env, self.inputs(env))
+        release = threading.Event()
+        handler = self.make_handler(env)
+        health = MemoryHealth()
+        worker = self.worker(env, consumer=HangingCommit(env.broker.consumer(handler.input_topics(), env.group,
+                                                                             env.platform_run_id), release), health=health)
+        worker.config = replace(worker.config, bus_stall_s=0.3)
+        runner = threading.Thread(target=worker.run, args=(threading.Event(),), kwargs={"idle_exit_after": 2})
+        runner.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(d["health_state"] == "RED" for d in health.documents):
+            time.sleep(0.05)
+        release.set()
+        runner.join(30)
+        red = [d for d in health.documents if d["health_state"] == "RED"]
+        assert red and red[0]["dependencies"]["bus"]["state"] == "DOWN"
+        assert red[0]["reasons"][0].startswith("BUS_UNAVAILABLE") and "offset commit has not returned" in red[0]["reasons"][0]
+        final = health.documents[-1]
+        assert final["health_state"] == "GREEN"
+        assert (final["dependencies"]["bus"]["state"], final["dependencies"]["bus"]["outages"]) == ("UP", 1)
+        assert final["counters"]["bus_unavailable_ms"] > 0
+        assert worker.counters.applied == self.applied_for(env, self.inputs(env))
+        assert self.committed_everything(env, worker.handler)
+
+    def test_a_failed_commit_is_retried_after_polling_again_without_applying_the_batch_twice(self, env: WorkerEnv) -> None:
+        self.publish(env, self.inputs(env))
+        handler = self.make_handler(env)
+        consumer = MembershipLost(env.broker.consumer(handler.input_topics(), env.group, env.platform_run_id))
+        health = MemoryHealth()
+        worker = self.worker(env, consumer=consumer, health=health)
+        worker.run(threading.Event(), idle_exit_after=2)
+        assert consumer.failed_commits == 1
+        assert worker.counters.redelivered_skipped == 0  # the durable batch was not run through the transaction again
+        assert worker.counters.applied == self.applied_for(env, self.inputs(env))
+        assert health.documents[-1]["health_state"] == "GREEN" and health.documents[-1]["counters"]["bus_unavailable"] == 1
+        assert self.committed_everything(env, worker.handler)
