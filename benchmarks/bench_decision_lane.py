@@ -189,7 +189,7 @@ def throughput(work: Path, scale: int, reps: int) -> None:
               f"  (degraded {decided[1]}, posture GREEN)")
 
 
-def latency(work: Path, seconds: float, rate: int) -> None:
+def latency(work: Path, seconds: float, rate: int, *, green_wait_s: float = 20.0) -> None:
     """(2): admission-to-decision p50/p99 at a steady `rate` events/s through running worker processes."""
     with servers(work) as s:
         pin(s.settings, RUN_LIVE)
@@ -202,7 +202,7 @@ def latency(work: Path, seconds: float, rate: int) -> None:
                 argv = [sys.executable, "-m", "runtime", component, "run", "--platform-run-id", RUN_LIVE]
                 with (logs / f"{component}.log").open("w") as log:
                     procs.append((subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT), tuple(argv)))
-            posture = wait_green(s.dsn, RUN_LIVE, 20.0)
+            posture = wait_green(s.dsn, RUN_LIVE, green_wait_s)
             wanted = int(seconds * rate)
             records = records_of(s.settings, RUN_LIVE, max(60, wanted // 5))[:wanted]
             traffic = sum(1 for cls, _ in records if cls in TRAFFIC_CLASSES)
@@ -280,7 +280,7 @@ def main(smoke: bool = False) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         throughput(Path(tmp) / "throughput", scale, 1 if smoke else REPS)
     with tempfile.TemporaryDirectory() as tmp:
-        latency(Path(tmp) / "latency", seconds, rate)
+        latency(Path(tmp) / "latency", seconds, rate, green_wait_s=3.0 if smoke else 20.0)
     return 0
 
 
