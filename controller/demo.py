@@ -1,6 +1,6 @@
 """`make demo`: the main job an operator runs first, end to end on the local substrate.
 
-Brings the substrate up (P(-1), P0), runs P1..P8 with Gate-200 (the planes after P8 are not built
+Brings the substrate up (P(-1), P0), runs P1..P9 with Gate-200 (the planes after P9 are not built
 yet), tears down (P12, also after a failure), validates the evidence bundle it wrote, prints the
 phase table and where the bundle is. Exit 0 only if every step passed.
 """
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__)
     parser.add_argument("--env", default=None, help="local_parity (the only environment the demo runs on)")
     parser.add_argument("--bus", default=None, help="kinesis or kafka")
-    parser.add_argument("--to", default="P8", help="last phase of the run (the later planes are not built yet)")
+    parser.add_argument("--to", default="P9", help="last phase of the run (the later planes are not built yet)")
     parser.add_argument("--gate", type=int, default=200, help="bounded gate: events per output")
     args = parser.parse_args(argv)
     try:

@@ -125,6 +125,10 @@ COMPONENTS: dict[str, Component] = {c.name: c for c in (
     # P8's gate job (in the VPC, next to the DB): durable positions vs P7's end offsets, health, state digest.
     Component(name="rtdl_caught_up", kind="job", app="runtime.rtdl.cli:app", argv=("rtdl", "caught-up"),
               ecs_key="TD_RTDL_CAUGHT_UP", role_key="ROLE_RTDL_CORE"),
+    # P9's gate job (in the VPC, next to the DB): every admitted traffic event decided, acted on and
+    # logged, the audit chain verified; its CLI word also serves the operator's `decision show|verify`.
+    Component(name="decision_committed", kind="job", app="runtime.decision.cli:app", argv=("decision", "committed"),
+              ecs_key="TD_DECISION_COMMITTED", role_key="ROLE_DECISION_LANE"),
     # The case and labels plane (pack case_labels): CaseTrigger, CM and LS's label topic consumer are
     # stream workers, one ECS service each, one role; LS's bank view intake is a job of the same role.
     Component(name="case_trigger", kind="daemon", app="runtime.worker.cli:case_trigger_app", argv=("case_trigger", "run"),

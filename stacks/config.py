@@ -374,7 +374,10 @@ def _roles(r: _Reader) -> tuple[RoleSpec, ...]:
                              evidence_rw), (*confluent, ig_key, *db)),
         "ROLE_RTDL_CORE": ((g("S3_ARCHIVE_BUCKET", archive, "S3_ARCHIVE_PREFIX_PATTERN", read=True, write=True), evidence_rw),
                            (*confluent, *db)),
-        "ROLE_DECISION_LANE": ((evidence_rw, platform_rw), (*confluent, *db)),
+        # DL/DF/AL/DLA and P9's job: run.json, health and the P9 summaries under the evidence prefix,
+        # DLA's audit batch objects under their own prefix; nothing else of the platform's objects.
+        "ROLE_DECISION_LANE": ((evidence_rw, g("S3_EVIDENCE_BUCKET", evidence, "DLA_AUDIT_PREFIX_PATTERN", read=True, write=True)),
+                               (*confluent, *db)),
         # LS's bank view intake reads the run's stream views (bank view, traffic), nothing else of the oracle.
         "ROLE_CASE_LABELS": ((evidence_rw, g("S3_ORACLE_BUCKET", oracle, "ORACLE_STREAM_VIEW_ROOT_PATTERN", read=True)),
                              (*confluent, *db)),

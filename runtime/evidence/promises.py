@@ -278,6 +278,77 @@ def replay_anchors(path: str, doc: dict[str, Any], documents: Documents, registr
     return _unique_findings(out)
 
 
+def decision_summary(path: str, doc: dict[str, Any], documents: Documents, registry: Registry) -> list[Finding]:
+    """Outcomes and postures each add up to the decisions; all decided means as many decisions as
+    admitted traffic events; latency p50 <= p99 <= max over at most every decision; the policy is
+    the one run.json pinned."""
+    out: list[Finding] = []
+    counts = doc.get("counts") or {}
+    decisions = counts.get("decisions")
+    for name in ("by_outcome", "by_posture"):
+        total = sum(_counts(counts.get(name)))
+        if total != decisions:
+            out.append((path, f"decisions {name} add up to {total}, not to decisions {decisions}"))
+    degraded = counts.get("degraded")
+    if isinstance(degraded, int) and isinstance(decisions, int) and degraded > decisions:
+        out.append((path, f"{degraded} degraded decisions of only {decisions}"))
+    if doc.get("all_admitted_decided") is True and decisions != counts.get("admitted_traffic_events"):
+        out.append((path, f"all_admitted_decided with {decisions} decisions for {counts.get('admitted_traffic_events')} admitted"))
+    latency = doc.get("latency_ms") or {}
+    ordered = [latency.get(k) for k in ("admission_to_decision_p50", "admission_to_decision_p99", "admission_to_decision_max")]
+    present = [v for v in ordered if isinstance(v, (int, float))]
+    if present != sorted(present):
+        out.append((path, f"latency p50/p99/max {ordered} are not in order"))
+    samples = latency.get("samples")
+    if isinstance(samples, int) and isinstance(decisions, int) and samples > decisions:
+        out.append((path, f"{samples} latency samples of only {decisions} decisions"))
+    run = documents.get(registry.text("EVIDENCE_RUN_JSON_KEY"))
+    pinned = ((run or {}).get("config") or {}).get("policy") if isinstance(run, dict) else None
+    if isinstance(pinned, dict) and (doc.get("policy") or {}).get("digest") != pinned.get("digest"):
+        out.append((path, f"policy {(doc.get('policy') or {}).get('digest')} is not the one run.json pins ({pinned.get('digest')})"))
+    return out
+
+
+def action_summary(path: str, doc: dict[str, Any], _: Documents, __: Registry) -> list[Finding]:
+    """Effects by action type add up to the outcomes; intake_equals_outcomes says what the counts say."""
+    out: list[Finding] = []
+    counts = doc.get("counts") or {}
+    by_type = sum(_counts(counts.get("by_action_type")))
+    if by_type != counts.get("outcomes"):
+        out.append((path, f"effects by action type add up to {by_type}, not to outcomes {counts.get('outcomes')}"))
+    if doc.get("intake_equals_outcomes") is not (counts.get("intents") == counts.get("outcomes")):
+        out.append((path, f"intake_equals_outcomes {doc.get('intake_equals_outcomes')} but intents {counts.get('intents')},"
+                          f" outcomes {counts.get('outcomes')}"))
+    return out
+
+
+def audit_summary(path: str, doc: dict[str, Any], documents: Documents, registry: Registry) -> list[Finding]:
+    """Records are decisions + intents + outcomes, one slice per batch, the breaks add up to
+    lineage_unresolved_total, a verified chain has no problem; DLA logged what DF decided and AL did."""
+    out: list[Finding] = []
+    counts = doc.get("counts") or {}
+    kinds = sum(v for v in (counts.get(k) for k in ("decisions", "intents", "outcomes")) if isinstance(v, int))
+    if kinds != counts.get("records"):
+        out.append((path, f"decisions + intents + outcomes = {kinds}, not records {counts.get('records')}"))
+    if len(doc.get("slices") or []) != counts.get("batches"):
+        out.append((path, f"{len(doc.get('slices') or [])} slice(s) for {counts.get('batches')} batch(es)"))
+    breaks = sum(_counts(doc.get("lineage_breaks")))
+    if "lineage_breaks" in doc and breaks != doc.get("lineage_unresolved_total"):
+        out.append((path, f"lineage breaks add up to {breaks}, not to lineage_unresolved_total {doc.get('lineage_unresolved_total')}"))
+    chain = doc.get("chain") or {}
+    if chain.get("verified") is True and chain.get("problems"):
+        out.append((path, f"chain verified with {len(chain['problems'])} problem(s)"))
+    decision = documents.get(registry.text("DECISION_LANE_EVIDENCE_PATH_PATTERN"))
+    decided = ((decision or {}).get("counts") or {}).get("decisions")
+    if isinstance(decided, int) and decided != counts.get("decisions"):
+        out.append((path, f"{counts.get('decisions')} decision(s) logged, {decided} decided"))
+    action = documents.get(registry.text("ACTION_SUMMARY_PATH_PATTERN"))
+    acted = ((action or {}).get("counts") or {}).get("outcomes")
+    if isinstance(acted, int) and acted != counts.get("outcomes"):
+        out.append((path, f"{counts.get('outcomes')} outcome(s) logged, {acted} executed"))
+    return out
+
+
 def _unique_findings(findings: list[Finding]) -> list[Finding]:
     return list(dict.fromkeys(findings))
 
@@ -393,4 +464,7 @@ FILE_PROMISES: dict[str, Callable[[str, dict[str, Any], Documents, Registry], li
     "anomaly_summary": anomaly_summary,
     "replay_anchors": replay_anchors,
     "run_report": run_report,
+    "decision_summary": decision_summary,
+    "action_summary": action_summary,
+    "audit_summary": audit_summary,
 }

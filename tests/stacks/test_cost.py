@@ -91,3 +91,12 @@ def test_negative_price_is_refused(tmp_path: Path) -> None:
 def test_local_parity_has_no_bill() -> None:
     result = runner.invoke(app, ["stacks", "cost", "--env", "local_parity"])
     assert result.exit_code == 1 and "COST_NOT_APPLICABLE" in result.output
+
+
+def test_the_demo_hour_charges_every_daemon_of_the_map_including_the_decision_lane() -> None:
+    from runtime.components import of_kind
+
+    daemons = of_kind("daemon")
+    assert {"dl", "df", "al", "dla"} <= {c.name for c in daemons}
+    (line,) = [line for line in estimate().demo_hourly if line.item.startswith("Fargate daemons")]
+    assert line.item == f"Fargate daemons x{len(daemons)}"  # desired count 1 each while the window runs

@@ -394,3 +394,29 @@ def test_the_rtdl_core_workers_are_idle_controller_owned_services_and_p8_has_its
     (container,) = json.loads(families[registry.text("TD_RTDL_CAUGHT_UP")]["container_definitions"])
     assert container["command"] == ["rtdl", "caught-up"]
     assert "role_rtdl_core" in families[registry.text("TD_RTDL_CAUGHT_UP")]["task_role_arn"]
+
+
+def test_the_decision_lane_role_reaches_only_the_evidence_prefix_the_audit_prefix_and_its_parameters(
+        synthesised: Synthesised) -> None:
+    registry = load_registry("dev_min")
+    lane = json.dumps(_role_policies(synthesised.stacks["core"])[registry.text("ROLE_DECISION_LANE")])
+    evidence_prefix = registry.text("S3_EVIDENCE_PREFIX_PATTERN").split("{", 1)[0]
+    audit = registry.text("DLA_AUDIT_PREFIX_PATTERN").replace("{platform_run_id}", "*")
+    assert f"s3_evidence_bucket.arn}}/{evidence_prefix}" in lane and f"s3_evidence_bucket.arn}}/{audit}" in lane
+    platform_root = registry.text("PLATFORM_RUN_PREFIX_PATTERN").replace("{platform_run_id}", "*")
+    assert f"s3_evidence_bucket.arn}}/{platform_root}*\"" not in lane  # not the whole platform prefix (IG receipts)
+    assert "s3_archive_bucket" not in lane and "s3_quarantine_bucket" not in lane and "s3_oracle_bucket" not in lane
+    assert registry.text("SSM_DB_DSN_PATH") in lane and registry.text("SSM_IG_API_KEY_PATH") not in lane
+
+
+def test_the_decision_lane_workers_are_idle_controller_owned_services_and_p9_has_its_task(synthesised: Synthesised) -> None:
+    registry = load_registry("dev_min")
+    services = {s["name"]: s for s in _resources(synthesised.stacks["demo"], "aws_ecs_service").values()}
+    families = {b["family"]: b for b in _resources(synthesised.stacks["demo"], "aws_ecs_task_definition").values()}
+    for key in ("SVC_DECISION_LANE_DL", "SVC_DECISION_LANE_DF", "SVC_DECISION_LANE_AL", "SVC_DECISION_LANE_DLA"):
+        service = services[registry.text(key)]
+        assert service["desired_count"] == 0 and set(service["lifecycle"]["ignore_changes"]) == {"task_definition", "desired_count"}
+        assert "role_decision_lane" in families[registry.text(key)]["task_role_arn"]  # a daemon's family is its service's name
+    (container,) = json.loads(families[registry.text("TD_DECISION_COMMITTED")]["container_definitions"])
+    assert container["command"] == ["decision", "committed"]
+    assert "role_decision_lane" in families[registry.text("TD_DECISION_COMMITTED")]["task_role_arn"]

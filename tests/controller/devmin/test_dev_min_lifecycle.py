@@ -288,3 +288,49 @@ def test_p8_of_a_run_whose_p2_did_not_start_the_rtdl_core_pack_starts_it_first(d
     state = backend.pack_state("rtdl_core")
     assert state.running and state.run_scope == run_id
     assert scheduler.job_commands[-1][0] == registry.text("TD_RTDL_CAUGHT_UP")
+
+
+def test_p2_starts_the_decision_lane_as_ecs_services_and_p9_runs_its_job_on_ecs_failing_closed_without_evidence(
+        dev_min_run: Any) -> None:
+    from controller.phases.p02_daemons_ready import DaemonsReady
+    from controller.phases.p09_decision_chain_committed import DecisionChainCommitted
+    from runtime.components import pack_daemons
+
+    registry, backend, scheduler, base = dev_min_run
+    run_id = _mint_up_run(registry, base)
+    folders = RunFolders.from_registry(registry, base)
+    settings = load_settings(environment="dev_min")
+    ctx = RunContext(registry, run_id, folders, run_writer(registry, folders, run_id, settings), settings,
+                     {"aws_clients": backend.clients, "ecs_poll_seconds": 0.0, "packs": ["rtdl_decision_lane"]})
+    p2 = execute(DaemonsReady(), ctx)
+    assert p2["state"] == "PASS"
+    daemons = json.loads((folders.evidence_dir(run_id) / registry.text("DAEMONS_READY_PATH_PATTERN")).read_text())
+    services = {p["service"] for p in daemons["packs"][0]["processes"]}
+    assert services == {registry.text(k) for k in ("SVC_DECISION_LANE_DL", "SVC_DECISION_LANE_DF", "SVC_DECISION_LANE_AL",
+                                                   "SVC_DECISION_LANE_DLA")}
+    assert services == {registry.text(str(d.ecs_key)) for d in pack_daemons(registry, "rtdl_decision_lane")}
+    with pytest.raises(PlatformError) as e:
+        execute(DecisionChainCommitted(), ctx)  # moto's task runs nothing: no evidence, so no PASS
+    assert e.value.code in ("EVIDENCE_MISSING", "DECISION_CHAIN_COMMITTED_GATE_FAILED", "PHASE_GATE_FAILED")
+    family, command, env = scheduler.job_commands[-1]
+    assert family == registry.text("TD_DECISION_COMMITTED")
+    assert command == ["decision", "committed", "--platform-run-id", run_id]
+    assert env[registry.text("REQUIRED_PLATFORM_RUN_ID_ENV_KEY")] == run_id
+    assert _record(folders.evidence_dir(run_id), registry, "P9")["state"] == "FAIL"
+
+
+def test_p9_of_a_run_whose_p2_did_not_start_the_decision_lane_starts_it_first(dev_min_run: Any) -> None:
+    from controller.phases.p09_decision_chain_committed import DecisionChainCommitted
+
+    registry, backend, scheduler, base = dev_min_run
+    run_id = _mint_up_run(registry, base)
+    folders = RunFolders.from_registry(registry, base)
+    settings = load_settings(environment="dev_min")
+    ctx = RunContext(registry, run_id, folders, run_writer(registry, folders, run_id, settings), settings,
+                     {"aws_clients": backend.clients, "ecs_poll_seconds": 0.0})
+    assert not backend.pack_state("rtdl_decision_lane").running
+    with pytest.raises(PlatformError):
+        execute(DecisionChainCommitted(), ctx)
+    state = backend.pack_state("rtdl_decision_lane")
+    assert state.running and state.run_scope == run_id
+    assert scheduler.job_commands[-1][0] == registry.text("TD_DECISION_COMMITTED")

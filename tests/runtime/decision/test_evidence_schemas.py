@@ -17,7 +17,8 @@ DECISION = {**BASE, "counts": {"admitted_traffic_events": 200, "decisions": 200,
                                "by_degrade_reason": {"FEATURES_LATE": 0, "GRAPH_LATE": 0, "CONTEXT_MISSING": 3}},
             "policy": {"policy_id": "fraud_policy", "version": 1, "digest": DIGEST},
             "latency_ms": {"admission_to_decision_p50": 12.5, "admission_to_decision_p99": 80.0, "samples": 200},
-            "decision_digest": DIGEST, "all_admitted_decided": True}
+            "decision_digest": DIGEST, "all_admitted_decided": True,
+            "health": {"dl": "GREEN", "df": "GREEN", "al": "GREEN", "dla": "GREEN"}, "posture_at_close": "GREEN"}
 ACTION = {**BASE, "counts": {"intents": 203, "outcomes": 203, "duplicates_prevented": 0, "refused": 0,
                              "by_action_type": {"approve": 190, "decline": 3}}, "intake_equals_outcomes": True}
 AUDIT = {**BASE, "counts": {"records": 606, "decisions": 200, "intents": 203, "outcomes": 203, "batches": 2, "duplicates": 0},
@@ -32,7 +33,8 @@ def test_a_complete_document_is_valid(schema, document):
 
 @pytest.mark.parametrize(("schema", "document", "drop"), [
     ("decision_summary", DECISION, "decision_digest"), ("decision_summary", DECISION, "latency_ms"),
-    ("decision_summary", DECISION, "policy"), ("action_summary", ACTION, "intake_equals_outcomes"),
+    ("decision_summary", DECISION, "policy"), ("decision_summary", DECISION, "health"),
+    ("action_summary", ACTION, "intake_equals_outcomes"),
     ("audit_summary", AUDIT, "lineage_unresolved_total"), ("audit_summary", AUDIT, "chain"),
 ])
 def test_a_document_missing_a_required_field_is_refused(schema, document, drop):

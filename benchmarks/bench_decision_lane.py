@@ -1,0 +1,288 @@
+"""Decision fabric: decisions/s next to the raw consume rate of the traffic topics in the same run,
+and admission-to-decision latency p50/p99 at a steady 1,000 events/s through running workers.
+
+Private servers: a Tansu broker, the moto server (S3: run.json, health) and PostgreSQL (runtime
+role, migrated). The run is pinned with the shipped policy bundle (as P1 does).
+
+1. **Throughput.** A synthetic-engine run (fraud mode) is published to the registry's topics and IG's
+   admissions and ADMIT receipts are written for every record (as IG does after publishing). The
+   OFP, IEG and CSFB workers drain it, DL's GREEN posture is recorded; then DF drains the traffic
+   topics through the one stream-worker loop (time in cycles that finished records). Baseline: a
+   bare confluent-kafka consumer reading every traffic record once (median of 3).
+2. **Latency.** A second run on fresh servers: OFP, IEG, CSFB, DL and DF run as their own processes
+   (`python -m runtime <c> run`, as the pack supervisor starts them). The benchmark stands in for
+   IG: it publishes the run's records at a steady FP_BENCH_DF_RATE (default 1,000) events/s in
+   20 ms ticks and, right after each publish returns, writes their admissions and ADMIT receipts
+   (the receipt time is the admission time). p50/p99 are DF's own figures from `df_decisions`
+   (decided_at - admitted_at, `decision_latency`). Goal: p99 < 250 ms.
+
+Size: FP_BENCH_DF_SCALE (engine scale, default 4000: about 21k records) for (1), FP_BENCH_DF_SECONDS
+(default 20) of traffic for (2). `main(smoke=True)` runs both tiny, once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.bench_rtdl import _raw_consume_rate as raw_consume_rate
+from controller.substrate.processes import free_port, stop_pid
+from controller.substrate.servers import start_moto, start_postgres, start_tansu
+from runtime.bus.factory import consumer as bus_consumer
+from runtime.bus.factory import publisher as bus_publisher
+from runtime.bus.kafka import KafkaAdmin
+from runtime.bus.port import EbRef, OutboundRecord
+from runtime.components import consumer_group_id
+from runtime.contracts.registry import load_registry
+from runtime.db.migrate import prepare_database
+from runtime.db.postgres import Database, connect, with_credentials
+from runtime.decision.bundle import load_policy
+from runtime.rtdl.events import TRAFFIC_CLASSES
+from runtime.settings import Settings, load_settings
+from runtime.store.s3 import s3_client
+from runtime.worker.loop import StreamWorker, WorkerConfig
+from runtime.worker.run import build_handler
+from runtime.worker.store import WorkerStore
+
+RUN = "platform_20260105T000000Z"
+RUN_LIVE = "platform_20260105T010000Z"
+REPS = 3
+UPSTREAMS = ("ofp", "ieg", "csfb")
+
+
+@dataclass
+class Servers:
+    """The private servers of one measurement and the settings that reach them."""
+
+    settings: Settings
+    dsn: str
+    bootstrap: str
+    env: dict[str, str]
+
+
+@contextlib.contextmanager
+def servers(work: Path) -> Iterator[Servers]:
+    """Tansu, moto and PostgreSQL on free loopback ports; stopped (by pid) afterwards."""
+    registry = load_registry("local_parity")
+    procs = [start_tansu("127.0.0.1", free_port(), work / "tansu"), start_moto("127.0.0.1", free_port(), work / "moto"),
+             start_postgres("127.0.0.1", free_port(), work / "pg", durable=False)]
+    try:
+        tansu, moto, pg = procs
+        owner = f"postgresql://postgres@127.0.0.1:{pg.port}/postgres"
+        password = secrets.token_urlsafe(16)
+        prepare_database(owner, registry.text("DB_RUNTIME_ROLE"), password)
+        dsn = with_credentials(owner, registry.text("DB_RUNTIME_ROLE"), password)
+        env = {"FP_ENV": "local_parity", "FP_BUS": "kafka", "FP_KAFKA_BOOTSTRAP": f"127.0.0.1:{tansu.port}",
+               "FP_OBJECT_STORE_ENDPOINT": f"http://127.0.0.1:{moto.port}", "FP_DB_DSN": dsn}
+        settings = load_settings(env)
+        s3 = s3_client(settings.object_store_endpoint, settings.aws_region)
+        for bucket in {registry.text("S3_ARCHIVE_BUCKET"), registry.text("S3_EVIDENCE_BUCKET")}:
+            s3.create_bucket(Bucket=bucket)
+        admin = KafkaAdmin(f"127.0.0.1:{tansu.port}")
+        for topic in registry.topics():
+            admin.ensure_topic(topic.name, topic.partitions, topic.retention_hours)
+        yield Servers(settings, dsn, f"127.0.0.1:{tansu.port}", env)
+    finally:
+        for proc in procs:
+            stop_pid(proc.pid, proc.argv)
+
+
+def pin(settings: Settings, run: str) -> None:
+    """run.json with the shipped policy bundle, as P1 writes it (DF refuses to start without it)."""
+    registry = settings.registry
+    key = registry.render("S3_EVIDENCE_PREFIX_PATTERN", platform_run_id=run) + registry.text("EVIDENCE_RUN_JSON_KEY")
+    settings.bucket("S3_EVIDENCE_BUCKET").put(key, json.dumps({"platform_run_id": run,
+                                                              "config": {"policy": load_policy().ref()}}).encode())
+
+
+def records_of(settings: Settings, run: str, scale: int) -> list[tuple[str, OutboundRecord]]:
+    """(event_class, record) of an engine run re-addressed to `run`, in stream order."""
+    from tests.runtime.rtdl.envelopes import engine_run
+
+    registry = settings.registry
+    topic_of = {cls: registry.topic(spec["topic"]).name for cls, spec in registry.mapping("EVENT_CLASS_MAP").items()}
+    return [(cls, OutboundRecord(topic_of[cls], env["event_id"], json.dumps({**env, "platform_run_id": run},
+                                                                            sort_keys=True).encode()))
+            for cls, env in engine_run(scale)]
+
+
+def admit(conn: Any, run: str, batch: list[tuple[str, OutboundRecord]], refs: list[EbRef | Exception]) -> None:
+    """What IG records after publishing: the admission (with its eb_ref) and the ADMIT receipt, now."""
+    rows = [(cls, json.loads(r.value)["event_id"], ref) for (cls, r), ref in zip(batch, refs, strict=True)
+            if isinstance(ref, EbRef)]
+    if len(rows) < len(batch):
+        raise RuntimeError(f"publish failed: {next(r for r in refs if isinstance(r, Exception))}")
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO ig_admissions (platform_run_id, event_class, event_id, payload_hash, state, receipt_id,"
+                        " eb_ref) VALUES (%s, %s, %s, 'h', 'ADMITTED', %s, %s)",
+                        [(run, c, e, f"r-{e}", json.dumps(ref.to_dict())) for c, e, ref in rows])
+        cur.executemany("INSERT INTO ig_receipts (receipt_id, platform_run_id, event_class, event_id, outcome, batch_key,"
+                        " batch_index, receipt) VALUES (%s, %s, %s, %s, 'ADMIT', 'bench', 0, '{}')",
+                        [(f"r-{e}-{uuid.uuid4().hex[:8]}", run, c, e) for c, e, _ in rows])
+    conn.commit()
+
+
+def green(conn: Any, run: str) -> None:
+    """DL's posture GREEN (the throughput run has no DL daemon: every store is complete)."""
+    conn.execute("INSERT INTO dl_posture_history (platform_run_id, seq, posture, reasons, health, entry_sha256, at_utc)"
+                 " VALUES (%s, 0, 'GREEN', '{}', '{}', 'bench', now())", (run,))
+    conn.commit()
+
+
+def drain(settings: Settings, db: Database, component: str, run: str, expected: int) -> float:
+    """Drain one worker in process; records/s over the cycles that finished records."""
+    handler = build_handler(component, settings, run)
+    group = consumer_group_id(settings.registry, component, run)
+    consumer = bus_consumer(settings, handler.input_topics(), group, run)
+    worker = StreamWorker(handler, consumer, bus_publisher(settings), db.transaction, WorkerStore(group, component, run),
+                          config=WorkerConfig(batch_size=500, poll_timeout_s=0.5))
+    busy, done, deadline = 0.0, 0, time.monotonic() + 900
+    while done < expected and time.monotonic() < deadline:
+        start = time.perf_counter()
+        if worker.step():
+            busy += time.perf_counter() - start
+        done = worker.counters.applied + worker.counters.dead_lettered
+    worker.run(threading.Event(), idle_exit_after=1)
+    consumer.close()
+    return done / busy if busy > 0 else 0.0
+
+
+def throughput(work: Path, scale: int, reps: int) -> None:
+    """(1): DF decisions/s and the raw consume rate of the traffic topics, same servers, same run."""
+    with servers(work) as s:
+        pin(s.settings, RUN)
+        records = records_of(s.settings, RUN, scale)
+        pub = bus_publisher(s.settings)
+        with connect(s.dsn) as conn:
+            for i in range(0, len(records), 500):
+                batch = records[i:i + 500]
+                admit(conn, RUN, batch, pub.publish([r for _, r in batch]))
+            green(conn, RUN)
+        pub.close()
+        traffic = [r for cls, r in records if cls in TRAFFIC_CLASSES]
+        topics = sorted({r.topic for r in traffic})
+        raw = statistics.median(raw_consume_rate(s.bootstrap, topics, len(traffic)) for _ in range(reps))
+        with Database(s.dsn, name="bench", max_size=4) as db:
+            for component in UPSTREAMS:
+                mine = sum(1 for _, r in records if r.topic in build_handler(component, s.settings, RUN).input_topics())
+                drain(s.settings, db, component, RUN, mine)
+            rate = drain(s.settings, db, "df", RUN, len(traffic))
+        with connect(s.dsn) as conn:
+            decided: Any = conn.execute("SELECT count(*), count(*) FILTER (WHERE cardinality(degrade_codes) > 0) FROM df_decisions"
+                                   " WHERE platform_run_id = %s", (RUN,)).fetchone()
+        print(f"throughput: {len(records)} records, {len(traffic)} traffic on {len(topics)} topics")
+        print(f"  raw consume (bare confluent-kafka, traffic topics): {raw:,.0f} records/s (median of {reps})")
+        print(f"  df  {decided[0]:>8} decisions  {rate:>10,.0f} decisions/s  {rate / raw:5.2f}x raw"
+              f"  (degraded {decided[1]}, posture GREEN)")
+
+
+def latency(work: Path, seconds: float, rate: int, *, green_wait_s: float = 20.0) -> None:
+    """(2): admission-to-decision p50/p99 at a steady `rate` events/s through running worker processes."""
+    with servers(work) as s:
+        pin(s.settings, RUN_LIVE)
+        env = {**os.environ, **s.env, s.settings.registry.text("REQUIRED_PLATFORM_RUN_ID_ENV_KEY"): RUN_LIVE}
+        logs = work / "logs"
+        logs.mkdir(exist_ok=True)
+        procs = []
+        try:
+            for component in (*UPSTREAMS, "dl", "df"):
+                argv = [sys.executable, "-m", "runtime", component, "run", "--platform-run-id", RUN_LIVE]
+                with (logs / f"{component}.log").open("w") as log:
+                    procs.append((subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT), tuple(argv)))
+            posture = wait_green(s.dsn, RUN_LIVE, green_wait_s)
+            wanted = int(seconds * rate)
+            records = records_of(s.settings, RUN_LIVE, max(60, wanted // 5))[:wanted]
+            traffic = sum(1 for cls, _ in records if cls in TRAFFIC_CLASSES)
+            pub = bus_publisher(s.settings)
+            tick = 0.02
+            per_tick = max(1, int(rate * tick))
+            start = time.monotonic()
+            with connect(s.dsn) as conn:
+                for n, i in enumerate(range(0, len(records), per_tick)):
+                    time.sleep(max(0.0, start + n * tick - time.monotonic()))
+                    batch = records[i:i + per_tick]
+                    admit(conn, RUN_LIVE, batch, pub.publish([r for _, r in batch]))
+            sent_for = time.monotonic() - start
+            pub.close()
+            decided = wait_decided(s.dsn, RUN_LIVE, traffic, 120.0)
+            from runtime.decision.df.store import decision_counts, decision_latency
+
+            with connect(s.dsn) as conn:
+                figures = decision_latency(conn, RUN_LIVE)
+                counts = decision_counts(conn, RUN_LIVE)
+                details = [r[0] for r in conn.execute(
+                    "SELECT DISTINCT d->>'code' || ': ' || (d->>'detail') FROM df_decisions, jsonb_array_elements(record->"
+                    "'degrade_reasons') AS d WHERE platform_run_id = %s LIMIT 3", (RUN_LIVE,)).fetchall()]
+        finally:
+            for proc, _ in procs:
+                proc.terminate()  # SIGTERM: each stops after the batch in hand
+            for proc, _ in procs:
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=10)
+        print(f"latency: {len(records)} records ({traffic} traffic) in {sent_for:.1f} s = {len(records) / sent_for:,.0f} events/s"
+              f" through running ofp, ieg, csfb, dl, df; posture at start {posture}")
+        print(f"  {decided} decisions; admission-to-decision p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms,"
+              f" max {figures['max_ms']} ms over {figures['measured']} (goal p99 < 250 ms)")
+        print(f"  by posture {counts.by_posture}, degraded {counts.degraded} {counts.by_degrade_reason}"
+              + (f" e.g. {details}" if details else ""))
+
+
+def wait_green(dsn: str, run: str, wait_s: float) -> str | None:
+    """DL's posture once GREEN (or the last one after `wait_s`)."""
+    deadline, posture = time.monotonic() + wait_s, None
+    while time.monotonic() < deadline:
+        with connect(dsn) as conn:
+            row = conn.execute("SELECT posture FROM dl_posture_history WHERE platform_run_id = %s ORDER BY seq DESC LIMIT 1",
+                               (run,)).fetchone()
+        posture = row[0] if row else None
+        if posture == "GREEN":
+            break
+        time.sleep(0.5)
+    return posture
+
+
+def wait_decided(dsn: str, run: str, expected: int, wait_s: float) -> int:
+    """DF's decisions of the run once `expected` (or what there is after `wait_s`)."""
+    deadline, decided = time.monotonic() + wait_s, 0
+    while time.monotonic() < deadline:
+        with connect(dsn) as conn:
+            row: Any = conn.execute("SELECT count(*) FROM df_decisions WHERE platform_run_id = %s", (run,)).fetchone()
+        decided = int(row[0])
+        if decided >= expected:
+            break
+        time.sleep(0.5)
+    return decided
+
+
+def main(smoke: bool = False) -> int:
+    """Both measurements; prints the figures."""
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    scale = 60 if smoke else int(os.environ.get("FP_BENCH_DF_SCALE", "4000"))
+    seconds = 1.0 if smoke else float(os.environ.get("FP_BENCH_DF_SECONDS", "20"))
+    rate = int(os.environ.get("FP_BENCH_DF_RATE", "1000"))
+    with tempfile.TemporaryDirectory() as tmp:
+        throughput(Path(tmp) / "throughput", scale, 1 if smoke else REPS)
+    with tempfile.TemporaryDirectory() as tmp:
+        latency(Path(tmp) / "latency", seconds, rate, green_wait_s=3.0 if smoke else 20.0)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
