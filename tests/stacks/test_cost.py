@@ -91,3 +91,13 @@ def test_negative_price_is_refused(tmp_path: Path) -> None:
 def test_local_parity_has_no_bill() -> None:
     result = runner.invoke(app, ["stacks", "cost", "--env", "local_parity"])
     assert result.exit_code == 1 and "COST_NOT_APPLICABLE" in result.output
+
+
+def test_the_demo_hour_charges_every_daemon_of_the_map_including_the_case_labels_workers() -> None:
+    from runtime.components import of_kind
+
+    daemons = of_kind("daemon")
+    assert {"case_trigger", "cm", "ls"} <= {c.name for c in daemons}
+    registry = load_registry("dev_min")
+    line = next(line for line in estimate().demo_hourly if line.item.startswith("Fargate daemons"))
+    assert line.item == f"Fargate daemons x{len(daemons) * registry.integer('ECS_SERVICE_DESIRED_COUNT')}"
