@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import signal
 import threading
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +22,13 @@ from confluent_kafka import Consumer, TopicPartition
 from typer.testing import CliRunner
 
 from controller.cli.main import app
-from controller.compute.local_backend import pack_paths, read_pack_state
 from controller.substrate.local import settings_for
 from controller.substrate.state import read_state, state_dir
 from runtime.components import consumer_group_id
 from runtime.contracts.registry import Registry, load_registry
 from runtime.db.postgres import Database
 from runtime.settings import Settings
+from tests.support.pack_killer import Killer
 
 runner = CliRunner()
 KILLS = int(os.environ.get("FP_DRILL_RTDL_KILLS", "3"))
@@ -88,34 +85,6 @@ class OffsetSampler:
             consumer.close()
 
 
-class Killer:
-    """SIGKILLs the pack's own worker processes at random moments, KILLS times each."""
-
-    def __init__(self, root: Path, registry: Registry, run_id: str, flowing: threading.Event):
-        self.flowing = flowing
-        self.paths = pack_paths(root, registry, PACK, run_id)
-        self.components = list(registry.mapping("PACKS")[PACK])
-        self.kills: Counter[str] = Counter()
-
-    def run(self, stop: threading.Event) -> None:
-        rng = random.Random(20261129)
-        while not stop.is_set() and not self.flowing.wait(0.2):
-            pass
-        while not stop.is_set() and min(self.kills[c] for c in self.components) < KILLS:
-            stop.wait(rng.uniform(0.2, 1.0))
-            state = read_pack_state(self.paths)
-            if not state:
-                continue
-            alive = [p for p in state["processes"] if p.get("pid") and p["status"] == "RUNNING" and self.kills[p["name"]] < KILLS]
-            if alive:
-                victim = rng.choice(alive)
-                try:
-                    os.kill(int(victim["pid"]), signal.SIGKILL)
-                    self.kills[victim["name"]] += 1
-                except ProcessLookupError:
-                    pass
-
-
 def _p8_digest(root: Path, run_id: str) -> dict[str, Any]:
     return dict(json.loads((root / run_id / "evidence" / "rtdl_core" / "caught_up.json").read_text()))
 
@@ -130,7 +99,7 @@ def test_sigkilled_rtdl_workers_lose_nothing_double_nothing_and_never_commit_ahe
     run_id = (root / "ACTIVE_RUN_ID").read_text().strip()
     stop = threading.Event()
     sampler = OffsetSampler(settings, registry, run_id)
-    killer = Killer(root, registry, run_id, sampler.flowing)
+    killer = Killer(root, registry, run_id, sampler.flowing, pack=PACK, kills=KILLS)
     threads = [threading.Thread(target=killer.run, args=(stop,)), threading.Thread(target=sampler.run, args=(stop,))]
     for t in threads:
         t.start()
