@@ -11,7 +11,7 @@ case_trigger/cm/ls GREEN, dead letters 0 or explained, both digests.
 from __future__ import annotations
 
 from controller.phases.base import Check, Phase, PhaseOutcome, RunContext, collected
-from controller.phases.compute import compute_backend, run_job
+from controller.phases.compute import ensure_pack, run_job
 
 #: The job components of P10 (runtime/components.py).
 INTAKE_JOB = "ls_bank_view_intake"
@@ -29,10 +29,7 @@ class CaseLabelsCommitted(Phase):
     def run(self, ctx: RunContext) -> PhaseOutcome:
         """Make sure the pack runs for this run (a run resumed `--from P10` never started it at P2), run
         the bank view intake and the gate job, collect their evidence, gate on it."""
-        backend = compute_backend(ctx)
-        state = backend.pack_state(PACK)
-        if not (state.running and state.run_scope == ctx.platform_run_id):
-            backend.start_pack(PACK, ctx.platform_run_id, progress=ctx.options.get("job_progress"))
+        ensure_pack(ctx, PACK)
         run_job(ctx, INTAKE_JOB, ["ls", "ingest-bank-view", "--platform-run-id", ctx.platform_run_id], default_timeout=900)
         run_job(ctx, COMMITTED_JOB, ["case", "committed", "--platform-run-id", ctx.platform_run_id], default_timeout=900)
         evidence = collected(ctx, "CASE_EVIDENCE_PATH_PATTERN", "LABEL_EVIDENCE_PATH_PATTERN")

@@ -19,16 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from controller.cli.main import app
-from controller.compute.factory import backend_for
-from controller.lifecycle import run_writer
-from controller.phases.base import RunContext, execute
+from controller.phases.base import execute
 from controller.phases.p10_case_labels_committed import CaseLabelsCommitted
-from controller.runs import RunFolders
-from controller.substrate.local import settings_for
-from controller.substrate.state import read_state, state_dir
 from runtime.bus.port import OutboundRecord
 from runtime.case.cm.store import run_events
 from runtime.case.digest import case_digest, label_digest
@@ -39,15 +32,14 @@ from runtime.case.ls.handler import LABEL_ASSERTION
 from runtime.case.ls.store import run_assertions
 from runtime.components import consumer_group_id
 from runtime.contracts.canonical import canonical_json
-from runtime.contracts.registry import load_registry
 from runtime.db.postgres import connect
 from runtime.decision.lane import lane_envelope
-from tests.e2e.test_case_labels import LANE, lane_settled
+from tests.e2e.test_case_labels import LANE, wait_for_lane
 from tests.runtime.case.lane import domain_case_events
 from tests.support.kafka_bus import RealKafkaPublisher, read_all
 from tests.support.pack_killer import Killer
+from tests.support.spine import spine_at_p8, spine_down
 
-runner = CliRunner()
 KILLS = int(os.environ.get("FP_DRILL_CASE_KILLS", "2"))
 GATE = int(os.environ.get("FP_DRILL_CASE_GATE", "100"))
 PACK = "case_labels"
@@ -92,54 +84,37 @@ class Flowing:
 @pytest.mark.slow
 def test_sigkilled_case_workers_leave_one_case_per_subject_and_the_digests_of_an_uninterrupted_run(
         spine_workdir: Path) -> None:
-    up = runner.invoke(app, ["dev-min-up", "--bus", "kafka"])
-    assert up.exit_code == 0, up.output
-    run = runner.invoke(app, ["dev-min-run", "--to", "P8", "--gate", str(GATE)])
-    assert run.exit_code == 0, run.output
-    registry = load_registry("local_parity")
-    substrate = read_state(state_dir(registry))
-    assert substrate is not None and substrate.db_dsn
-    dsn, settings = substrate.db_dsn, settings_for(substrate, registry)
-    bootstrap = str(settings.kafka_bootstrap)
-    folders = RunFolders.from_registry(registry)
-    run_id = folders.active_run_id()
-    backend = backend_for(registry, runs_root=folders.root, environment=substrate.runtime_environment(registry))
-    labels = _labels(dsn, run_id)
+    spine = spine_at_p8("kafka", GATE)
+    registry, run_id = spine.registry, spine.run_id
+    bootstrap = str(spine.settings.kafka_bootstrap)
+    labels = _labels(spine.dsn, run_id)
     stop = threading.Event()
-    flowing = Flowing(dsn, consumer_group_id(registry, "case_trigger", run_id))
-    killer = Killer(folders.root, registry, run_id, flowing.event, pack=PACK, kills=KILLS)
+    flowing = Flowing(spine.dsn, consumer_group_id(registry, "case_trigger", run_id))
+    killer = Killer(spine.folders.root, registry, run_id, flowing.event, pack=PACK, kills=KILLS)
     threads = [threading.Thread(target=t.run, args=(stop,)) for t in (flowing, killer)]
     t0 = time.monotonic()
     try:
         for t in threads:
             t.start()
-        assert backend.start_pack(PACK, run_id).running
+        assert spine.backend.start_pack(PACK, run_id).running
         _publish_labels(bootstrap, registry.topic("FP_BUS_LABELS_EVENTS_V1").name, run_id, labels)
-        assert backend.start_pack(LANE, run_id).running
         deadline = time.monotonic() + WAIT_S
-        while not lane_settled(dsn, run_id) and time.monotonic() < deadline:
-            time.sleep(2.0)
+        wait_for_lane(spine, WAIT_S)
         while threads[1].is_alive() and time.monotonic() < deadline:
             time.sleep(0.5)  # the lane settled first: the remaining kills land while the plane catches up
         stop.set()
         for t in threads:
             t.join()
-        ctx = RunContext(registry, run_id, folders, run_writer(registry, folders, run_id, settings), settings,
-                         {"bus": "kafka", "gate": GATE})
-        ctx.backend = backend
-        record = execute(CaseLabelsCommitted(), ctx)
+        record = execute(CaseLabelsCommitted(), spine.context(bus="kafka", gate=GATE))
         decisions = [r for r in (_envelope(rec.value) for rec in read_all(bootstrap, [registry.topic("FP_BUS_RTDL_V1").name]))
                      if r.get("event_class") == "decision_response" and r.get("platform_run_id") == run_id]
-        with connect(dsn) as conn:
+        with connect(spine.dsn) as conn:
             state = case_labels_state(conn, run_id)
             events = run_events(conn, run_id)
             stored = run_assertions(conn, run_id)
     finally:
         stop.set()
-        for pack in (PACK, LANE):
-            backend.stop_pack(pack)
-        down = runner.invoke(app, ["dev-min-down"])
-        assert down.exit_code == 0, down.output
+        spine_down(spine, (PACK, LANE))
     print(f"case drill: gate {GATE}, kills {dict(killer.kills)}, {len(decisions)} decisions, "
           f"{state.triggers.triggers_published} triggers, {len(labels)} labels, {time.monotonic() - t0:.0f}s")
     assert record["state"] == "PASS", record

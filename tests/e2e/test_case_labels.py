@@ -11,23 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from controller.cli.main import app
-from controller.compute.factory import backend_for
-from controller.lifecycle import run_writer
-from controller.phases.base import RunContext, execute
+from controller.phases.base import execute
 from controller.phases.p10_case_labels_committed import CaseLabelsCommitted
-from controller.runs import RunFolders
-from controller.substrate.local import settings_for
-from controller.substrate.state import read_state, state_dir
-from runtime.contracts.registry import load_registry
 from runtime.db.postgres import connect
 from runtime.decision.df.store import admitted_without_decision
 from runtime.decision.dla.store import lineage_unresolved_total
 from runtime.rtdl.events import TRAFFIC_CLASSES
+from tests.support.spine import Spine, spine_at_p8, spine_down
 
-runner = CliRunner()
 GATE = 20
 WAIT_S = 240.0
 LANE = "rtdl_decision_lane"
@@ -41,36 +33,25 @@ def lane_settled(dsn: str, run_id: str) -> bool:
                 and lineage_unresolved_total(conn, run_id) == 0)
 
 
+def wait_for_lane(spine: Spine, wait_s: float = WAIT_S) -> None:
+    """Start the decision lane pack over the run and wait (bounded) until it settled."""
+    assert spine.backend.start_pack(LANE, spine.run_id).running
+    deadline = time.monotonic() + wait_s
+    while not lane_settled(spine.dsn, spine.run_id) and time.monotonic() < deadline:
+        time.sleep(2.0)
+
+
 def run_to_p10(bus: str, gate: int = GATE) -> dict[str, Any]:
     """P1..P8 through the CLI, the lane pack until it settled, then the P10 phase; its record and evidence."""
-    up = runner.invoke(app, ["dev-min-up", "--bus", bus])
-    assert up.exit_code == 0, up.output
-    run = runner.invoke(app, ["dev-min-run", "--to", "P8", "--gate", str(gate)])
-    assert run.exit_code == 0, run.output
-    registry = load_registry("local_parity")
-    substrate = read_state(state_dir(registry))
-    assert substrate is not None and substrate.db_dsn
-    folders = RunFolders.from_registry(registry)
-    run_id = folders.active_run_id()
-    backend = backend_for(registry, runs_root=folders.root, environment=substrate.runtime_environment(registry))
+    spine = spine_at_p8(bus, gate)
     try:
-        assert backend.start_pack(LANE, run_id).running
-        deadline = time.monotonic() + WAIT_S
-        while not lane_settled(substrate.db_dsn, run_id) and time.monotonic() < deadline:
-            time.sleep(2.0)
-        settings = settings_for(substrate, registry)
-        ctx = RunContext(registry, run_id, folders, run_writer(registry, folders, run_id, settings), settings,
-                         {"bus": bus, "gate": gate})
-        ctx.backend = backend
-        record = execute(CaseLabelsCommitted(), ctx)
-        evidence = folders.evidence_dir(run_id)
-        docs = {k: json.loads((evidence / registry.text(k)).read_text())
+        wait_for_lane(spine)
+        record = execute(CaseLabelsCommitted(), spine.context(bus=bus, gate=gate))
+        evidence = spine.folders.evidence_dir(spine.run_id)
+        docs = {k: json.loads((evidence / spine.registry.text(k)).read_text())
                 for k in ("CASE_EVIDENCE_PATH_PATTERN", "LABEL_EVIDENCE_PATH_PATTERN")}
     finally:
-        for pack in ("case_labels", LANE):
-            backend.stop_pack(pack)
-        down = runner.invoke(app, ["dev-min-down"])
-        assert down.exit_code == 0, down.output
+        spine_down(spine, ("case_labels", LANE))
     return {"record": record, "cases": docs["CASE_EVIDENCE_PATH_PATTERN"], "labels": docs["LABEL_EVIDENCE_PATH_PATTERN"]}
 
 

@@ -273,8 +273,11 @@ def test_p2_starts_the_built_rtdl_core_workers_as_ecs_services_and_p8_runs_its_j
     assert _record(folders.evidence_dir(run_id), registry, "P8")["state"] == "FAIL"
 
 
-def test_p8_of_a_run_whose_p2_did_not_start_the_rtdl_core_pack_starts_it_first(dev_min_run: Any) -> None:
-    from controller.phases.p08_rtdl_caught_up import RtdlCaughtUp
+@pytest.mark.parametrize(("phase_id", "pack", "job"), [("P8", "rtdl_core", "TD_RTDL_CAUGHT_UP"),
+                                                      ("P10", "case_labels", "TD_CASE_LABELS_COMMITTED")])
+def test_a_gate_phase_of_a_run_whose_p2_did_not_start_its_pack_starts_it_first(dev_min_run: Any, phase_id: str, pack: str,
+                                                                                 job: str) -> None:
+    from controller.phases.machine import PHASES
 
     registry, backend, scheduler, base = dev_min_run
     run_id = _mint_up_run(registry, base)
@@ -282,12 +285,12 @@ def test_p8_of_a_run_whose_p2_did_not_start_the_rtdl_core_pack_starts_it_first(d
     settings = load_settings(environment="dev_min")
     ctx = RunContext(registry, run_id, folders, run_writer(registry, folders, run_id, settings), settings,
                      {"aws_clients": backend.clients, "ecs_poll_seconds": 0.0})
-    assert not backend.pack_state("rtdl_core").running
+    assert not backend.pack_state(pack).running
     with pytest.raises(PlatformError):
-        execute(RtdlCaughtUp(), ctx)
-    state = backend.pack_state("rtdl_core")
+        execute(PHASES[phase_id](), ctx)
+    state = backend.pack_state(pack)
     assert state.running and state.run_scope == run_id
-    assert scheduler.job_commands[-1][0] == registry.text("TD_RTDL_CAUGHT_UP")
+    assert scheduler.job_commands[-1][0] == registry.text(job)
 
 
 def test_p2_starts_the_case_labels_workers_as_ecs_services_and_p10_runs_the_intake_then_its_gate_job_on_ecs(
@@ -317,20 +320,3 @@ def test_p2_starts_the_case_labels_workers_as_ecs_services_and_p10_runs_the_inta
     assert env[registry.text("REQUIRED_PLATFORM_RUN_ID_ENV_KEY")] == run_id
     record = _record(folders.evidence_dir(run_id), registry, "P10")
     assert record["state"] == "FAIL" and [j["component"] for j in record["jobs"]] == ["ls_bank_view_intake", "case_labels_committed"]
-
-
-def test_p10_of_a_run_whose_p2_did_not_start_the_case_labels_pack_starts_it_first(dev_min_run: Any) -> None:
-    from controller.phases.p10_case_labels_committed import CaseLabelsCommitted
-
-    registry, backend, scheduler, base = dev_min_run
-    run_id = _mint_up_run(registry, base)
-    folders = RunFolders.from_registry(registry, base)
-    settings = load_settings(environment="dev_min")
-    ctx = RunContext(registry, run_id, folders, run_writer(registry, folders, run_id, settings), settings,
-                     {"aws_clients": backend.clients, "ecs_poll_seconds": 0.0})
-    assert not backend.pack_state("case_labels").running
-    with pytest.raises(PlatformError):
-        execute(CaseLabelsCommitted(), ctx)
-    state = backend.pack_state("case_labels")
-    assert state.running and state.run_scope == run_id
-    assert scheduler.job_commands[-1][0] == registry.text("TD_CASE_LABELS_COMMITTED")
