@@ -139,6 +139,9 @@ COMPONENTS: dict[str, Component] = {c.name: c for c in (
               role_key="ROLE_CASE_LABELS", requires="runtime.case.ls.handler"),
     Component(name="ls_bank_view_intake", kind="job", app="runtime.case.ls.cli:app", argv=("ls", "ingest-bank-view"),
               ecs_key="TD_LS_BANK_VIEW_INTAKE", role_key="ROLE_CASE_LABELS"),
+    # P10's gate job (in the VPC, next to the DB): the plane's durable positions, cases, labels, health.
+    Component(name="case_labels_committed", kind="job", app="runtime.case.cli:app", argv=("case", "committed"),
+              ecs_key="TD_CASE_LABELS_COMMITTED", role_key="ROLE_CASE_LABELS"),
     # The investigators' commands (runtime/case/cli.py): no task, reachable through `python -m runtime case`.
     Component(name="case", kind="cli", app="runtime.case.cli:app", argv=("case",)),
     # The database owner's job (dev_min P2): the runtime role, migrations, grants (runtime/db/cli.py).

@@ -51,3 +51,12 @@ def run_job(ctx: RunContext, component: str, argv: list[str], *, default_timeout
         raise
     ctx.jobs.append(result.to_evidence())
     return result
+
+
+def ensure_pack(ctx: RunContext, pack: str) -> None:
+    """Start `pack` for this run unless it already runs for it (a run resumed `--from` a gate phase
+    never started it at P2, e.g. after a shorter slice)."""
+    backend = compute_backend(ctx)
+    state = backend.pack_state(pack)
+    if not (state.running and state.run_scope == ctx.platform_run_id):
+        backend.start_pack(pack, ctx.platform_run_id, progress=ctx.options.get("job_progress"))

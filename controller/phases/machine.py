@@ -23,6 +23,7 @@ from controller.phases.p06_streaming_active import StreamingActive
 from controller.phases.p07_ingest_committed import IngestCommitted
 from controller.phases.p08_rtdl_caught_up import RtdlCaughtUp
 from controller.phases.p09_decision_chain_committed import DecisionChainCommitted
+from controller.phases.p10_case_labels_committed import CaseLabelsCommitted
 from controller.phases.run_options import apply_pinned, with_defaults
 from controller.phases.unbuilt import NotBuiltPhase
 from runtime.errors import PlatformError
@@ -48,7 +49,7 @@ PHASES: dict[str, PhaseFactory] = {
     "P7": IngestCommitted,
     "P8": RtdlCaughtUp,
     "P9": DecisionChainCommitted,
-    "P10": lambda: NotBuiltPhase("P10", "CASE_LABELS_COMMITTED", "the case_labels pack (CaseTrigger, CM, LS)"),
+    "P10": CaseLabelsCommitted,
     "P11": lambda: NotBuiltPhase("P11", "OBS_GOV_CLOSED", "the obs_gov reporter"),
 }
 

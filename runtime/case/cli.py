@@ -210,3 +210,20 @@ def close(platform_run_id: RunIdOpt, case_id: CaseIdArg, actor: ActorOpt,
     with operator_errors():
         _check_choice(outcome, OUTCOMES, "outcome")
     _act(platform_run_id, case_id, "close", lambda c, r, i: commands.close(c, r, i, actor=actor, outcome=outcome, at=at or _now()))
+
+
+@app.command("committed")
+def committed(
+    platform_run_id: RunIdOpt,
+    wait: Annotated[float, typer.Option(min=0, max=3600, help="seconds to wait for the plane to catch up")] = 600.0,
+) -> None:
+    """P10's job: wait until CaseTrigger, CM and LS made the run's records durable (every triggered subject
+    has its case, GREEN, dead letters 0 or explained), require triggers and labels, write case_summary.json
+    and label_summary.json. Nothing is written on a failure (CASE_LABELS_* code and the next step)."""
+    from runtime.case.committed import write_committed
+    from runtime.settings import load_settings
+
+    with operator_errors():
+        require_run(platform_run_id)
+        written = write_committed(load_settings(), platform_run_id, wait_s=wait, progress=lambda line: typer.echo(line, err=True))
+    typer.echo(f"P10 committed for {platform_run_id}: {', '.join(w.relative_path for w in written)}")

@@ -247,6 +247,7 @@ REQUIRED_KEYS: Final[dict[str, tuple[tuple[str, ...], str]]] = {
     "TD_RTDL_CAUGHT_UP": (_DEV, "P8"),
     "TD_LS_BANK_VIEW_INTAKE": (_DEV, "P10"),
     "TD_DECISION_COMMITTED": (_DEV, "P9"),
+    "TD_CASE_LABELS_COMMITTED": (_DEV, "P10"),
     "ECS_TASK_CPU": (_DEV, "P2"),
     "ECS_TASK_MEMORY_MIB": (_DEV, "P2"),
     "ECS_SERVICE_DESIRED_COUNT": (_DEV, "P2"),

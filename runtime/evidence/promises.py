@@ -449,6 +449,102 @@ def _p7(documents: Documents, registry: Registry) -> list[Finding]:
 
 PASS_PROMISES.update({"P3": _p3, "P6": _p6, "P7": _p7})
 
+def _sum_is(out: list[Finding], path: str, mapping: Any, what: str, total: Any, total_name: str) -> None:
+    """Append a finding when the integers of `mapping` do not add up to `total`."""
+    added = sum(_counts(mapping))
+    if isinstance(mapping, dict) and added != total:
+        out.append((path, f"{what} add up to {added}, not to {total_name} {total}"))
+
+
+def _dead_letters(out: list[Finding], path: str, doc: dict[str, Any]) -> None:
+    dead = doc.get("dead_letters") if isinstance(doc.get("dead_letters"), dict) else None
+    if dead is None:
+        return
+    _sum_is(out, path, dead.get("by_component"), "dead letters by component", dead.get("total"), "dead_letters.total")
+    _sum_is(out, path, dead.get("by_code"), "dead letters by code", dead.get("total"), "dead_letters.total")
+    if isinstance(dead.get("explained"), int) and isinstance(dead.get("total"), int) and dead["explained"] > dead["total"]:
+        out.append((path, f"{dead['explained']} dead letters explained of {dead['total']}"))
+    counted = (doc.get("counts") or {}).get("dead_letters")
+    if isinstance(counted, int) and counted != dead.get("total"):
+        out.append((path, f"counts.dead_letters {counted} is not dead_letters.total {dead.get('total')}"))
+
+
+def case_summary(path: str, doc: dict[str, Any], _: Documents, __: Registry) -> list[Finding]:
+    """Cases by status and by queue add up to the cases, closed ones by outcome to the closed; timeline
+    rows by kind add up to the rows appended, one case_opened per case, one evidence_attached per
+    trigger processed; triggers processed <= published; the exemplars are the first min(20, cases)."""
+    out: list[Finding] = []
+    counts = doc.get("counts") or {}
+    cases, processed, published = counts.get("cases"), counts.get("triggers_processed"), counts.get("triggers_published")
+    _sum_is(out, path, doc.get("cases_by_status"), "cases by status", cases, "cases")
+    _sum_is(out, path, doc.get("cases_by_queue"), "cases by queue", cases, "cases")
+    _sum_is(out, path, doc.get("cases_by_outcome"), "closed cases by outcome", (doc.get("cases_by_status") or {}).get("closed"),
+            "closed cases")
+    kinds = doc.get("timeline_events_by_kind") or {}
+    _sum_is(out, path, kinds, "timeline events by kind", counts.get("timeline_events_appended"), "timeline_events_appended")
+    if isinstance(kinds, dict) and kinds.get("case_opened", cases) != cases:
+        out.append((path, f"{kinds.get('case_opened')} case_opened events for {cases} cases"))
+    if isinstance(kinds, dict) and kinds.get("evidence_attached", processed) != processed:
+        out.append((path, f"{kinds.get('evidence_attached')} evidence_attached events for {processed} triggers processed"))
+    if isinstance(processed, int) and isinstance(published, int) and processed > published:
+        out.append((path, f"{processed} triggers processed but only {published} published"))
+    if isinstance(cases, int) and isinstance(processed, int) and cases > processed:
+        out.append((path, f"{cases} cases from {processed} triggers (every case is opened by a trigger)"))
+    exemplars = doc.get("exemplar_case_ids") or []
+    if isinstance(cases, int) and len(exemplars) != min(20, cases):
+        out.append((path, f"{len(exemplars)} exemplar case ids for {cases} cases (expected {min(20, cases)})"))
+    _dead_letters(out, path, doc)
+    return out
+
+
+def label_summary(path: str, doc: dict[str, Any], _: Documents, __: Registry) -> list[Finding]:
+    """Assertions by source and by label each add up to the assertions appended; subjects <= assertions;
+    the as-of range is ordered, null exactly when there is no assertion, and ends at as_of_utc."""
+    out: list[Finding] = []
+    counts = doc.get("counts") or {}
+    appended = counts.get("assertions_appended")
+    _sum_is(out, path, doc.get("assertions_by_source"), "assertions by source", appended, "assertions_appended")
+    _sum_is(out, path, doc.get("assertions_by_label"), "assertions by label", appended, "assertions_appended")
+    if isinstance(counts.get("subjects"), int) and isinstance(appended, int) and counts["subjects"] > appended:
+        out.append((path, f"{counts['subjects']} subjects from {appended} assertions"))
+    span = doc.get("as_of_range") or {}
+    first, last = span.get("first_observed_utc"), span.get("last_observed_utc")
+    if isinstance(appended, int) and (first is None or last is None) != (appended == 0):
+        out.append((path, f"as_of_range {first}..{last} for {appended} assertions"))
+    if isinstance(first, str) and isinstance(last, str) and last < first:
+        out.append((path, f"as_of_range ends {last} before it starts {first}"))
+    if "as_of_utc" in doc and doc.get("as_of_utc") != last:
+        out.append((path, f"as_of_utc {doc.get('as_of_utc')} is not the last observed time {last}"))
+    _dead_letters(out, path, doc)
+    return out
+
+
+def _p10(documents: Documents, registry: Registry) -> list[Finding]:
+    """P10 passed: triggers, a case for each triggered subject, labels, GREEN, dead letters explained."""
+    out: list[Finding] = []
+    for key, health_of in (("CASE_EVIDENCE_PATH_PATTERN", "case_trigger and cm"), ("LABEL_EVIDENCE_PATH_PATTERN", "ls")):
+        path = registry.text(key)
+        doc = documents.get(path)
+        if doc is None:
+            continue
+        if doc.get("health") != "GREEN":
+            out.append((path, f"P10 claims PASS with {health_of} {doc.get('health')}"))
+        dead = doc.get("dead_letters") or {}
+        if dead.get("total") != dead.get("explained"):
+            out.append((path, f"P10 claims PASS with {dead.get('total')} dead letters, {dead.get('explained')} explained"))
+        counts = doc.get("counts") or {}
+        if key == "CASE_EVIDENCE_PATH_PATTERN":
+            if not counts.get("triggers_published") or doc.get("cases_missing") or doc.get("triggers_unattached") \
+                    or counts.get("triggers_processed") != counts.get("triggers_published"):
+                out.append((path, f"P10 claims PASS with triggers {counts.get('triggers_published')}, processed "
+                                  f"{counts.get('triggers_processed')}, cases missing {doc.get('cases_missing')}"))
+        elif not counts.get("assertions_appended"):
+            out.append((path, "P10 claims PASS without a label assertion"))
+    return out
+
+
+PASS_PROMISES["P10"] = _p10
+
 #: Per catalogue schema: the checks of that file's own promises.
 FILE_PROMISES: dict[str, Callable[[str, dict[str, Any], Documents, Registry], list[Finding]]] = {
     "receipt_summary": receipt_summary,
@@ -467,4 +563,6 @@ FILE_PROMISES: dict[str, Callable[[str, dict[str, Any], Documents, Registry], li
     "decision_summary": decision_summary,
     "action_summary": action_summary,
     "audit_summary": audit_summary,
+    "case_summary": case_summary,
+    "label_summary": label_summary,
 }

@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import signal
 import threading
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -24,41 +21,12 @@ import pytest
 from typer.testing import CliRunner
 
 from controller.cli.main import app
-from controller.compute.local_backend import pack_paths, read_pack_state
-from runtime.contracts.registry import Registry
+from tests.support.pack_killer import Killer
 from tests.support.rtdl_drill import PACK, OffsetSampler, drill_context
 
 runner = CliRunner()
 KILLS = int(os.environ.get("FP_DRILL_RTDL_KILLS", "3"))
 GATE = int(os.environ.get("FP_DRILL_RTDL_GATE", "300"))
-
-
-class Killer:
-    """SIGKILLs the pack's own worker processes at random moments, KILLS times each."""
-
-    def __init__(self, root: Path, registry: Registry, run_id: str, flowing: threading.Event):
-        self.flowing = flowing
-        self.paths = pack_paths(root, registry, PACK, run_id)
-        self.components = list(registry.mapping("PACKS")[PACK])
-        self.kills: Counter[str] = Counter()
-
-    def run(self, stop: threading.Event) -> None:
-        rng = random.Random(20261129)
-        while not stop.is_set() and not self.flowing.wait(0.2):
-            pass
-        while not stop.is_set() and min(self.kills[c] for c in self.components) < KILLS:
-            stop.wait(rng.uniform(0.2, 1.0))
-            state = read_pack_state(self.paths)
-            if not state:
-                continue
-            alive = [p for p in state["processes"] if p.get("pid") and p["status"] == "RUNNING" and self.kills[p["name"]] < KILLS]
-            if alive:
-                victim = rng.choice(alive)
-                try:
-                    os.kill(int(victim["pid"]), signal.SIGKILL)
-                    self.kills[victim["name"]] += 1
-                except ProcessLookupError:
-                    pass
 
 
 def _p8_digest(root: Path, run_id: str) -> dict[str, Any]:
@@ -75,7 +43,7 @@ def test_sigkilled_rtdl_workers_lose_nothing_double_nothing_and_never_commit_ahe
     run_id = (root / "ACTIVE_RUN_ID").read_text().strip()
     stop = threading.Event()
     sampler = OffsetSampler(settings, registry, run_id)
-    killer = Killer(root, registry, run_id, sampler.flowing)
+    killer = Killer(root, registry, run_id, sampler.flowing, pack=PACK, kills=KILLS)
     threads = [threading.Thread(target=killer.run, args=(stop,)), threading.Thread(target=sampler.run, args=(stop,))]
     for t in threads:
         t.start()

@@ -100,3 +100,13 @@ def test_the_demo_hour_charges_every_daemon_of_the_map_including_the_decision_la
     assert {"dl", "df", "al", "dla"} <= {c.name for c in daemons}
     (line,) = [line for line in estimate().demo_hourly if line.item.startswith("Fargate daemons")]
     assert line.item == f"Fargate daemons x{len(daemons)}"  # desired count 1 each while the window runs
+
+
+def test_the_demo_hour_charges_every_daemon_of_the_map_including_the_case_labels_workers() -> None:
+    from runtime.components import of_kind
+
+    daemons = of_kind("daemon")
+    assert {"case_trigger", "cm", "ls"} <= {c.name for c in daemons}
+    registry = load_registry("dev_min")
+    line = next(line for line in estimate().demo_hourly if line.item.startswith("Fargate daemons"))
+    assert line.item == f"Fargate daemons x{len(daemons) * registry.integer('ECS_SERVICE_DESIRED_COUNT')}"

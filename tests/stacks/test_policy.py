@@ -420,3 +420,30 @@ def test_the_decision_lane_workers_are_idle_controller_owned_services_and_p9_has
     (container,) = json.loads(families[registry.text("TD_DECISION_COMMITTED")]["container_definitions"])
     assert container["command"] == ["decision", "committed"]
     assert "role_decision_lane" in families[registry.text("TD_DECISION_COMMITTED")]["task_role_arn"]
+
+
+def test_the_case_labels_workers_are_idle_controller_owned_services_and_p10_has_its_tasks_under_the_case_labels_role(
+        synthesised: Synthesised) -> None:
+    registry = load_registry("dev_min")
+    services = {s["name"]: s for s in _resources(synthesised.stacks["demo"], "aws_ecs_service").values()}
+    for key in ("SVC_CASE_LABELS_CASE_TRIGGER", "SVC_CM", "SVC_LS"):
+        service = services[registry.text(key)]
+        assert service["desired_count"] == 0 and set(service["lifecycle"]["ignore_changes"]) == {"task_definition", "desired_count"}
+    families = {b["family"]: b for b in _resources(synthesised.stacks["demo"], "aws_ecs_task_definition").values()}
+    for key, command in (("TD_LS_BANK_VIEW_INTAKE", ["ls", "ingest-bank-view"]), ("TD_CASE_LABELS_COMMITTED", ["case", "committed"]),
+                         ("SVC_CM", ["cm", "run"])):
+        (container,) = json.loads(families[registry.text(key)]["container_definitions"])
+        assert container["command"] == command
+        assert "role_case_labels" in families[registry.text(key)]["task_role_arn"]
+
+
+def test_the_case_labels_role_reaches_the_evidence_prefix_the_stream_views_and_its_parameters_only(
+        synthesised: Synthesised) -> None:
+    registry = load_registry("dev_min")
+    role = json.dumps(_role_policies(synthesised.stacks["core"])[registry.text("ROLE_CASE_LABELS")])
+    evidence_prefix = registry.text("S3_EVIDENCE_PREFIX_PATTERN").split("{", 1)[0]
+    views_prefix = registry.text("ORACLE_STREAM_VIEW_ROOT_PATTERN").split("{", 1)[0]
+    assert f"s3_evidence_bucket.arn}}/{evidence_prefix}" in role and f"s3_oracle_bucket.arn}}/{views_prefix}" in role
+    assert "s3_archive_bucket" not in role and "s3_quarantine_bucket" not in role
+    assert registry.text("SSM_DB_DSN_PATH") in role and registry.text("SSM_IG_API_KEY_PATH") not in role
+    assert registry.text("SSM_DB_PASSWORD_PATH") not in role  # the owner's credentials stay with the migrations job

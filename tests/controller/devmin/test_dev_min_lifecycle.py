@@ -273,8 +273,12 @@ def test_p2_starts_the_built_rtdl_core_workers_as_ecs_services_and_p8_runs_its_j
     assert _record(folders.evidence_dir(run_id), registry, "P8")["state"] == "FAIL"
 
 
-def test_p8_of_a_run_whose_p2_did_not_start_the_rtdl_core_pack_starts_it_first(dev_min_run: Any) -> None:
-    from controller.phases.p08_rtdl_caught_up import RtdlCaughtUp
+@pytest.mark.parametrize(("phase_id", "pack", "job"), [("P8", "rtdl_core", "TD_RTDL_CAUGHT_UP"),
+                                                      ("P9", "rtdl_decision_lane", "TD_DECISION_COMMITTED"),
+                                                      ("P10", "case_labels", "TD_CASE_LABELS_COMMITTED")])
+def test_a_gate_phase_of_a_run_whose_p2_did_not_start_its_pack_starts_it_first(dev_min_run: Any, phase_id: str, pack: str,
+                                                                                 job: str) -> None:
+    from controller.phases.machine import PHASES
 
     registry, backend, scheduler, base = dev_min_run
     run_id = _mint_up_run(registry, base)
@@ -282,12 +286,12 @@ def test_p8_of_a_run_whose_p2_did_not_start_the_rtdl_core_pack_starts_it_first(d
     settings = load_settings(environment="dev_min")
     ctx = RunContext(registry, run_id, folders, run_writer(registry, folders, run_id, settings), settings,
                      {"aws_clients": backend.clients, "ecs_poll_seconds": 0.0})
-    assert not backend.pack_state("rtdl_core").running
+    assert not backend.pack_state(pack).running
     with pytest.raises(PlatformError):
-        execute(RtdlCaughtUp(), ctx)
-    state = backend.pack_state("rtdl_core")
+        execute(PHASES[phase_id](), ctx)
+    state = backend.pack_state(pack)
     assert state.running and state.run_scope == run_id
-    assert scheduler.job_commands[-1][0] == registry.text("TD_RTDL_CAUGHT_UP")
+    assert scheduler.job_commands[-1][0] == registry.text(job)
 
 
 def test_p2_starts_the_decision_lane_as_ecs_services_and_p9_runs_its_job_on_ecs_failing_closed_without_evidence(
@@ -319,18 +323,30 @@ def test_p2_starts_the_decision_lane_as_ecs_services_and_p9_runs_its_job_on_ecs_
     assert _record(folders.evidence_dir(run_id), registry, "P9")["state"] == "FAIL"
 
 
-def test_p9_of_a_run_whose_p2_did_not_start_the_decision_lane_starts_it_first(dev_min_run: Any) -> None:
-    from controller.phases.p09_decision_chain_committed import DecisionChainCommitted
+def test_p2_starts_the_case_labels_workers_as_ecs_services_and_p10_runs_the_intake_then_its_gate_job_on_ecs(
+        dev_min_run: Any) -> None:
+    from controller.phases.p02_daemons_ready import DaemonsReady
+    from controller.phases.p10_case_labels_committed import CaseLabelsCommitted
+    from runtime.components import pack_daemons
 
     registry, backend, scheduler, base = dev_min_run
     run_id = _mint_up_run(registry, base)
     folders = RunFolders.from_registry(registry, base)
     settings = load_settings(environment="dev_min")
     ctx = RunContext(registry, run_id, folders, run_writer(registry, folders, run_id, settings), settings,
-                     {"aws_clients": backend.clients, "ecs_poll_seconds": 0.0})
-    assert not backend.pack_state("rtdl_decision_lane").running
-    with pytest.raises(PlatformError):
-        execute(DecisionChainCommitted(), ctx)
-    state = backend.pack_state("rtdl_decision_lane")
-    assert state.running and state.run_scope == run_id
-    assert scheduler.job_commands[-1][0] == registry.text("TD_DECISION_COMMITTED")
+                     {"aws_clients": backend.clients, "ecs_poll_seconds": 0.0, "packs": ["case_labels"]})
+    assert execute(DaemonsReady(), ctx)["state"] == "PASS"
+    daemons = json.loads((folders.evidence_dir(run_id) / registry.text("DAEMONS_READY_PATH_PATTERN")).read_text())
+    services = {p["service"] for p in daemons["packs"][0]["processes"]}
+    assert services == {registry.text(k) for k in ("SVC_CASE_LABELS_CASE_TRIGGER", "SVC_CM", "SVC_LS")}
+    assert services == {registry.text(str(d.ecs_key)) for d in pack_daemons(registry, "case_labels")}
+    with pytest.raises(PlatformError) as e:
+        execute(CaseLabelsCommitted(), ctx)  # moto's tasks run nothing: no evidence, so no PASS
+    assert e.value.code in ("EVIDENCE_MISSING", "CASE_LABELS_COMMITTED_GATE_FAILED")
+    (intake_family, intake, _), (family, command, env) = scheduler.job_commands[-2:]
+    assert (intake_family, intake) == (registry.text("TD_LS_BANK_VIEW_INTAKE"), ["ls", "ingest-bank-view", "--platform-run-id", run_id])
+    assert family == registry.text("TD_CASE_LABELS_COMMITTED")
+    assert command == ["case", "committed", "--platform-run-id", run_id]
+    assert env[registry.text("REQUIRED_PLATFORM_RUN_ID_ENV_KEY")] == run_id
+    record = _record(folders.evidence_dir(run_id), registry, "P10")
+    assert record["state"] == "FAIL" and [j["component"] for j in record["jobs"]] == ["ls_bank_view_intake", "case_labels_committed"]

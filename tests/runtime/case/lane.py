@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from runtime.case.cm.domain import CaseTimeline, TimelineEvent, trigger_events
 from runtime.case.trigger.domain import trigger_for
 from runtime.case.trigger.handler import CASE_TRIGGER, audit_id_of_decision, decision_fields
 from runtime.decision.dla.domain import audit_record
@@ -71,3 +72,15 @@ def admit(conn: Any, run: str, event_ids: list[str], event_class: str = "traffic
 
 
 __all__ = ["AUDIT_TOPIC", "CASE_TOPIC", "RTDL_TOPIC", "admit", "decision_items", "decisions", "trigger_items"]
+
+
+def domain_case_events(decision_envelopes: list[dict[str, Any]]) -> tuple[list[TimelineEvent], int]:
+    """The timeline the pure domain builds from decision envelopes, once, without any crash (the drills'
+    reference), and the number of cases: each decision needing a case triggers once, DLA's audit id attached."""
+    timelines: dict[str, CaseTimeline] = {}
+    for d in decision_envelopes:
+        payload = d["payload"]
+        trigger = trigger_for({**decision_fields(payload, d["ts_utc"]), "audit_record_id": audit_id_of_decision(payload["decision_id"])})
+        if trigger is not None:
+            trigger_events(trigger, timelines.setdefault(trigger.case_id, CaseTimeline()))
+    return [e for t in timelines.values() for e in t.events], len(timelines)

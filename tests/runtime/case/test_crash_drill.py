@@ -13,7 +13,6 @@ from typing import Any
 
 from runtime.bus.memory import MemoryBroker
 from runtime.bus.port import OutboundRecord, Publisher
-from runtime.case.cm.domain import CaseTimeline, trigger_events
 from runtime.case.cm.handler import CaseManagementHandler
 from runtime.case.cm.store import run_events
 from runtime.case.digest import case_digest, label_digest
@@ -21,8 +20,7 @@ from runtime.case.figures import case_labels_state
 from runtime.case.keys import LabelSubjectKey
 from runtime.case.ls.domain import assertion
 from runtime.case.ls.handler import LABEL_ASSERTION, LabelStoreHandler
-from runtime.case.trigger.domain import trigger_for
-from runtime.case.trigger.handler import CaseTriggerHandler, audit_id_of_decision, decision_fields
+from runtime.case.trigger.handler import CaseTriggerHandler
 from runtime.contracts.canonical import canonical_json
 from runtime.db.postgres import Database
 from runtime.decision.lane import lane_envelope
@@ -30,7 +28,7 @@ from runtime.worker.handler import StreamHandler
 from runtime.worker.loop import StreamWorker, WorkerConfig
 from runtime.worker.records import InputRecord, OutputRecord
 from runtime.worker.store import WorkerStore
-from tests.runtime.case.lane import AUDIT_TOPIC, CASE_TOPIC, RTDL_TOPIC, admit, audit_envelope, decisions
+from tests.runtime.case.lane import AUDIT_TOPIC, CASE_TOPIC, RTDL_TOPIC, admit, audit_envelope, decisions, domain_case_events
 from tests.runtime.worker.contract import Crash, CrashOnCommit
 from tests.support.events import random_run_id
 
@@ -137,19 +135,14 @@ def test_random_crashes_leave_one_case_per_subject_and_the_digests_of_a_run_with
             events = run_events(conn, run)
 
     # the same decisions through the pure domain, once, without any crash
-    timelines: dict[str, CaseTimeline] = {}
-    for d in lane:
-        trigger = trigger_for({**decision_fields(d["payload"], d["ts_utc"]), "audit_record_id": audit_id_of_decision(d["event_id"])})
-        if trigger is not None:
-            trigger_events(trigger, timelines.setdefault(trigger.case_id, CaseTimeline()))
-    expected = [e for t in timelines.values() for e in t.events]
+    expected, cases = domain_case_events(lane)
 
     print(f"drill: {restarts} restarts, {dice.crashes} crashes, {len(broker.records(CASE_TOPIC))} triggers on the bus")
     assert restarts >= 10 and dice.crashes >= 10
     published = len(broker.records(CASE_TOPIC))
-    assert published > state.triggers.triggers_published == len(timelines)  # crashes after publishing re-published some
+    assert published > state.triggers.triggers_published == cases  # crashes after publishing re-published some
     assert state.every_trigger_has_its_case and state.dead_letters == {"case_trigger": 0, "cm": 0, "ls": 0}
     assert len({e.timeline_event_id for e in events}) == len(events) == len(expected)
-    assert state.case_summary["counts"]["cases"] == len(timelines)
+    assert state.case_summary["counts"]["cases"] == cases
     assert state.case_summary["case_digest"] == case_digest(expected)
     assert state.label_summary["label_digest"] == label_digest(labels)

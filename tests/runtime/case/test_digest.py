@@ -80,5 +80,25 @@ def test_case_digest_ignores_transport_references_but_not_the_evidence_it_names(
     other_bus[i]["details"]["evidence_refs"]["receipt_id"] = hex32("another admission")
     assert case_digest(other_bus) == case_digest(rows)
     other_decision = copy.deepcopy(rows)
-    other_decision[i]["details"]["evidence_refs"]["decision_id"] = hex32("another decision")
+    other_decision[i]["details"]["reason_codes"] = ["ANOTHER_REASON"]
     assert case_digest(other_decision) != case_digest(rows)
+
+
+def test_both_digests_leave_out_the_run_scoped_ids_so_another_run_of_the_same_events_gives_the_same_values() -> None:
+    rows = [e.row() for e in EVENTS]
+    other_run = copy.deepcopy(rows)
+    for n, row in enumerate(other_run):
+        row["timeline_event_id"], row["case_id"] = hex32(f"other run event {n}"), hex32(f"other run case {row['case_id']}")
+        if row["kind"] == "case_opened":
+            row["details"]["case_subject_key"]["platform_run_id"] = "platform_20300101T000000Z"
+        if row["kind"] == "evidence_attached":
+            row["details"]["trigger_id"] = hex32(f"other trigger {n}")
+            row["details"]["evidence_refs"]["decision_id"] = hex32(f"other decision {n}")
+    assert case_digest(other_run) == case_digest(rows)
+    moved = copy.deepcopy(rows)
+    opened = next(r for r in moved if r["kind"] == "case_opened")
+    opened["details"]["case_subject_key"]["event_id"] = hex32("another event")  # another subject: another case
+    assert case_digest(moved) != case_digest(rows)
+    labels = [a.row() for a in ASSERTIONS]
+    relabelled = [r | {"assertion_id": hex32(f"x{n}"), "platform_run_id": "platform_20300101T000000Z"} for n, r in enumerate(labels)]
+    assert label_digest(relabelled) == label_digest(labels)

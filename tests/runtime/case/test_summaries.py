@@ -16,6 +16,13 @@ from tests.runtime.case.records import RUN, decision_record, hex32
 
 COMMON = {"platform_run_id": RUN, "written_at_utc": "2026-01-05T12:00:00Z", "phase_id": "P10",
           "source_handles": ["CASE_EVIDENCE_PATH_PATTERN"], "scenario_run_id": None}
+#: What P10's job (runtime/case/committed.py) adds to each body.
+CASE_GATE = {"health": "GREEN", "health_by_component": {"case_trigger": "GREEN", "cm": "GREEN"},
+             "trigger_join": {"decisions_needing_case": 3, "audit_refs": 6, "awaiting_audit": 0}, "cases_missing": 0,
+             "triggers_unattached": 0, "consumer_groups": {"case_trigger": "fp-case_trigger-r", "cm": "fp-cm-r"},
+             "dead_letters": {"total": 0, "explained": 0, "by_component": {"case_trigger": 0, "cm": 0}, "by_code": {}}}
+LABEL_GATE = {"health": "GREEN", "consumer_groups": {"ls": "fp-ls-r"},
+              "dead_letters": {"total": 0, "explained": 0, "by_component": {"ls": 0}, "by_code": {}}}
 
 
 def _case_doc(cases: int = 3) -> dict[str, Any]:
@@ -29,14 +36,14 @@ def _case_doc(cases: int = 3) -> dict[str, Any]:
             start_investigation(timeline, actor="ana", at="2026-01-05T11:00:00Z")
             close(timeline, actor="ana", outcome="confirmed_fraud", at="2026-01-05T11:30:00Z")
         events.extend(timeline.events)
-    return COMMON | case_summary_body(events, triggers_published=cases) | {"health": "GREEN"}
+    return COMMON | case_summary_body(events, triggers_published=cases) | CASE_GATE
 
 
 def _label_doc(n: int = 4) -> dict[str, Any]:
     assertions = [assertion(LabelSubjectKey(RUN, hex32(i), "fraud"), source="bank_view", value="fraud",
                             observed_at=f"2026-01-0{6 + i}T00:00:00Z", effective_at="2026-01-05T00:00:00Z")
                   for i in range(n)]
-    return COMMON | label_summary_body(assertions)
+    return COMMON | label_summary_body(assertions) | LABEL_GATE
 
 
 def test_the_case_summary_counts_cases_and_meets_its_schema() -> None:
@@ -60,7 +67,7 @@ def test_the_label_summary_reports_sources_labels_and_the_as_of_range() -> None:
     assert doc["assertions_by_source"]["bank_view"] == 4 and doc["assertions_by_label"]["fraud"] == 4
     assert doc["as_of_range"] == {"first_observed_utc": "2026-01-06T00:00:00.000000Z",
                                   "last_observed_utc": "2026-01-09T00:00:00.000000Z"}
-    empty = COMMON | label_summary_body([])
+    empty = COMMON | label_summary_body([]) | LABEL_GATE
     assert compiled_validator("evidence/label_summary.schema.json").is_valid(empty)
 
 
