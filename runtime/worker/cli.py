@@ -19,7 +19,7 @@ RunIdOpt = Annotated[str, typer.Option("--platform-run-id", envvar="REQUIRED_PLA
 
 
 def worker_app(component: str, description: str) -> typer.Typer:
-    """The typer app of one worker component (`run`)."""
+    """The typer app of one worker component (`run`; df, al and dla also take `--replay-group`)."""
     app = typer.Typer(help=description, no_args_is_help=True)
 
     @app.command("run")
@@ -29,6 +29,9 @@ def worker_app(component: str, description: str) -> typer.Typer:
                                                                    "database or object store is down")] = DEFAULT_STARTUP_TIMEOUT_S,
         exit_when_idle: Annotated[int | None, typer.Option(min=1, help="stop after this many empty polls in a row "
                                                                         "(one-shot catch-up; default: run until stopped)")] = None,
+        replay_group: Annotated[str | None, typer.Option(help="re-read the run's topics from the start under a second "
+                                                              "consumer group of this name, writing the same tables "
+                                                              "idempotently (df, al, dla only)")] = None,
     ) -> None:
         """Consume the run's input topics until SIGTERM/SIGINT, writing state, positions and health."""
         import threading
@@ -43,7 +46,7 @@ def worker_app(component: str, description: str) -> typer.Typer:
             install_stop_signals(stop)
             run_component(load_settings(), component, platform_run_id, environ=os.environ,
                           startup_timeout_s=startup_timeout, progress=lambda line: typer.echo(line, err=True),
-                          stop=stop, idle_exit_after=exit_when_idle)
+                          stop=stop, idle_exit_after=exit_when_idle, replay_group=replay_group)
 
     @app.command("version")
     def version() -> None:
