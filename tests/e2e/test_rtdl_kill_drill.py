@@ -13,25 +13,19 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import signal
-import threading
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 from typer.testing import CliRunner
 
 from controller.cli.main import app
-from controller.compute.local_backend import pack_paths, read_pack_state
 from controller.substrate.local import settings_for
 from controller.substrate.state import read_state, state_dir
 from runtime.components import consumer_group_id
 from runtime.contracts.registry import Registry, load_registry
-from runtime.db.postgres import Database
 from runtime.settings import Settings
+from tests.support.drills import Killer, OffsetSampler, run_alongside, stop_all
 
 runner = CliRunner()
 KILLS = int(os.environ.get("FP_DRILL_RTDL_KILLS", "3"))
@@ -46,76 +40,6 @@ def _ctx() -> tuple[Registry, Settings, Path]:
     return registry, settings_for(state, registry), Path.cwd() / registry.text("LOCAL_RUNS_ROOT")
 
 
-class OffsetSampler:
-    """Samples, for every rtdl_core group and partition, the committed offset on the bus and then the
-    durable position in PostgreSQL: committed - 1 must never exceed the position."""
-
-    def __init__(self, settings: Settings, registry: Registry, run_id: str):
-        self.settings, self.registry, self.run_id = settings, registry, run_id
-        self.violations: list[str] = []
-        self.samples = 0
-        #: Set once any worker made a position durable: records are flowing, the killer may start.
-        self.flowing = threading.Event()
-
-    def run(self, stop: threading.Event) -> None:
-        topics = sorted({self.registry.topic(s["topic"]).name for s in self.registry.mapping("EVENT_CLASS_MAP").values()})
-        parts: list[TopicPartition] | None = None
-        with Database(str(self.settings.db_dsn), name="drill sampler", max_size=1) as db:
-            while not stop.is_set():
-                for component in self.registry.mapping("PACKS")[PACK]:
-                    group = consumer_group_id(self.registry, component, self.run_id)
-                    committed = self._committed(group, topics, parts)
-                    with db.connection() as conn:
-                        rows = conn.execute("SELECT topic, partition, position FROM worker_positions WHERE consumer_group = %s",
-                                            (group,)).fetchall()
-                    durable = {(r[0], int(r[1])): int(r[2]) for r in rows}
-                    if any(v >= 0 for v in durable.values()):
-                        self.flowing.set()
-                    for key, offset in committed.items():
-                        if offset > 0 and offset - 1 > durable.get(key, -1):
-                            self.violations.append(f"{group} {key}: committed {offset} but durable {durable.get(key)}")
-                self.samples += 1
-                stop.wait(0.3)
-
-    def _committed(self, group: str, topics: list[str], parts: list[TopicPartition] | None) -> dict[tuple[str, int], int]:
-        consumer = Consumer({"bootstrap.servers": self.settings.kafka_bootstrap, "group.id": group, "enable.auto.commit": False})
-        try:
-            if parts is None:
-                md = consumer.list_topics(timeout=5)
-                parts = [TopicPartition(t, p) for t in topics for p in md.topics[t].partitions]
-            return {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(parts, timeout=5) if tp.offset >= 0}
-        finally:
-            consumer.close()
-
-
-class Killer:
-    """SIGKILLs the pack's own worker processes at random moments, KILLS times each."""
-
-    def __init__(self, root: Path, registry: Registry, run_id: str, flowing: threading.Event):
-        self.flowing = flowing
-        self.paths = pack_paths(root, registry, PACK, run_id)
-        self.components = list(registry.mapping("PACKS")[PACK])
-        self.kills: Counter[str] = Counter()
-
-    def run(self, stop: threading.Event) -> None:
-        rng = random.Random(20261129)
-        while not stop.is_set() and not self.flowing.wait(0.2):
-            pass
-        while not stop.is_set() and min(self.kills[c] for c in self.components) < KILLS:
-            stop.wait(rng.uniform(0.2, 1.0))
-            state = read_pack_state(self.paths)
-            if not state:
-                continue
-            alive = [p for p in state["processes"] if p.get("pid") and p["status"] == "RUNNING" and self.kills[p["name"]] < KILLS]
-            if alive:
-                victim = rng.choice(alive)
-                try:
-                    os.kill(int(victim["pid"]), signal.SIGKILL)
-                    self.kills[victim["name"]] += 1
-                except ProcessLookupError:
-                    pass
-
-
 def _p8_digest(root: Path, run_id: str) -> dict[str, Any]:
     return dict(json.loads((root / run_id / "evidence" / "rtdl_core" / "caught_up.json").read_text()))
 
@@ -128,20 +52,16 @@ def test_sigkilled_rtdl_workers_lose_nothing_double_nothing_and_never_commit_ahe
     assert up.exit_code == 0, up.output
     registry, settings, root = _ctx()
     run_id = (root / "ACTIVE_RUN_ID").read_text().strip()
-    stop = threading.Event()
-    sampler = OffsetSampler(settings, registry, run_id)
-    killer = Killer(root, registry, run_id, sampler.flowing)
-    threads = [threading.Thread(target=killer.run, args=(stop,)), threading.Thread(target=sampler.run, args=(stop,))]
-    for t in threads:
-        t.start()
+    topics = sorted({registry.topic(s["topic"]).name for s in registry.mapping("EVENT_CLASS_MAP").values()})
+    sampler = OffsetSampler(settings, {consumer_group_id(registry, c, run_id): topics for c in registry.mapping("PACKS")[PACK]})
+    killer = Killer(root, registry, PACK, run_id, sampler.flowing, victims=registry.mapping("PACKS")[PACK], kills=KILLS)
+    stop, threads = run_alongside(killer, sampler)
     try:
         result = runner.invoke(app, ["dev-min-run", "--to", "P8", "--gate", str(GATE)])
     finally:
-        stop.set()
-        for t in threads:
-            t.join()
+        stop_all(stop, threads)
     assert result.exit_code == 0, result.output
-    assert all(killer.kills[c] >= KILLS for c in killer.components), killer.kills
+    assert killer.done, killer.kills
     assert sampler.samples > 0 and not sampler.violations, sampler.violations[:5]
     # The reference: an uninterrupted run of the same seed, gate and bus on the same substrate.
     again = runner.invoke(app, ["dev-min-up", "--bus", "kafka"])
