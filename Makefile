@@ -66,6 +66,7 @@ demo: ## up (P(-1), P0), run P1..P8 at Gate-200, down (P12), validate and print 
 drills: ## the full-size failure drills (make test runs them scaled down): RTDL and decision-lane kill drills over 20k events, degrade drill
 	FP_DRILL_RTDL_KILLS=20 FP_DRILL_RTDL_GATE=5000 $(BIN)/pytest -q -s tests/e2e/test_rtdl_kill_drill.py
 	FP_DRILL_DECISION_KILLS=10 FP_DRILL_DECISION_GATE=5000 $(BIN)/pytest -q -s tests/e2e/test_decision_kill_drill.py
+	FP_DRILL_DEGRADE_GATE=5000 $(BIN)/pytest -q -s tests/e2e/test_decision_degrade_drill.py
 
 bench: ## benchmarks (not part of make test)
 	$(BIN)/python -m benchmarks
