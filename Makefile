@@ -63,9 +63,11 @@ test-fast: $(CHECKOV) ## the test suite without the slow end-to-end runs
 demo: ## up (P(-1), P0), run P1..P9 at Gate-200, down (P12), validate and print the evidence bundle
 	$(BIN)/python -m controller.demo --env $(ENV)
 
-drills: ## the full-size failure drills (make test runs them scaled down): RTDL and case plane kill drills (20 kills per worker over 20k events), RTDL outage drill (Postgres and bus down 10 s each over 20k events)
+drills: ## the full-size failure drills (make test runs them scaled down): RTDL, decision-lane and case plane kill drills over 20k events, RTDL outage drill (Postgres and bus down 10 s each), degrade drill
 	FP_DRILL_RTDL_KILLS=20 FP_DRILL_RTDL_GATE=5000 $(BIN)/pytest -q -s tests/e2e/test_rtdl_kill_drill.py
 	FP_DRILL_RTDL_OUTAGE_GATE=5000 FP_DRILL_OUTAGE_S=10 $(BIN)/pytest -q -s --timeout 1800 tests/e2e/test_rtdl_outage_drill.py
+	FP_DRILL_DECISION_KILLS=10 FP_DRILL_DECISION_GATE=5000 $(BIN)/pytest -q -s tests/e2e/test_decision_kill_drill.py
+	FP_DRILL_DEGRADE_GATE=5000 $(BIN)/pytest -q -s tests/e2e/test_decision_degrade_drill.py
 	FP_DRILL_CASE_KILLS=20 FP_DRILL_CASE_GATE=5000 $(BIN)/pytest -q -s tests/e2e/test_case_kill_drill.py
 
 bench: ## benchmarks (not part of make test)

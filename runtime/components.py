@@ -11,6 +11,7 @@ here; a pack member with no entry is a component this repository does not build 
 from __future__ import annotations
 
 import importlib.util
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -116,7 +117,7 @@ COMPONENTS: dict[str, Component] = {c.name: c for c in (
     # The decision lane (pack rtdl_decision_lane): DF, AL and DLA are stream workers, DL a periodic daemon; one role.
     Component(name="dl", kind="daemon", app="runtime.decision.dl.cli:app", argv=("dl", "run"), ecs_key="SVC_DECISION_LANE_DL",
               role_key="ROLE_DECISION_LANE", requires="runtime.decision.dl.daemon"),
-    Component(name="df", kind="daemon", app="runtime.worker.cli:df_app", argv=("df", "run"), ecs_key="SVC_DECISION_LANE_DF",
+    Component(name="df", kind="daemon", app="runtime.decision.df.cli:app", argv=("df", "run"), ecs_key="SVC_DECISION_LANE_DF",
               role_key="ROLE_DECISION_LANE", requires="runtime.decision.df.handler"),
     Component(name="al", kind="daemon", app="runtime.worker.cli:al_app", argv=("al", "run"), ecs_key="SVC_DECISION_LANE_AL",
               role_key="ROLE_DECISION_LANE", requires="runtime.decision.al.handler"),
@@ -217,3 +218,18 @@ def consumer_group_id(registry: Registry, name: str, platform_run_id: str) -> st
         raise PlatformError(f"consumer group of {name}: {platform_run_id!r} is not a platform_run_id",
                             code="RUN_ID_INVALID", next_step="pass the run id that P1 pinned")
     return registry.render("CONSUMER_GROUP_ID_PATTERN", component=name, platform_run_id=platform_run_id)
+
+
+#: A replay group name: short, lowercase, safe in a consumer group id and a folder name.
+_REPLAY_GROUP = re.compile(r"^[a-z0-9][a-z0-9_]{0,31}$")
+
+
+def replay_consumer_group_id(registry: Registry, name: str, platform_run_id: str, replay_group: str) -> str:
+    """The consumer group of a replay of component `name` (REPLAY_CONSUMER_GROUP_ID_PATTERN): a second
+    group that re-reads the run's topics from the start, apart from the live group's offsets."""
+    consumer_group_id(registry, name, platform_run_id)
+    if not _REPLAY_GROUP.match(replay_group):
+        raise PlatformError(f"replay group {replay_group!r} is not 1-32 of [a-z0-9_] starting with a letter or digit",
+                            code="REPLAY_GROUP_INVALID", next_step="name the replay e.g. `--replay-group r1`")
+    return registry.render("REPLAY_CONSUMER_GROUP_ID_PATTERN", component=name, platform_run_id=platform_run_id,
+                           replay_group=replay_group)

@@ -144,6 +144,7 @@ REQUIRED_KEYS: Final[dict[str, tuple[tuple[str, ...], str]]] = {
     "REPORTER_LOCK_KEY_PATTERN": (_BOTH, "P11"),
     "PACKS": (_BOTH, "P2"),
     "CONSUMER_GROUP_ID_PATTERN": (_BOTH, "P6,P8"),
+    "REPLAY_CONSUMER_GROUP_ID_PATTERN": (_BOTH, "P9"),
     # substrate names
     "AWS_REGION": (_BOTH, "P(-1)"),
     "S3_ORACLE_BUCKET": (_BOTH, "P0,P3"),

@@ -37,6 +37,10 @@ WORKER_COMPONENTS: dict[str, tuple[str, str]] = {
         ("dla", "decision_log_audit"),
         ("case_trigger", "case_trigger"), ("cm", "case_management"), ("ls", "label_store"))
 }
+#: Components whose tables are idempotent across consumer groups, so a second group (`run
+#: --replay-group`) may re-read their topics: DF re-emits held decisions, AL counts duplicates
+#: prevented, DLA drops records its index holds.
+REPLAYABLE = ("df", "al", "dla")
 #: Periodic daemons that consume no topic but write health like a worker (component -> run-folder directory).
 DAEMON_DIRS: dict[str, str] = {"dl": "degrade_ladder"}
 
@@ -51,6 +55,13 @@ class ComponentNotBuilt(PermanentError):
 
     code = "COMPONENT_NOT_BUILT"
     next_step = "install a build that contains the component's handler, or run a slice without its pack"
+
+
+class ReplayNotSupported(PermanentError):
+    """A replay group asked of a component whose writes are not idempotent across consumer groups."""
+
+    code = "REPLAY_NOT_SUPPORTED"
+    next_step = f"replay only {', '.join(REPLAYABLE)}; rebuild RTDL state with `python -m runtime rtdl rebuild --from-archive`"
 
 
 class RunUnknown(PermanentError):
@@ -95,11 +106,13 @@ def build_handler(component: str, settings: Settings, platform_run_id: str) -> S
 
 
 def health_targets(settings: Settings, component: str, platform_run_id: str,
-                   environ: Mapping[str, str]) -> list[tuple[ObjectStore, str]]:
+                   environ: Mapping[str, str], *, replay_group: str | None = None) -> list[tuple[ObjectStore, str]]:
     """Where `last_health.json` goes: under the run's evidence prefix in the object store (what
-    dev_min and P8 read) and, when the local backend passes the runs root, the local run folder."""
+    dev_min and P8 read) and, when the local backend passes the runs root, the local run folder.
+    A replay writes under `<component dir>/replay_<name>/` and never over the live worker's."""
     registry = settings.registry
-    relative = registry.render("COMPONENT_HEALTH_PATH_PATTERN", component_dir=component_dir(component))
+    directory = component_dir(component) + (f"/replay_{replay_group}" if replay_group else "")
+    relative = registry.render("COMPONENT_HEALTH_PATH_PATTERN", component_dir=directory)
     prefix = registry.render("S3_EVIDENCE_PREFIX_PATTERN", platform_run_id=platform_run_id)
     targets: list[tuple[ObjectStore, str]] = [(settings.bucket("S3_EVIDENCE_BUCKET"), prefix + relative)]
     runs_root = environ.get(registry.group("runtime_env")["ENVVAR_RUNS_ROOT"])
@@ -132,12 +145,24 @@ class Assembled:
     close: Callable[[], None]
 
 
+def worker_group(settings: Settings, component: str, platform_run_id: str, replay_group: str | None = None) -> str:
+    """The consumer group a worker reads as: the component's group of the run, or a replay's
+    (REPLAY_NOT_SUPPORTED for a component outside REPLAYABLE)."""
+    from runtime.components import consumer_group_id, replay_consumer_group_id
+
+    if replay_group is None:
+        return consumer_group_id(settings.registry, component, platform_run_id)
+    if component not in REPLAYABLE:
+        raise ReplayNotSupported(f"{component} cannot be replayed under a second consumer group: its state is not "
+                                 "idempotent across groups")
+    return replay_consumer_group_id(settings.registry, component, platform_run_id, replay_group)
+
+
 def assemble(settings: Settings, component: str, platform_run_id: str, *, environ: Mapping[str, str],
-             config: WorkerConfig | None = None) -> Assembled:
-    """Build the worker of `component` for one run: database, run-scoped consumer of its group,
-    publisher, admin, store and health. Raises TransientError while a dependency is down."""
+             config: WorkerConfig | None = None, replay_group: str | None = None) -> Assembled:
+    """Build the worker of `component` for one run: database, run-scoped consumer of its group (or
+    of a replay group), publisher, admin, store and health. Raises TransientError while a dependency is down."""
     from runtime.bus import factory
-    from runtime.components import consumer_group_id
     from runtime.db.migrate import require_migrations
     from runtime.db.postgres import Database
 
@@ -146,8 +171,8 @@ def assemble(settings: Settings, component: str, platform_run_id: str, *, enviro
                             next_step="set FP_DB_DSN")
     require_run(settings, platform_run_id)
     require_migrations(settings.db_dsn)
+    group = worker_group(settings, component, platform_run_id, replay_group)
     handler = build_handler(component, settings, platform_run_id)
-    group = consumer_group_id(settings.registry, component, platform_run_id)
     db = Database(settings.db_dsn, name=f"{component} worker", max_size=2)
     closers: list[Callable[[], None]] = [db.close]
     try:
@@ -160,7 +185,7 @@ def assemble(settings: Settings, component: str, platform_run_id: str, *, enviro
         for close in closers:
             close()
         raise
-    health = HealthWriter(health_targets(settings, component, platform_run_id, environ))
+    health = HealthWriter(health_targets(settings, component, platform_run_id, environ, replay_group=replay_group))
 
     def base() -> dict[str, Any]:
         return {"platform_run_id": platform_run_id, "written_at_utc": utc_iso(), "phase_id": "P8",
@@ -178,7 +203,8 @@ def assemble(settings: Settings, component: str, platform_run_id: str, *, enviro
 
 def assemble_with_retry(settings: Settings, component: str, platform_run_id: str, *, environ: Mapping[str, str],
                         startup_timeout_s: float, progress: Progress, stop: threading.Event,
-                        sleep: Callable[[float], None] = time.sleep, config: WorkerConfig | None = None) -> Assembled | None:
+                        sleep: Callable[[float], None] = time.sleep, config: WorkerConfig | None = None,
+                        replay_group: str | None = None) -> Assembled | None:
     """`assemble`, retried with back-off while a dependency is down (progress line each try); the
     last TransientError is raised once `startup_timeout_s` has passed; None when stopped meanwhile."""
     deadline = time.monotonic() + startup_timeout_s
@@ -187,7 +213,7 @@ def assemble_with_retry(settings: Settings, component: str, platform_run_id: str
     while True:
         attempt += 1
         try:
-            return assemble(settings, component, platform_run_id, environ=environ, config=config)
+            return assemble(settings, component, platform_run_id, environ=environ, config=config, replay_group=replay_group)
         except TransientError as e:
             left = deadline - time.monotonic()
             then = f"retrying in {delay:.1f}s ({left:.0f}s left)" if left > 0 else f"giving up after {startup_timeout_s:g}s"
@@ -210,11 +236,14 @@ def install_stop_signals(stop: threading.Event) -> None:
 
 def run_component(settings: Settings, component: str, platform_run_id: str, *, environ: Mapping[str, str],
                   startup_timeout_s: float = DEFAULT_STARTUP_TIMEOUT_S, progress: Progress = print,
-                  stop: threading.Event | None = None, idle_exit_after: int | None = None) -> dict[str, int]:
+                  stop: threading.Event | None = None, idle_exit_after: int | None = None,
+                  replay_group: str | None = None) -> dict[str, int]:
     """Run the component's worker until stopped (SIGTERM/SIGINT) or idle; returns its counters."""
     stop = stop or threading.Event()
+    worker_group(settings, component, platform_run_id, replay_group)  # refuse a bad replay before any connection
     assembled = assemble_with_retry(settings, component, platform_run_id, environ=environ,
-                                    startup_timeout_s=startup_timeout_s, progress=progress, stop=stop)
+                                    startup_timeout_s=startup_timeout_s, progress=progress, stop=stop,
+                                    replay_group=replay_group)
     if assembled is None:
         return {}
     worker = assembled.worker

@@ -36,8 +36,8 @@ from runtime.db.postgres import connect
 from runtime.decision.lane import lane_envelope
 from tests.e2e.test_case_labels import LANE, wait_for_lane
 from tests.runtime.case.lane import domain_case_events
+from tests.support.drills import Killer
 from tests.support.kafka_bus import RealKafkaPublisher, read_all
-from tests.support.pack_killer import Killer
 from tests.support.spine import spine_at_p8, spine_down
 
 KILLS = int(os.environ.get("FP_DRILL_CASE_KILLS", "2"))
@@ -90,7 +90,8 @@ def test_sigkilled_case_workers_leave_one_case_per_subject_and_the_digests_of_an
     labels = _labels(spine.dsn, run_id)
     stop = threading.Event()
     flowing = Flowing(spine.dsn, consumer_group_id(registry, "case_trigger", run_id))
-    killer = Killer(spine.folders.root, registry, run_id, flowing.event, pack=PACK, kills=KILLS)
+    killer = Killer(spine.folders.root, registry, PACK, run_id, flowing.event, victims=registry.mapping("PACKS")[PACK],
+                    kills=KILLS)
     threads = [threading.Thread(target=t.run, args=(stop,)) for t in (flowing, killer)]
     t0 = time.monotonic()
     try:

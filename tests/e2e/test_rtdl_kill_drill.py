@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +20,24 @@ import pytest
 from typer.testing import CliRunner
 
 from controller.cli.main import app
-from tests.support.pack_killer import Killer
-from tests.support.rtdl_drill import PACK, OffsetSampler, drill_context
+from controller.substrate.local import settings_for
+from controller.substrate.state import read_state, state_dir
+from runtime.components import consumer_group_id
+from runtime.contracts.registry import Registry, load_registry
+from runtime.settings import Settings
+from tests.support.drills import Killer, OffsetSampler, run_alongside, stop_all
 
 runner = CliRunner()
 KILLS = int(os.environ.get("FP_DRILL_RTDL_KILLS", "3"))
 GATE = int(os.environ.get("FP_DRILL_RTDL_GATE", "300"))
+PACK = "rtdl_core"
+
+
+def _ctx() -> tuple[Registry, Settings, Path]:
+    registry = load_registry("local_parity")
+    state = read_state(state_dir(registry))
+    assert state is not None
+    return registry, settings_for(state, registry), Path.cwd() / registry.text("LOCAL_RUNS_ROOT")
 
 
 def _p8_digest(root: Path, run_id: str) -> dict[str, Any]:
@@ -39,22 +50,18 @@ def test_sigkilled_rtdl_workers_lose_nothing_double_nothing_and_never_commit_ahe
     # past the earlier run's records without a durable write, by design, which the sampler would flag).
     up = runner.invoke(app, ["dev-min-up", "--bus", "kafka"])
     assert up.exit_code == 0, up.output
-    registry, settings, root = drill_context()
+    registry, settings, root = _ctx()
     run_id = (root / "ACTIVE_RUN_ID").read_text().strip()
-    stop = threading.Event()
-    sampler = OffsetSampler(settings, registry, run_id)
-    killer = Killer(root, registry, run_id, sampler.flowing, pack=PACK, kills=KILLS)
-    threads = [threading.Thread(target=killer.run, args=(stop,)), threading.Thread(target=sampler.run, args=(stop,))]
-    for t in threads:
-        t.start()
+    topics = sorted({registry.topic(s["topic"]).name for s in registry.mapping("EVENT_CLASS_MAP").values()})
+    sampler = OffsetSampler(settings, {consumer_group_id(registry, c, run_id): topics for c in registry.mapping("PACKS")[PACK]})
+    killer = Killer(root, registry, PACK, run_id, sampler.flowing, victims=registry.mapping("PACKS")[PACK], kills=KILLS)
+    stop, threads = run_alongside(killer, sampler)
     try:
         result = runner.invoke(app, ["dev-min-run", "--to", "P8", "--gate", str(GATE)])
     finally:
-        stop.set()
-        for t in threads:
-            t.join()
+        stop_all(stop, threads)
     assert result.exit_code == 0, result.output
-    assert all(killer.kills[c] >= KILLS for c in killer.components), killer.kills
+    assert killer.done, killer.kills
     assert sampler.samples > 0 and not sampler.violations, sampler.violations[:5]
     # The reference: an uninterrupted run of the same seed, gate and bus on the same substrate.
     again = runner.invoke(app, ["dev-min-up", "--bus", "kafka"])

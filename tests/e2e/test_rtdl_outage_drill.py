@@ -38,7 +38,7 @@ from controller.substrate.servers import start_postgres
 from controller.substrate.state import read_state, state_dir, write_state
 from runtime.contracts.registry import Registry
 from runtime.worker.run import component_dir
-from tests.support.rtdl_drill import PACK, OffsetSampler, drill_context, live_against_pure
+from tests.support.rtdl_drill import PACK, drill_context, live_against_pure, rtdl_sampler
 
 runner = CliRunner()
 GATE = int(os.environ.get("FP_DRILL_RTDL_OUTAGE_GATE", "300"))
@@ -132,7 +132,7 @@ def test_rtdl_workers_ride_out_postgres_and_bus_outages_red_while_down_green_aft
     state = read_state(state_dir(registry))
     assert state is not None
     stop = threading.Event()
-    sampler = OffsetSampler(settings, registry, run_id)
+    sampler = rtdl_sampler(settings, registry, run_id)
     watcher = HealthWatcher(root, run_id, components)
     threads = [threading.Thread(target=sampler.run, args=(stop,)), threading.Thread(target=watcher.run, args=(stop,))]
     for t in threads:

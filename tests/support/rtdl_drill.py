@@ -9,13 +9,10 @@ with no worker, batch, restart or outage in between.
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
-
-from confluent_kafka import Consumer, TopicPartition
 
 from controller.substrate.local import settings_for
 from controller.substrate.state import read_state, state_dir
@@ -34,6 +31,7 @@ from runtime.rtdl.ieg.handler import INPUT_CLASSES as IEG_CLASSES
 from runtime.rtdl.ofp.domain import OfpState
 from runtime.settings import Settings
 from runtime.worker.records import InputRecord, decode
+from tests.support.drills import OffsetSampler
 
 PACK = "rtdl_core"
 
@@ -46,62 +44,10 @@ def drill_context() -> tuple[Registry, Settings, Path]:
     return registry, settings_for(state, registry), Path.cwd() / registry.text("LOCAL_RUNS_ROOT")
 
 
-class OffsetSampler:
-    """Samples, for every rtdl_core group and partition, the committed offset on the bus and then the
-    durable position in PostgreSQL: committed - 1 must never exceed the position. A sample that
-    cannot be taken (PostgreSQL or the broker down in an outage drill) is counted as missed."""
-
-    def __init__(self, settings: Settings, registry: Registry, run_id: str):
-        self.settings, self.registry, self.run_id = settings, registry, run_id
-        self.violations: list[str] = []
-        self.samples = 0
-        self.missed = 0
-        #: Set once any worker made a position durable: records are flowing.
-        self.flowing = threading.Event()
-        #: Durable positions summed over groups at the last sample (progress while records flow).
-        self.durable_total = -1
-
-    def run(self, stop: threading.Event) -> None:
-        """Sample every 0.3 s until `stop`."""
-        topics = sorted({self.registry.topic(s["topic"]).name for s in self.registry.mapping("EVENT_CLASS_MAP").values()})
-        db = Database(str(self.settings.db_dsn), name="drill sampler", max_size=1, acquire_timeout_s=2.0, connect_timeout_s=2)
-        try:
-            while not stop.is_set():
-                try:
-                    self._sample(db, topics)
-                    self.samples += 1
-                except Exception:  # an outage drill takes the database or the broker away on purpose
-                    self.missed += 1
-                stop.wait(0.3)
-        finally:
-            db.close()
-
-    def _sample(self, db: Database, topics: list[str]) -> None:
-        total = 0
-        for component in self.registry.mapping("PACKS")[PACK]:
-            group = consumer_group_id(self.registry, component, self.run_id)
-            committed = self._committed(group, topics)
-            with db.connection() as conn:
-                rows = conn.execute("SELECT topic, partition, position FROM worker_positions WHERE consumer_group = %s",
-                                    (group,)).fetchall()
-            durable = {(r[0], int(r[1])): int(r[2]) for r in rows}
-            if any(v >= 0 for v in durable.values()):
-                self.flowing.set()
-            total += sum(v + 1 for v in durable.values())
-            for key, offset in committed.items():
-                if offset > 0 and offset - 1 > durable.get(key, -1):
-                    self.violations.append(f"{group} {key}: committed {offset} but durable {durable.get(key)}")
-        self.durable_total = total
-
-    def _committed(self, group: str, topics: list[str]) -> dict[tuple[str, int], int]:
-        consumer = Consumer({"bootstrap.servers": self.settings.kafka_bootstrap, "group.id": group, "enable.auto.commit": False,
-                             "socket.connection.setup.timeout.ms": 2000})
-        try:
-            md = consumer.list_topics(timeout=3)
-            parts = [TopicPartition(t, p) for t in topics for p in md.topics[t].partitions]
-            return {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(parts, timeout=3) if tp.offset >= 0}
-        finally:
-            consumer.close()
+def rtdl_sampler(settings: Settings, registry: Registry, run_id: str) -> OffsetSampler:
+    """The drills' offset sampler over every rtdl_core group of the run and the admitted topics."""
+    topics = sorted({registry.topic(s["topic"]).name for s in registry.mapping("EVENT_CLASS_MAP").values()})
+    return OffsetSampler(settings, {consumer_group_id(registry, c, run_id): topics for c in registry.mapping("PACKS")[PACK]})
 
 
 def read_back(settings: Settings, registry: Registry, run_id: str, *, idle_polls: int = 3) -> list[InputRecord]:

@@ -2,14 +2,15 @@
 
 Records are taken in the total order (ts_utc, event_id); each traffic event is decided as of
 itself (inputs strictly before it), then every record is applied to OFP, IEG and CSFB. This is
-the path the decision-quality benchmark and the truth-boundary test use (and a backtest will):
+the path the decision-quality benchmark, the truth-boundary test and the backtest
+(runtime/decision/backtest.py) use:
 the same `decide` as live DF, on the same point-in-time answers, with no actions taken. Its only
 input is the admitted records; the oracle's truth is never passed in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from runtime.decision.bundle import Policy
@@ -31,9 +32,11 @@ def stream_order(envelopes: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(envelopes, key=lambda e: (parse_ts_micros(e["ts_utc"]), e["event_id"]))
 
 
-def decide_stream(envelopes: Iterable[dict[str, Any]], policy: Policy, *, pinned_digest: str,
-                  posture: str = "GREEN") -> Iterator[tuple[dict[str, Any], DecisionInputs, DecisionRecord]]:
-    """(envelope, inputs, decision) for every traffic record of `envelopes`, deciding each as of itself.
+def decide_stream(envelopes: Iterable[dict[str, Any]], policy: Policy, *, pinned_digest: str, posture: str = "GREEN",
+                  posture_of: Callable[[dict[str, Any]], str] | None = None,
+                  ) -> Iterator[tuple[dict[str, Any], DecisionInputs, DecisionRecord]]:
+    """(envelope, inputs, decision) for every traffic record of `envelopes`, deciding each as of itself
+    under `posture`, or under `posture_of(envelope)` (a backtest: the posture the live run recorded).
 
     `envelopes` must already be in the total order (`stream_order`).
     """
@@ -43,7 +46,8 @@ def decide_stream(envelopes: Iterable[dict[str, Any]], policy: Policy, *, pinned
         event_class = envelope["event_class"]
         if event_class in TRAFFIC_CLASSES:
             inputs = inputs_from_states(envelope, ofp, ieg, csfb)
-            yield envelope, inputs, decide(envelope, inputs, policy, posture, pinned_digest=pinned_digest)
+            in_force = posture_of(envelope) if posture_of is not None else posture
+            yield envelope, inputs, decide(envelope, inputs, policy, in_force, pinned_digest=pinned_digest)
             ofp.apply(envelope)
             decided += 1
             if decided % EVICT_EVERY == 0:

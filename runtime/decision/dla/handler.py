@@ -1,8 +1,9 @@
 """DLA as a stream handler: decisions, intents and outcomes on FP_BUS_RTDL_V1 -> the hash-chained audit.
 
 Per batch of input, inside the worker's transaction: take the run's chain lock and read the head
-from the index, check each lane record (`audit_record`: known kind, ids that are what its content
-implies, the run DLA serves), drop those the index already holds (a redelivery or a replay; the
+from the index, check each lane record (its payload schema, `decision_response`, `action_intent`
+or `action_outcome`; `audit_record`: known kind, ids that are what its content implies, the run
+DLA serves; else AUDIT_RECORD_INVALID, dead-lettered and never logged), drop those the index already holds (a redelivery or a replay; the
 same id with other content is AUDIT_RECORD_CONFLICT, dead-lettered), seal the new ones, in input
 order, into one batch object naming the previous batch's sha256, write it, append its index rows,
 and put one `audit_record` event per new record on FP_BUS_AUDIT_V1 through the outbox.
@@ -24,6 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from runtime.contracts.schemas import compiled_validator
 from runtime.decision.dla.domain import AuditChain, AuditRecordInvalid, audit_record
 from runtime.decision.dla.store import (
     batch_key,
@@ -75,6 +77,12 @@ class AuditHandler(StreamHandler):
         """The audit entry of one lane record: its audit record, parent id, eb_ref and content."""
         kind = KIND_OF_CLASS[record.event_class]
         payload = record.payload
+        errors = sorted(compiled_validator(f"events/payloads/{record.event_class}.schema.json").iter_errors(payload),
+                        key=lambda e: list(e.absolute_path))
+        if errors:
+            where = "/".join(str(p) for p in errors[0].absolute_path) or "(payload)"
+            raise AuditRecordInvalid(f"{record.event_class} {record.event_id} breaks its schema at {where}: "
+                                     f"{errors[0].message[:200]}")
         audit = audit_record(kind, payload)
         if audit["record_id"] != record.event_id:
             raise AuditRecordInvalid(f"envelope event_id {record.event_id} is not the {kind}'s id {audit['record_id']}")

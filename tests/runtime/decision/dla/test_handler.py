@@ -106,6 +106,27 @@ class TestAuditHandlerContract(StreamHandlerContract):
         assert self.state(env) == state and self.batches(env) == batches
         assert len(env.broker.records(AUDIT_TOPIC)) == events
 
+    @pytest.mark.parametrize("change", [
+        lambda p: p.update(outcome="MAYBE"),
+        lambda p: p.pop("reasons"),
+        lambda p: p.update(score="high"),
+        lambda p: p.update(unexpected_field=1),
+    ])
+    def test_a_decision_record_breaking_its_schema_is_dead_lettered_and_never_logged(self, env: WorkerEnv, change) -> None:
+        items = self.inputs(env)
+        topic, key, decision = items[0]
+        broken = json.loads(json.dumps(decision))
+        change(broken["payload"])  # the ids still are what the content implies: only the schema catches it
+        self.publish(env, [(topic, key, broken), *items[1:]])
+        assert self.drain(env).counters.dead_lettered == 1
+        with env.db.transaction() as conn:
+            code = conn.execute("SELECT reason_code FROM worker_dead_letters WHERE consumer_group = %s", (env.group,)).fetchone()
+        assert code == ("AUDIT_RECORD_INVALID",)
+        logged = self.logged(env)
+        assert ("decision", decision["event_id"]) not in logged and len(logged) == len(items) - 1
+        _, ok, _ = self.state(env)
+        assert ok
+
     def test_children_before_parents_are_pending_then_resolved(self, env: WorkerEnv) -> None:
         items = self.inputs(env)
         by_class = {c: [i for i in items if i[2]["event_class"] == c] for c in ("decision_response", "action_intent",
