@@ -22,10 +22,8 @@ Size: FP_BENCH_DF_SCALE (engine scale, default 4000: about 21k records) for (1),
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import secrets
 import statistics
 import subprocess
 import sys
@@ -33,26 +31,19 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from benchmarks.bench_rtdl import _raw_consume_rate as raw_consume_rate
-from controller.substrate.processes import free_port, stop_pid
-from controller.substrate.servers import start_moto, start_postgres, start_tansu
+from benchmarks.servers import servers
 from runtime.bus.factory import consumer as bus_consumer
 from runtime.bus.factory import publisher as bus_publisher
-from runtime.bus.kafka import KafkaAdmin
 from runtime.bus.port import EbRef, OutboundRecord
 from runtime.components import consumer_group_id
-from runtime.contracts.registry import load_registry
-from runtime.db.migrate import prepare_database
-from runtime.db.postgres import Database, connect, with_credentials
+from runtime.db.postgres import Database, connect
 from runtime.decision.bundle import load_policy
 from runtime.rtdl.events import TRAFFIC_CLASSES
-from runtime.settings import Settings, load_settings
-from runtime.store.s3 import s3_client
+from runtime.settings import Settings
 from runtime.worker.loop import StreamWorker, WorkerConfig
 from runtime.worker.run import build_handler
 from runtime.worker.store import WorkerStore
@@ -61,43 +52,6 @@ RUN = "platform_20260105T000000Z"
 RUN_LIVE = "platform_20260105T010000Z"
 REPS = 3
 UPSTREAMS = ("ofp", "ieg", "csfb")
-
-
-@dataclass
-class Servers:
-    """The private servers of one measurement and the settings that reach them."""
-
-    settings: Settings
-    dsn: str
-    bootstrap: str
-    env: dict[str, str]
-
-
-@contextlib.contextmanager
-def servers(work: Path) -> Iterator[Servers]:
-    """Tansu, moto and PostgreSQL on free loopback ports; stopped (by pid) afterwards."""
-    registry = load_registry("local_parity")
-    procs = [start_tansu("127.0.0.1", free_port(), work / "tansu"), start_moto("127.0.0.1", free_port(), work / "moto"),
-             start_postgres("127.0.0.1", free_port(), work / "pg", durable=False)]
-    try:
-        tansu, moto, pg = procs
-        owner = f"postgresql://postgres@127.0.0.1:{pg.port}/postgres"
-        password = secrets.token_urlsafe(16)
-        prepare_database(owner, registry.text("DB_RUNTIME_ROLE"), password)
-        dsn = with_credentials(owner, registry.text("DB_RUNTIME_ROLE"), password)
-        env = {"FP_ENV": "local_parity", "FP_BUS": "kafka", "FP_KAFKA_BOOTSTRAP": f"127.0.0.1:{tansu.port}",
-               "FP_OBJECT_STORE_ENDPOINT": f"http://127.0.0.1:{moto.port}", "FP_DB_DSN": dsn}
-        settings = load_settings(env)
-        s3 = s3_client(settings.object_store_endpoint, settings.aws_region)
-        for bucket in {registry.text("S3_ARCHIVE_BUCKET"), registry.text("S3_EVIDENCE_BUCKET")}:
-            s3.create_bucket(Bucket=bucket)
-        admin = KafkaAdmin(f"127.0.0.1:{tansu.port}")
-        for topic in registry.topics():
-            admin.ensure_topic(topic.name, topic.partitions, topic.retention_hours)
-        yield Servers(settings, dsn, f"127.0.0.1:{tansu.port}", env)
-    finally:
-        for proc in procs:
-            stop_pid(proc.pid, proc.argv)
 
 
 def pin(settings: Settings, run: str) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import secrets
 import statistics
 import tempfile
 import threading
@@ -28,19 +27,14 @@ from typing import Any
 
 from confluent_kafka import Consumer
 
-from controller.substrate.processes import free_port, stop_pid
-from controller.substrate.servers import start_moto, start_postgres, start_tansu
+from benchmarks.servers import servers
 from runtime.bus.factory import consumer as bus_consumer
 from runtime.bus.factory import publisher as bus_publisher
-from runtime.bus.kafka import KafkaAdmin
 from runtime.bus.port import BusRecord, OutboundRecord, RunScopedConsumer
 from runtime.bus.scope import ScopeCounts
 from runtime.components import consumer_group_id
 from runtime.contracts.registry import load_registry
-from runtime.db.migrate import prepare_database
-from runtime.db.postgres import Database, with_credentials
-from runtime.settings import load_settings
-from runtime.store.s3 import s3_client
+from runtime.db.postgres import Database
 from runtime.worker.loop import StreamWorker, WorkerConfig
 from runtime.worker.store import WorkerStore
 
@@ -144,22 +138,8 @@ def main(smoke: bool = False) -> int:
     registry = load_registry("local_parity")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        procs = [start_tansu("127.0.0.1", free_port(), work / "tansu"), start_moto("127.0.0.1", free_port(), work / "moto"),
-                 start_postgres("127.0.0.1", free_port(), work / "pg", durable=False)]
-        try:
-            tansu, moto, pg = procs
-            owner = f"postgresql://postgres@127.0.0.1:{pg.port}/postgres"
-            password = secrets.token_urlsafe(16)
-            prepare_database(owner, registry.text("DB_RUNTIME_ROLE"), password)
-            dsn = with_credentials(owner, registry.text("DB_RUNTIME_ROLE"), password)
-            settings = load_settings({"FP_ENV": "local_parity", "FP_BUS": "kafka", "FP_KAFKA_BOOTSTRAP": f"127.0.0.1:{tansu.port}",
-                                      "FP_OBJECT_STORE_ENDPOINT": f"http://127.0.0.1:{moto.port}", "FP_DB_DSN": dsn})
-            s3 = s3_client(settings.object_store_endpoint, settings.aws_region)
-            for bucket in {registry.text("S3_ARCHIVE_BUCKET"), registry.text("S3_EVIDENCE_BUCKET")}:
-                s3.create_bucket(Bucket=bucket)
-            admin = KafkaAdmin(f"127.0.0.1:{tansu.port}")
-            for topic in registry.topics():
-                admin.ensure_topic(topic.name, topic.partitions, topic.retention_hours)
+        with servers(work) as srv:
+            settings, dsn, bootstrap = srv.settings, srv.dsn, srv.bootstrap
             per_topic = _publish(settings, registry, scale)
             total = sum(per_topic.values())
             topics = sorted(per_topic)
@@ -177,16 +157,13 @@ def main(smoke: bool = False) -> int:
                         continue
                     mine_topics = [t for t in module.build(settings, RUN).input_topics() if per_topic.get(t)]
                     mine = sum(per_topic[t] for t in mine_topics)
-                    raw_rate = statistics.median(_raw_consume_rate(f"127.0.0.1:{tansu.port}", mine_topics, mine)
+                    raw_rate = statistics.median(_raw_consume_rate(bootstrap, mine_topics, mine)
                                                  for _ in range(1 if smoke else REPS))
                     rate, dead = _worker_rate(settings, db, component, mine)
                     ratio = rate / raw_rate if raw_rate else 0.0
                     print(f"  {component:<15} {mine:>8} records  worker {rate:>9,.0f} records/s  raw {raw_rate:>9,.0f} records/s"
                           f"  {ratio:5.2f}x ({'goal met' if ratio >= 0.8 else 'goal MISSED'}: >= 0.8x; dead letters {dead})",
                           flush=True)
-        finally:
-            for proc in procs:
-                stop_pid(proc.pid, proc.argv)
     return 0
 
 
