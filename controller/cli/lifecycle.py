@@ -15,7 +15,7 @@ from controller.cli.options import registry_for, resolve_bus
 from controller.lifecycle import dev_min_down_local, dev_min_run_cloud, dev_min_run_local, dev_min_up_local
 from controller.phases.machine import Slice
 from controller.phases.run_options import validate_given
-from controller.status import component_rows, phase_rows, pinned_line
+from controller.status import closure, component_rows, phase_rows, pinned_line
 from controller.substrate.local import Ports
 from runtime.contracts.registry import Registry
 from runtime.errors import PlatformError
@@ -180,6 +180,47 @@ def print_status(registry: Registry, evidence_dir: Path, *, failures: bool = Tru
         if row.state == "FAIL":
             console.print(f"[red]{row.phase_id} {row.error_code}[/]: {row.message} -> next step: {row.next_step}",
                           highlight=False)
+    _print_closure(registry, evidence_dir)
+
+
+def shown_path(path: Path) -> str:
+    """`path` relative to the working directory when it is under it (short enough for 80 columns and
+    still a path the operator can paste), else absolute."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _print_closure(registry: Registry, evidence_dir: Path) -> None:
+    """The last lines of a closed run: SPINE_GREEN (or PARTIAL and each condition it did not meet) and
+    where its report is; nothing before P11 wrote `run_completed.json`."""
+    from controller.cli.report import report_paths
+
+    closed = closure(registry, evidence_dir)
+    if closed is None:
+        return
+    if closed.status == "INVALID":
+        console.print(f"[red]closure INVALID[/]: {closed.problem} -> next step: fp evidence validate "
+                      f"{shown_path(evidence_dir)}", highlight=False)
+        return
+    at = closed.completed_at_utc[11:19]
+    if closed.status == "SPINE_GREEN":
+        console.print(f"[bold green]SPINE_GREEN[/] run closed at {at}", highlight=False)
+    else:
+        bounded = f" (bounded run, Gate-{closed.bounded_gate}: never Spine Green)" if closed.bounded_gate else ""
+        console.print(f"[yellow]{closed.status}[/]{bounded} run closed at {at}", highlight=False)
+        if closed.not_met:
+            not_met = Table.grid(padding=(0, 1))
+            not_met.add_column(no_wrap=True)
+            not_met.add_column(overflow="fold")
+            for condition in closed.not_met:
+                not_met.add_row("[red]not met[/]", condition)
+            console.print(Padding(not_met, (0, 0, 0, 2)), highlight=False)
+    json_path, html_path = report_paths(registry, evidence_dir)
+    for label, path in (("report", json_path), ("html", html_path)):
+        if path.is_file():
+            console.print(f"{label}: {shown_path(path)}", highlight=False, soft_wrap=True)
 
 
 def status(
