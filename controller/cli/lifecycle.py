@@ -205,11 +205,11 @@ def _print_closure(registry: Registry, evidence_dir: Path) -> None:
                       f"{shown_path(evidence_dir)}", highlight=False)
         return
     at = closed.completed_at_utc[11:19]
+    gate = f" (Gate-{closed.bounded_gate})" if closed.bounded_gate else " (full cap)"
     if closed.status == "SPINE_GREEN":
-        console.print(f"[bold green]SPINE_GREEN[/] run closed at {at}", highlight=False)
+        console.print(f"[bold green]SPINE_GREEN[/]{gate} run closed at {at}", highlight=False)
     else:
-        bounded = f" (bounded run, Gate-{closed.bounded_gate}: never Spine Green)" if closed.bounded_gate else ""
-        console.print(f"[yellow]{closed.status}[/]{bounded} run closed at {at}", highlight=False)
+        console.print(f"[yellow]{closed.status}[/]{gate} run closed at {at}", highlight=False)
         if closed.not_met:
             not_met = Table.grid(padding=(0, 1))
             not_met.add_column(no_wrap=True)

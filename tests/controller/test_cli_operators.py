@@ -107,7 +107,7 @@ def test_status_of_a_spine_green_run_says_so_with_the_report_paths_at_80_columns
     result = runner.invoke(app, ["status"], env=NARROW)
     assert result.exit_code == 0, result.output
     _at_80(result.output)
-    assert re.search(r"^SPINE_GREEN run closed at 13:00:00$", result.output, re.MULTILINE), result.output
+    assert re.search(r"^SPINE_GREEN \(full cap\) run closed at 13:00:00$", result.output, re.MULTILINE), result.output
     relative = run_folder.relative_to(run_folder.parents[3])
     assert f"report: {relative / 'run_report.json'}" in result.output.splitlines()
     assert f"html: {relative / 'run_report.html'}" in result.output.splitlines()
@@ -120,7 +120,7 @@ def test_status_of_a_partial_run_names_each_condition_it_did_not_meet(run_folder
     result = runner.invoke(app, ["status"], env=NARROW)
     assert result.exit_code == 0, result.output
     _at_80(result.output)
-    assert "PARTIAL (bounded run, Gate-200: never Spine Green) run closed at 13:00:00" in result.output
+    assert "PARTIAL (Gate-200) run closed at 13:00:00" in result.output
     assert "not met df_health_green: DF health AMBER" in result.output
     assert "not met wsp_emitted_gate_per_output: arrival_events_5B: emitted 150 of 200" in result.output
     assert "SPINE_GREEN" not in result.output
