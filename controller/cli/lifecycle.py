@@ -12,10 +12,11 @@ from rich.table import Table
 
 from controller.cli.common import ENV_HELP, console, operator_errors
 from controller.cli.options import registry_for, resolve_bus
+from controller.cli.progress_view import progress_options
 from controller.lifecycle import dev_min_down_local, dev_min_run_cloud, dev_min_run_local, dev_min_up_local
 from controller.phases.machine import Slice
 from controller.phases.run_options import validate_given
-from controller.status import closure, component_rows, phase_rows, pinned_line
+from controller.status import PhaseRow, closure, component_rows, phase_rows, pinned_line
 from controller.substrate.local import Ports
 from runtime.contracts.registry import Registry
 from runtime.errors import PlatformError
@@ -119,7 +120,7 @@ def dev_min_run(
                                            options={"job_progress": job_progress, **run_options})
             else:
                 result = dev_min_run_local(registry, selection, gate=gate, bus=bus, progress=progress,
-                                           options={"job_progress": job_progress, **run_options})
+                                           options={"job_progress": job_progress, **progress_options(console), **run_options})
         finally:
             if started:
                 _print_active_status(registry)  # its failure is the CLI boundary's error line, printed once
@@ -153,6 +154,7 @@ def print_status(registry: Registry, evidence_dir: Path, *, failures: bool = Tru
         table.add_row(row.phase_id, row.name, f"[{color}]{row.state}[/]", row.started[11:19],
                       f"{row.duration_s:.1f}s" if row.duration_s is not None else "")
     console.print(table)
+    _print_in_flight(registry, evidence_dir, rows)
     with_evidence = [r for r in rows if r.evidence]
     if with_evidence:
         files = Table.grid(padding=(0, 2))
@@ -181,6 +183,27 @@ def print_status(registry: Registry, evidence_dir: Path, *, failures: bool = Tru
             console.print(f"[red]{row.phase_id} {row.error_code}[/]: {row.message} -> next step: {row.next_step}",
                           highlight=False)
     _print_closure(registry, evidence_dir)
+
+
+def _print_in_flight(registry: Registry, evidence_dir: Path, rows: list[PhaseRow]) -> None:
+    """For the phase in flight, its last progress sample from the run folder (counts, rate, ETA, age)."""
+    from datetime import UTC, datetime
+
+    from controller.progress import ProgressFileInvalid, progress_line, read_progress
+
+    running = [r.phase_id for r in rows if r.state == "RUNNING"]
+    if not running:
+        return
+    try:
+        progress = read_progress(evidence_dir.parent / registry.text("RUN_PROGRESS_PATH_PATTERN"))
+    except ProgressFileInvalid as e:
+        console.print(f"[yellow]progress unreadable[/]: {e.operator_line()}", highlight=False)
+        return
+    if progress is None or progress.phase_id not in running:
+        return
+    age = (datetime.now(UTC) - datetime.fromisoformat(progress.at_utc.replace("Z", "+00:00"))).total_seconds()
+    console.print(f"in flight: {progress_line(progress)}", highlight=False)
+    console.print(f"  (counted at {progress.at_utc[11:19]}, {max(0, age):.0f}s ago)", style="dim", highlight=False)
 
 
 def shown_path(path: Path) -> str:
