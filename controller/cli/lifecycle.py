@@ -125,7 +125,7 @@ def dev_min_run(
             if started:
                 _print_active_status(registry)  # its failure is the CLI boundary's error line, printed once
     console.print(f"run {result.platform_run_id}: {len(result.outcome.records)} phase(s) PASS"
-                  + (" (bounded run: partial, never Spine Green)" if any(r.get("bounded_gate") for r in result.outcome.records) else ""))
+                  + next((f" (bounded run, Gate-{r['bounded_gate']})" for r in result.outcome.records if r.get("bounded_gate")), ""))
 
 
 def _print_active_status(registry: Registry) -> None:
