@@ -22,9 +22,10 @@ from runtime.errors import PlatformError
 from runtime.evidence.writer import schema_violations
 
 SCHEMA = "operate/run_progress.schema.json"
-#: Which counter measures each phase's work, and which count it moves towards.
-PHASE_COUNTERS: dict[str, tuple[str, str]] = {
-    "P6": ("emitted", "planned"), "P7": ("admitted", "emitted"), "P8": ("decided", "admitted_traffic"),
+#: Which counter measures each phase's work, and which count it moves towards (None: the counter
+#: drains to 0, as the workers' lag does while P8 waits for the RTDL core to catch up).
+PHASE_COUNTERS: dict[str, tuple[str, str | None]] = {
+    "P6": ("emitted", "planned"), "P7": ("admitted", "emitted"), "P8": ("lag", None),
     "P9": ("decided", "admitted_traffic"), "P10": ("decided", "admitted_traffic"),
 }
 #: Seconds of history the rate is measured over (the rate of the last minute, not of the whole phase).
@@ -93,15 +94,15 @@ def progress_of(samples: list[Sample], started_at_utc: str) -> Progress:
     last = samples[-1]
     counter, target = PHASE_COUNTERS.get(last.phase_id, (None, None))
     rate = eta = None
-    if counter is not None and target is not None:
+    now_value = last.counts.value(counter) if counter else None
+    if counter is not None and now_value is not None:
         window = [s for s in samples if s.at_s >= last.at_s - RATE_WINDOW_S and s.counts.value(counter) is not None]
-        now_value = last.counts.value(counter)
-        if len(window) >= 2 and now_value is not None and window[-1].at_s > window[0].at_s:
-            first_value = window[0].counts.value(counter) or 0
-            rate = max(0.0, (now_value - first_value) / (window[-1].at_s - window[0].at_s))
-        goal = last.counts.value(target)
-        if goal is not None and now_value is not None:
-            left = max(0, goal - now_value)
+        if len(window) >= 2 and window[-1].at_s > window[0].at_s:
+            moved = now_value - (window[0].counts.value(counter) or 0)
+            rate = max(0.0, (-moved if target is None else moved) / (window[-1].at_s - window[0].at_s))
+        goal = 0 if target is None else last.counts.value(target)
+        if goal is not None:
+            left = abs(goal - now_value) if target is None else max(0, goal - now_value)
             eta = 0.0 if left == 0 else (left / rate if rate else None)
     return Progress(last.phase_id, last.at_utc, started_at_utc, last.counts, counter, target, rate, eta)
 
@@ -116,12 +117,12 @@ def _duration(seconds: float) -> str:
 
 
 def progress_line(p: Progress) -> str:
-    """One line, under 80 columns for counts below a billion: `P6 emitted 1,234/40,000 admitted 1,200
-    decided 900 lag 12 | 2,450/s ETA 0:16`."""
+    """One line: `P6 emitted 1,234/40,000 admitted 1,200 decided 900 lag 12 | 2,450/s ETA 0:16` (the rate
+    is that of the phase's counter; for P8 the lag drained per second)."""
     c = p.counts
     emitted = _n(c.emitted) + (f"/{_n(c.planned)}" if c.planned is not None else "")
     parts = [p.phase_id, f"emitted {emitted}", f"admitted {_n(c.admitted)}", f"decided {_n(c.decided)}"]
-    if c.lag:
+    if c.lag or p.counter == "lag":
         parts.append(f"lag {_n(c.lag)}")
     line = " ".join(parts)
     if p.rate_per_s is not None:

@@ -55,6 +55,16 @@ def test_a_stalled_phase_has_no_eta_and_a_finished_one_has_zero() -> None:
     assert done.rate_per_s is None and done.eta_s == 0.0
 
 
+def test_p8_measures_the_lag_draining_to_zero() -> None:
+    samples = [_sample(0, "P8", lag=900, decided=5), _sample(10, "P8", lag=600, decided=5)]
+    p = progress_of(samples, STARTED)
+    assert p.counter == "lag" and p.target is None
+    assert p.rate_per_s == pytest.approx(30.0) and p.eta_s == pytest.approx(20.0)
+    assert progress_line(p) == "P8 emitted - admitted - decided 5 lag 600 | 30/s ETA 0:20"
+    caught_up = progress_of([*samples, _sample(20, "P8", lag=0, decided=5)], STARTED)
+    assert caught_up.eta_s == 0.0 and progress_line(caught_up) == "P8 emitted - admitted - decided 5 lag 0 | 45/s ETA 0:00"
+
+
 def test_a_log_gets_one_line_per_interval_and_none_when_nothing_moved() -> None:
     lines: list[str] = []
     now = [0.0]
