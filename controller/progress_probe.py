@@ -27,6 +27,8 @@ from runtime.errors import PlatformError
 from runtime.ig.store import AdmissionStore
 from runtime.wsp.checkpoint import WspCheckpoint
 
+#: How long the end of a job waits for a sample in progress (a read never holds a phase up longer).
+JOIN_TIMEOUT_S = 5.0
 #: The sink also hears None once the job ended (a terminal line stops refreshing, a log prints the last line).
 ProgressSink = Callable[[Progress | None], None]
 
@@ -122,10 +124,13 @@ class ProgressMonitor:
         if self._thread is None:
             return
         self._stop.set()
-        self._thread.join()
-        self.sample()  # the counts when the job ended
-        if self._probe is not None:
-            self._probe.close()
+        self._thread.join(timeout=JOIN_TIMEOUT_S)
+        if self._thread.is_alive():  # a read hangs (a stopped database): the phase goes on without it
+            self.skipped.append(f"a progress read did not return within {JOIN_TIMEOUT_S:.0f}s; left behind")
+        else:
+            self.sample()  # the counts when the job ended
+            if self._probe is not None:
+                self._probe.close()
         self.sink(None)
 
     def _loop(self) -> None:

@@ -23,7 +23,7 @@ from controller.compute.port import ComputeBackend, JobResult, PackState
 from controller.compute.port import Progress as JobProgress
 from controller.phases.base import RunContext
 from controller.phases.compute import run_job
-from controller.progress import Progress, read_progress
+from controller.progress import Counts, Progress, read_progress
 from controller.progress_probe import DurableCounts, ProgressMonitor
 from controller.runs import RunFolders
 from runtime.contracts.registry import load_registry
@@ -201,3 +201,21 @@ def test_every_job_of_a_streaming_phase_runs_under_the_monitor_when_the_operator
     before = (ctx.folders.run_dir(ctx.platform_run_id) / "progress/run_progress.json").stat().st_mtime_ns
     run_job(ctx, "wsp", ["wsp", "run", "--platform-run-id", ctx.platform_run_id])  # not asked: no sampling
     assert (ctx.folders.run_dir(ctx.platform_run_id) / "progress/run_progress.json").stat().st_mtime_ns == before
+
+
+def test_a_read_that_hangs_never_holds_the_phase_up(ctx: RunContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("controller.progress_probe.JOIN_TIMEOUT_S", 0.2)
+    release = threading.Event()
+    seen: list[Progress | None] = []
+
+    def hanging() -> Counts:  # a database that stopped answering (SIGSTOP) mid-read
+        release.wait(10)
+        return Counts()
+
+    started = time.monotonic()
+    with ProgressMonitor(ctx, seen.append, every_s=0.05, counts=hanging) as monitor:
+        time.sleep(0.1)
+    took = time.monotonic() - started
+    release.set()
+    assert took < 2.0, took
+    assert seen == [None] and "did not return" in monitor.skipped[0]
