@@ -8,7 +8,11 @@ Figures, each the median of a few rounds measured in this one run:
   does per push. The producer is warmed up first (metadata, idempotent producer id, connections)
   so the figure is producing, not the producer's start-up;
 - validation cost per event (envelope + payload, compiled validators, canonical JSON + hash).
-Goals: batched >= 5,000 events/s, batched >= 5x per-event, validation < 50 us/event.
+- concurrent: batches of 500 from SENDERS clients at once, as WSP sends (one sender per output of
+  the fraud mode), against the same bare producer driven by SENDERS threads (one flush per batch
+  each), both in this run (issue 16 item 3: batched admission >= 10,000 events/s on the Kafka bus).
+Goals: batched >= 5,000 events/s, batched >= 5x per-event, validation < 50 us/event, concurrent
+batched >= 10,000 events/s.
 `main(smoke=True)` (`python -m benchmarks --smoke`) runs one tiny round: it proves the benchmark
 still runs, its figures mean nothing.
 """
@@ -20,7 +24,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import boto3
@@ -38,6 +44,8 @@ ROUNDS = 3
 PER_EVENT_N = 300
 BATCH = 500
 BATCHED_N = 5000
+#: Concurrent senders (WSP streams the outputs of the fraud mode at once, one sender each).
+SENDERS = 4
 #: (rounds, per-event pushes, batched events, batch size, validation events) of a smoke run.
 SMOKE = (1, 5, 20, 10, 50)
 KEY = "bench-key-0123456789abcdef"
@@ -110,9 +118,50 @@ def _bare_producer_rate(bootstrap: str, records: list[tuple[str, bytes, bytes]],
     return len(timed) / (time.perf_counter() - t)
 
 
+def _concurrent_bare_rate(bootstrap: str, records: list[tuple[str, bytes, bytes]], batch: int, senders: int) -> float:
+    """Records/s of one bare producer (the publisher's settings) driven by `senders` threads, each
+    producing its share in batches with one flush per batch (as IG's handler threads share one producer)."""
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 5,
+                         "batch.num.messages": 10_000, "compression.type": "none", "log_level": 2})
+    for topic, key, value in records[:1]:
+        producer.produce(topic, value=value, key=key)
+    if producer.flush(30):
+        raise RuntimeError("the bare producer could not deliver its warm-up record")
+    timed = records[1:]
+    lock = threading.Lock()  # produce() is thread-safe; flush() of one thread may wait on the others' records
+
+    def send(share: list[tuple[str, bytes, bytes]]) -> None:
+        for i in range(0, len(share), batch):
+            with lock:
+                for topic, key, value in share[i:i + batch]:
+                    producer.produce(topic, value=value, key=key)
+            producer.flush(60)
+
+    t = time.perf_counter()
+    with ThreadPoolExecutor(senders) as pool:
+        list(pool.map(send, [timed[k::senders] for k in range(senders)]))
+    return len(timed) / (time.perf_counter() - t)
+
+
+def _concurrent_ig_rate(url: str, events: list[dict], batch: int, senders: int) -> float:
+    """Admitted events/s with `senders` clients pushing batches at once (each its own connection)."""
+    def send(share: list[dict]) -> None:
+        with httpx.Client(base_url=url, headers={"X-IG-Api-Key": KEY}, timeout=120) as client:
+            for i in range(0, len(share), batch):
+                body = client.post("/v1/ingest/push", json={"events": share[i:i + batch]}).json()
+                assert body["counts"] == {"ADMIT": len(share[i:i + batch])}, body.get("counts")
+
+    shares = [events[k::senders] for k in range(senders)]
+    t = time.perf_counter()
+    with ThreadPoolExecutor(senders) as pool:
+        list(pool.map(send, shares))
+    return len(events) / (time.perf_counter() - t)
+
+
 def main(smoke: bool = False) -> int:
     """Start the embedded substrate, measure, print figures and medians, stop what was started."""
     rounds, per_event_n, batched_n, batch, validation_n = SMOKE if smoke else (ROUNDS, PER_EVENT_N, BATCHED_N, BATCH, 5000)
+    senders = SENDERS
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     work = Path(tempfile.mkdtemp(prefix="bench-ig-"))
@@ -137,6 +186,7 @@ def main(smoke: bool = False) -> int:
         boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="bench-ig")
 
         per_event, batched, baseline = [], [], []
+        concurrent, concurrent_baseline = [], []
         for r in range(rounds):
             run_id = _run_id(r)
             port = free_port()
@@ -160,11 +210,14 @@ def main(smoke: bool = False) -> int:
                     body = client.post("/v1/ingest/push", json={"events": many[i:i + batch]}).json()
                     assert body["counts"] == {"ADMIT": batch}, body.get("counts")
                 batched.append(batched_n / (time.perf_counter() - t))
+            concurrent.append(_concurrent_ig_rate(url, _events(run_id, 100_000, batched_n * senders), batch, senders))
             ig_proc.terminate()
             ig_proc.wait(10)
             ig_proc = None
 
             baseline.append(_bare_producer_rate(bootstrap, _published_records(run_id, 50_000, batched_n + 1), batch))
+            concurrent_baseline.append(_concurrent_bare_rate(
+                bootstrap, _published_records(run_id, 200_000, batched_n * senders + 1), batch, senders))
 
         validation = _validation_us(_run_id(9), validation_n)
         pe, ba, bl = statistics.median(per_event), statistics.median(batched), statistics.median(baseline)
@@ -174,6 +227,11 @@ def main(smoke: bool = False) -> int:
         print(f"batched / per-event : {ba / pe:8.1f}x                goal >= 5x: {'met' if ba / pe >= 5 else 'MISSED'}")
         print(f"baseline bare producer, IG's records, warmed up: median {bl:8.0f} events/s   rounds {[round(x) for x in baseline]}"
               f"   IG batched = {ba / bl:.2f} of baseline")
+        co, cb = statistics.median(concurrent), statistics.median(concurrent_baseline)
+        print(f"IG batches of {batch}, {senders} senders at once: median {co:8.0f} events/s   rounds {[round(x) for x in concurrent]}"
+              f"   goal >= 10000: {'met' if co >= 10_000 else 'MISSED'}")
+        print(f"baseline bare producer, {senders} threads, IG's records: median {cb:8.0f} events/s   rounds "
+              f"{[round(x) for x in concurrent_baseline]}   IG concurrent = {co / cb:.2f} of baseline")
         print(f"validation per event: median {validation:6.1f} us           goal < 50 us: {'met' if validation < 50 else 'MISSED'}")
         return 0
     finally:

@@ -51,9 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         for violation in report.violations:
             console.print(f"[red]violation[/] {violation}", highlight=False)
         return 1
-    print_status(registry, down.evidence_dir)
     console.print(f"evidence bundle valid ({len(report.files)} files): {down.evidence_dir}")
     console.print(f"check it yourself: fp evidence validate {down.evidence_dir}")
+    print_status(registry, down.evidence_dir)  # ends on the closure (SPINE_GREEN or what is missing) and the report's path
     return 0
 
 

@@ -1,5 +1,6 @@
-"""`fp status [run]`: the phase table of a run, read from its evidence (also for a failed run), and
-the stream workers' table (health, lag, dead letters) read from their `last_health.json`."""
+"""`fp status [run]`: the phase table of a run, read from its evidence (also for a failed run), the
+stream workers' table (health, lag, dead letters) read from their `last_health.json`, and for a run
+P11 closed its closure (`run_completed.json`: SPINE_GREEN or the conditions it did not meet)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 
 from runtime.contracts.registry import Registry
 from runtime.evidence.catalog import PHASE_NAMES, PHASES
+from runtime.evidence.writer import schema_violations
+from runtime.obs.closure import failed_conditions
 from runtime.worker.run import DAEMON_DIRS, WORKER_COMPONENTS
 
 #: run.json config key -> the name `fp status` shows (the dev-min-run option that sets it).
@@ -93,3 +96,31 @@ def component_rows(registry: Registry, run_dir: Path) -> list[ComponentRow]:
         rows.append(ComponentRow(component, str(doc.get("health_state", "?")), doc.get("lag_total"),
                                  counters.get("dead_letters_total"), str(doc.get("written_at_utc", ""))))
     return rows
+
+
+@dataclass(frozen=True)
+class Closure:
+    """What a run's closure marker says: SPINE_GREEN, PARTIAL (with the conditions not met), or
+    INVALID when the marker cannot be read or breaks its schema (`fp evidence validate` says more)."""
+
+    status: str
+    completed_at_utc: str = ""
+    bounded_gate: int | None = None
+    not_met: tuple[str, ...] = ()
+    problem: str = ""
+
+
+def closure(registry: Registry, evidence_dir: Path) -> Closure | None:
+    """The run's `run_completed.json` (RUN_CLOSURE_MARKER_PATH_PATTERN), schema-checked; None before P11 wrote it."""
+    path = evidence_dir / registry.text("RUN_CLOSURE_MARKER_PATH_PATTERN")
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        return Closure("INVALID", problem=f"{path.name} is not readable JSON ({e})")
+    problems = schema_violations("evidence/run_completed.schema.json", doc)
+    if problems:
+        return Closure("INVALID", problem=f"{path.name} breaks its schema: {problems[0]}")
+    return Closure(str(doc["status"]), str(doc["completed_at_utc"]), doc.get("bounded_gate"),
+                   tuple(failed_conditions(doc)))

@@ -12,10 +12,11 @@ from rich.table import Table
 
 from controller.cli.common import ENV_HELP, console, operator_errors
 from controller.cli.options import registry_for, resolve_bus
+from controller.cli.progress_view import progress_options
 from controller.lifecycle import dev_min_down_local, dev_min_run_cloud, dev_min_run_local, dev_min_up_local
 from controller.phases.machine import Slice
 from controller.phases.run_options import validate_given
-from controller.status import component_rows, phase_rows, pinned_line
+from controller.status import PhaseRow, closure, component_rows, phase_rows, pinned_line
 from controller.substrate.local import Ports
 from runtime.contracts.registry import Registry
 from runtime.errors import PlatformError
@@ -119,12 +120,12 @@ def dev_min_run(
                                            options={"job_progress": job_progress, **run_options})
             else:
                 result = dev_min_run_local(registry, selection, gate=gate, bus=bus, progress=progress,
-                                           options={"job_progress": job_progress, **run_options})
+                                           options={"job_progress": job_progress, **progress_options(console), **run_options})
         finally:
             if started:
                 _print_active_status(registry)  # its failure is the CLI boundary's error line, printed once
     console.print(f"run {result.platform_run_id}: {len(result.outcome.records)} phase(s) PASS"
-                  + (" (bounded run: partial, never Spine Green)" if any(r.get("bounded_gate") for r in result.outcome.records) else ""))
+                  + next((f" (bounded run, Gate-{r['bounded_gate']})" for r in result.outcome.records if r.get("bounded_gate")), ""))
 
 
 def _print_active_status(registry: Registry) -> None:
@@ -153,6 +154,7 @@ def print_status(registry: Registry, evidence_dir: Path, *, failures: bool = Tru
         table.add_row(row.phase_id, row.name, f"[{color}]{row.state}[/]", row.started[11:19],
                       f"{row.duration_s:.1f}s" if row.duration_s is not None else "")
     console.print(table)
+    _print_in_flight(registry, evidence_dir, rows)
     with_evidence = [r for r in rows if r.evidence]
     if with_evidence:
         files = Table.grid(padding=(0, 2))
@@ -180,6 +182,68 @@ def print_status(registry: Registry, evidence_dir: Path, *, failures: bool = Tru
         if row.state == "FAIL":
             console.print(f"[red]{row.phase_id} {row.error_code}[/]: {row.message} -> next step: {row.next_step}",
                           highlight=False)
+    _print_closure(registry, evidence_dir)
+
+
+def _print_in_flight(registry: Registry, evidence_dir: Path, rows: list[PhaseRow]) -> None:
+    """For the phase in flight, its last progress sample from the run folder (counts, rate, ETA, age)."""
+    from datetime import UTC, datetime
+
+    from controller.progress import ProgressFileInvalid, progress_line, read_progress
+
+    running = [r.phase_id for r in rows if r.state == "RUNNING"]
+    if not running:
+        return
+    try:
+        progress = read_progress(evidence_dir.parent / registry.text("RUN_PROGRESS_PATH_PATTERN"))
+    except ProgressFileInvalid as e:
+        console.print(f"[yellow]progress unreadable[/]: {e.operator_line()}", highlight=False)
+        return
+    if progress is None or progress.phase_id not in running:
+        return
+    age = (datetime.now(UTC) - datetime.fromisoformat(progress.at_utc.replace("Z", "+00:00"))).total_seconds()
+    console.print(f"in flight: {progress_line(progress)}", highlight=False)
+    console.print(f"  (counted at {progress.at_utc[11:19]}, {max(0, age):.0f}s ago)", style="dim", highlight=False)
+
+
+def shown_path(path: Path) -> str:
+    """`path` relative to the working directory when it is under it (short enough for 80 columns and
+    still a path the operator can paste), else absolute."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _print_closure(registry: Registry, evidence_dir: Path) -> None:
+    """The last lines of a closed run: SPINE_GREEN (or PARTIAL and each condition it did not meet) and
+    where its report is; nothing before P11 wrote `run_completed.json`."""
+    from controller.cli.report import report_paths
+
+    closed = closure(registry, evidence_dir)
+    if closed is None:
+        return
+    if closed.status == "INVALID":
+        console.print(f"[red]closure INVALID[/]: {closed.problem} -> next step: fp evidence validate "
+                      f"{shown_path(evidence_dir)}", highlight=False)
+        return
+    at = closed.completed_at_utc[11:19]
+    gate = f" (Gate-{closed.bounded_gate})" if closed.bounded_gate else " (full cap)"
+    if closed.status == "SPINE_GREEN":
+        console.print(f"[bold green]SPINE_GREEN[/]{gate} run closed at {at}", highlight=False)
+    else:
+        console.print(f"[yellow]{closed.status}[/]{gate} run closed at {at}", highlight=False)
+        if closed.not_met:
+            not_met = Table.grid(padding=(0, 1))
+            not_met.add_column(no_wrap=True)
+            not_met.add_column(overflow="fold")
+            for condition in closed.not_met:
+                not_met.add_row("[red]not met[/]", condition)
+            console.print(Padding(not_met, (0, 0, 0, 2)), highlight=False)
+    json_path, html_path = report_paths(registry, evidence_dir)
+    for label, path in (("report", json_path), ("html", html_path)):
+        if path.is_file():
+            console.print(f"{label}: {shown_path(path)}", highlight=False, soft_wrap=True)
 
 
 def status(

@@ -12,6 +12,7 @@ from controller.compute.factory import backend_for
 from controller.compute.port import ComputeBackend, JobFailed, JobResult
 from controller.packaging import pinned_image
 from controller.phases.base import RunContext
+from controller.progress_probe import monitor as progress_monitor
 from controller.substrate.state import read_state, state_dir
 from runtime.errors import PlatformError
 
@@ -42,10 +43,12 @@ def run_job(ctx: RunContext, component: str, argv: list[str], *, default_timeout
     timeout (`job_timeout`) and the operator's progress line (`job_progress`). The result (task
     ARN or pid, exit code, log) goes into the phase record, also when the job fails; a failure
     raises with the job's own error code."""
+    backend = compute_backend(ctx)
     try:
-        result = compute_backend(ctx).run_job(component, argv, ctx.platform_run_id,
-                                              timeout=float(ctx.options.get("job_timeout", default_timeout)),
-                                              progress=ctx.options.get("job_progress"))
+        with progress_monitor(ctx):  # live progress of the streaming and commit phases (option run_progress)
+            result = backend.run_job(component, argv, ctx.platform_run_id,
+                                     timeout=float(ctx.options.get("job_timeout", default_timeout)),
+                                     progress=ctx.options.get("job_progress"))
     except JobFailed as e:
         ctx.jobs.append(e.result.to_evidence())
         raise

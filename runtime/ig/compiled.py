@@ -73,8 +73,10 @@ def compile_schema(schema: dict[str, Any]) -> Check:
         for t in types:
             _is_type(None, t)  # Unsupported for unknown type names
 
+        is_type = _type_predicate(types)
+
         def check_type(v: Any, at: str, types: list[str] = types) -> str | None:
-            return None if any(_is_type(v, t) for t in types) else f"{at}: {v!r:.60} is not of type {' or '.join(types)}"
+            return None if is_type(v) else f"{at}: {v!r:.60} is not of type {' or '.join(types)}"
         checks.append(check_type)
     if "enum" in schema:
         options = schema["enum"]
@@ -95,6 +97,13 @@ def compile_schema(schema: dict[str, Any]) -> Check:
     _array_checks(schema, checks)
     _combinator_checks(schema, checks)
 
+    if len(checks) == 1:  # most sub-schemas: the check itself, one call less per value
+        only = checks[0]
+
+        def run_one(v: Any, at: str = "(root)") -> str | None:
+            return only(v, at)
+        return run_one
+
     def run(v: Any, at: str = "(root)") -> str | None:
         for c in checks:
             problem = c(v, at)
@@ -102,6 +111,19 @@ def compile_schema(schema: dict[str, Any]) -> Check:
                 return problem
         return None
     return run
+
+
+#: Python types that satisfy a JSON type by isinstance alone (bool is an int in Python: handled apart).
+_PLAIN_TYPES: dict[str, type | tuple[type, ...]] = {"string": str, "object": dict, "array": list, "boolean": bool}
+
+
+def _type_predicate(types: list[str]) -> Callable[[Any], bool]:
+    """One predicate for a `type` keyword: a single isinstance for the plain types, `_is_type` otherwise."""
+    if all(t in _PLAIN_TYPES for t in types):
+        plain = tuple(_PLAIN_TYPES[t] for t in types)
+        kinds: type | tuple[type, ...] = plain[0] if len(plain) == 1 else plain  # type: ignore[assignment]
+        return lambda v: isinstance(v, kinds)
+    return lambda v: any(_is_type(v, t) for t in types)
 
 
 def _num(v: Any) -> bool:

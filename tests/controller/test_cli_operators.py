@@ -19,7 +19,10 @@ from controller.cli import lifecycle
 from controller.cli.main import app
 from runtime.errors import PlatformError
 from runtime.evidence.catalog import PHASE_NAMES
+from runtime.evidence.writer import encode
+from runtime.obs import report_html
 from runtime.paths import REPO_ROOT
+from tests.runtime.obs import samples
 
 runner = CliRunner()
 FIXTURE = REPO_ROOT / "tests/runtime/evidence/fixtures/bundle_p7"
@@ -74,6 +77,66 @@ def test_status_shows_each_stream_workers_health_lag_and_dead_letters_at_80_colu
     assert re.search(r"^ ?archive_writer\s+GREEN\s+12\s+3\s+12:00:05", result.output, re.MULTILINE), result.output
     assert re.search(r"^ ?ofp\s+RED\s+12\s+3", result.output, re.MULTILINE), result.output
     assert "ieg" not in result.output.split("component", 1)[1].split("pinned", 1)[0]  # no health document: no row
+
+
+def _closed(evidence: Path, *, failed: dict[str, str] | None = None, bounded_gate: int | None = None) -> None:
+    """A run P11 closed: P8..P11 PASS (long durations), its report and html, and its closure marker."""
+    for phase_id, name in (("P4", "INGEST_READY"), ("P8", "RTDL_CAUGHT_UP"), ("P9", "DECISION_CHAIN_COMMITTED"),
+                           ("P10", "CASE_LABELS_COMMITTED"), ("P11", "OBS_GOV_CLOSED")):
+        record = json.loads((FIXTURE / "phases/P7.json").read_text())
+        record.update(phase_id=phase_id, name=name, duration_s=12345.678, evidence=[])
+        (evidence / f"phases/{phase_id}.json").write_text(json.dumps(record))
+    report = samples.run_report()
+    (evidence / "run_report.json").write_bytes(encode(report))
+    report_html.write(report, evidence / "run_report.html")
+    marker = samples.run_completed(samples.closure_documents())
+    failed = failed or {}
+    marker.update(platform_run_id=RUN, bounded_gate=bounded_gate, status="PARTIAL" if failed else "SPINE_GREEN",
+                  conditions=[{**c, "ok": c["name"] not in failed, "detail": failed.get(c["name"])} for c in marker["conditions"]])
+    (evidence / "run_completed.json").write_bytes(encode(marker))
+
+
+def _at_80(output: str) -> None:
+    assert max(len(line) for line in output.splitlines()) <= 80, output
+    for phase_id, name in PHASE_NAMES.items():
+        assert re.search(rf"^ ?{re.escape(phase_id)}\s+{name}\s", output, re.MULTILINE), output
+
+
+def test_status_of_a_spine_green_run_says_so_with_the_report_paths_at_80_columns(run_folder: Path) -> None:
+    _closed(run_folder)
+    result = runner.invoke(app, ["status"], env=NARROW)
+    assert result.exit_code == 0, result.output
+    _at_80(result.output)
+    assert re.search(r"^SPINE_GREEN \(full cap\) run closed at 13:00:00$", result.output, re.MULTILINE), result.output
+    relative = run_folder.relative_to(run_folder.parents[3])
+    assert f"report: {relative / 'run_report.json'}" in result.output.splitlines()
+    assert f"html: {relative / 'run_report.html'}" in result.output.splitlines()
+    assert "not met" not in result.output
+
+
+def test_status_of_a_partial_run_names_each_condition_it_did_not_meet(run_folder: Path) -> None:
+    _closed(run_folder, bounded_gate=200, failed={"df_health_green": "DF health AMBER",
+                                                  "wsp_emitted_gate_per_output": "arrival_events_5B: emitted 150 of 200"})
+    result = runner.invoke(app, ["status"], env=NARROW)
+    assert result.exit_code == 0, result.output
+    _at_80(result.output)
+    assert "PARTIAL (Gate-200) run closed at 13:00:00" in result.output
+    assert "not met df_health_green: DF health AMBER" in result.output
+    assert "not met wsp_emitted_gate_per_output: arrival_events_5B: emitted 150 of 200" in result.output
+    assert "SPINE_GREEN" not in result.output
+
+
+def test_status_of_a_tampered_closure_marker_refuses_it_and_names_the_next_step(run_folder: Path) -> None:
+    _closed(run_folder)
+    marker = json.loads((run_folder / "run_completed.json").read_text())
+    marker["status"] = "GREEN_ENOUGH"
+    (run_folder / "run_completed.json").write_text(json.dumps(marker))
+    result = runner.invoke(app, ["status"], env=NARROW)
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())
+    assert "closure INVALID: run_completed.json breaks its schema: status:" in flat, result.output
+    assert "next step: fp evidence validate" in flat
+    assert "SPINE_GREEN run closed" not in flat
 
 
 def test_a_failed_run_prints_its_error_once(run_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
