@@ -8,6 +8,7 @@ case and label digests are the same on both buses. (One spine run per bus: CI ti
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -45,34 +46,65 @@ def wait_for_lane(spine: Spine, wait_s: float = WAIT_S) -> None:
         time.sleep(2.0)
 
 
-def run_to_p11(bus: str, gate: int = GATE) -> dict[str, Any]:
-    """P1..P8 through the CLI, the lane pack until it settled, then the P9, P10 and P11 phases; their
-    records, the evidence and `fp evidence validate` of the bundle."""
+def two_reporters(spine: Spine) -> list[tuple[int, str]]:
+    """`reporter close` started twice at once (what a second operator, or a retried task, does):
+    each one's exit code and its own lines of the shared job log."""
+    out: list[tuple[int, str]] = []
+    log = spine.backend.job_log(spine.run_id, "reporter")  # type: ignore[attr-defined]
+
+    def one() -> None:
+        result = spine.backend.run_job("reporter", ["reporter", "close", "--platform-run-id", spine.run_id],  # type: ignore[call-arg]
+                                       spine.run_id, check=False)
+        out.append((result.exit_code, result.failure.code if result.failure else ""))
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert log.is_file()
+    return out
+
+
+def run_to_p11(bus: str, gate: int = GATE, *, two: bool = False) -> dict[str, Any]:
+    """P1..P8 through the CLI, the lane pack until it settled, then the P9, P10 and P11 phases (with
+    `two`, two reporters started together before P11); their records, the evidence and
+    `fp evidence validate` of the bundle."""
     from controller.cli.main import app
 
     spine = spine_at_p8(bus, gate)
     try:
         wait_for_lane(spine)
         records = {}
-        for phase in (DecisionChainCommitted(), CaseLabelsCommitted(), ObsGovClosed()):
+        for phase in (DecisionChainCommitted(), CaseLabelsCommitted()):
             records[phase.phase_id] = execute(phase, spine.context(bus=bus, gate=gate))
+        reporters = two_reporters(spine) if two else []
+        records["P11"] = execute(ObsGovClosed(), spine.context(bus=bus, gate=gate))
         evidence = spine.folders.evidence_dir(spine.run_id)
         docs = {k: json.loads((evidence / spine.registry.text(k)).read_text())
                 for k in ("CASE_EVIDENCE_PATH_PATTERN", "LABEL_EVIDENCE_PATH_PATTERN", "DECISION_LANE_EVIDENCE_PATH_PATTERN",
                           "RECONCILIATION_PATH_PATTERN", "RUN_CLOSURE_MARKER_PATH_PATTERN", "RUN_REPORT_PATH_PATTERN")}
         validate = runner.invoke(app, ["evidence", "validate", str(evidence)])
+        recon_path = evidence / spine.registry.text("RECONCILIATION_PATH_PATTERN")
+        tampered = json.loads(recon_path.read_text())
+        tampered["hops"][0]["terms"]["ADMIT"] -= 1  # a closure file edited after run_completed pinned it
+        recon_path.write_text(json.dumps(tampered))
+        after_tamper = runner.invoke(app, ["evidence", "validate", str(evidence)])
         local_report = spine.folders.run_dir(spine.run_id) / spine.registry.text("LOCAL_PLATFORM_RUN_REPORT_PATH_PATTERN")
         html = (evidence / spine.registry.text("RUN_REPORT_HTML_PATH_PATTERN")).is_file()
+        governance = spine.settings.bucket("S3_EVIDENCE_BUCKET").get(
+            spine.registry.render("GOVERNANCE_EVENTS_KEY_PATTERN", platform_run_id=spine.run_id)).decode().splitlines()
     finally:
         spine_down(spine, ("case_labels", LANE))
-    return {"records": records, "docs": docs, "validate": validate, "local_report": local_report.is_file(), "html": html}
+    return {"records": records, "docs": docs, "validate": validate, "local_report": local_report.is_file(), "html": html,
+            "reporters": reporters, "after_tamper": after_tamper, "governance": [json.loads(line) for line in governance]}
 
 
 @pytest.mark.slow
 def test_p9_to_p11_pass_on_both_buses_with_spine_green_and_the_same_digests(spine_workdir: Path) -> None:
     results = {}
     for bus in ("kinesis", "kafka"):
-        out = run_to_p11(bus)
+        out = run_to_p11(bus, two=bus == "kafka")
         records, docs = out["records"], out["docs"]
         for phase_id, record in records.items():
             assert record["state"] == "PASS", (phase_id, record)
@@ -92,6 +124,10 @@ def test_p9_to_p11_pass_on_both_buses_with_spine_green_and_the_same_digests(spin
         assert report["status"] == "SPINE_GREEN" and 0 <= report["decision_quality"]["flow"]["alert_rate"] <= 1
         assert out["validate"].exit_code == 0, out["validate"].output
         assert out["local_report"] and out["html"]
+        assert out["after_tamper"].exit_code != 0 and "reconciliation.json" in out["after_tamper"].output
+        assert [e["kind"] for e in out["governance"]].count("RUN_CLOSED") == 1  # one closure, appended once
+        if bus == "kafka":  # two reporters started together: exactly one closed the run, the other was refused
+            assert sorted(out["reporters"]) == [(0, ""), (1, "REPORTER_LOCK_HELD")], out["reporters"]
         results[bus] = (docs["DECISION_LANE_EVIDENCE_PATH_PATTERN"].get("decision_digest"), cases["case_digest"],
                         labels["label_digest"], counts, labels["assertions_by_source"],
                         {h["hop"].replace(f"-{records['P11']['platform_run_id']}", ""): h["observed"] for h in recon["hops"]})

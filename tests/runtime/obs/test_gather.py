@@ -70,7 +70,7 @@ def seed(conn: Any, run: str, *, drop_receipt: bool = False, drop_decision: bool
                         (run, payload["idempotency_key"], payload["intent_id"], payload["outcome_id"], payload["decision_id"],
                          payload["event_id"], payload["action_type"], Jsonb(payload)))
     kinds = {"decision_response": "decision", "action_intent": "intent", "action_outcome": "outcome"}
-    for n, (cls, payload) in enumerate(records):
+    for n, (cls, _payload) in enumerate(records):
         cur.execute("INSERT INTO dla_audit_records (platform_run_id, audit_id, kind, record_id, record_sha256, batch_seq,"
                     " batch_position, eb_ref, record) VALUES (%s, %s, %s, %s, 's', 0, %s, '{}', '{}')",
                     (run, hex32(("a", run, n)), kinds[cls], hex32(("rec", run, n)), n))
