@@ -48,12 +48,11 @@ def wait_for_lane(spine: Spine, wait_s: float = WAIT_S) -> None:
 
 def two_reporters(spine: Spine) -> list[tuple[int, str]]:
     """`reporter close` started twice at once (what a second operator, or a retried task, does):
-    each one's exit code and its own lines of the shared job log."""
+    each one's exit code and the error code it failed with, if any."""
     out: list[tuple[int, str]] = []
-    log = spine.backend.job_log(spine.run_id, "reporter")  # type: ignore[attr-defined]
 
     def one() -> None:
-        result = spine.backend.run_job("reporter", ["reporter", "close", "--platform-run-id", spine.run_id],  # type: ignore[call-arg]
+        result = spine.backend.run_job("reporter", ["reporter", "close", "--platform-run-id", spine.run_id],
                                        spine.run_id, check=False)
         out.append((result.exit_code, result.failure.code if result.failure else ""))
 
@@ -62,7 +61,6 @@ def two_reporters(spine: Spine) -> list[tuple[int, str]]:
         t.start()
     for t in threads:
         t.join(300)
-    assert log.is_file()
     return out
 
 
