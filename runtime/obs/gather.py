@@ -14,7 +14,6 @@ admin port); `reconcile`, `spine_hops`, `anchors`, `anomalies`, `conformance`, `
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,34 +30,13 @@ from runtime.obs.anchors import AnchorRange, Snapshot
 from runtime.obs.anomalies import AnomalySource
 from runtime.obs.closure import PHASES_BEFORE_CLOSURE, ClosureFacts
 from runtime.obs.conformance import Check, handles_resolved, no_forbidden_infrastructure, pinned_versions_in_use, run_scope_enforced
+from runtime.obs.errors import EvidenceMissing, RunNotClosable, TruthUnavailable
 from runtime.obs.spine_hops import RECEIPT_OUTCOMES, GroupCounts, SpineCounts
 
 #: The stream workers whose consumer groups P11 reconciles (pack order).
 STREAM_WORKERS = ("archive_writer", "ieg", "ofp", "csfb", "df", "al", "dla", "case_trigger", "cm", "ls")
 #: Components whose health Spine Green reads.
 CLOSURE_HEALTH = ("df", "al", "dla")
-
-
-class RunNotClosable(PlatformError):
-    """The run cannot be closed: it stopped before P10, or its bundle lacks a file a closure needs."""
-
-    code = "REPORTER_RUN_NOT_CLOSABLE"
-    next_step = "finish the run first (`fp status` shows where it stopped; resume with `fp dev-min-run --from <phase>`)"
-
-
-class EvidenceMissing(PlatformError):
-    """A file the phases before P11 must have written is not in the bundle."""
-
-    code = "REPORTER_EVIDENCE_MISSING"
-    next_step = ("the bundle is incomplete: rerun the phase that writes it (`fp dev-min-run --from <phase>`), "
-                 "then `reporter close` again; never recreate an evidence file by hand")
-
-
-class TruthUnavailable(PlatformError):
-    """The oracle's truth or the run's traffic could not be read for decision quality."""
-
-    code = "REPORTER_TRUTH_UNAVAILABLE"
-    next_step = "check the oracle store (P3's pack) and the archive bucket are reachable, then `reporter close` again"
 
 
 @dataclass
@@ -409,8 +387,3 @@ def stage_figures(bundle: Bundle, counts: SpineCounts) -> list[tuple[str, int, f
             ("rtdl core caught up (P8)", sum(counts.topic_records.values()), seconds("P8")),
             ("decisions (P9)", sum(counts.decisions_by_outcome.values()), seconds("P9")),
             ("case triggers (P10)", counts.triggers, seconds("P10"))]
-
-
-def dump(document: Mapping[str, Any]) -> str:
-    """Compact JSON for an operator line."""
-    return json.dumps(document, sort_keys=True, separators=(",", ":"))

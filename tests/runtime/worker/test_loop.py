@@ -8,15 +8,11 @@ import time
 from dataclasses import replace
 from typing import Any
 
-import pytest
-
 from runtime.bus.port import BusRecord, RunScopedConsumer
 from runtime.errors import BusUnavailable
 from runtime.worker.handler import StreamHandler
 from runtime.worker.records import InputRecord, OutputRecord, RecordRejected
 from tests.runtime.worker.contract import (
-    Crash,
-    CrashOnCommit,
     MemoryHealth,
     StreamHandlerContract,
     WorkerEnv,
@@ -158,11 +154,6 @@ class TestEchoHandlerContract(StreamHandlerContract):
     def test_the_run_tally_counts_each_record_once_across_a_crash_and_a_dead_letter(self, env: WorkerEnv) -> None:
         good = self.inputs(env)
         self.publish(env, [*good[:5], self.poison(env), *good[5:]])
-        handler = self.make_handler(env)
-        crashing = CrashOnCommit(env.broker.consumer(handler.input_topics(), env.group, env.platform_run_id))
-        with pytest.raises(Crash):
-            self.worker(env, consumer=crashing).run(threading.Event(), idle_exit_after=2)
-        crashing.close()
-        after_crash = self.drain(env)
+        after_crash = self.crash_after_write_then_drain(env)
         assert after_crash.counters.redelivered_skipped > 0  # redelivered records are not counted again
         assert self.tally(env) == (len(good), 1)
