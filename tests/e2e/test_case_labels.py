@@ -22,7 +22,9 @@ from controller.phases.p11_obs_gov_closed import ObsGovClosed
 from runtime.db.postgres import connect
 from runtime.decision.df.store import admitted_without_decision
 from runtime.decision.dla.store import lineage_unresolved_total
+from runtime.obs.report_html import ratio
 from runtime.rtdl.events import TRAFFIC_CLASSES
+from tests.runtime.obs.test_report_html import load
 from tests.support.spine import Spine, runner, spine_at_p8, spine_down
 
 GATE = 20
@@ -89,12 +91,14 @@ def run_to_p11(bus: str, gate: int = GATE, *, two: bool = False) -> dict[str, An
         recon_path.write_text(json.dumps(tampered))
         after_tamper = runner.invoke(app, ["evidence", "validate", str(evidence)])
         local_report = spine.folders.run_dir(spine.run_id) / spine.registry.text("LOCAL_PLATFORM_RUN_REPORT_PATH_PATTERN")
-        html = (evidence / spine.registry.text("RUN_REPORT_HTML_PATH_PATTERN")).is_file()
+        html = evidence / spine.registry.text("RUN_REPORT_HTML_PATH_PATTERN")
+        report_cli = runner.invoke(app, ["report"])
         governance = spine.settings.bucket("S3_EVIDENCE_BUCKET").get(
             spine.registry.render("GOVERNANCE_EVENTS_KEY_PATTERN", platform_run_id=spine.run_id)).decode().splitlines()
     finally:
         spine_down(spine, ("case_labels", LANE))
     return {"records": records, "docs": docs, "validate": validate, "local_report": local_report.is_file(), "html": html,
+            "report_cli": report_cli,
             "reporters": reporters, "after_tamper": after_tamper, "governance": [json.loads(line) for line in governance]}
 
 
@@ -121,7 +125,12 @@ def test_p9_to_p11_pass_on_both_buses_with_spine_green_and_the_same_digests(spin
         assert marker["status"] == "SPINE_GREEN", marker["conditions"]
         assert report["status"] == "SPINE_GREEN" and 0 <= report["decision_quality"]["flow"]["alert_rate"] <= 1
         assert out["validate"].exit_code == 0, out["validate"].output
-        assert out["local_report"] and out["html"]
+        assert out["local_report"] and out["html"].is_file()
+        assert out["report_cli"].exit_code == 0 and "SPINE_GREEN" in out["report_cli"].output, out["report_cli"].output
+        if bus == "kinesis":  # the run's own HTML report, in headless Chromium: no console line, the run's numbers
+            loaded = load(out["html"], spine_workdir)
+            assert loaded.console == [] and "data-js-errors" not in loaded.root
+            assert records["P11"]["platform_run_id"] in loaded.dom and ratio(report["decision_quality"]["flow"]["alert_rate"]) in loaded.dom
         assert out["after_tamper"].exit_code != 0 and "reconciliation.json" in out["after_tamper"].output
         assert [e["kind"] for e in out["governance"]].count("RUN_CLOSED") == 1  # one closure, appended once
         if bus == "kafka":  # two reporters started together: exactly one closed the run, the other was refused
