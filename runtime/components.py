@@ -101,10 +101,11 @@ COMPONENTS: dict[str, Component] = {c.name: c for c in (
     Component(name="sr", kind="job", app="runtime.sr.cli:app", argv=("sr", "run"), ecs_key="TD_SR", role_key="ROLE_SR_TASK"),
     Component(name="wsp", kind="job", app="runtime.wsp.cli:app", argv=("wsp", "run"), ecs_key="TD_WSP",
               role_key="ROLE_WSP_TASK"),
-    # The obs_gov reporter is not built yet; its task definition (in the VPC, next to the DB) runs
-    # IG's in-network checks of P4 and P7 until it is.
-    Component(name="reporter", kind="job", app=_IG, argv=("ig", "ready-check"), also=(("ig", "commit-summary"),),
-              ecs_key="TD_REPORTER", role_key="ROLE_REPORTER_SINGLE_WRITER"),
+    # The obs_gov reporter (P11's single writer, runtime/obs/cli.py). Its task definition (in the
+    # VPC, next to the DB) also runs IG's in-network checks of P4 and P7 (`ig` is served by IG's app).
+    Component(name="reporter", kind="job", app="runtime.obs.cli:app", argv=("reporter", "close"),
+              also=(("ig", "ready-check"), ("ig", "commit-summary")), ecs_key="TD_REPORTER",
+              role_key="ROLE_REPORTER_SINGLE_WRITER"),
     # The RTDL core (pack rtdl_core): stream workers (runtime/worker/run.py), one ECS service each, one role.
     Component(name="archive_writer", kind="daemon", app="runtime.worker.cli:archive_writer_app", argv=("archive_writer", "run"),
               ecs_key="SVC_RTDL_CORE_ARCHIVE_WRITER", role_key="ROLE_RTDL_CORE", requires="runtime.rtdl.archive.handler"),

@@ -381,7 +381,11 @@ def _roles(r: _Reader) -> tuple[RoleSpec, ...]:
         # LS's bank view intake reads the run's stream views (bank view, traffic), nothing else of the oracle.
         "ROLE_CASE_LABELS": ((evidence_rw, g("S3_ORACLE_BUCKET", oracle, "ORACLE_STREAM_VIEW_ROOT_PATTERN", read=True)),
                              (*confluent, *db)),
-        "ROLE_REPORTER_SINGLE_WRITER": ((evidence_rw, platform_rw), (*confluent, *db)),
+        # The reporter (P11) also reads the oracle's truth and bank view (decision quality: the reporter
+        # only, DESIGN.md section 8) and the run's archived traffic it joins them to.
+        "ROLE_REPORTER_SINGLE_WRITER": ((evidence_rw, platform_rw, oracle_read,
+                                         g("S3_ARCHIVE_BUCKET", archive, "S3_ARCHIVE_PREFIX_PATTERN", read=True)),
+                                        (*confluent, *db)),
         "ROLE_DB_MIGRATIONS": ((), db_owner),
     }
     roles = tuple(RoleSpec(key=key, name=r.text(key), s3=specs[key][0], ssm_paths=tuple(dict.fromkeys(specs[key][1])))

@@ -24,17 +24,19 @@ from controller.phases.p07_ingest_committed import IngestCommitted
 from controller.phases.p08_rtdl_caught_up import RtdlCaughtUp
 from controller.phases.p09_decision_chain_committed import DecisionChainCommitted
 from controller.phases.p10_case_labels_committed import CaseLabelsCommitted
+from controller.phases.p11_obs_gov_closed import ObsGovClosed
 from controller.phases.run_options import apply_pinned, with_defaults
-from controller.phases.unbuilt import NotBuiltPhase
 from runtime.errors import PlatformError
 
 RUN_PHASES: tuple[str, ...] = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11")
 RERUNNABLE: frozenset[str] = frozenset({"P3", "P5", "P6", "P11"})
 
-#: The packs (seed 001) each phase needs running.
+#: The packs (seed 001) each phase needs running. P11's reporter is a one-shot job; the obs_gov
+#: pack's daemons (the refreshing reporter daemon, env_conformance) are not built, so P11 starts no
+#: pack (docs/decisions.md).
 PACKS_FOR_PHASE: dict[str, tuple[str, ...]] = {
     "P4": ("control_ingress",), "P5": ("control_ingress",), "P6": ("control_ingress",), "P7": ("control_ingress",),
-    "P8": ("rtdl_core",), "P9": ("rtdl_decision_lane",), "P10": ("case_labels",), "P11": ("obs_gov",),
+    "P8": ("rtdl_core",), "P9": ("rtdl_decision_lane",), "P10": ("case_labels",),
 }
 
 PhaseFactory = Callable[[], Phase]
@@ -50,7 +52,7 @@ PHASES: dict[str, PhaseFactory] = {
     "P8": RtdlCaughtUp,
     "P9": DecisionChainCommitted,
     "P10": CaseLabelsCommitted,
-    "P11": lambda: NotBuiltPhase("P11", "OBS_GOV_CLOSED", "the obs_gov reporter"),
+    "P11": ObsGovClosed,
 }
 
 

@@ -44,3 +44,25 @@ class RunReportMissing(PermanentError):
 
     code = "RUN_REPORT_MISSING"
     next_step = "close the run first (P11, the reporter); `fp status` shows which phase it reached"
+
+
+class RunNotClosable(PermanentError):
+    """The run cannot be closed: it stopped before P10, or its bundle lacks a file a closure needs."""
+
+    code = "REPORTER_RUN_NOT_CLOSABLE"
+    next_step = "finish the run first (`fp status` shows where it stopped; resume with `fp dev-min-run --from <phase>`)"
+
+
+class EvidenceMissing(PermanentError):
+    """A file the phases before P11 must have written is not in the bundle."""
+
+    code = "REPORTER_EVIDENCE_MISSING"
+    next_step = ("the bundle is incomplete: rerun the phase that writes it (`fp dev-min-run --from <phase>`), "
+                 "then `reporter close` again; never recreate an evidence file by hand")
+
+
+class TruthUnavailable(PermanentError):
+    """The oracle's truth or the run's traffic could not be read for decision quality."""
+
+    code = "REPORTER_TRUTH_UNAVAILABLE"
+    next_step = "check the oracle store (P3's pack) and the archive bucket are reachable, then `reporter close` again"

@@ -155,6 +155,7 @@ class StreamWorker:
             outputs, refused = self._apply(conn, fresh)
             self.counters.outputs_added += self.store.add_outputs(conn, outputs)
             self.counters.dead_lettered += self.store.add_dead_letters(conn, letters + refused)
+            self.store.add_tally(conn, processed=len(fresh) - len(refused), dead_lettered=len(letters) + len(refused))
             self.store.advance_positions(conn, _last_positions(batch))
         self.dependencies.up("db")
         self.counters.applied += len(fresh) - len(refused)

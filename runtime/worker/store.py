@@ -117,6 +117,19 @@ class WorkerStore:
             added += 1 if row else 0
         return added
 
+    def add_tally(self, conn: Any, *, processed: int, dead_lettered: int) -> None:
+        """Count records of the run this group made durable, in the batch's transaction (P11's
+        `topic_to_consumer:<group>` hop: processed + dead-lettered per run and group)."""
+        if processed == 0 and dead_lettered == 0:
+            return
+        conn.execute(
+            "INSERT INTO worker_tallies AS w (consumer_group, platform_run_id, component, processed, dead_lettered)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (consumer_group, platform_run_id) DO UPDATE SET"
+            " processed = w.processed + EXCLUDED.processed, dead_lettered = w.dead_lettered + EXCLUDED.dead_lettered,"
+            " updated_at = now()",
+            (self.consumer_group, self.platform_run_id, self.component, processed, dead_lettered),
+        )
+
     def pending_outputs(self, conn: Any, limit: int) -> list[PendingOutput]:
         """Outbox rows of this component and run not yet acknowledged by the bus, oldest first."""
         rows = conn.execute(

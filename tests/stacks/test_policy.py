@@ -447,3 +447,12 @@ def test_the_case_labels_role_reaches_the_evidence_prefix_the_stream_views_and_i
     assert "s3_archive_bucket" not in role and "s3_quarantine_bucket" not in role
     assert registry.text("SSM_DB_DSN_PATH") in role and registry.text("SSM_IG_API_KEY_PATH") not in role
     assert registry.text("SSM_DB_PASSWORD_PATH") not in role  # the owner's credentials stay with the migrations job
+
+
+def test_the_reporter_role_reads_truth_and_the_archive_writes_evidence_only_and_never_quarantine(
+        synthesised: Synthesised) -> None:
+    registry = load_registry("dev_min")
+    role = json.dumps(_role_policies(synthesised.stacks["core"])[registry.text("ROLE_REPORTER_SINGLE_WRITER")])
+    assert "s3_oracle_bucket" in role and "s3_archive_bucket" in role  # decision quality: truth joined to the traffic
+    assert "s3_quarantine_bucket" not in role
+    assert registry.text("SSM_DB_DSN_PATH") in role and registry.text("SSM_DB_PASSWORD_PATH") not in role

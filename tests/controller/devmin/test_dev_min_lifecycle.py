@@ -350,3 +350,23 @@ def test_p2_starts_the_case_labels_workers_as_ecs_services_and_p10_runs_the_inta
     assert env[registry.text("REQUIRED_PLATFORM_RUN_ID_ENV_KEY")] == run_id
     record = _record(folders.evidence_dir(run_id), registry, "P10")
     assert record["state"] == "FAIL" and [j["component"] for j in record["jobs"]] == ["ls_bank_view_intake", "case_labels_committed"]
+
+
+def test_p11_runs_the_reporter_as_the_td_reporter_task_on_ecs_and_fails_closed_without_its_files(dev_min_run: Any) -> None:
+    from controller.phases.p11_obs_gov_closed import ObsGovClosed
+
+    registry, backend, scheduler, base = dev_min_run
+    run_id = _mint_up_run(registry, base)
+    folders = RunFolders.from_registry(registry, base)
+    settings = load_settings(environment="dev_min")
+    ctx = RunContext(registry, run_id, folders, run_writer(registry, folders, run_id, settings), settings,
+                     {"aws_clients": backend.clients, "ecs_poll_seconds": 0.0, "packs": []})
+    with pytest.raises(PlatformError) as e:
+        execute(ObsGovClosed(), ctx)  # moto's task runs nothing: no closure files, so no PASS
+    assert e.value.code == "OBS_GOV_CLOSED_GATE_FAILED" and "run_completed missing" in e.value.message
+    family, command, env = scheduler.job_commands[-1]
+    assert family == registry.text("TD_REPORTER")
+    assert command == ["reporter", "close", "--platform-run-id", run_id]
+    assert env[registry.text("REQUIRED_PLATFORM_RUN_ID_ENV_KEY")] == run_id
+    record = _record(folders.evidence_dir(run_id), registry, "P11")
+    assert record["state"] == "FAIL" and [j["component"] for j in record["jobs"]] == ["reporter"]

@@ -28,7 +28,8 @@ def test_slices_cover_the_right_phases() -> None:
 
 def test_packs_in_scope_of_a_p7_run_are_control_ingress_only() -> None:
     assert packs_in_scope(planned_phases(Slice(to="P7"))) == ["control_ingress"]
-    assert packs_in_scope(planned_phases(Slice())) == ["control_ingress", "rtdl_core", "rtdl_decision_lane", "case_labels", "obs_gov"]
+    # P11's reporter is a job: no pack (the obs_gov daemons are not built).
+    assert packs_in_scope(planned_phases(Slice())) == ["control_ingress", "rtdl_core", "rtdl_decision_lane", "case_labels"]
 
 
 @pytest.mark.parametrize("selection, code", [
@@ -60,7 +61,7 @@ def test_run_without_substrate_is_refused_and_writes_nothing(workdir: Path) -> N
     assert not (workdir / "runs/fraud-platform").exists() or not list((workdir / "runs/fraud-platform").glob("platform_*"))
 
 
-def test_p1_pins_config_and_an_unbuilt_phase_fails_closed(workdir: Path) -> None:
+def test_p1_pins_config_and_a_resume_before_pass_is_refused(workdir: Path) -> None:
     up = runner.invoke(app, ["dev-min-up"])
     assert up.exit_code == 0, up.output
     ok = runner.invoke(app, ["dev-min-run", "--to", "P1", "--gate", "20"])
@@ -69,15 +70,10 @@ def test_p1_pins_config_and_an_unbuilt_phase_fails_closed(workdir: Path) -> None
     assert run["config"]["gate_events_per_output"] == 20 and len(run["config_digest"]) == 64
     shipped = load_policy()
     assert run["config"]["policy"] == {"policy_id": shipped.policy_id, "version": shipped.version, "digest": shipped.digest}
-    resumed = runner.invoke(app, ["dev-min-run", "--from", "P8"])
-    assert resumed.exit_code == 1 and "RESUME_BEFORE_PASS" in resumed.output
-    failed = runner.invoke(app, ["dev-min-run", "--from", "P2", "--to", "P11"])  # obs_gov's env_conformance is not built
-    assert failed.exit_code == 1
-    record = json.loads(next((_evidence(workdir) / "phases").glob("P2.json")).read_text())
-    assert record["state"] == "FAIL" and record["error_code"] and record["next_step"]
+    for start in ("P8", "P11"):
+        resumed = runner.invoke(app, ["dev-min-run", "--from", start])
+        assert resumed.exit_code == 1 and "RESUME_BEFORE_PASS" in resumed.output
     assert "PASS" not in {json.loads(p.read_text())["state"] for p in (_evidence(workdir) / "phases").glob("P[2-9]*.json")}
-    status = runner.invoke(app, ["status"])
-    assert status.exit_code == 0 and "FAIL" in status.output and "next step" in status.output
     validate = runner.invoke(app, ["evidence", "validate", str(_evidence(workdir))])
     assert validate.exit_code == 0, validate.output
 

@@ -63,7 +63,7 @@ def reconciliation() -> dict[str, Any]:
     for kind, src, dst, equation, intended, terms in HOPS:
         observed = sum(terms.values())
         hop = {"hop": kind if kind != "topic_to_consumer" else f"{kind}:fp-df-{RUN}", "hop_kind": kind, "from_stage": src,
-               "to_stage": dst, "equation": equation, "intended": intended, "observed": observed, "terms": terms,
+               "to_stage": dst, "equation": equation, "intended": intended, "observed": observed, "terms": dict(terms),
                "difference": intended - observed, "holds": intended == observed, "ok": True, "explanation": None}
         if kind == "topic_to_consumer":
             hop["consumer_group"] = f"fp-df-{RUN}"

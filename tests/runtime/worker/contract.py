@@ -191,14 +191,19 @@ class StreamHandlerContract(ABC):
         assert worker.counters.dead_lettered == 0
         assert self.committed_everything(env, worker.handler)
 
-    def test_a_crash_after_the_write_redelivers_without_a_second_effect(self, env: WorkerEnv) -> None:
-        self.publish(env, self.inputs(env))
+    def crash_after_write_then_drain(self, env: WorkerEnv) -> StreamWorker:
+        """A worker that dies after its batch's transaction committed (before the offset commit),
+        then a fresh worker that drains what is redelivered."""
         handler = self.make_handler(env)
         crashing = CrashOnCommit(env.broker.consumer(handler.input_topics(), env.group, env.platform_run_id))
         with pytest.raises(Crash):
             self.worker(env, consumer=crashing).run(threading.Event(), idle_exit_after=2)
         crashing.close()
-        after_crash = self.drain(env)
+        return self.drain(env)
+
+    def test_a_crash_after_the_write_redelivers_without_a_second_effect(self, env: WorkerEnv) -> None:
+        self.publish(env, self.inputs(env))
+        after_crash = self.crash_after_write_then_drain(env)
         assert after_crash.counters.redelivered_skipped > 0
         state = self.state(env)
         replay = self.drain(env)  # nothing left to read: a third pass changes nothing

@@ -12,7 +12,13 @@ from runtime.bus.port import BusRecord, RunScopedConsumer
 from runtime.errors import BusUnavailable
 from runtime.worker.handler import StreamHandler
 from runtime.worker.records import InputRecord, OutputRecord, RecordRejected
-from tests.runtime.worker.contract import MemoryHealth, StreamHandlerContract, WorkerEnv, WrappedConsumer, envelope
+from tests.runtime.worker.contract import (
+    MemoryHealth,
+    StreamHandlerContract,
+    WorkerEnv,
+    WrappedConsumer,
+    envelope,
+)
 
 IN_TOPIC = "contract.in"
 OUT_TOPIC = "contract.out"
@@ -138,3 +144,16 @@ class TestEchoHandlerContract(StreamHandlerContract):
         assert worker.counters.applied == self.applied_for(env, self.inputs(env))
         assert health.documents[-1]["health_state"] == "GREEN" and health.documents[-1]["counters"]["bus_unavailable"] == 1
         assert self.committed_everything(env, worker.handler)
+
+    def tally(self, env: WorkerEnv) -> tuple[int, int] | None:
+        with env.db.transaction() as conn:
+            row = conn.execute("SELECT processed, dead_lettered FROM worker_tallies WHERE consumer_group = %s"
+                               " AND platform_run_id = %s", (env.group, env.platform_run_id)).fetchone()
+        return (int(row[0]), int(row[1])) if row else None
+
+    def test_the_run_tally_counts_each_record_once_across_a_crash_and_a_dead_letter(self, env: WorkerEnv) -> None:
+        good = self.inputs(env)
+        self.publish(env, [*good[:5], self.poison(env), *good[5:]])
+        after_crash = self.crash_after_write_then_drain(env)
+        assert after_crash.counters.redelivered_skipped > 0  # redelivered records are not counted again
+        assert self.tally(env) == (len(good), 1)

@@ -1,0 +1,75 @@
+"""P11 OBS_GOV_CLOSED: the single-writer reporter closed the run, and its closure holds.
+
+The reporter runs as a job where the database lives (a local process, the TD_REPORTER ECS task in
+dev_min): `reporter close` takes the run's lock, gathers durable state and writes the closure files,
+run_completed.json last (runtime/obs/close.py). The phase collects them into every target of the
+bundle, copies the report and conformance to the local run folder (local_parity: seed 001's
+`obs/platform_run_report.json`, `obs/environment_conformance.json`) and the HTML report next to the
+bundle, then gates on what the reporter wrote: the closure marker exists; every hop reconciles
+(a hop that does not is named); the replay anchors agree with P7's and P8's snapshots (an edited
+snapshot is named); the environment conformance passed. Spine Green or PARTIAL is the marker's
+verdict, shown by `fp status` and `fp report`; P11 itself gates on the closure being sound.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from controller.phases.base import Check, Phase, PhaseOutcome, RunContext, collected
+from controller.phases.compute import run_job
+from runtime.evidence.writer import encode, schema_violations
+from runtime.obs.reconcile import failure_summary
+
+#: The job component of P11 (runtime/components.py).
+REPORTER_JOB = "reporter"
+#: The closure files, in the order the reporter writes them (run_completed.json last).
+CLOSURE_KEYS = ("RECONCILIATION_PATH_PATTERN", "REPLAY_ANCHORS_PATH_PATTERN", "ENV_CONFORMANCE_PATH_PATTERN",
+                "ANOMALY_SUMMARY_PATH_PATTERN", "RUN_REPORT_PATH_PATTERN", "RUN_CLOSURE_MARKER_PATH_PATTERN")
+
+
+class ObsGovClosed(Phase):
+    """P11."""
+
+    phase_id = "P11"
+    name = "OBS_GOV_CLOSED"
+
+    def run(self, ctx: RunContext) -> PhaseOutcome:
+        """Run the reporter job, collect its files, gate on them."""
+        run_job(ctx, REPORTER_JOB, ["reporter", "close", "--platform-run-id", ctx.platform_run_id], default_timeout=900)
+        evidence = collected(ctx, *CLOSURE_KEYS)
+        collected(ctx, "RUN_REPORT_HTML_PATH_PATTERN")
+        docs = {key: ctx.writer.read(key) or {} for key in CLOSURE_KEYS}
+        if ctx.registry.environment == "local_parity":
+            _local_copies(ctx, docs)
+        recon, anchors = docs["RECONCILIATION_PATH_PATTERN"], docs["REPLAY_ANCHORS_PATH_PATTERN"]
+        conformance, marker = docs["ENV_CONFORMANCE_PATH_PATTERN"], docs["RUN_CLOSURE_MARKER_PATH_PATTERN"]
+        failed_hops = list(recon.get("failed_hops") or [])
+        inconsistent = [s for s in anchors.get("consistent_with") or [] if not s.get("consistent")]
+        return PhaseOutcome(evidence, [
+            Check("closure_marker_written", bool(marker.get("status")),
+                  f"run_completed {marker.get('status', 'missing')}"
+                  + "".join(f"; not met: {c.get('name')}" for c in marker.get("conditions") or [] if not c.get("ok"))),
+            Check("every_hop_reconciles", recon.get("status") == "PASS" and not failed_hops,
+                  f"reconciliation {recon.get('status', 'missing')}"
+                  + (f"; failed hops: {', '.join(failed_hops)} ({failure_summary(recon)})"[:1500] if failed_hops else "")),
+            Check("replay_anchors_consistent", bool(anchors.get("offset_ranges")) and not inconsistent,
+                  f"{len(anchors.get('offset_ranges') or [])} range(s)"
+                  + "".join(f"; {s.get('path')} inconsistent: {s.get('detail')}" for s in inconsistent)),
+            Check("environment_conformance_pass", conformance.get("status") == "PASS",
+                  f"environment conformance {conformance.get('status', 'missing')}"
+                  + (f"; failed: {', '.join(conformance.get('failed_checks') or [])}" if conformance.get("failed_checks") else "")),
+        ])
+
+
+def _local_copies(ctx: RunContext, docs: dict[str, dict[str, Any]]) -> None:
+    """Seed 001 section 11.1's local artefacts: the run report and the conformance, in the run folder's obs/."""
+    run_dir = ctx.folders.run_dir(ctx.platform_run_id)
+    for key, doc, schema in (("LOCAL_PLATFORM_RUN_REPORT_PATH_PATTERN", docs["RUN_REPORT_PATH_PATTERN"], "platform_run_report"),
+                             ("LOCAL_ENV_CONFORMANCE_PATH_PATTERN", docs["ENV_CONFORMANCE_PATH_PATTERN"],
+                              "environment_conformance")):
+        if not doc or schema_violations(f"evidence/{schema}.schema.json", doc):
+            continue
+        path = run_dir / ctx.registry.text(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(encode(json.loads(json.dumps(doc))))

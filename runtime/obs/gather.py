@@ -1,0 +1,389 @@
+"""The reporter's edge: what a run left in durable state, read once and handed to the pure modules.
+
+Only durable state and evidence are read, never logs: the run's evidence bundle (WSP's summary,
+IG's P4 probe, the P7/P8 offset snapshots, the phase records), IG's receipts index and admissions,
+the worker tables (outbox, dead letters, per-run tallies written with the state), the decision
+lane's tables (decisions, AL's effects, DLA's audit index), the case plane's tables (triggers,
+timelines, label assertions), each component's last health, the bus's retained ranges, and - the
+reporter only - the oracle's truth and the bank's view for decision quality (DESIGN.md section 8).
+
+The drivers live here (psycopg through runtime/db/postgres.py, the object store port, the bus
+admin port); `reconcile`, `spine_hops`, `anchors`, `anomalies`, `conformance`, `closure` and
+`quality` stay pure.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from runtime.bus.port import BusAdmin
+from runtime.components import COMPONENTS, consumer_group_id
+from runtime.contracts.registry import Registry
+from runtime.errors import PlatformError
+from runtime.evidence import catalog
+from runtime.evidence.writer import EvidenceWriter
+from runtime.obs.anchors import AnchorRange, Snapshot
+from runtime.obs.anomalies import AnomalySource
+from runtime.obs.closure import PHASES_BEFORE_CLOSURE, ClosureFacts
+from runtime.obs.conformance import Check, handles_resolved, no_forbidden_infrastructure, pinned_versions_in_use, run_scope_enforced
+from runtime.obs.errors import EvidenceMissing, RunNotClosable, TruthUnavailable
+from runtime.obs.spine_hops import RECEIPT_OUTCOMES, GroupCounts, SpineCounts
+
+#: The stream workers whose consumer groups P11 reconciles (pack order).
+STREAM_WORKERS = ("archive_writer", "ieg", "ofp", "csfb", "df", "al", "dla", "case_trigger", "cm", "ls")
+#: Components whose health Spine Green reads.
+CLOSURE_HEALTH = ("df", "al", "dla")
+
+
+@dataclass
+class Bundle:
+    """The evidence documents of the run (bundle-relative path -> document) and its phase records."""
+
+    documents: dict[str, dict[str, Any]]
+    phases: dict[str, dict[str, Any]]
+
+    def get(self, registry: Registry, path_key: str) -> dict[str, Any]:
+        """The document of a catalogue path key (an empty dict when absent)."""
+        return self.documents.get(registry.text(path_key)) or {}
+
+
+def read_bundle(writer: EvidenceWriter) -> Bundle:
+    """Every catalogued evidence file of the phases before P11, and every phase record."""
+    registry = writer.registry
+    documents: dict[str, dict[str, Any]] = {}
+    for entry in catalog.CATALOG:
+        if entry.path_key == "PHASE_RECORD_PATH_PATTERN" or entry.phase in ("P11", "P12"):
+            continue
+        doc = writer.read(entry.path_key)
+        if doc is not None:
+            documents[registry.text(entry.path_key)] = doc
+    phases = {}
+    for phase in catalog.PHASES:
+        record = writer.read("PHASE_RECORD_PATH_PATTERN", phase_id=phase)
+        if record is not None:
+            phases[phase] = record
+    return Bundle(documents, phases)
+
+
+def require_closable(registry: Registry, bundle: Bundle, platform_run_id: str) -> None:
+    """P10 passed, and every file P1..P10 must write is there (REPORTER_RUN_NOT_CLOSABLE /
+    REPORTER_EVIDENCE_MISSING naming it otherwise)."""
+    p10 = bundle.phases.get("P10")
+    if not p10 or p10.get("state") != "PASS":
+        reached = [p for p in PHASES_BEFORE_CLOSURE if (bundle.phases.get(p) or {}).get("state") == "PASS"]
+        raise RunNotClosable(f"run {platform_run_id} has not passed P10 (P10 {(p10 or {}).get('state', 'never run')}; "
+                             f"passed: {', '.join(reached) or 'none'}): a run is closed only after its case and labels committed")
+    missing = [registry.text(e.path_key) for phase in PHASES_BEFORE_CLOSURE for e in catalog.required_for(phase)
+               if registry.text(e.path_key) not in bundle.documents]
+    if missing:
+        raise EvidenceMissing(f"run {platform_run_id}: the bundle lacks {', '.join(missing)}")
+
+
+# -- counts for the hops --------------------------------------------------------------------------
+
+def _one(conn: Any, query: str, params: Any) -> int:
+    row = conn.execute(query, params).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def _pairs(conn: Any, query: str, params: Any) -> dict[str, int]:
+    return {str(k): int(n) for k, n in conn.execute(query, params).fetchall()}
+
+
+def run_records_by_topic(conn: Any, platform_run_id: str) -> dict[str, int]:
+    """The run's records on each topic: IG's admitted events (their eb_refs) and every producer's
+    published outbox rows (DF, AL, DLA, CaseTrigger, CM, ...)."""
+    admitted = _pairs(conn, "SELECT eb_ref->>'topic', count(*) FROM ig_admissions WHERE platform_run_id = %s"
+                            " AND state = 'ADMITTED' AND eb_ref IS NOT NULL GROUP BY 1", (platform_run_id,))
+    produced = _pairs(conn, "SELECT topic, count(*) FROM worker_outbox WHERE platform_run_id = %s"
+                            " AND published_at IS NOT NULL GROUP BY 1", (platform_run_id,))
+    return dict(Counter(admitted) + Counter(produced))
+
+
+def group_counts(conn: Any, registry: Registry, platform_run_id: str, topics_of: Mapping[str, set[str]],
+                 by_topic: Mapping[str, int]) -> list[GroupCounts]:
+    """Per stream worker of the run: the run's records on its input topics against what its group
+    tallied (processed, dead-lettered) in the same transactions as its state."""
+    out = []
+    for component, topics in topics_of.items():
+        group = consumer_group_id(registry, component, platform_run_id)
+        row = conn.execute("SELECT processed, dead_lettered FROM worker_tallies WHERE consumer_group = %s"
+                           " AND platform_run_id = %s", (group, platform_run_id)).fetchone()
+        processed, dead = (int(row[0]), int(row[1])) if row else (0, 0)
+        out.append(GroupCounts(group, sorted(topics), sum(by_topic.get(t, 0) for t in topics), processed, 0, dead))
+    return out
+
+
+def _probes_admitted(bundle: Bundle, registry: Registry) -> int:
+    smoke = bundle.get(registry, "IG_READY_PATH_PATTERN").get("publish_smoke") or {}
+    return 1 if smoke.get("outcome") == "ADMIT" else 0
+
+
+def triggers_expected(conn: Any, platform_run_id: str) -> int:
+    """Decisions of the run that need a human under CaseTrigger's policy (its own `trigger_for`)."""
+    from runtime.case.trigger.domain import trigger_for
+    from runtime.case.trigger.handler import decision_fields
+
+    rows = conn.execute("SELECT record, event_ts_utc FROM df_decisions WHERE platform_run_id = %s", (platform_run_id,)).fetchall()
+    return sum(1 for record, ts in rows
+               if trigger_for(decision_fields(record, str(record.get("event_ts_utc") or ts))) is not None)
+
+
+def spine_counts(conn: Any, registry: Registry, bundle: Bundle, platform_run_id: str,
+                 topics_of: Mapping[str, set[str]]) -> SpineCounts:
+    """Every count of the ten hop kinds, read in one transaction."""
+    from runtime.decision.committed import admitted_traffic, intents_expected
+
+    wsp = bundle.get(registry, "WSP_SUMMARY_PATH_PATTERN")
+    per_output = wsp.get("per_output") or []
+    receipts = _pairs(conn, "SELECT outcome, count(*) FROM ig_receipts WHERE platform_run_id = %s GROUP BY 1",
+                      (platform_run_id,))
+    admitted_topics = _pairs(conn, "SELECT eb_ref->>'topic', count(*) FROM ig_receipts WHERE platform_run_id = %s"
+                                   " AND outcome = 'ADMIT' AND eb_ref IS NOT NULL GROUP BY 1", (platform_run_id,))
+    by_topic = run_records_by_topic(conn, platform_run_id)
+    # ig_to_topics: the run's records the bus acknowledged on each admitted topic (IG's admissions).
+    topic_records = {t: by_topic.get(t, 0) for t in sorted(set(admitted_topics) | {
+        str(t) for t, in conn.execute("SELECT DISTINCT eb_ref->>'topic' FROM ig_admissions WHERE platform_run_id = %s"
+                                      " AND eb_ref IS NOT NULL", (platform_run_id,)).fetchall()})}
+    intents = _pairs(conn, "SELECT convert_from(value, 'UTF8')::jsonb->'payload'->>'action_type', count(*) FROM worker_outbox"
+                           " WHERE platform_run_id = %s AND component = 'df'"
+                           " AND convert_from(value, 'UTF8')::jsonb->>'event_class' = 'action_intent' GROUP BY 1",
+                     (platform_run_id,))
+    timeline = _pairs(conn, "SELECT kind, count(*) FROM cm_case_timeline WHERE platform_run_id = %s GROUP BY 1",
+                      (platform_run_id,))
+    return SpineCounts(
+        wsp_emitted=sum(int(o.get("emitted", 0)) for o in per_output),
+        wsp_retries=sum(int(o.get("retries", 0)) for o in per_output),
+        receipts={o: receipts.get(o, 0) for o in RECEIPT_OUTCOMES},
+        probes_admitted=_probes_admitted(bundle, registry),
+        topic_records=topic_records,
+        groups=group_counts(conn, registry, platform_run_id, topics_of, by_topic),
+        traffic_admitted=admitted_traffic(conn, platform_run_id),
+        decisions_by_outcome=_pairs(conn, "SELECT outcome, count(*) FROM df_decisions WHERE platform_run_id = %s GROUP BY 1",
+                                    (platform_run_id,)),
+        intents_expected=intents_expected(conn, platform_run_id),
+        intents_by_action=intents,
+        outcomes_by_action=_pairs(conn, "SELECT action_type, count(*) FROM al_effects WHERE platform_run_id = %s GROUP BY 1",
+                                  (platform_run_id,)),
+        audit_by_kind=_pairs(conn, "SELECT kind, count(*) FROM dla_audit_records WHERE platform_run_id = %s GROUP BY 1",
+                             (platform_run_id,)),
+        triggers_expected=triggers_expected(conn, platform_run_id),
+        triggers=_one(conn, "SELECT count(*) FROM case_triggers WHERE platform_run_id = %s", (platform_run_id,)),
+        trigger_events_by_kind={"evidence_attached": timeline.get("evidence_attached", 0)},
+        cases_closed=timeline.get("closed", 0),
+        case_labels=_one(conn, "SELECT count(*) FROM ls_label_assertions WHERE platform_run_id = %s"
+                               " AND evidence->>'case_id' IS NOT NULL", (platform_run_id,)),
+    )
+
+
+# -- replay anchors ---------------------------------------------------------------------------------
+
+def run_partitions(conn: Any, platform_run_id: str) -> dict[tuple[str, str], tuple[int, int]]:
+    """Per topic partition, the run's last offset and its record count (IG's admissions and the
+    published outbox rows)."""
+    rows = conn.execute(
+        "SELECT t, p, max(o), count(*) FROM ("
+        " SELECT eb_ref->>'topic' AS t, eb_ref->>'partition' AS p, (eb_ref->>'offset')::numeric AS o FROM ig_admissions"
+        "  WHERE platform_run_id = %(r)s AND state = 'ADMITTED' AND eb_ref IS NOT NULL"
+        " UNION ALL SELECT topic, eb_ref->>'partition', (eb_ref->>'offset')::numeric FROM worker_outbox"
+        "  WHERE platform_run_id = %(r)s AND published_at IS NOT NULL AND eb_ref IS NOT NULL) AS x GROUP BY 1, 2",
+        {"r": platform_run_id}).fetchall()
+    return {(str(t), str(p)): (int(last), int(n)) for t, p, last, n in rows}
+
+
+def anchor_ranges(admin: BusAdmin, run_parts: Mapping[tuple[str, str], tuple[int, int]]) -> list[AnchorRange]:
+    """Each partition holding records of the run: from the first offset the bus retains (where a
+    run-scoped replay starts reading) to the run's last record on it."""
+    out = []
+    for topic in sorted({t for t, _ in run_parts}):
+        first = {str(r.partition): r.start_offset for r in admin.ranges(topic)}
+        for (t, p), (last, n) in sorted(run_parts.items()):
+            if t == topic:
+                start = first.get(p)
+                out.append(AnchorRange(t, p, str(start if start is not None else last), str(last), n))
+    return out
+
+
+def snapshots(registry: Registry, bundle: Bundle) -> list[Snapshot]:
+    """P7's and P8's offset snapshots (the ranges each recorded)."""
+    out = []
+    for key, fld in (("KAFKA_OFFSETS_SNAPSHOT_PATH_PATTERN", "offset_ranges"), ("OFFSETS_SNAPSHOT_PATH_PATTERN", "partitions")):
+        path = registry.text(key)
+        if path in bundle.documents:
+            out.append(Snapshot(path, bundle.documents[path], fld))
+    return out
+
+
+# -- anomalies, health, conformance -----------------------------------------------------------------
+
+def anomaly_sources(conn: Any, registry: Registry, bundle: Bundle, platform_run_id: str,
+                    health: Mapping[str, Mapping[str, Any] | None]) -> list[AnomalySource]:
+    """One source per kind and origin: IG receipts, worker dead letters, late events, degrades."""
+    receipts_path = registry.text("RECEIPT_SUMMARY_PATH_PATTERN")
+    by_outcome = (bundle.documents.get(receipts_path, {}).get("counts") or {}).get("by_outcome") or {}
+    quarantine = (bundle.get(registry, "QUARANTINE_INDEX_PATH_PATTERN").get("counts") or {}).get("by_reason") or {}
+    out = [AnomalySource(kind, receipts_path, int(by_outcome.get(kind, 0)),
+                         by_reason=quarantine if kind == "QUARANTINE" and sum(quarantine.values()) == by_outcome.get(kind, 0) else {})
+           for kind in ("ANOMALY", "QUARANTINE", "PUBLISH_AMBIGUOUS")]
+    rows = conn.execute("SELECT component, reason_code, count(*) FROM worker_dead_letters WHERE platform_run_id = %s"
+                        " GROUP BY 1, 2 ORDER BY 1, 2", (platform_run_id,)).fetchall()
+    dead: dict[str, dict[str, int]] = {}
+    for component, code, n in rows:
+        dead.setdefault(str(component), {})[str(code)] = int(n)
+    out += [AnomalySource("DEAD_LETTER", f"worker_dead_letters:{c}", sum(codes.values()), by_reason=codes)
+            for c, codes in sorted(dead.items())]
+    out.append(AnomalySource("DEAD_LETTER", "worker_dead_letters", 0))
+    for component in ("ofp", "ieg", "csfb"):
+        counters = (health.get(component) or {}).get("counters") or {}
+        late = {k: int(v) for k, v in counters.items() if "late" in k and isinstance(v, int) and v > 0}
+        out.append(AnomalySource("LATE_EVENT", f"{component} health counters", sum(late.values()), by_reason=late))
+    degraded = _pairs(conn, "SELECT posture, count(*) FROM df_decisions WHERE platform_run_id = %s"
+                            " AND (posture <> 'GREEN' OR cardinality(degrade_codes) > 0) GROUP BY 1", (platform_run_id,))
+    out.append(AnomalySource("DEGRADE", "df_decisions (posture or degrade codes)", sum(degraded.values()), by_reason=degraded))
+    return out
+
+
+def read_healths(settings: Any, platform_run_id: str) -> dict[str, dict[str, Any] | None]:
+    """Each stream worker's and DL's last health document of the run (None when absent)."""
+    from runtime.rtdl.caught_up import read_health
+
+    return {c: read_health(settings, platform_run_id, c) for c in (*STREAM_WORKERS, "dl")}
+
+
+def conformance_checks(conn: Any, registry: Registry, bundle: Bundle, platform_run_id: str,
+                       health: Mapping[str, Mapping[str, Any] | None]) -> list[Check]:
+    """The four expectations of the environment, from the bundle, the health documents and the decisions."""
+    checks = [handles_resolved([h.key for h in registry.handles()], bundle.documents)]
+    packs = {pack: [m for m in members if m in STREAM_WORKERS and COMPONENTS[m].built]
+             for pack, members in registry.mapping("PACKS").items()}
+    packs = {p: m for p, m in packs.items() if m}
+    groups = {c: consumer_group_id(registry, c, platform_run_id) for c in STREAM_WORKERS}
+    checks += run_scope_enforced(platform_run_id, packs, {c: d for c, d in health.items() if d is not None}, groups)
+    substrate = bundle.get(registry, "SUBSTRATE_SNAPSHOT_PATH_PATTERN")
+    if registry.environment == "local_parity":
+        servers = [{"name": n, "started_by_us": True} for n in sorted(_local_servers(substrate))]
+        checks.append(no_forbidden_infrastructure("local_parity", processes=servers))
+    else:
+        checks.append(no_forbidden_infrastructure(registry.environment, resource_types=substrate.get("resource_types") or []))
+    run = bundle.get(registry, "EVIDENCE_RUN_JSON_KEY")
+    policy = ((run.get("config") or {}).get("policy") or {}).get("digest")
+    in_use = [str(r[0]) for r in conn.execute("SELECT DISTINCT policy_digest FROM df_decisions WHERE platform_run_id = %s",
+                                              (platform_run_id,)).fetchall()]
+    checks.append(pinned_versions_in_use({"policy_digest": policy} if policy else {"policy_digest": "not pinned"},
+                                         {"policy_digest": in_use}))
+    return checks
+
+
+def _local_servers(substrate: Mapping[str, Any]) -> set[str]:
+    """The local substrate's servers P0 recorded: the object store (moto), PostgreSQL, and the Kafka
+    broker (tansu) when the bus is kafka (Kinesis is served by moto)."""
+    endpoints = substrate.get("endpoints") or {}
+    servers = set()
+    if endpoints.get("object_store"):
+        servers.add("moto")
+    if endpoints.get("db"):
+        servers.add("postgres")
+    if endpoints.get("kafka_bootstrap"):
+        servers.add("tansu")
+    return servers
+
+
+def closure_facts(conn: Any, registry: Registry, bundle: Bundle, platform_run_id: str,
+                  health: Mapping[str, Mapping[str, Any] | None], *, conformance_status: str,
+                  reconciliation_status: str, anchors_consistent: bool) -> ClosureFacts:
+    """The facts of Spine Green's six conditions."""
+    from runtime.decision.al.store import action_counts
+    from runtime.decision.committed import intents_expected
+    from runtime.decision.dla.store import lineage_unresolved_total
+
+    def state(component: str) -> str | None:
+        doc = health.get(component)
+        return str(doc.get("health_state")) if doc else None
+
+    run = bundle.get(registry, "EVIDENCE_RUN_JSON_KEY")
+    config = run.get("config") or {}
+    gate = config.get("gate_events_per_output")
+    emitted = {str(o["output_id"]): int(o.get("emitted", 0))
+               for o in bundle.get(registry, "WSP_SUMMARY_PATH_PATTERN").get("per_output") or []}
+    expected = {o: int(gate) for o in emitted} if gate is not None else _stream_view_rows(bundle, registry)
+    return ClosureFacts(
+        conformance_status=conformance_status, df_health=state("df"), al_health=state("al"),
+        al_intake=intents_expected(conn, platform_run_id), al_outcomes=action_counts(conn, platform_run_id).executed,
+        dla_health=state("dla"), lineage_unresolved_total=lineage_unresolved_total(conn, platform_run_id),
+        wsp_emitted=emitted, expected_per_output=expected,
+        phase_states={p: str(r.get("state")) for p, r in bundle.phases.items()},
+        reconciliation_status=reconciliation_status, anchors_consistent=anchors_consistent)
+
+
+def _stream_view_rows(bundle: Bundle, registry: Registry) -> dict[str, int]:
+    """At full cap, each output's stream view rows (P3's stream sort summary)."""
+    outputs = bundle.get(registry, "STREAM_SORT_SUMMARY_PATH_PATTERN").get("outputs") or []
+    return {str(o["output_id"]): int(o.get("row_count") or o.get("rows") or 0) for o in outputs if isinstance(o, dict)}
+
+
+# -- decision quality (the reporter only: it reads the truth) ---------------------------------------
+
+@dataclass
+class QualityInputs:
+    """The decisions and truth the scorer needs."""
+
+    decisions: list[Any] = field(default_factory=list)
+    events: list[Any] = field(default_factory=list)
+    flows: list[Any] = field(default_factory=list)
+    bank: list[Any] = field(default_factory=list)
+
+
+def _utc(value: Any) -> datetime:
+    at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def quality_inputs(conn: Any, settings: Any, platform_run_id: str) -> QualityInputs:
+    """The run's decisions with their traffic (the RTDL archive), the oracle's event and flow labels
+    of that traffic, and the bank's view of those flows."""
+    from runtime.case.ls.intake import BANK_VIEW_OUTPUT
+    from runtime.decision.backtest import archived_stream, truth_of
+    from runtime.decision.df.store import run_decision_records
+    from runtime.ig.summaries import event_topics
+    from runtime.obs.quality import BankView, Decision
+    from runtime.oracle.layout import OracleLayout
+    from runtime.rtdl.events import TRAFFIC_CLASSES
+    from runtime.wsp.views import StreamView
+
+    registry = settings.registry
+    try:
+        envelopes = archived_stream(conn, settings.bucket("S3_ARCHIVE_BUCKET"), platform_run_id, event_topics(registry))
+        traffic = {str(e["event_id"]): dict(e["payload"]) for e in envelopes if e["event_class"] in TRAFFIC_CLASSES}
+        layout = OracleLayout(registry, platform_run_id)
+        oracle = settings.bucket(layout.bucket_key)
+        events, flows = truth_of(oracle, layout, traffic)
+        scoped = {e.flow_id for e in events}
+        bank = [BankView(str(r["flow_id"]), r.get("bank_label") == "FRAUD_CONFIRMED",
+                         _utc(r["reported_at_utc"]) if r.get("reported_at_utc") is not None else None)
+                for r in StreamView(registry, oracle, platform_run_id, BANK_VIEW_OUTPUT).rows() if str(r.get("flow_id")) in scoped]
+    except PlatformError as e:
+        raise TruthUnavailable(f"decision quality of {platform_run_id}: {e.code}: {e.message}") from e
+    decisions = []
+    for r in run_decision_records(conn, platform_run_id):
+        subject = r.get("subject") or {}
+        payload = traffic.get(str(r["event_id"]), {})
+        decisions.append(Decision(str(r["event_id"]), str(subject.get("flow_id", "")), str(subject.get("card_id", "")),
+                                  str(r["outcome"]), str(r["posture"]), float(payload.get("amount", 0.0)),
+                                  _utc(r["event_ts_utc"]), float(r.get("score") or 0.0)))
+    return QualityInputs(decisions, events, flows, bank)
+
+
+def stage_figures(bundle: Bundle, counts: SpineCounts) -> list[tuple[str, int, float | None]]:
+    """(stage, events, seconds) of each stage, from the phase records that ran it."""
+    def seconds(phase: str) -> float | None:
+        value = (bundle.phases.get(phase) or {}).get("duration_s")
+        return float(value) if isinstance(value, (int, float)) else None
+
+    return [("wsp -> ig (P6)", counts.wsp_emitted, seconds("P6")),
+            ("rtdl core caught up (P8)", sum(counts.topic_records.values()), seconds("P8")),
+            ("decisions (P9)", sum(counts.decisions_by_outcome.values()), seconds("P9")),
+            ("case triggers (P10)", counts.triggers, seconds("P10"))]

@@ -1,0 +1,129 @@
+"""P11 OBS_GOV_CLOSED as a phase: it runs the reporter job through the component map, collects the
+closure files, copies the report and conformance to the local run folder, and passes only when the
+closure holds; a hop that does not reconcile, an edited offset snapshot or a missing marker fails it
+naming what broke.
+
+The compute backend is a stand-in that writes what the reporter would have written (the documents
+of tests/runtime/obs/samples.py); the reporter itself runs on seeded tables in
+tests/runtime/obs/test_close.py and on the spine in tests/e2e/test_case_labels.py."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controller.compute.port import JobResult
+from controller.phases.base import RunContext, execute
+from controller.phases.machine import PACKS_FOR_PHASE, PHASES
+from controller.phases.p11_obs_gov_closed import ObsGovClosed
+from controller.runs import RunFolders
+from runtime.components import component
+from runtime.contracts.registry import load_registry
+from runtime.errors import PlatformError
+from runtime.evidence.writer import BundleTarget, EvidenceWriter
+from runtime.store.local import FolderStore
+from tests.runtime.obs import samples
+
+RUN = samples.RUN
+REG = load_registry("local_parity")
+KEYS = {"reconciliation.json": "RECONCILIATION_PATH_PATTERN", "replay_anchors.json": "REPLAY_ANCHORS_PATH_PATTERN",
+        "obs/environment_conformance.json": "ENV_CONFORMANCE_PATH_PATTERN",
+        "obs/anomaly_summary.json": "ANOMALY_SUMMARY_PATH_PATTERN", "run_report.json": "RUN_REPORT_PATH_PATTERN",
+        "run_completed.json": "RUN_CLOSURE_MARKER_PATH_PATTERN"}
+
+
+class _Backend:
+    """Records the jobs asked for; the reporter job writes `docs` (None: it wrote nothing)."""
+
+    def __init__(self, writer: EvidenceWriter, docs: dict[str, dict[str, Any]] | None):
+        self.writer, self.docs = writer, docs
+        self.calls: list[tuple[str, ...]] = []
+
+    def run_job(self, name: str, argv: list[str], run_id: str, **_: Any) -> JobResult:
+        self.calls.append((name, *argv))
+        for path, doc in (self.docs or {}).items():
+            self.writer.write(KEYS[path], doc)
+        return JobResult(name, 0, "local")
+
+
+def _ctx(tmp_path: Path, docs: dict[str, dict[str, Any]] | None) -> tuple[RunContext, _Backend]:
+    folders = RunFolders(tmp_path / "runs")
+    writer = EvidenceWriter(REG, RUN, [BundleTarget(FolderStore(folders.evidence_dir(RUN)), "")])
+    ctx = RunContext(REG, RUN, folders, writer, None, {"gate": 200})
+    backend = _Backend(writer, docs)
+    ctx.backend = backend  # type: ignore[assignment]
+    return ctx, backend
+
+
+def _docs(change: Callable[[dict[str, dict[str, Any]]], None] | None = None) -> dict[str, dict[str, Any]]:
+    """The closure of a sound run, `change` applied before run_completed pins the others."""
+    docs = samples.closure_documents()
+    if change is not None:
+        docs = {p: copy.deepcopy(d) for p, d in docs.items() if p != "run_completed.json"}
+        change(docs)
+        docs["run_completed.json"] = samples.run_completed(docs)
+    return docs
+
+
+def _break_hop(docs: dict[str, dict[str, Any]]) -> None:
+    recon = docs["reconciliation.json"]
+    hop = next(h for h in recon["hops"] if h["hop"] == "consumer_to_decisions")
+    hop.update(observed=199, terms={"decisions": 199}, difference=1, holds=False, ok=False,
+               explanation={"reason": "UNEXPLAINED: no known cause accounts for the difference", "accounts_for": 0})
+    recon.update(status="FAIL", failed_hops=["consumer_to_decisions"])
+    report = docs["run_report.json"]["reconciliation"]
+    report.update(status="FAIL", failed_hops=["consumer_to_decisions"])
+
+
+def _edit_snapshot(docs: dict[str, dict[str, Any]]) -> None:
+    docs["replay_anchors.json"]["consistent_with"] = [{
+        "path": "ingest/kafka_offsets_snapshot.json", "sha256": "1" * 64, "consistent": False,
+        "detail": "fp.bus.traffic.fraud.v1[0]: snapshot ('0', '150'), anchor ('0', '199')"}]
+
+
+def test_p11_is_the_reporter_phase_of_the_machine_and_starts_no_pack() -> None:
+    assert isinstance(PHASES["P11"](), ObsGovClosed) and "P11" not in PACKS_FOR_PHASE
+    reporter = component("reporter")
+    assert reporter.argv == ("reporter", "close") and reporter.app == "runtime.obs.cli:app"
+    assert (reporter.ecs_key, reporter.role_key) == ("TD_REPORTER", "ROLE_REPORTER_SINGLE_WRITER")
+    assert reporter.runs(["ig", "ready-check", "--platform-run-id", RUN])  # P4/P7's in-network checks stay on its task
+
+
+def test_p11_runs_the_reporter_and_passes_on_a_sound_closure_with_the_local_copies(tmp_path: Path) -> None:
+    ctx, backend = _ctx(tmp_path, _docs())
+    record = execute(ObsGovClosed(), ctx)
+    assert record["state"] == "PASS"
+    assert backend.calls == [("reporter", "reporter", "close", "--platform-run-id", RUN)]
+    assert {e["path"] for e in record["evidence"]} == set(KEYS)
+    assert {c["name"] for c in record["gate"]} == {"closure_marker_written", "every_hop_reconciles",
+                                                    "replay_anchors_consistent", "environment_conformance_pass"}
+    run_dir = ctx.folders.run_dir(RUN)
+    local = json.loads((run_dir / REG.text("LOCAL_PLATFORM_RUN_REPORT_PATH_PATTERN")).read_text())
+    assert local == samples.closure_documents()["run_report.json"]
+
+
+@pytest.mark.parametrize(("change", "check", "named"), [
+    (_break_hop, "every_hop_reconciles", "consumer_to_decisions"),
+    (_edit_snapshot, "replay_anchors_consistent", "ingest/kafka_offsets_snapshot.json"),
+])
+def test_p11_fails_naming_the_hop_or_snapshot_that_does_not_hold(tmp_path: Path, change: Callable[..., None], check: str,
+                                                                  named: str) -> None:
+    ctx, _ = _ctx(tmp_path, _docs(change))
+    with pytest.raises(PlatformError) as e:
+        execute(ObsGovClosed(), ctx)
+    assert e.value.code == "OBS_GOV_CLOSED_GATE_FAILED"
+    assert e.value.message.startswith(f"{check}:") and named in e.value.message
+    record = json.loads((ctx.folders.evidence_dir(RUN) / "phases/P11.json").read_text())
+    assert record["state"] == "FAIL" and named in record["message"]
+
+
+def test_p11_without_the_reporters_files_does_not_pass(tmp_path: Path) -> None:
+    ctx, _ = _ctx(tmp_path, None)
+    with pytest.raises(PlatformError) as e:
+        execute(ObsGovClosed(), ctx)
+    assert e.value.code == "OBS_GOV_CLOSED_GATE_FAILED" and "run_completed missing" in e.value.message
