@@ -36,6 +36,9 @@ from runtime.errors import BusUnavailable, PublishAmbiguous, TopicMissing
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
 #: librdkafka gives up on a record after this long (then its outcome is ambiguous).
 DEFAULT_DELIVERY_TIMEOUT_MS = 30_000
+#: How long a poll that already holds records waits for more to fill the batch (a poll with none
+#: waits up to its timeout): librdkafka prefetches, so a full batch rarely needs the wait.
+FILL_WAIT_S = 0.05
 #: Group of the offset-range reader (assigns partitions, never commits); inside the prefix of
 #: CONSUMER_GROUP_ID_PATTERN, the only group prefix the demo stack's Kafka ACL allows.
 WATERMARK_GROUP_ID = "fp-watermarks"
@@ -266,7 +269,10 @@ class KafkaBusConsumer(RunScopedConsumer):
             if left <= 0:
                 break
             try:
-                messages = self._consumer.consume(num_messages=max_records - len(out), timeout=min(left, 1.0))
+                # once records are in hand, wait only briefly for more: a batch that cannot fill
+                # (the end of a backlog, a slow stream) is applied now instead of a second later
+                wait = min(left, 1.0 if not out else FILL_WAIT_S)
+                messages = self._consumer.consume(num_messages=max_records - len(out), timeout=wait)
             except KafkaException as e:
                 raise BusUnavailable(f"consume from {', '.join(self.topics)} failed: {e.args[0]}") from e
             for message in messages:

@@ -9,10 +9,11 @@ still waiting for the caller's durable write. `CommitTracker` computes that safe
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
+
+from runtime.bus.json_codec import loads
 
 PartitionKey = tuple[str, str]  # (topic/stream, partition/shard as text)
 
@@ -25,7 +26,7 @@ def record_run_id(value: bytes) -> str | None:
 def _parse(value: bytes) -> dict[str, Any] | None:
     """The JSON object `value` holds, or None when it holds none."""
     try:
-        document = json.loads(value)
+        document = loads(value)
     except (ValueError, UnicodeDecodeError):
         return None
     return document if isinstance(document, dict) else None

@@ -117,8 +117,11 @@ def admitted(envelope: Any, *, expect: tuple[str, ...] = EVENT_CLASSES) -> Admit
     payload = envelope.get("payload")
     if not isinstance(payload, dict):
         raise RtdlPayloadInvalid(f"{event_class} {eid}: payload is not an object")
-    ts = parse_ts_micros(envelope.get("ts_utc"), f"{event_class} {eid}: ts_utc")
-    if "ts_utc" in payload and parse_ts_micros(payload["ts_utc"], f"{event_class} {eid}: payload.ts_utc") != ts:
+    raw_ts = envelope.get("ts_utc")
+    ts = parse_ts_micros(raw_ts, f"{event_class} {eid}: ts_utc")
+    # the payload's copy is almost always the same string: parsed (and compared) only when it differs
+    if ("ts_utc" in payload and payload["ts_utc"] != raw_ts
+            and parse_ts_micros(payload["ts_utc"], f"{event_class} {eid}: payload.ts_utc") != ts):
         raise RtdlPayloadInvalid(f"{event_class} {eid}: payload.ts_utc {payload['ts_utc']!r} differs from the envelope's "
                                  f"{envelope.get('ts_utc')!r}")
     event_type = envelope.get("event_type")

@@ -6,10 +6,10 @@ topic with a stable id, so a re-published outbox row is recognised downstream as
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
+from runtime.bus.json_codec import loads
 from runtime.bus.port import BusRecord, EbRef
 from runtime.errors import PermanentError
 
@@ -74,7 +74,7 @@ def decode(record: BusRecord) -> InputRecord:
     document: Any = record.document  # parsed once by the run-scoped consumer when it could
     if document is None:
         try:
-            document = json.loads(record.value)
+            document = loads(record.value)
         except (ValueError, UnicodeDecodeError) as e:
             raise RecordUnreadable(f"record at {describe(record.eb_ref)} is not JSON: {e}") from None
     if not isinstance(document, dict):

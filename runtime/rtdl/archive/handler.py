@@ -6,6 +6,7 @@ points at a missing object, and an object whose transaction rolled back is simpl
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from runtime.rtdl.archive.domain import ArchivedRecord, slice_batches
@@ -16,6 +17,9 @@ from runtime.worker.records import InputRecord, OutputRecord
 
 if TYPE_CHECKING:
     from runtime.settings import Settings
+
+#: Object puts of one batch in flight at once (one per partition slice, up to this many).
+PARALLEL_PUTS = 8
 
 
 class ArchiveHandler(StreamHandler):
@@ -28,6 +32,7 @@ class ArchiveHandler(StreamHandler):
         self.store = store
         self.prefix = prefix
         self.platform_run_id = platform_run_id
+        self._puts: ThreadPoolExecutor | None = None
         self.objects_written = 0
         self.records_archived = 0
 
@@ -36,10 +41,18 @@ class ArchiveHandler(StreamHandler):
         return self.topics
 
     def apply(self, conn: Any, records: list[InputRecord]) -> list[OutputRecord]:
-        """Write one object per partition slice and index it."""
-        for batch in slice_batches([ArchivedRecord(r.eb_ref, r.key, r.raw) for r in records]):
-            key = batch.object_key(self.prefix)
-            digest = put_batch(self.store, key, batch)
+        """Write one object per partition slice (the puts run side by side: a batch spans many
+        partitions and each put waits on the object store), then index them in order."""
+        batches = slice_batches([ArchivedRecord(r.eb_ref, r.key, r.raw) for r in records])
+        keys = [batch.object_key(self.prefix) for batch in batches]
+        if len(batches) > 1:
+            if self._puts is None:
+                self._puts = ThreadPoolExecutor(max_workers=PARALLEL_PUTS, thread_name_prefix="archive-put")
+            futures = [self._puts.submit(put_batch, self.store, key, batch) for key, batch in zip(keys, batches, strict=True)]
+            digests = [future.result() for future in futures]  # the first failure is raised, as in a sequential loop
+        else:
+            digests = [put_batch(self.store, key, batch) for key, batch in zip(keys, batches, strict=True)]
+        for batch, key, digest in zip(batches, keys, digests, strict=True):
             if index_batch(conn, self.platform_run_id, batch, key, digest):
                 self.objects_written += 1
                 self.records_archived += len(batch.records)

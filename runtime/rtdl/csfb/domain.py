@@ -142,7 +142,11 @@ class CsfbState:
         Context: stored (earliest wins, redelivery is a no-op) and pending misses it completes
         count as late joins. Traffic: returns its readiness and counts a hit or a miss.
         """
-        event = admitted(envelope, expect=(*ANCHOR_CLASSES, ARRIVAL_EVENTS, *TRAFFIC_CLASSES))
+        return self.apply_event(admitted(envelope, expect=(*ANCHOR_CLASSES, ARRIVAL_EVENTS, *TRAFFIC_CLASSES)))
+
+    def apply_event(self, event: Admitted) -> JoinReadiness | None:
+        """`apply` for a record already read with `admitted` (a store that checked the whole batch
+        first hands the parsed events on instead of reading every envelope twice)."""
         if event.event_class in TRAFFIC_CLASSES:
             return self.observe_traffic(event)
         if event.event_class == ARRIVAL_EVENTS:

@@ -13,7 +13,7 @@ from typing import Any
 from runtime.rtdl import store as progress
 from runtime.rtdl.csfb import store
 from runtime.rtdl.csfb.domain import arrival_of, binding_of
-from runtime.rtdl.events import ANCHOR_CLASSES, ARRIVAL_EVENTS, TRAFFIC_CLASSES, admitted
+from runtime.rtdl.events import ANCHOR_CLASSES, ARRIVAL_EVENTS, TRAFFIC_CLASSES, Admitted, admitted
 from runtime.rtdl.handler import RtdlHandler, topics_for
 from runtime.settings import Settings
 from runtime.worker.handler import StreamHandler
@@ -37,10 +37,10 @@ class CsfbHandler(RtdlHandler):
         flows: set[str] = set()
         sessions: set[str] = set()
         traffic_ids: set[str] = set()
-        times: list[int] = []
+        events: list[Admitted] = []
         for record in records:  # parse everything first: a bad record is refused before any SQL
             event = admitted(record.envelope, expect=INPUT_CLASSES)
-            times.append(event.ts_micros)
+            events.append(event)
             if event.event_class in TRAFFIC_CLASSES:
                 flows.add(event.text("flow_id"))
                 sessions.add(event.text("session_id"))
@@ -54,14 +54,14 @@ class CsfbHandler(RtdlHandler):
         state, loaded = store.load(conn, self.platform_run_id, flows, sessions, traffic_ids)
         marks = progress.load_watermarks(conn, self.platform_run_id, COMPONENT, (progress.partition_of(r) for r in records))
         deltas: progress.CounterDeltas = {}
-        for record, ts in zip(records, times, strict=True):
+        for record, event in zip(records, events, strict=True):
             before = dict(state.counters.__dict__)
-            state.apply(record.envelope)
+            state.apply_event(event)
             topic, partition = progress.partition_of(record)
             for name, value in state.counters.__dict__.items():
                 if value != before[name]:
                     progress.bump(deltas, topic, partition, name, value - before[name])
-            if marks.observe(topic, partition, ts):
+            if marks.observe(topic, partition, event.ts_micros):
                 progress.bump(deltas, topic, partition, "late_events")
         store.save(conn, self.platform_run_id, state, loaded)
         self.finish(conn, marks, deltas)

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from runtime.db.postgres import copy_to_stage
 from runtime.rtdl.csfb.domain import Arrival, CsfbState, FlowBinding, JoinReadiness
 
 COMPONENT = "csfb"
@@ -116,15 +117,19 @@ def save(conn: Any, platform_run_id: str, state: CsfbState, loaded: Loaded) -> N
 def _keep_earlier(conn: Any, platform_run_id: str, table: str, columns: tuple[str, ...], ts_column: str,
                   items: list[FlowBinding] | list[Arrival]) -> None:
     """Upsert `items` keyed by their first column; a held row is replaced only by an earlier
-    (ts, event_id) (the last column is the event id)."""
+    (ts, event_id) (the last column is the event id). The rows go through COPY into a session
+    stage (binding them as arrays dumped every element in Python), then one upsert in key order."""
     if not items:
         return
-    casts = ", ".join("%b::bigint[]" if c == ts_column else "%b::text[]" for c in columns)
+    stage = f"{table}_stage"
+    copy_to_stage(conn, stage, ", ".join(f"{c} {'bigint' if c == ts_column else 'text'}" for c in columns) + ", n integer",
+                  ((*(getattr(item, c) for c in columns), n) for n, item in enumerate(items)))
     conn.execute(
-        f"INSERT INTO {table} AS t (platform_run_id, {', '.join(columns)}) SELECT %s, * FROM unnest({casts})"
+        f"WITH s AS (DELETE FROM {stage} RETURNING *)"
+        f" INSERT INTO {table} AS t (platform_run_id, {', '.join(columns)}) SELECT %s, {', '.join(columns)} FROM s ORDER BY n"
         f" ON CONFLICT (platform_run_id, {columns[0]}) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in columns[1:])}"
         f" WHERE (excluded.{ts_column}, excluded.{columns[-1]}) < (t.{ts_column}, t.{columns[-1]})",
-        (platform_run_id, *[[getattr(item, c) for item in items] for c in columns]),
+        (platform_run_id,),
     )
 
 

@@ -117,6 +117,9 @@ class IegState:
     adjacency: dict[EntityKey, set[EdgeKey]] = field(default_factory=dict)
     per_class: dict[str, ClassCounts] = field(default_factory=dict)
     rejected: int = 0
+    #: False for a batch that is only merged and written (the store's handler): no neighbour queries
+    #: are asked of it, so the adjacency index is not built.
+    track_adjacency: bool = True
 
     def apply(self, envelope: dict[str, Any]) -> Observation:
         """Apply one admitted record of any RTDL input class (a min/max merge: idempotent)."""
@@ -127,14 +130,24 @@ class IegState:
             raise
         counts = self.per_class.setdefault(obs.event_class, ClassCounts())
         counts.records_in += 1
+        counts.entity_writes += len(obs.entities)
+        counts.edge_writes += len(obs.edges)
+        at, entities, edges = obs.at, self.entities, self.edges
         for key in obs.entities:
-            _merge(self.entities, key, obs.at)
-            counts.entity_writes += 1
+            seen = entities.get(key)
+            if seen is None:
+                entities[key] = Seen(at, at)
+            else:
+                seen.merge(at)
         for edge in obs.edges:
-            if _merge(self.edges, edge, obs.at):
-                self.adjacency.setdefault((edge[0], edge[1]), set()).add(edge)
-                self.adjacency.setdefault((edge[3], edge[4]), set()).add(edge)
-            counts.edge_writes += 1
+            seen = edges.get(edge)
+            if seen is None:
+                edges[edge] = Seen(at, at)
+                if self.track_adjacency:
+                    self.adjacency.setdefault((edge[0], edge[1]), set()).add(edge)
+                    self.adjacency.setdefault((edge[3], edge[4]), set()).add(edge)
+            else:
+                seen.merge(at)
         return obs
 
     def neighbours(self, kind: str, entity_id: str, relation: str, other_kind: str,
@@ -216,14 +229,6 @@ def reconcile(per_class: dict[str, ClassCounts], rejected: int, entities_by_kind
         "unexplained": unexplained,
         "status": "PASS" if not unexplained else "FAIL",
     }
-
-
-def _merge(table: dict[Any, Seen], key: Any, at: OrderKey) -> bool:
-    seen = table.get(key)
-    if seen is None:
-        table[key] = Seen(at, at)
-        return True
-    return seen.merge(at)
 
 
 def _seen_row(seen: Seen) -> dict[str, Any]:

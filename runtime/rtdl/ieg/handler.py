@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from runtime.rtdl import store as progress
-from runtime.rtdl.events import ANCHOR_CLASSES, ARRIVAL_ENTITIES, ARRIVAL_EVENTS, TRAFFIC_CLASSES, parse_ts_micros
+from runtime.rtdl.events import ANCHOR_CLASSES, ARRIVAL_ENTITIES, ARRIVAL_EVENTS, TRAFFIC_CLASSES
 from runtime.rtdl.handler import RtdlHandler, topics_for
 from runtime.rtdl.ieg import store
 from runtime.rtdl.ieg.domain import IegState
@@ -33,7 +33,7 @@ class IegHandler(RtdlHandler):
         records = self.without_probes(conn, records)
         if not records:
             return []
-        batch = IegState()
+        batch = IegState(track_adjacency=False)
         marks = progress.load_watermarks(conn, self.platform_run_id, COMPONENT, (progress.partition_of(r) for r in records))
         deltas: progress.CounterDeltas = {}
         for record in records:
@@ -42,7 +42,7 @@ class IegHandler(RtdlHandler):
             progress.bump(deltas, topic, partition, f"records_in.{obs.event_class}")
             progress.bump(deltas, topic, partition, f"entity_writes.{obs.event_class}", len(obs.entities))
             progress.bump(deltas, topic, partition, f"edge_writes.{obs.event_class}", len(obs.edges))
-            if marks.observe(topic, partition, parse_ts_micros(record.envelope["ts_utc"])):
+            if marks.observe(topic, partition, obs.at[0]):
                 progress.bump(deltas, topic, partition, "late_events")
         store.merge_entities(conn, self.platform_run_id, batch.entities)
         store.merge_edges(conn, self.platform_run_id, batch.edges)

@@ -78,3 +78,14 @@ def test_an_arrival_entity_of_an_unknown_kind_is_rejected_and_counted():
     with pytest.raises(RtdlPayloadInvalid, match="entity_type"):
         g.apply(arrival_entity(0, "planet", "earth"))
     assert g.reconciliation()["records_rejected"] == 1 and not g.entities
+
+
+def test_a_batch_merged_without_the_adjacency_index_holds_the_same_entities_edges_and_counts():
+    events = [traffic(s) for s in (30, 10, 20)] + [arrival(5), arrival_entity(6, "card", "crd_1")]
+    indexed, bare = IegState(), IegState(track_adjacency=False)
+    for env in events:
+        indexed.apply(env)
+        bare.apply(env)
+    assert list(bare.canonical_rows()) == list(indexed.canonical_rows())
+    assert bare.reconciliation() == indexed.reconciliation()
+    assert bare.adjacency == {} and indexed.adjacency
