@@ -17,7 +17,8 @@ role, migrated). The run is pinned with the shipped policy bundle (as P1 does).
    (decided_at - admitted_at, `decision_latency`). Goal: p99 < 250 ms.
 
 Size: FP_BENCH_DF_SCALE (engine scale, default 4000: about 21k records) for (1), FP_BENCH_DF_SECONDS
-(default 20) of traffic for (2). `main(smoke=True)` runs both tiny, once.
+(default 20) of traffic for (2); FP_BENCH_DF_PARTS (default `throughput,latency`) picks the parts.
+`main(smoke=True)` runs both tiny, once.
 """
 
 from __future__ import annotations
@@ -231,10 +232,13 @@ def main(smoke: bool = False) -> int:
     scale = 60 if smoke else int(os.environ.get("FP_BENCH_DF_SCALE", "4000"))
     seconds = 1.0 if smoke else float(os.environ.get("FP_BENCH_DF_SECONDS", "20"))
     rate = int(os.environ.get("FP_BENCH_DF_RATE", "1000"))
-    with tempfile.TemporaryDirectory() as tmp:
-        throughput(Path(tmp) / "throughput", scale, 1 if smoke else REPS)
-    with tempfile.TemporaryDirectory() as tmp:
-        latency(Path(tmp) / "latency", seconds, rate, green_wait_s=3.0 if smoke else 20.0)
+    parts = {"throughput", "latency"} if smoke else set(os.environ.get("FP_BENCH_DF_PARTS", "throughput,latency").split(","))
+    if "throughput" in parts:
+        with tempfile.TemporaryDirectory() as tmp:
+            throughput(Path(tmp) / "throughput", scale, 1 if smoke else REPS)
+    if "latency" in parts:
+        with tempfile.TemporaryDirectory() as tmp:
+            latency(Path(tmp) / "latency", seconds, rate, green_wait_s=3.0 if smoke else 20.0)
     return 0
 
 
