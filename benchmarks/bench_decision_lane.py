@@ -151,7 +151,7 @@ def throughput(work: Path, scale: int, reps: int) -> None:
               f"  (degraded {decided[1]}, posture GREEN)")
 
 
-def latency(work: Path, seconds: float, rate: int, *, green_wait_s: float = 20.0) -> None:
+def latency(work: Path, seconds: float, rate: int, *, green_wait_s: float = 20.0, warm_up: int = WARM_UP) -> None:
     """(2): admission-to-decision p50/p99 at a steady `rate` events/s through running worker processes."""
     with servers(work) as s:
         pin(s.settings, RUN_LIVE)
@@ -166,18 +166,18 @@ def latency(work: Path, seconds: float, rate: int, *, green_wait_s: float = 20.0
                     procs.append((subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT), tuple(argv)))
             posture = wait_green(s.dsn, RUN_LIVE, green_wait_s)
             wanted = int(seconds * rate)
-            records = records_of(s.settings, RUN_LIVE, max(60, (wanted + WARM_UP) // 5))[:wanted + WARM_UP]
+            records = records_of(s.settings, RUN_LIVE, max(60, (wanted + warm_up) // 5))[:wanted + warm_up]
             pub = bus_publisher(s.settings)
             # warm-up: the workers' consumer groups join (seconds on a fresh broker) before anything is measured
             with connect(s.dsn) as conn:
-                for i in range(0, WARM_UP, 100):
+                for i in range(0, warm_up, 100):
                     admit(conn, RUN_LIVE, records[i:i + 100], pub.publish([r for _, r in records[i:i + 100]]))
-            warm_traffic = sum(1 for cls, _ in records[:WARM_UP] if cls in TRAFFIC_CLASSES)
+            warm_traffic = sum(1 for cls, _ in records[:warm_up] if cls in TRAFFIC_CLASSES)
             warmed = wait_decided(s.dsn, RUN_LIVE, warm_traffic, 120.0)
             with connect(s.dsn) as conn:
                 now: Any = conn.execute("SELECT now()").fetchone()
                 mark = now[0]
-            records = records[WARM_UP:]
+            records = records[warm_up:]
             traffic = sum(1 for cls, _ in records if cls in TRAFFIC_CLASSES)
             tick = 0.02
             per_tick = max(1, int(rate * tick))
@@ -271,7 +271,7 @@ def main(smoke: bool = False) -> int:
             throughput(Path(tmp) / "throughput", scale, 1 if smoke else REPS)
     if "latency" in parts:
         with tempfile.TemporaryDirectory() as tmp:
-            latency(Path(tmp) / "latency", seconds, rate, green_wait_s=3.0 if smoke else 20.0)
+            latency(Path(tmp) / "latency", seconds, rate, green_wait_s=3.0 if smoke else 20.0, warm_up=0 if smoke else WARM_UP)
     return 0
 
 
