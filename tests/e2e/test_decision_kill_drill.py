@@ -148,7 +148,10 @@ def _replay_drill(lane: Lane) -> dict[str, Any]:
     assert after[1] == before[1]  # byte-identical decision records, none new
     assert after[2] == before[2]  # the outbox holds the same bytes: nothing new reached the bus
     assert after[0].effects == before[0].effects  # 0 new actions ...
-    assert after[0].duplicates_prevented - before[0].duplicates_prevented == before[0].intents  # ... each counted
+    # ... each intent record on the bus counted once more: every intent, plus the copies a DF killed
+    # between publishing its outbox and marking it published put on the bus (AL counted those
+    # live; redeliveries within AL's own group are skipped by its positions, never counted)
+    assert after[0].duplicates_prevented - before[0].duplicates_prevented == before[0].intents + before[0].duplicates_prevented
     assert after[0].audit == before[0].audit and after[0].lineage_unresolved_total == 0  # nothing new in the audit
     return {"replay_seconds": round(seconds, 1), "duplicates_prevented": after[0].duplicates_prevented}
 
