@@ -1,8 +1,14 @@
 """`make demo`: the main job an operator runs first, end to end on the local substrate.
 
-Brings the substrate up (P(-1), P0), runs P1..P9 with Gate-200 (the planes after P9 are not built
-yet), tears down (P12, also after a failure), validates the evidence bundle it wrote, prints the
-phase table and where the bundle is. Exit 0 only if every step passed.
+Brings the substrate up (P(-1), P0), runs P1..P10 with Gate-200 (the planes after P10 are not
+built yet), tears down (P12, also after a failure), validates the evidence bundle it wrote, prints
+the phase table and where the bundle is. Exit 0 only if every step passed.
+
+The demo's world is seed 42 at engine scale 2000 (DEMO_SCALE), the one the end-to-end suite runs:
+its first 200 traffic events hold fraud flows, so the slice exercises every plane (cases and
+labels included). At the scale a Gate-200 run gets by default (4000) they hold none (0 of 101
+flows), no decision needs a human and P10 rightly fails with CASE_LABELS_NO_TRIGGERS
+(docs/decisions.md, "Decision lane follows stream progress").
 """
 
 from __future__ import annotations
@@ -20,14 +26,21 @@ from runtime.errors import PlatformError
 from runtime.evidence.bundle import validate_bundle
 from runtime.store.local import FolderStore
 
+#: The demo's engine scale: seed 42's world at 2000 (the engine's minimum, what the end-to-end
+#: suite runs) has fraud flows among its first 200 traffic events; at 4000 it has none.
+DEMO_SCALE = 2000
+
 
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; returns the process exit code."""
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__)
     parser.add_argument("--env", default=None, help="local_parity (the only environment the demo runs on)")
     parser.add_argument("--bus", default=None, help="kinesis or kafka")
-    parser.add_argument("--to", default="P9", help="last phase of the run (the later planes are not built yet)")
+    parser.add_argument("--to", default="P10", help="last phase of the run (the later planes are not built yet)")
     parser.add_argument("--gate", type=int, default=200, help="bounded gate: events per output")
+    parser.add_argument("--seed", type=int, default=None, help="oracle world seed (default 42)")
+    parser.add_argument("--scale", type=int, default=DEMO_SCALE,
+                        help=f"oracle engine scale (default {DEMO_SCALE}: a world whose Gate-200 slice holds fraud flows)")
     args = parser.parse_args(argv)
     try:
         registry = registry_for(args.env)
@@ -38,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"P(-1) PACKAGING_READY, P0 SUBSTRATE_READY: PASS  run {up.platform_run_id}")
         try:
             run = dev_min_run_local(registry, Slice(to=args.to), gate=args.gate, bus=None,
-                                    progress=lambda pid, name: console.print(f"{pid} {name} ..."))
+                                    progress=lambda pid, name: console.print(f"{pid} {name} ..."),
+                                    options={"seed": args.seed, "scale": args.scale})
             console.print(f"P1..{args.to}: PASS  run {run.platform_run_id} (Gate-{args.gate}: partial, never Spine Green)")
         finally:
             down = dev_min_down_local(registry)

@@ -4,16 +4,20 @@ Kill drill: the spine runs to P8 on the Kafka bus, then the rtdl_decision_lane p
 whole traffic stream while DF, AL and DLA are SIGKILLed at random moments (only our own pack's
 children, by pid) and the pack restarts them. Afterwards every admitted traffic event has exactly
 one decision, every intent exactly one effect and one audited outcome, lineage_unresolved_total is
-0, the audit chain verifies, the decision digest equals that of an uninterrupted run of the same
-seed and gate on the same substrate, and a sampler that ran the whole time never saw a committed
-offset ahead of the durable position of its group.
+0, the audit chain verifies, every decision was taken GREEN on complete inputs (the lane is
+healthy: a kill costs time, never features), the decisions are exactly those an uninterrupted DF
+takes from the same events (the backtest below: the run's archive decided again, in one pass,
+through the same code), and a sampler that ran the whole time never saw a committed offset ahead
+of the durable position of its group. (An uninterrupted second spine run as the reference doubled
+the drill's time for the same proof: a healthy run's decisions are a function of its events.)
 
-Replay drill (on the uninterrupted run): DF, AL and DLA re-read their topics under a second
-consumer group (`run --replay-group r1`): byte-identical decision records and outbox bytes, no new
-effect (every intent counted once more as a duplicate prevented), no new audit record.
+Replay drill (on the drilled run): DF, AL and DLA re-read their topics under a second consumer
+group (`run --replay-group r1`): byte-identical decision records and outbox bytes, no new effect
+(every intent counted once more as a duplicate prevented), no new audit record.
 
 Backtest (on the same run): the run's RTDL archive decided again with the live bundle reproduces
-the live decisions exactly; a candidate with a lower REVIEW threshold changes the expected ones.
+the live decisions exactly (same cores, same digest); a candidate with a lower REVIEW threshold
+changes the expected ones.
 
 Sizes: FP_DRILL_DECISION_KILLS kills per worker (default 3; `make drills`: 10) and
 FP_DRILL_DECISION_GATE events per output (default 300; `make drills`: 5000, i.e. 20k events).
@@ -144,7 +148,10 @@ def _replay_drill(lane: Lane) -> dict[str, Any]:
     assert after[1] == before[1]  # byte-identical decision records, none new
     assert after[2] == before[2]  # the outbox holds the same bytes: nothing new reached the bus
     assert after[0].effects == before[0].effects  # 0 new actions ...
-    assert after[0].duplicates_prevented - before[0].duplicates_prevented == before[0].intents  # ... each counted
+    # ... each intent record on the bus counted once more: every intent, plus the copies a DF killed
+    # between publishing its outbox and marking it published put on the bus (AL counted those
+    # live; redeliveries within AL's own group are skipped by its positions, never counted)
+    assert after[0].duplicates_prevented - before[0].duplicates_prevented == before[0].intents + before[0].duplicates_prevented
     assert after[0].audit == before[0].audit and after[0].lineage_unresolved_total == 0  # nothing new in the audit
     return {"replay_seconds": round(seconds, 1), "duplicates_prevented": after[0].duplicates_prevented}
 
@@ -165,6 +172,7 @@ def _backtest(lane: Lane, tmp: Path) -> dict[str, Any]:
     live = docs["live"]
     assert live["live_reproduced"]["exact"] and live["live_reproduced"]["identical"] == live["traffic_events"]
     assert live["live_reproduced"]["backtest_digest"] == live["live_reproduced"]["live_digest"]
+    live_digest = live["live_reproduced"]["live_digest"]
     assert live["changed"]["changed"] == 0 and live["actions_taken"] == 0
     cand = docs["candidate"]["changed"]
     assert cand["changed"] > 0
@@ -172,7 +180,7 @@ def _backtest(lane: Lane, tmp: Path) -> dict[str, Any]:
     assert cand["outcomes_after"].get("DECLINE") == cand["outcomes_before"].get("DECLINE")
     q_live, q_cand = docs["candidate"]["quality"]["live"]["flow"], docs["candidate"]["quality"]["candidate"]["flow"]
     assert q_cand["flagged"] > q_live["flagged"] and q_cand["recall"] >= q_live["recall"]
-    return {"transitions": cand["by_transition"], "flow_live": q_live, "flow_candidate": q_cand}
+    return {"transitions": cand["by_transition"], "flow_live": q_live, "flow_candidate": q_cand, "live_digest": live_digest}
 
 
 @pytest.mark.slow
@@ -199,18 +207,10 @@ def test_sigkilled_df_al_dla_decide_act_and_audit_everything_once_as_an_uninterr
     _assert_lane_whole(drilled)
     assert ok, problems
     assert sampler.samples > 0 and not sampler.violations, sampler.violations[:5]
-    # The reference: an uninterrupted run of the same seed, gate and bus on the same substrate.
-    reference = Lane()
-    assert reference.run_id != lane.run_id
-    try:
-        assert reference.backend.start_pack(PACK, reference.run_id).running
-        expected = wait_settled(reference.dsn, reference.run_id, WAIT_S)
-    finally:
-        reference.backend.stop_pack(PACK)
-    _assert_lane_whole(expected)
-    assert drilled.digest == expected.digest
-    assert (drilled.by_outcome, drilled.by_posture, drilled.degraded) == (expected.by_outcome, expected.by_posture, 0)
-    replay = _replay_drill(reference)
-    backtest = _backtest(reference, tmp_path)
+    # a healthy lane decides GREEN on complete inputs however often DF is killed
+    assert (drilled.by_posture, drilled.degraded) == ({"GREEN": drilled.decisions}, 0), (drilled.by_posture, drilled.degraded)
+    replay = _replay_drill(lane)
+    backtest = _backtest(lane, tmp_path)  # the reference: the same events decided again in one uninterrupted pass
+    assert backtest["live_digest"] == drilled.digest
     print(f"\ndecision kill drill: gate {GATE}, {drilled.decisions} decisions, {drilled.intents} intents, kills {kills_at_settle}"
           f" (by settle), {seconds:.0f}s; sampler {sampler.samples} samples; replay {replay}; backtest {backtest}")

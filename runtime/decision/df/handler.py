@@ -8,10 +8,11 @@ Per batch, inside the worker's transaction:
 2. events already decided (decision_id = H(run, class, event, policy digest) held in
    `df_decisions`: a redelivery past the positions, a replay under a new consumer group) are not
    decided again: the held record and its intents are produced again with the same ids and bytes;
-3. for the rest DF needs, as of each event: OFP, IEG and CSFB complete up to the event's time
-   (`store.upstream_complete`), a posture recorded by DL, and IG's receipt (provenance). While
-   any is missing the batch is **held**: `DecisionInputsPending` (a TransientError) rolls the
-   transaction back and the worker retries the same batch with its back-off, up to
+3. for the rest DF needs, as of each event: OFP, IEG and CSFB complete for it
+   (`store.upstream_complete`: everything admitted before the event applied), a posture recorded
+   by DL, and IG's receipt (provenance). While any is missing the batch is **held**: the attempt
+   re-checks every POLL_S for up to HOLD_MS, then `DecisionInputsPending` (a TransientError)
+   rolls the transaction back and the worker retries the same batch with its back-off, up to
    `DF_INPUT_WAIT_MS` from the first attempt. After that bound DF decides with what it has, each
    missing input an explicit degrade reason on the record (`FEATURES_LATE`, `GRAPH_LATE`,
    `CONTEXT_MISSING`), no posture yet = RED (DL's own rule before its first observation), no
@@ -56,6 +57,12 @@ COMPONENT = "df"
 PRODUCER = "decision_fabric"
 #: The RTDL stores DF reads, by component name.
 UPSTREAMS = ("ofp", "ieg", "csfb")
+#: While a batch's inputs are pending, DF re-checks them this often inside one attempt (the
+#: worker's back-off, 0.2 s doubling, is for failures: a store ~50 ms behind must not cost seconds).
+POLL_S = 0.02
+#: How long one attempt re-checks before handing the batch back to the worker (which then backs
+#: off and retries): bounded, so a stop signal and the health writes are not held up.
+HOLD_MS = 1000
 
 
 class DecisionInputsPending(TransientError):
@@ -95,8 +102,9 @@ class DecisionFabricHandler(StreamHandler):
 
     def __init__(self, platform_run_id: str, topics: Sequence[str], output_topic: str, policy: Policy, pinned_digest: str,
                  upstreams: Sequence[store.Upstream], *, wait_ms: int,
-                 key_fields: Sequence[str] = DEFAULT_IDEMPOTENCY_FIELDS,
-                 clock: Callable[[], float] = time.monotonic, now_utc: Callable[[], str] = utc_iso):
+                 key_fields: Sequence[str] = DEFAULT_IDEMPOTENCY_FIELDS, hold_ms: int = 0,
+                 clock: Callable[[], float] = time.monotonic, now_utc: Callable[[], str] = utc_iso,
+                 sleep: Callable[[float], None] = time.sleep):
         require_pinned(policy, pinned_digest)
         self.platform_run_id = platform_run_id
         self.topics = list(topics)
@@ -105,6 +113,10 @@ class DecisionFabricHandler(StreamHandler):
         self.pinned_digest = pinned_digest
         self.upstreams = list(upstreams)
         self.wait_s = max(0, wait_ms) / 1000
+        #: how long one attempt re-checks pending inputs (every POLL_S) before it hands the batch
+        #: back to the worker's back-off; 0: hand it back at once.
+        self.hold_s = min(self.wait_s, max(0, hold_ms) / 1000)
+        self.sleep = sleep
         self.key_fields = tuple(key_fields)
         self.clock = clock
         self.now_utc = now_utc
@@ -157,23 +169,30 @@ class DecisionFabricHandler(StreamHandler):
     def decide(self, conn: Any, fresh: list[tuple[InputRecord, Admitted, str]]) -> dict[str, DecisionRecord]:
         """Decide the new events of a batch (or hold the batch while its inputs are pending)."""
         topics = {t for u in self.upstreams for t in u.topics}
-        run_last = store.run_last_offsets(conn, self.platform_run_id, topics)
         newest = max(e.ts_micros for _, e, _ in fresh)
-        complete = {u.component: store.upstream_complete(conn, self.platform_run_id, u, newest, run_last) for u in self.upstreams}
-        posture = store.current_posture(conn, self.platform_run_id)
-        receipts = store.admissions(conn, self.platform_run_id, [(e.event_class, e.event_id) for _, e, _ in fresh])
-        pending = [name for name, ok in complete.items() if not ok]
-        pending += ["posture"] if posture is None else []
-        pending += ["receipts"] if len(receipts) < len(fresh) else []
         ids = [d for _, _, d in fresh]
-        if pending and not self.waited_out(ids):
-            self._counts["df_waits"] += 1
-            raise DecisionInputsPending(f"{len(fresh)} event(s) up to {micros_to_iso(newest)}: waiting for "
-                                        f"{', '.join(pending)}")
+        hold_until = self.clock() + self.hold_s
+        while True:
+            run_last = store.run_last_offsets(conn, self.platform_run_id, topics)
+            posture = store.current_posture(conn, self.platform_run_id)
+            receipts = store.admissions(conn, self.platform_run_id, [(e.event_class, e.event_id) for _, e, _ in fresh])
+            admitted_by = max((r[1] for r in receipts.values()), default=None)
+            complete = {u.component: store.upstream_complete(conn, self.platform_run_id, u, newest, run_last, admitted_by)
+                        for u in self.upstreams}
+            pending = [name for name, ok in complete.items() if not ok]
+            pending += ["posture"] if posture is None else []
+            pending += ["receipts"] if len(receipts) < len(fresh) else []
+            if not pending or self.waited_out(ids):
+                break
+            if self.clock() >= hold_until:
+                self._counts["df_waits"] += 1
+                raise DecisionInputsPending(f"{len(fresh)} event(s) up to {micros_to_iso(newest)}: waiting for "
+                                            f"{', '.join(pending)}")
+            self.sleep(POLL_S)
         per_event = None
         if pending:
             self._counts["df_waited_out"] += 1
-            per_event = self.complete_per_event(conn, fresh, run_last, complete)
+            per_event = self.complete_per_event(conn, fresh, run_last, complete, receipts)
         for did in ids:
             self._first_wait.pop(did, None)
         if posture is None:
@@ -197,14 +216,15 @@ class DecisionFabricHandler(StreamHandler):
         return out
 
     def complete_per_event(self, conn: Any, fresh: list[tuple[InputRecord, Admitted, str]], run_last: dict[store.Partition, int],
-                           batch: dict[str, bool]) -> dict[str, dict[str, bool]]:
+                           batch: dict[str, bool], receipts: dict[tuple[str, str], tuple[str, str]]) -> dict[str, dict[str, bool]]:
         """After the wait: which store is complete for each event on its own (an earlier event of
-        the batch may be complete where the newest is not)."""
+        the batch, admitted earlier, may be complete where the newest is not)."""
         out: dict[str, dict[str, bool]] = {}
         for _, event, did in fresh:
-            out[did] = {u.component: batch[u.component] or store.upstream_complete(conn, self.platform_run_id, u,
-                                                                                    event.ts_micros, run_last)
-                        for u in self.upstreams}
+            receipt = receipts.get((event.event_class, event.event_id))
+            out[did] = {u.component: batch[u.component] or store.upstream_complete(
+                conn, self.platform_run_id, u, event.ts_micros, run_last, receipt[1] if receipt else None)
+                for u in self.upstreams}
         return out
 
     def waited_out(self, decision_ids: list[str]) -> bool:
@@ -259,5 +279,5 @@ def build(settings: Settings, platform_run_id: str) -> StreamHandler:
                                 tuple(build_handler(name, settings, platform_run_id).input_topics())) for name in UPSTREAMS]
     return DecisionFabricHandler(
         platform_run_id, topics_for(settings, TRAFFIC_CLASSES), registry.topic("FP_BUS_RTDL_V1").name, load_policy(),
-        pinned_digest(settings, platform_run_id), upstreams, wait_ms=registry.integer("DF_INPUT_WAIT_MS"),
+        pinned_digest(settings, platform_run_id), upstreams, wait_ms=registry.integer("DF_INPUT_WAIT_MS"), hold_ms=HOLD_MS,
         key_fields=[str(f) for f in registry.value("ACTION_IDEMPOTENCY_KEY_FIELDS")])

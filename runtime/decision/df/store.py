@@ -10,11 +10,16 @@ earliest of each, so an earlier one is the one the in-memory state held then). T
 already hold later records; they never change an answer. A batch costs five reads, not a dozen
 per event.
 
-**Completeness.** A store answers for an event only once it has applied everything before it:
-`upstream_complete` holds when, on every partition of the component's input topics that carries
-records of the run, its event-time watermark has reached the event's time, or its consumer group's
-durable position has reached the last record IG admitted there (an idle partition: nothing more
-to wait for). DF waits on this (bounded) before it decides.
+**Completeness.** A store answers for an event only once it has applied everything that came
+before it: `upstream_complete` holds when, on every partition of the component's input topics
+that carries records of the run, its event-time watermark has reached the event's time, or its
+consumer group has made durable every record IG had admitted there by the time it admitted the
+event (`claimed_at` at or before the event's ADMIT receipt). The cut is the event's own
+admission, not the run's newest one: while a run streams, IG admits new records on every
+partition all the time, and a store chasing the newest admission is never done; what IG admits
+after the event cannot be what the event's decision waits for. Each output of WSP runs at its
+own pace in event time, so a partition's watermark alone may trail the event for the whole
+stream. DF waits on this (bounded) before it decides.
 
 **Decisions** go to `df_decisions` (migration 0610, append-only, unique on decision_id) with
 INSERT ... ON CONFLICT DO NOTHING in the worker's transaction. The read functions at the end are
@@ -204,15 +209,28 @@ def group_positions(conn: Any, consumer_group: str) -> dict[Partition, int]:
 
 
 def upstream_complete(conn: Any, platform_run_id: str, upstream: Upstream, ts_micros: int,
-                      run_last: dict[Partition, int]) -> bool:
-    """Whether the store has applied everything of the run before `ts_micros` (see the module docstring)."""
+                      run_last: dict[Partition, int], admitted_by: str | None = None) -> bool:
+    """Whether the store has applied everything of the run it needs for an event at `ts_micros`
+    admitted at `admitted_by` (see the module docstring): per partition, its watermark passed the
+    event's time, or its group applied every record IG admitted there (by then, when
+    `admitted_by` is given: what IG admits after the event does not hold it back)."""
     marks = {(r["topic"], r["partition"]): r["max_event_ts_micros"]
              for r in progress.watermark_rows(conn, platform_run_id, upstream.component)}
     waiting = [p for p in run_last if p[0] in upstream.topics and marks.get(p, -1) < ts_micros]
     if not waiting:
         return True
     positions = group_positions(conn, upstream.consumer_group)
-    return all(positions.get(p, -1) >= run_last[p] for p in waiting)
+    behind = [p for p in sorted(waiting) if positions.get(p, -1) < run_last[p]]
+    if not behind or admitted_by is None:
+        return not behind
+    for topic, partition in behind:
+        row = conn.execute(
+            "SELECT 1 FROM ig_admissions WHERE platform_run_id = %s AND eb_ref->>'topic' = %s AND eb_ref->>'partition' = %s"
+            " AND (eb_ref->>'offset')::numeric > %s AND claimed_at <= %s::timestamptz LIMIT 1",
+            (platform_run_id, topic, partition, positions.get((topic, partition), -1), admitted_by)).fetchone()
+        if row is not None:
+            return False
+    return True
 
 
 # -- provenance: IG's receipts ------------------------------------------------------------------------

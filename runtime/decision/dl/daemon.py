@@ -3,8 +3,8 @@
 DL consumes no topic: its inputs are durable state and the other workers' health, so it is not a
 stream handler but a tick every `DL_EVAL_INTERVAL_MS`. Each tick, in one transaction:
 
-- **watermark lag** of OFP, CSFB and IEG from `rtdl_watermarks`, their durable positions and IG's
-  admissions (`dl.store.lags`);
+- **admission lag** of OFP, CSFB and IEG: seconds since IG admitted the oldest record each has
+  not made durable yet, from their durable positions and IG's admissions (`dl.store.lags`);
 - **consumer lag**: the largest `lag_total` in the rtdl_core workers' `last_health.json`; a health
   file older than `STALE_AFTER_S` (a stopped or hung worker) or missing makes it unknown (AMBER);
 - **join-miss ratio** from CSFB's counters; **bus** health: the bus admin answers for the traffic
@@ -77,8 +77,8 @@ def observe(conn: Any, platform_run_id: str, sources: HealthSources) -> Health:
         bus_ok = True
     except PlatformError:
         bus_ok = False
-    return Health(ofp_watermark_lag_seconds=lag.get("ofp"), csfb_watermark_lag_seconds=lag.get("csfb"),
-                  ieg_watermark_lag_seconds=lag.get("ieg"), consumer_lag_records=consumer_lag(sources),
+    return Health(ofp_lag_seconds=lag.get("ofp"), csfb_lag_seconds=lag.get("csfb"), ieg_lag_seconds=lag.get("ieg"),
+                  consumer_lag_records=consumer_lag(sources),
                   join_miss_ratio=store.join_miss_ratio(conn, platform_run_id), bus_ok=bus_ok, db_ok=True)
 
 

@@ -1,12 +1,13 @@
 """The degrade ladder (DL): the lane's posture GREEN / AMBER / RED from health inputs, with hysteresis.
 
-Health inputs are what DF depends on: how far OFP and CSFB (and IEG) are behind (watermark lag
-in event time and consumer lag in records), the share of join misses, and whether the bus and the
-database answer. Each input is judged against AMBER and RED limits; the worst judgement is the
-candidate posture. Worsening takes effect at once (a decision must never be taken on a posture
-better than the facts); improving needs the better candidate on `recover_after` consecutive
-evaluations, one level at a time, so a flapping input does not make the posture flap. Every
-change is a `PostureEntry`, the unit of the append-only posture history.
+Health inputs are what DF depends on: how far OFP and CSFB (and IEG) are behind the stream (the
+admission lag: seconds since IG admitted the oldest record the store has not applied yet, and
+consumer lag in records), the share of join misses, and whether the bus and the database answer.
+Each input is judged against AMBER and RED limits; the worst judgement is the candidate posture.
+Worsening takes effect at once (a decision must never be taken on a posture better than the
+facts); improving needs the better candidate on `recover_after` consecutive evaluations, one
+level at a time, so a flapping input does not make the posture flap. Every change is a
+`PostureEntry`, the unit of the append-only posture history.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ class HealthInvalid(PermanentError):
 class Health:
     """One health observation of the lane's inputs (None = not measured, which counts as unknown)."""
 
-    ofp_watermark_lag_seconds: float | None
-    csfb_watermark_lag_seconds: float | None
-    ieg_watermark_lag_seconds: float | None
+    ofp_lag_seconds: float | None
+    csfb_lag_seconds: float | None
+    ieg_lag_seconds: float | None
     consumer_lag_records: int | None
     join_miss_ratio: float | None
     bus_ok: bool
@@ -43,8 +44,10 @@ class Health:
 class Limits:
     """AMBER and RED limits of each health input (the RED limit above the AMBER one)."""
 
-    watermark_lag_amber_seconds: float = 30.0
-    watermark_lag_red_seconds: float = 300.0
+    #: admission lag (wall seconds): a healthy store applies a record well within a second of its
+    #: admission; a burst of a few thousand records takes a few seconds on a small machine.
+    lag_amber_seconds: float = 5.0
+    lag_red_seconds: float = 60.0
     consumer_lag_amber_records: int = 5_000
     consumer_lag_red_records: int = 50_000
     join_miss_amber_ratio: float = 0.05
@@ -70,10 +73,9 @@ def judge(health: Health, limits: Limits) -> tuple[str, list[str]]:
         reasons.append(("RED", "BUS_UNAVAILABLE"))
     if not health.db_ok:
         reasons.append(("RED", "DB_UNAVAILABLE"))
-    for name, value in (("ofp_watermark_lag", health.ofp_watermark_lag_seconds),
-                        ("csfb_watermark_lag", health.csfb_watermark_lag_seconds),
-                        ("ieg_watermark_lag", health.ieg_watermark_lag_seconds)):
-        grade(value, limits.watermark_lag_amber_seconds, limits.watermark_lag_red_seconds, name)
+    for name, value in (("ofp_lag", health.ofp_lag_seconds), ("csfb_lag", health.csfb_lag_seconds),
+                        ("ieg_lag", health.ieg_lag_seconds)):
+        grade(value, limits.lag_amber_seconds, limits.lag_red_seconds, name)
     grade(health.consumer_lag_records, limits.consumer_lag_amber_records, limits.consumer_lag_red_records, "consumer_lag")
     if health.join_miss_ratio is not None and health.join_miss_ratio > 1:
         raise HealthInvalid(f"join_miss_ratio {health.join_miss_ratio} is above 1")

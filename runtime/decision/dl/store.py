@@ -5,16 +5,18 @@ with the row of the highest seq. The ladder is restored from it on start, so a r
 continues the sequence (its hysteresis streak starts again: a restart never improves the posture
 sooner than `recover_after` observations).
 
-Health inputs from the stores: each RTDL component's **watermark lag** is how far (event time) its
-slowest partition that still has admitted records to read is behind the stream's front (the
-newest event time any RTDL component has read); a component that has read everything IG admitted
-on its partitions has lag 0. The **join-miss ratio** is CSFB's unresolved misses (misses less
-late joins) over its joins for the run.
+Health inputs from the stores: each RTDL component's **admission lag** is how long ago (wall
+seconds, the database's clock) IG admitted the oldest record on the component's partitions that
+its consumer group has not made durable yet; a component that has applied everything IG admitted
+has lag 0. It follows stream progress: event time is no measure of it, because a replayed stream
+runs its event time a thousand times faster than the wall clock and each output of WSP at its
+own pace, so a store a few hundred milliseconds behind is hours behind in event time. The
+**join-miss ratio** is CSFB's unresolved misses (misses less late joins) over its joins for the
+run, 0 before its first traffic event (nothing missed).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -22,8 +24,6 @@ from psycopg.types.json import Jsonb
 from runtime.decision.df.store import Partition, Upstream, group_positions, run_last_offsets
 from runtime.decision.dl.domain import DegradeLadder, Limits, PostureEntry
 from runtime.rtdl import store as progress
-
-SECOND = 1_000_000
 
 
 def append_posture(conn: Any, platform_run_id: str, entry: PostureEntry) -> bool:
@@ -50,41 +50,36 @@ def restore_ladder(conn: Any, platform_run_id: str, limits: Limits) -> DegradeLa
     return DegradeLadder(limits=limits, history=posture_history(conn, platform_run_id))
 
 
-def stream_front_micros(conn: Any, platform_run_id: str, components: Iterable[str]) -> int | None:
-    """The newest event time any of `components` has read for the run (None before any)."""
-    row = conn.execute("SELECT max(max_event_ts_micros) FROM rtdl_watermarks WHERE platform_run_id = %s"
-                       " AND component = ANY(%s::text[])", (platform_run_id, list(components))).fetchone()
-    return None if row is None or row[0] is None else int(row[0])
-
-
-def watermark_lag_seconds(conn: Any, platform_run_id: str, upstream: Upstream, front: int | None,
-                          run_last: dict[Partition, int]) -> float | None:
-    """How far (seconds of event time) the component's slowest unfinished partition is behind the
-    front; 0 when it has read everything admitted; None when a partition it must read has no
-    watermark yet while others have moved on (unknown)."""
+def admission_lag_seconds(conn: Any, upstream: Upstream, platform_run_id: str, run_last: dict[Partition, int]) -> float:
+    """Seconds since IG admitted the oldest record of the run the component has not applied, over
+    its partitions (0 when it applied everything admitted). One index probe per partition behind."""
     positions = group_positions(conn, upstream.consumer_group)
-    unfinished = [p for p in run_last if p[0] in upstream.topics and positions.get(p, -1) < run_last[p]]
-    if not unfinished or front is None:
-        return 0.0
-    marks = {(r["topic"], r["partition"]): r["max_event_ts_micros"]
-             for r in progress.watermark_rows(conn, platform_run_id, upstream.component)}
-    if any(p not in marks for p in unfinished):
-        return None
-    return max(0.0, (front - min(marks[p] for p in unfinished)) / SECOND)
+    worst = 0.0
+    for p in sorted(run_last):
+        position = positions.get(p, -1)
+        if p[0] not in upstream.topics or position >= run_last[p]:
+            continue
+        row = conn.execute(
+            "SELECT extract(epoch FROM now() - claimed_at) FROM ig_admissions WHERE platform_run_id = %s"
+            " AND eb_ref->>'topic' = %s AND eb_ref->>'partition' = %s AND (eb_ref->>'offset')::numeric > %s"
+            " ORDER BY (eb_ref->>'offset')::numeric LIMIT 1", (platform_run_id, p[0], p[1], position)).fetchone()
+        if row is not None and row[0] is not None:
+            worst = max(worst, float(row[0]))
+    return round(worst, 3)
 
 
-def join_miss_ratio(conn: Any, platform_run_id: str) -> float | None:
-    """CSFB's unresolved join misses over its joins for the run (None before its first traffic
-    event). A miss whose context came later (a late join) does not count: whether CSFB read a
-    traffic event before its flow anchor depends on consumption order, not on the data, and DF's
-    point-in-time join sees the earlier anchor either way."""
+def join_miss_ratio(conn: Any, platform_run_id: str) -> float:
+    """CSFB's unresolved join misses over its joins for the run. A miss whose context came later (a
+    late join) does not count: whether CSFB read a traffic event before its flow anchor depends on
+    consumption order, not on the data, and DF's point-in-time join sees the earlier anchor either
+    way. Before CSFB's first traffic event the ratio is 0: nothing was missed (a stopped CSFB shows
+    in its lag and its stale health instead)."""
     totals = progress.counter_totals(conn, platform_run_id, "csfb")
     hits, misses, late = totals.get("join_hits", 0), totals.get("join_misses", 0), totals.get("late_joins", 0)
-    return None if hits + misses == 0 else max(0, misses - late) / (hits + misses)
+    return 0.0 if hits + misses == 0 else max(0, misses - late) / (hits + misses)
 
 
 def lags(conn: Any, platform_run_id: str, upstreams: list[Upstream]) -> dict[str, float | None]:
-    """component -> watermark lag seconds, for every upstream (one read of IG's admissions)."""
+    """component -> admission lag seconds, for every upstream (one read of IG's last offsets)."""
     run_last = run_last_offsets(conn, platform_run_id, {t for u in upstreams for t in u.topics})
-    front = stream_front_micros(conn, platform_run_id, [u.component for u in upstreams])
-    return {u.component: watermark_lag_seconds(conn, platform_run_id, u, front, run_last) for u in upstreams}
+    return {u.component: admission_lag_seconds(conn, u, platform_run_id, run_last) for u in upstreams}

@@ -5,6 +5,7 @@ byte for byte, bad records refused."""
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -178,6 +179,66 @@ def test_a_store_is_complete_once_its_watermark_passes_the_event_or_it_read_all_
         conn.execute("INSERT INTO worker_positions (consumer_group, topic, partition, position) VALUES (%s, %s, '0', 10)",
                      (ofp.consumer_group, TRAFFIC_TOPIC))
         assert store.upstream_complete(conn, run, ofp, 101, last)
+
+
+def _admission(conn: Any, run: str, offset: int, *, ago_s: float = 0.0) -> None:
+    conn.execute("INSERT INTO ig_admissions (platform_run_id, event_class, event_id, payload_hash, state, eb_ref, claimed_at)"
+                 " VALUES (%s, 'traffic_fraud', %s, 'h', 'ADMITTED', %s, now() - make_interval(secs => %s))",
+                 (run, f"{offset:032x}", json.dumps({"topic": TRAFFIC_TOPIC, "partition": 0, "offset": offset}), ago_s))
+
+
+def test_a_store_is_complete_for_an_event_once_it_applied_what_ig_admitted_before_the_event(db: Database) -> None:
+    # while a run streams IG admits new records all the time: a store that must reach the newest
+    # admission is never done; what IG admitted after the event does not hold the event back
+    run = random_run_id()
+    ofp = _upstreams(run)[0]
+    with db.transaction() as conn:
+        _admission(conn, run, 5, ago_s=10)  # admitted before the event
+        _admission(conn, run, 9)  # admitted after it (now)
+        event_admitted = conn.execute("SELECT to_char((now() - interval '5 seconds') AT TIME ZONE 'UTC',"
+                                      " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')").fetchone()[0]
+        conn.execute("INSERT INTO rtdl_watermarks (platform_run_id, component, topic, partition, max_event_ts_micros, late_events)"
+                     " VALUES (%s, 'ofp', %s, '0', 100, 0)", (run, TRAFFIC_TOPIC))
+        last = store.run_last_offsets(conn, run, [TRAFFIC_TOPIC])
+        assert last == {(TRAFFIC_TOPIC, "0"): 9}
+        conn.execute("INSERT INTO worker_positions (consumer_group, topic, partition, position) VALUES (%s, %s, '0', 4)",
+                     (ofp.consumer_group, TRAFFIC_TOPIC))
+        assert not store.upstream_complete(conn, run, ofp, 101, last, event_admitted)  # record 5 not applied yet
+        conn.execute("UPDATE worker_positions SET position = 5 WHERE consumer_group = %s", (ofp.consumer_group,))
+        assert store.upstream_complete(conn, run, ofp, 101, last, event_admitted)
+        assert not store.upstream_complete(conn, run, ofp, 101, last)  # without the cut: the newest admission
+
+
+def test_a_batch_whose_stores_catch_up_within_the_hold_is_decided_in_that_attempt_with_full_inputs(db: Database) -> None:
+    run = random_run_id()
+    clock = Clock()
+    checks: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the stores catch up while DF re-checks
+        checks.append(seconds)
+        clock.now += seconds
+        if len(checks) == 3:
+            with db.transaction() as conn:
+                for name in ("ofp", "ieg", "csfb"):
+                    conn.execute("INSERT INTO worker_positions (consumer_group, topic, partition, position)"
+                                 " VALUES (%s, %s, '0', 9)", (f"fp-{name}-{run}", TRAFFIC_TOPIC))
+
+    p = policy()
+    handler = DecisionFabricHandler(run, [TRAFFIC_TOPIC], RTDL_TOPIC, p, p.digest, _upstreams(run), wait_ms=2000,
+                                    hold_ms=1000, clock=clock, sleep=sleep)
+    event = _traffic(run, 1)[0]
+    with db.transaction() as conn:
+        _posture(conn, run, "GREEN")
+        _receipt(conn, run, event, uuid.uuid4().hex)
+        _admission(conn, run, 9, ago_s=1)
+    with db.transaction() as conn:
+        outputs = handler.apply(conn, [_record(event, 9)])
+    decision = json.loads(outputs[0].value)["payload"]
+    # the stores answered (no FEATURES_LATE / GRAPH_LATE); the flow's context is simply not in CSFB's store
+    assert [(d["code"], d["detail"]) for d in decision["degrade_reasons"]] == [("CONTEXT_MISSING",
+                                                                                 "flow_anchor_missing,arrival_missing")]
+    assert decision["posture"] == "GREEN" and len(checks) == 3
+    assert handler.counters()["df_waits"] == 0 and handler.counters()["df_waited_out"] == 0
 
 
 def test_the_decision_takes_the_posture_dl_last_recorded(db: Database) -> None:

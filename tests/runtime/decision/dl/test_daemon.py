@@ -39,11 +39,12 @@ class Lane:
         self.bus_up = True
         self.admitted = 0
 
-    def admit(self, offset: int) -> None:
+    def admit(self, offset: int, *, ago_s: float = 0.0) -> None:
+        """IG admitted the record at `offset` of the traffic partition `ago_s` seconds ago."""
         with self.db.transaction() as conn:
-            conn.execute("INSERT INTO ig_admissions (platform_run_id, event_class, event_id, payload_hash, state, eb_ref)"
-                         " VALUES (%s, 'traffic_fraud', %s, 'h', 'ADMITTED', %s)",
-                         (self.run, f"{offset:032x}", json.dumps({"topic": TOPIC, "partition": 0, "offset": offset})))
+            conn.execute("INSERT INTO ig_admissions (platform_run_id, event_class, event_id, payload_hash, state, eb_ref,"
+                         " claimed_at) VALUES (%s, 'traffic_fraud', %s, 'h', 'ADMITTED', %s, now() - make_interval(secs => %s))",
+                         (self.run, f"{offset:032x}", json.dumps({"topic": TOPIC, "partition": 0, "offset": offset}), ago_s))
 
     def read(self, component: str, offset: int, seconds: float, *, written_ago_s: float = 0.0) -> None:
         """`component` made durable up to `offset`, its watermark at T0 + seconds, health written that long ago."""
@@ -96,20 +97,21 @@ def test_healthy_inputs_record_green_and_df_reads_it(lane: Lane) -> None:
         assert current_posture(conn, lane.run) == "GREEN"
     doc = health.documents[-1]
     assert (doc["component"], doc["health_state"], doc["posture"]) == ("dl", "GREEN", "GREEN")
-    assert doc["health_inputs"]["ofp_watermark_lag_seconds"] == 0.0 and doc["health_inputs"]["join_miss_ratio"] == 0.0
+    assert doc["health_inputs"]["ofp_lag_seconds"] == 0.0 and doc["health_inputs"]["join_miss_ratio"] == 0.0
 
 
 def test_a_stopped_ofp_turns_the_posture_red_at_once_and_its_return_restores_it_one_level_at_a_time(lane: Lane) -> None:
     daemon = lane.daemon()
     daemon.tick()
-    # OFP stops at offset 9 (event time +100 s); the stream goes on to +500 s; its health file goes stale
+    # OFP stops at offset 9; IG admitted offset 10 a minute and a half ago and goes on; OFP's health file goes stale
+    lane.admit(10, ago_s=90)
     lane.admit(30)
     lane.read("ofp", 9, 100, written_ago_s=60)
     lane.read("ieg", 30, 500)
     lane.read("csfb", 30, 500)
     red = daemon.tick()
     assert red is not None and red.posture == "RED"
-    assert {"OFP_WATERMARK_LAG_RED", "CONSUMER_LAG_UNKNOWN"} <= set(red.reasons)
+    assert {"OFP_LAG_RED", "CONSUMER_LAG_UNKNOWN"} <= set(red.reasons)
     lane.read("ofp", 30, 500)  # OFP is back and caught up
     assert daemon.tick() is None  # one better observation is not enough (recover_after=2)
     amber = daemon.tick()
@@ -118,6 +120,29 @@ def test_a_stopped_ofp_turns_the_posture_red_at_once_and_its_return_restores_it_
     green = daemon.tick()
     assert green is not None and green.posture == "GREEN"
     assert lane.postures() == ["GREEN", "RED", "AMBER", "GREEN"]
+
+
+def test_a_streaming_run_whose_stores_trail_the_newest_admissions_by_moments_stays_green(lane: Lane) -> None:
+    # a replayed stream runs event time ~1000x faster than the wall clock: OFP 2 s of event time
+    # behind the front is milliseconds behind IG; what counts is how long ago IG admitted what it has not applied
+    daemon = lane.daemon()
+    daemon.tick()
+    lane.admit(10, ago_s=0.5)
+    lane.admit(11)
+    lane.read("ieg", 11, 100_000)
+    lane.read("csfb", 11, 100_000)
+    assert daemon.tick() is None and lane.postures() == ["GREEN"]
+    health = daemon.last_health
+    assert health is not None and 0.4 <= (health.ofp_lag_seconds or 0) < 5 and health.ieg_lag_seconds == 0.0
+
+
+def test_before_the_first_traffic_event_nothing_was_missed_and_the_first_posture_is_green(db: Database) -> None:
+    staged = Lane(db)
+    for component in ("ofp", "ieg"):
+        staged.read(component, -1, 0)
+    staged.health["csfb"] = {"written_at_utc": utc_iso(), "lag_total": 0}
+    entry = staged.daemon().tick()
+    assert entry is not None and (entry.posture, entry.reasons) == ("GREEN", ("FIRST_OBSERVATION",))
 
 
 def test_a_restarted_dl_continues_the_stored_history(lane: Lane) -> None:

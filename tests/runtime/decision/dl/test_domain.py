@@ -6,11 +6,11 @@ import pytest
 
 from runtime.decision.dl.domain import DegradeLadder, Health, HealthInvalid, Limits, judge
 
-GOOD = Health(ofp_watermark_lag_seconds=1.0, csfb_watermark_lag_seconds=1.0, ieg_watermark_lag_seconds=1.0,
+GOOD = Health(ofp_lag_seconds=1.0, csfb_lag_seconds=1.0, ieg_lag_seconds=1.0,
               consumer_lag_records=10, join_miss_ratio=0.0, bus_ok=True, db_ok=True)
-LAGGING = Health(ofp_watermark_lag_seconds=60.0, csfb_watermark_lag_seconds=1.0, ieg_watermark_lag_seconds=1.0,
+LAGGING = Health(ofp_lag_seconds=10.0, csfb_lag_seconds=1.0, ieg_lag_seconds=1.0,
                  consumer_lag_records=10, join_miss_ratio=0.0, bus_ok=True, db_ok=True)
-BUS_DOWN = Health(ofp_watermark_lag_seconds=1.0, csfb_watermark_lag_seconds=1.0, ieg_watermark_lag_seconds=1.0,
+BUS_DOWN = Health(ofp_lag_seconds=1.0, csfb_lag_seconds=1.0, ieg_lag_seconds=1.0,
                   consumer_lag_records=10, join_miss_ratio=0.0, bus_ok=False, db_ok=True)
 
 
@@ -20,10 +20,10 @@ def _at(i: int) -> str:
 
 def test_health_is_judged_by_its_worst_input():
     assert judge(GOOD, Limits()) == ("GREEN", [])
-    assert judge(LAGGING, Limits()) == ("AMBER", ["OFP_WATERMARK_LAG_AMBER"])
+    assert judge(LAGGING, Limits()) == ("AMBER", ["OFP_LAG_AMBER"])
     assert judge(BUS_DOWN, Limits()) == ("RED", ["BUS_UNAVAILABLE"])
     unknown = Health(None, 1.0, 1.0, 0, 0.0, True, True)
-    assert judge(unknown, Limits()) == ("AMBER", ["OFP_WATERMARK_LAG_UNKNOWN"])
+    assert judge(unknown, Limits()) == ("AMBER", ["OFP_LAG_UNKNOWN"])
     misses = Health(1.0, 1.0, 1.0, 0, 0.5, True, True)
     assert judge(misses, Limits())[0] == "RED"
 
