@@ -60,7 +60,7 @@ test: lint handles-lint $(CHECKOV) ## lint, handles lint and the whole test suit
 test-fast: $(CHECKOV) ## the test suite without the slow end-to-end runs
 	$(BIN)/pytest -q -m "not slow"
 
-demo: ## up (P(-1), P0), run P1..P10 at Gate-200 (seed 42, scale 2000), down (P12), validate and print the evidence bundle
+demo: ## up (P(-1), P0), the whole spine P1..P11 at Gate-200 to Spine Green, down (P12), validate and print the evidence bundle
 	$(BIN)/python -m controller.demo --env $(ENV)
 
 drills: ## the full-size failure drills (make test runs them scaled down): RTDL, decision-lane and case plane kill drills over 20k events, RTDL outage drill (Postgres and bus down 10 s each), degrade drill
