@@ -34,11 +34,10 @@ from runtime.components import consumer_group_id
 from runtime.contracts.canonical import canonical_json
 from runtime.db.postgres import connect
 from runtime.decision.lane import lane_envelope
-from tests.e2e.test_case_labels import LANE, wait_for_lane
 from tests.runtime.case.lane import domain_case_events
 from tests.support.drills import Killer
 from tests.support.kafka_bus import RealKafkaPublisher, read_all
-from tests.support.spine import spine_at_p8, spine_down
+from tests.support.spine import LANE, spine_at_p8, spine_down, wait_for_lane
 
 KILLS = int(os.environ.get("FP_DRILL_CASE_KILLS", "2"))
 GATE = int(os.environ.get("FP_DRILL_CASE_GATE", "100"))

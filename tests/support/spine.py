@@ -4,6 +4,7 @@ the machine cannot reach yet, e.g. P10 before P9 is built)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,10 @@ from controller.runs import RunFolders
 from controller.substrate.local import settings_for
 from controller.substrate.state import SubstrateState, read_state, state_dir
 from runtime.contracts.registry import Registry, load_registry
+from runtime.db.postgres import connect
+from runtime.decision.df.store import admitted_without_decision
+from runtime.decision.dla.store import lineage_unresolved_total
+from runtime.rtdl.events import TRAFFIC_CLASSES
 from runtime.settings import Settings
 
 runner = CliRunner()
@@ -67,3 +72,23 @@ def spine_down(spine: Spine, packs: tuple[str, ...]) -> None:
         spine.backend.stop_pack(pack)
     down = runner.invoke(app, ["dev-min-down"])
     assert down.exit_code == 0, down.output
+
+
+#: The decision lane's pack, started over a run brought to P8 by `spine_at_p8`.
+LANE = "rtdl_decision_lane"
+
+
+def lane_settled(dsn: str, run_id: str) -> bool:
+    """Every admitted traffic event decided, DLA's lineage complete (what P9 gates on)."""
+    with connect(dsn) as conn:
+        decided = conn.execute("SELECT count(*) FROM df_decisions WHERE platform_run_id = %s", (run_id,)).fetchone()
+        return (not admitted_without_decision(conn, run_id, TRAFFIC_CLASSES) and bool(decided and decided[0])
+                and lineage_unresolved_total(conn, run_id) == 0)
+
+
+def wait_for_lane(spine: Spine, wait_s: float = 240.0) -> None:
+    """Start the decision lane pack over the run and wait (bounded) until it settled."""
+    assert spine.backend.start_pack(LANE, spine.run_id).running
+    deadline = time.monotonic() + wait_s
+    while not lane_settled(spine.dsn, spine.run_id) and time.monotonic() < deadline:
+        time.sleep(2.0)

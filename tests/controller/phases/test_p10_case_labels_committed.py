@@ -3,7 +3,7 @@ runs LS's bank view intake before the gate job, and passes only on the evidence 
 
 The compute backend is a stand-in that records what the phase asked and writes what the jobs would
 have written; the jobs themselves are tested in tests/runtime/case/test_committed.py and on the
-spine in tests/e2e/test_case_labels.py."""
+spine in tests/e2e/test_spine_green.py."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ naming what broke.
 
 The compute backend is a stand-in that writes what the reporter would have written (the documents
 of tests/runtime/obs/samples.py); the reporter itself runs on seeded tables in
-tests/runtime/obs/test_close.py and on the spine in tests/e2e/test_case_labels.py."""
+tests/runtime/obs/test_close.py and on the spine in tests/e2e/test_spine_green.py."""
 
 from __future__ import annotations
 

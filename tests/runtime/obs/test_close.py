@@ -1,6 +1,6 @@
 """`python -m runtime reporter close` on bad input and beside another reporter: a specific error code
 with the next step, exit 1, and no closure file written (the sound closure runs on the spine in
-tests/e2e/test_case_labels.py)."""
+tests/e2e/test_spine_green.py)."""
 
 from __future__ import annotations
 
