@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,6 @@ from runtime.obs.anomalies import anomaly_summary
 from runtime.obs.errors import ReporterLockHeld, ReporterLockLost
 from runtime.obs.live import LIVE_SCHEMAS, live_conformance, live_run_report, phase_reached
 from runtime.obs.lock import ReporterLock, default_holder_name
-from runtime.obs.reconcile import reconciliation
 from runtime.obs.run_report import phase_rows
 from runtime.obs.spine_hops import spine_hops
 from runtime.settings import Settings
@@ -79,6 +79,25 @@ def write_live(path_key: str, document: dict[str, Any], targets: list[tuple[Obje
         store.put(key, data, content_type="application/json")
 
 
+@dataclass(frozen=True)
+class _OneClientSettings(Settings):
+    """Settings whose S3 client is made once: a daemon reads the bundle and the health documents
+    every refresh, and a new boto3 client per read costs more than the read."""
+
+    def s3(self) -> Any:
+        """The one client of this process (boto3 clients are thread-safe)."""
+        client = self.__dict__.get("_s3_client")
+        if client is None:
+            client = super().s3()
+            object.__setattr__(self, "_s3_client", client)
+        return client
+
+
+def one_client(settings: Settings) -> Settings:
+    """`settings` with its S3 client made once."""
+    return _OneClientSettings(**{f.name: getattr(settings, f.name) for f in fields(settings)})
+
+
 class _Refresher:
     """What both daemons share: start-up checks, the refresh loop, counters."""
 
@@ -87,7 +106,7 @@ class _Refresher:
 
     def __init__(self, settings: Settings, platform_run_id: str, *, environ: Mapping[str, str], interval_s: float | None = None,
                  progress: Progress = print):
-        self.settings = settings
+        self.settings = settings = one_client(settings)
         self.registry = settings.registry
         self.platform_run_id = platform_run_id
         self.interval_s = interval_s if interval_s is not None else self.registry.integer("OBS_LIVE_REFRESH_INTERVAL_MS") / 1000
@@ -125,7 +144,7 @@ class _Refresher:
         return self.writer.read("RUN_CLOSURE_MARKER_PATH_PATTERN") is not None
 
     def refresh(self) -> bool:
-        """One refresh; True when a document was written. Transient failures are logged, not raised."""
+        """One refresh; True when a document was written (and counted)."""
         raise NotImplementedError
 
     def _skip(self, why: str) -> bool:
@@ -142,7 +161,6 @@ class _Refresher:
             while not stop.is_set():
                 try:
                     if self.refresh():
-                        self.counters["refreshes"] += 1
                         self._last_skip = ""
                 except TransientError as e:
                     self.counters["failed"] += 1
@@ -167,9 +185,10 @@ class RunReporterDaemon(_Refresher):
 
     def __init__(self, settings: Settings, platform_run_id: str, **kw: Any):
         super().__init__(settings, platform_run_id, **kw)
-        self.lock = ReporterLock(str(settings.db_dsn), self.registry, platform_run_id,
+        self.lock = ReporterLock(str(self.settings.db_dsn), self.registry, platform_run_id,
                                  holder=HOLDER_PREFIX + default_holder_name())
-        self._topics_of: dict[str, set[str]] | None = None
+        self._topics_of: dict[str, set[str]] = {}
+        self._groups_pending: dict[str, str] = {}
 
     def refresh(self) -> bool:
         """Take (or keep) the lock, derive the run-in-progress report, prove the lock, write it."""
@@ -190,20 +209,34 @@ class RunReporterDaemon(_Refresher):
             self.lock.release()
             return self._skip(f"lost the lock, wrote nothing (retaking it next refresh): {e.message}")
         write_live(self.path_key, document, self.targets)
+        self.counters["refreshes"] += 1
         return True
+
+    def _topics(self) -> dict[str, set[str]]:
+        """Each built stream worker's input topics from its own handler. A handler that cannot be
+        built yet (the run is early: e.g. DF needs P1's policy pin) is left out of this refresh,
+        named in `groups_pending`, and tried again on the next one."""
+        from runtime.worker.run import build_handler
+
+        for c in gather.STREAM_WORKERS:
+            if c in self._topics_of or not gather.COMPONENTS[c].built:
+                continue
+            try:
+                self._topics_of[c] = set(build_handler(c, self.settings, self.platform_run_id).input_topics())
+                self._groups_pending.pop(c, None)
+            except PlatformError as e:
+                self._groups_pending[c] = e.code
+        return dict(self._topics_of)
 
     def _document(self) -> dict[str, Any]:
         from runtime.db.postgres import connect
-        from runtime.rtdl.caught_up import input_topics
 
         settings = self.settings
-        if self._topics_of is None:
-            workers = [c for c in gather.STREAM_WORKERS if gather.COMPONENTS[c].built]
-            self._topics_of = input_topics(settings, self.platform_run_id, {c: c for c in workers})
+        topics_of = self._topics()
         bundle = gather.read_bundle(self.writer)
         health = gather.read_healths(settings, self.platform_run_id)
         with connect(str(settings.db_dsn), what="platform_run_reporter") as conn:
-            counts = gather.spine_counts(conn, self.registry, bundle, self.platform_run_id, self._topics_of)
+            counts = gather.spine_counts(conn, self.registry, bundle, self.platform_run_id, topics_of)
             sources = gather.anomaly_sources(conn, self.registry, bundle, self.platform_run_id, health)
             conn.rollback()
         return live_run_report(
@@ -215,7 +248,8 @@ class RunReporterDaemon(_Refresher):
                     "outcomes": sum(counts.outcomes_by_action.values()),
                     "audit_records": sum(counts.audit_by_kind.values()), "case_triggers": counts.triggers,
                     "labels": counts.case_labels},
-            reconciliation=reconciliation(spine_hops(counts)), anomaly_counts=anomaly_summary(sources)["counts"])
+            hops=[h.document() for h in spine_hops(counts)], groups_pending=self._groups_pending,
+            anomaly_counts=anomaly_summary(sources)["counts"])
 
     def finish(self) -> None:
         """Release the lock (the row goes, the session ends)."""
@@ -243,6 +277,7 @@ class ConformanceDaemon(_Refresher):
                                     refresh=self.counters["refreshes"] + 1, interval_s=self.interval_s,
                                     phase_reached=phase_reached(phase_rows(bundle.phases)))
         write_live(self.path_key, document, self.targets)
+        self.counters["refreshes"] += 1
         return True
 
 

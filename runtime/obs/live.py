@@ -55,17 +55,20 @@ def live_conformance(platform_run_id: str, environment: str, checks: Sequence[Ch
 
 
 def live_run_report(platform_run_id: str, *, written_at_utc: str, refreshed_by: str, refresh: int, interval_s: float,
-                    phases: Sequence[Mapping[str, Any]], counts: Mapping[str, int], reconciliation: Mapping[str, Any],
-                    anomaly_counts: Mapping[str, int]) -> dict[str, Any]:
+                    phases: Sequence[Mapping[str, Any]], counts: Mapping[str, int], hops: Sequence[Mapping[str, Any]],
+                    groups_pending: Mapping[str, str], anomaly_counts: Mapping[str, int]) -> dict[str, Any]:
     """The platform_run_reporter daemon's run-in-progress report: phases so far, counts, each hop's
-    intended and observed so far (`settled` = it holds or is explained), anomalies."""
-    hops = [{"hop": h["hop"], "intended": h["intended"], "observed": h["observed"], "difference": h["difference"],
-             "settled": bool(h["ok"])} for h in reconciliation.get("hops") or []]
+    intended and observed so far (`settled` = it holds or is explained; the hop documents of
+    runtime/obs/reconcile.py), the consumer groups not reconciled yet because their worker cannot
+    be built yet (component -> error code, e.g. DF before P1's policy pin is readable), anomalies."""
+    rows = [{"hop": h["hop"], "intended": h["intended"], "observed": h["observed"], "difference": h["difference"],
+             "settled": bool(h["ok"])} for h in hops]
     return {"platform_run_id": platform_run_id, "written_at_utc": written_at_utc, "final": False,
             "component": "platform_run_reporter", "refreshed_by": refreshed_by, "refresh": refresh,
             "interval_s": interval_s, "phase_reached": phase_reached(phases), "phases": list(phases),
             "counts": dict(counts), "reconciliation_so_far": {
-                "hops": hops, "unsettled_hops": [h["hop"] for h in hops if not h["settled"]],
+                "hops": rows, "unsettled_hops": [h["hop"] for h in rows if not h["settled"]],
+                "groups_pending": dict(sorted(groups_pending.items())),
                 "note": "a hop that does not hold yet is work in flight; P11's reconciliation.json judges"},
             "anomalies": dict(anomaly_counts)}
 
