@@ -190,6 +190,20 @@ class RunReporterDaemon(_Refresher):
         self._topics_of: dict[str, set[str]] = {}
         self._groups_pending: dict[str, str] = {}
 
+    def start(self, stop: threading.Event, startup_timeout_s: float) -> bool:
+        """Start-up checks, then take the lock at once (before the first refresh), so `reporter
+        close` is refused from the moment the pack runs; a lock held by a closing reporter is
+        tried again each refresh."""
+        if not super().start(stop, startup_timeout_s):
+            return False
+        if not self.closed():
+            try:
+                self.lock.acquire()
+                self.progress(f"{self.component}: holds {self.lock.key} as {self.lock.holder}")
+            except ReporterLockHeld as e:
+                self._skip(f"writes nothing while another reporter holds the run: {e.message}")
+        return True
+
     def refresh(self) -> bool:
         """Take (or keep) the lock, derive the run-in-progress report, prove the lock, write it."""
         if self.closed():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +150,30 @@ def test_a_daemon_for_an_unknown_run_is_refused(cli: Any, settings: Settings) ->
     result = runner.invoke(cli, ["run", "--platform-run-id", run, "--refreshes", "1"])
     assert result.exit_code == 1 and "RUN_UNKNOWN" in result.output, result.output
     assert _keys(settings, run) == set()
+
+
+def test_obs_gov_pack_runs_both_daemons_and_close_is_refused_until_the_pack_stops(
+        settings: Settings, runtime_dsn: str, tmp_path: Path) -> None:
+    from controller.compute.local_backend import daemon_commands, local_argv, running_packs, start_pack, stop_pack
+
+    run = _seeded(settings)
+    commands = {name: [*argv, "--interval-ms", "1000"] for name, argv in daemon_commands(REG, "obs_gov").items()}
+    assert commands["platform_run_reporter"][:-2] == local_argv(("reporter", "run"))
+    state = start_pack(REG, "obs_gov", run, tmp_path, {}, commands=commands)
+    try:
+        assert state["run_scope"] == run and state["running_count"] == 2
+        deadline = time.monotonic() + 60
+        while not (LIVE_CONFORMANCE in _keys(settings, run) and current_holder(runtime_dsn, REG, run)) \
+                and time.monotonic() < deadline:
+            time.sleep(0.2)
+        logs = {p.name: p.read_text()[-500:] for p in (tmp_path / run).glob("operate/*/logs/*.log")}
+        holder = current_holder(runtime_dsn, REG, run)
+        assert holder is not None and holder.alive and holder.holder.startswith(HOLDER_PREFIX), logs
+        assert (tmp_path / run / LIVE_CONFORMANCE).is_file(), logs  # the supervisor passed the runs root
+        result = runner.invoke(app, ["close", "--platform-run-id", run])
+        assert result.exit_code == 1 and "REPORTER_LOCK_HELD" in result.output and HOLDER_PREFIX in result.output
+    finally:
+        stop_pack(REG, "obs_gov", tmp_path)
+    assert "obs_gov" not in running_packs(REG, tmp_path)
+    assert current_holder(runtime_dsn, REG, run) is None  # the daemon let the lock go on SIGTERM
+    assert not _closed(settings, run)
