@@ -77,3 +77,25 @@ def phase_reached(phases: Sequence[Mapping[str, Any]]) -> str | None:
     """The last phase that passed, from `run_report.phase_rows`."""
     passed = [p["phase_id"] for p in phases if p.get("state") == "PASS"]
     return passed[-1] if passed else None
+
+
+def status_line(report: Mapping[str, Any] | None, conformance: Mapping[str, Any] | None, *, now_s: float) -> str | None:
+    """One line (under 80 columns) for `fp status` on a run in flight from the latest live
+    documents: environment conformance status, hops settled so far, anomalies, and the age of the older one
+    (a stopped daemon shows a stale age, not a live one). None when neither exists."""
+    from datetime import datetime
+
+    parts, ages = [], []
+    if conformance:
+        waiting = len(conformance.get("pending_checks") or [])
+        parts.append(f"env {conformance.get('status')}" + (f" ({waiting} pending)" if waiting else ""))
+        ages.append(str(conformance.get("written_at_utc")))
+    if report:
+        hops = (report.get("reconciliation_so_far") or {}).get("hops") or []
+        parts.append(f"hops {sum(1 for h in hops if h.get('settled'))}/{len(hops)} settled")
+        parts.append(f"{(report.get('anomalies') or {}).get('total', 0)} anomalies")
+        ages.append(str(report.get("written_at_utc")))
+    if not parts:
+        return None
+    oldest = min(datetime.fromisoformat(a.replace("Z", "+00:00")).timestamp() for a in ages)
+    return f"obs_gov: {', '.join(parts)}, {max(0, now_s - oldest):.0f}s ago"

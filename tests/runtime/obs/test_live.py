@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from runtime.evidence.writer import schema_violations
 from runtime.obs.conformance import Check, handles_resolved, pinned_versions_in_use, run_scope_enforced
-from runtime.obs.live import LIVE_SCHEMAS, live_conformance, live_run_report, pending
+from runtime.obs.live import LIVE_SCHEMAS, live_conformance, live_run_report, pending, status_line
 
 RUN = "platform_20261129T120000Z"
 AT = "2026-11-29T12:00:00Z"
@@ -57,3 +57,16 @@ def test_run_in_progress_report_names_unsettled_hops_and_passes_its_schema() -> 
     assert doc["phase_reached"] == "P2" and doc["final"] is False
     assert doc["reconciliation_so_far"]["unsettled_hops"] == ["consumer_to_decisions"]
     assert doc["reconciliation_so_far"]["groups_pending"] == {"df": "POLICY_NOT_PINNED"}
+
+
+def test_status_line_sums_up_both_live_documents_within_80_columns() -> None:
+    from datetime import datetime
+
+    conformance = _doc(_checks(decisions=[], health={}))
+    report = {"written_at_utc": "2026-11-29T11:59:50Z", "anomalies": {"total": 2},
+              "reconciliation_so_far": {"hops": [{"settled": True}, {"settled": False}, {"settled": True}]}}
+    now = datetime.fromisoformat("2026-11-29T12:00:04+00:00").timestamp()
+    line = status_line(report, conformance, now_s=now)
+    assert line == "obs_gov: env PENDING (2 pending), hops 2/3 settled, 2 anomalies, 14s ago"
+    assert len(line) <= 80
+    assert status_line(None, None, now_s=now) is None
