@@ -21,7 +21,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any
 
 from runtime.contracts.ids import utc_iso
@@ -57,16 +56,9 @@ class LiveDocumentInvalid(PlatformError):
 def live_targets(settings: Settings, path_key: str, platform_run_id: str, environ: Mapping[str, str]) -> list[tuple[ObjectStore, str]]:
     """Where a live document goes: the run's evidence prefix in the object store (dev_min, `fp
     status` through the bundle) and, when the local backend passes the runs root, the run folder."""
-    from runtime.store.local import FolderStore
+    from runtime.worker.run import run_targets
 
-    registry = settings.registry
-    relative = registry.text(path_key)
-    prefix = registry.render("S3_EVIDENCE_PREFIX_PATTERN", platform_run_id=platform_run_id)
-    targets: list[tuple[ObjectStore, str]] = [(settings.bucket("S3_EVIDENCE_BUCKET"), prefix + relative)]
-    runs_root = environ.get(registry.group("runtime_env")["ENVVAR_RUNS_ROOT"])
-    if runs_root:
-        targets.append((FolderStore(Path(runs_root) / platform_run_id), relative))
-    return targets
+    return run_targets(settings, platform_run_id, settings.registry.text(path_key), environ)
 
 
 def write_live(path_key: str, document: dict[str, Any], targets: list[tuple[ObjectStore, str]]) -> None:
