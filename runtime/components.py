@@ -106,6 +106,12 @@ COMPONENTS: dict[str, Component] = {c.name: c for c in (
     Component(name="reporter", kind="job", app="runtime.obs.cli:app", argv=("reporter", "close"),
               also=(("ig", "ready-check"), ("ig", "commit-summary")), ecs_key="TD_REPORTER",
               role_key="ROLE_REPORTER_SINGLE_WRITER"),
+    # The obs_gov pack's daemons (runtime/obs/daemons.py), under the reporter's role: the reporter
+    # daemon refreshes the run-in-progress report holding the run's lock; env_conformance the checks.
+    Component(name="platform_run_reporter", kind="daemon", app="runtime.obs.cli:app", argv=("reporter", "run"),
+              ecs_key="SVC_OBS_GOV_REPORTER", role_key="ROLE_REPORTER_SINGLE_WRITER"),
+    Component(name="env_conformance", kind="daemon", app="runtime.obs.cli:conformance_app", argv=("env_conformance", "run"),
+              ecs_key="SVC_OBS_GOV_ENV_CONFORMANCE", role_key="ROLE_REPORTER_SINGLE_WRITER"),
     # The RTDL core (pack rtdl_core): stream workers (runtime/worker/run.py), one ECS service each, one role.
     Component(name="archive_writer", kind="daemon", app="runtime.worker.cli:archive_writer_app", argv=("archive_writer", "run"),
               ecs_key="SVC_RTDL_CORE_ARCHIVE_WRITER", role_key="ROLE_RTDL_CORE", requires="runtime.rtdl.archive.handler"),

@@ -155,6 +155,7 @@ def print_status(registry: Registry, evidence_dir: Path, *, failures: bool = Tru
                       f"{row.duration_s:.1f}s" if row.duration_s is not None else "")
     console.print(table)
     _print_in_flight(registry, evidence_dir, rows)
+    _print_obs_live(registry, evidence_dir, rows)
     with_evidence = [r for r in rows if r.evidence]
     if with_evidence:
         files = Table.grid(padding=(0, 2))
@@ -204,6 +205,26 @@ def _print_in_flight(registry: Registry, evidence_dir: Path, rows: list[PhaseRow
     age = (datetime.now(UTC) - datetime.fromisoformat(progress.at_utc.replace("Z", "+00:00"))).total_seconds()
     console.print(f"in flight: {progress_line(progress)}", highlight=False)
     console.print(f"  (counted at {progress.at_utc[11:19]}, {max(0, age):.0f}s ago)", style="dim", highlight=False)
+
+
+def _print_obs_live(registry: Registry, evidence_dir: Path, rows: list[PhaseRow]) -> None:
+    """On a run in flight, the obs_gov daemons' latest live summaries from the run folder."""
+    import json
+    import time
+
+    from runtime.obs.live import status_line
+
+    if not any(r.state == "RUNNING" for r in rows):
+        return
+    docs = []
+    for key in ("LIVE_RUN_REPORT_PATH_PATTERN", "LIVE_ENV_CONFORMANCE_PATH_PATTERN"):
+        try:
+            docs.append(json.loads((evidence_dir.parent / registry.text(key)).read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            docs.append(None)
+    line = status_line(docs[0], docs[1], now_s=time.time())
+    if line:
+        console.print(line, highlight=False)
 
 
 def shown_path(path: Path) -> str:

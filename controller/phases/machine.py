@@ -31,12 +31,13 @@ from runtime.errors import PlatformError
 RUN_PHASES: tuple[str, ...] = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11")
 RERUNNABLE: frozenset[str] = frozenset({"P3", "P5", "P6", "P11"})
 
-#: The packs (seed 001) each phase needs running. P11's reporter is a one-shot job; the obs_gov
-#: pack's daemons (the refreshing reporter daemon, env_conformance) are not built, so P11 starts no
-#: pack (docs/decisions.md).
+#: The packs (seed 001) each phase needs running. The obs_gov pack (the platform_run_reporter and
+#: env_conformance daemons, refreshing obs/live/ while the run is in flight) belongs to P11: a slice
+#: that reaches P11 starts it at P2 with the others, last; P11 stops it, then its reporter job
+#: closes the run (docs/obs.md). Shorter slices do without it (docs/decisions.md).
 PACKS_FOR_PHASE: dict[str, tuple[str, ...]] = {
     "P4": ("control_ingress",), "P5": ("control_ingress",), "P6": ("control_ingress",), "P7": ("control_ingress",),
-    "P8": ("rtdl_core",), "P9": ("rtdl_decision_lane",), "P10": ("case_labels",),
+    "P8": ("rtdl_core",), "P9": ("rtdl_decision_lane",), "P10": ("case_labels",), "P11": ("obs_gov",),
 }
 
 PhaseFactory = Callable[[], Phase]
@@ -141,6 +142,8 @@ def run_phases(ctx: RunContext, selection: Slice, progress: Callable[[str, str],
     phases = planned_phases(selection)
     check_resumable(ctx, selection)
     ctx.options.setdefault("packs", packs_in_scope([p for p in RUN_PHASES if RUN_PHASES.index(p) <= RUN_PHASES.index(phases[-1])]))
+    if selection.only:
+        ctx.options["rerun_only"] = selection.only  # P11 refuses a re-run beside the reporter daemon
     outcome = RunOutcome(ctx.platform_run_id)
     for phase_id in phases:
         phase = PHASES[phase_id]()

@@ -9,6 +9,13 @@ bundle, then gates on what the reporter wrote: the closure marker exists; every 
 (a hop that does not is named); the replay anchors agree with P7's and P8's snapshots (an edited
 snapshot is named); the environment conformance passed. Spine Green or PARTIAL is the marker's
 verdict, shown by `fp status` and `fp report`; P11 itself gates on the closure being sound.
+
+Before the job, the obs_gov pack: its platform_run_reporter daemon holds the run's single-writer
+lock while it runs (runtime/obs/daemons.py). In the normal flow (a whole run, `--from`), P11 stops
+the pack when it runs for this run (both daemons: a pack stops as a whole, and P11's own
+conformance supersedes env_conformance's), then closes. `--phase P11` (a re-run) is refused with
+REPORTER_LOCK_HELD while the pack runs for this run: seed 003 allows re-running P11 only when the
+reporter daemon is not running.
 """
 
 from __future__ import annotations
@@ -17,12 +24,15 @@ import json
 from typing import Any
 
 from controller.phases.base import Check, Phase, PhaseOutcome, RunContext, collected
-from controller.phases.compute import run_job
+from controller.phases.compute import compute_backend, run_job
 from runtime.evidence.writer import encode, schema_violations
+from runtime.obs.errors import ReporterLockHeld
 from runtime.obs.reconcile import failure_summary
 
 #: The job component of P11 (runtime/components.py).
 REPORTER_JOB = "reporter"
+#: The pack whose reporter daemon holds the run's lock while it runs (registry PACKS).
+OBS_GOV_PACK = "obs_gov"
 #: The closure files, in the order the reporter writes them (run_completed.json last).
 CLOSURE_KEYS = ("RECONCILIATION_PATH_PATTERN", "REPLAY_ANCHORS_PATH_PATTERN", "ENV_CONFORMANCE_PATH_PATTERN",
                 "ANOMALY_SUMMARY_PATH_PATTERN", "RUN_REPORT_PATH_PATTERN", "RUN_CLOSURE_MARKER_PATH_PATTERN")
@@ -35,7 +45,9 @@ class ObsGovClosed(Phase):
     name = "OBS_GOV_CLOSED"
 
     def run(self, ctx: RunContext) -> PhaseOutcome:
-        """Run the reporter job, collect its files, gate on them."""
+        """Stop the obs_gov pack (or refuse a re-run beside it), run the reporter job, collect its
+        files, gate on them."""
+        stopped = stop_obs_gov(ctx)
         run_job(ctx, REPORTER_JOB, ["reporter", "close", "--platform-run-id", ctx.platform_run_id], default_timeout=900)
         evidence = collected(ctx, *CLOSURE_KEYS)
         collected(ctx, "RUN_REPORT_HTML_PATH_PATTERN")
@@ -47,6 +59,7 @@ class ObsGovClosed(Phase):
         failed_hops = list(recon.get("failed_hops") or [])
         inconsistent = [s for s in anchors.get("consistent_with") or [] if not s.get("consistent")]
         return PhaseOutcome(evidence, [
+            *([stopped] if stopped else []),
             Check("closure_marker_written", bool(marker.get("status")),
                   f"run_completed {marker.get('status', 'missing')}"
                   + "".join(f"; not met: {c.get('name')}" for c in marker.get("conditions") or [] if not c.get("ok"))),
@@ -60,6 +73,31 @@ class ObsGovClosed(Phase):
                   f"environment conformance {conformance.get('status', 'missing')}"
                   + (f"; failed: {', '.join(conformance.get('failed_checks') or [])}" if conformance.get("failed_checks") else "")),
         ])
+
+
+def stop_obs_gov(ctx: RunContext) -> Check | None:
+    """The obs_gov pack of this run must not run beside the closing reporter: stop it in the normal
+    flow; refuse `--phase P11` while it runs (REPORTER_LOCK_HELD). A pack never started (a slice
+    without it) or running for another run is left alone."""
+    if OBS_GOV_PACK not in ctx.options.get("packs", []):
+        return None
+    backend = compute_backend(ctx)
+    state = backend.pack_state(OBS_GOV_PACK)
+    if state.state == "STOPPED" or state.run_scope != ctx.platform_run_id:
+        return None
+    if ctx.options.get("rerun_only") == "P11":
+        raise ReporterLockHeld(
+            f"the obs_gov pack runs for {ctx.platform_run_id}: its platform_run_reporter daemon holds the reporter lock "
+            f"{ctx.registry.render('REPORTER_LOCK_KEY_PATTERN', platform_run_id=ctx.platform_run_id)}, so P11 cannot re-run beside it",
+            next_step="stop the obs_gov pack first: `fp dev-min-run --from P11` stops it and closes the run "
+                      "(`fp dev-min-down` stops every pack)")
+    progress = ctx.options.get("job_progress")
+    if progress:
+        progress(f"stopping pack {OBS_GOV_PACK} (its reporter daemon holds the run's lock) before the reporter closes the run")
+    backend.stop_pack(OBS_GOV_PACK)
+    after = backend.pack_state(OBS_GOV_PACK)
+    return Check("obs_gov_stopped_before_close", after.state == "STOPPED",
+                 f"pack {state.pack_id} {state.state} -> {after.state} before the reporter job")
 
 
 def _local_copies(ctx: RunContext, docs: dict[str, dict[str, Any]]) -> None:

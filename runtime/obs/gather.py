@@ -14,6 +14,7 @@ admin port); `reconcile`, `spine_hops`, `anchors`, `anomalies`, `conformance`, `
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -52,18 +53,28 @@ class Bundle:
 
 
 def read_bundle(writer: EvidenceWriter) -> Bundle:
-    """Every catalogued evidence file of the phases before P11, and every phase record."""
+    """Every catalogued evidence file of the phases before P11, and every phase record. Each target
+    is listed once and only the files it holds are read (the obs_gov daemons read the bundle every
+    refresh), from the first target that has each, as `EvidenceWriter.read` does."""
     registry = writer.registry
+    listed = [(t, {info.key for info in t.store.list(t.prefix)}) for t in writer.targets]
+
+    def read(relative: str) -> dict[str, Any] | None:
+        for target, keys in listed:
+            if target.key(relative) in keys:
+                return dict(json.loads(target.store.get(target.key(relative))))
+        return None
+
     documents: dict[str, dict[str, Any]] = {}
     for entry in catalog.CATALOG:
         if entry.path_key == "PHASE_RECORD_PATH_PATTERN" or entry.phase in ("P11", "P12"):
             continue
-        doc = writer.read(entry.path_key)
+        doc = read(registry.text(entry.path_key))
         if doc is not None:
             documents[registry.text(entry.path_key)] = doc
     phases = {}
     for phase in catalog.PHASES:
-        record = writer.read("PHASE_RECORD_PATH_PATTERN", phase_id=phase)
+        record = read(registry.render("PHASE_RECORD_PATH_PATTERN", phase_id=phase))
         if record is not None:
             phases[phase] = record
     return Bundle(documents, phases)
@@ -248,10 +259,19 @@ def anomaly_sources(conn: Any, registry: Registry, bundle: Bundle, platform_run_
 
 
 def read_healths(settings: Any, platform_run_id: str) -> dict[str, dict[str, Any] | None]:
-    """Each stream worker's and DL's last health document of the run (None when absent)."""
-    from runtime.rtdl.caught_up import read_health
+    """Each stream worker's and DL's last health document of the run (None when absent), read
+    through one store client under the run's evidence prefix (as `rtdl.caught_up.read_health`)."""
+    from runtime.worker.run import component_dir
 
-    return {c: read_health(settings, platform_run_id, c) for c in (*STREAM_WORKERS, "dl")}
+    registry = settings.registry
+    prefix = registry.render("S3_EVIDENCE_PREFIX_PATTERN", platform_run_id=platform_run_id)
+    store = settings.bucket("S3_EVIDENCE_BUCKET")
+    present = {info.key for info in store.list(prefix)}
+    out: dict[str, dict[str, Any] | None] = {}
+    for c in (*STREAM_WORKERS, "dl"):
+        key = prefix + registry.render("COMPONENT_HEALTH_PATH_PATTERN", component_dir=component_dir(c))
+        out[c] = dict(json.loads(store.get(key))) if key in present else None
+    return out
 
 
 def conformance_checks(conn: Any, registry: Registry, bundle: Bundle, platform_run_id: str,

@@ -110,9 +110,16 @@ def health_targets(settings: Settings, component: str, platform_run_id: str,
     """Where `last_health.json` goes: under the run's evidence prefix in the object store (what
     dev_min and P8 read) and, when the local backend passes the runs root, the local run folder.
     A replay writes under `<component dir>/replay_<name>/` and never over the live worker's."""
-    registry = settings.registry
     directory = component_dir(component) + (f"/replay_{replay_group}" if replay_group else "")
-    relative = registry.render("COMPONENT_HEALTH_PATH_PATTERN", component_dir=directory)
+    relative = settings.registry.render("COMPONENT_HEALTH_PATH_PATTERN", component_dir=directory)
+    return run_targets(settings, platform_run_id, relative, environ)
+
+
+def run_targets(settings: Settings, platform_run_id: str, relative: str,
+                environ: Mapping[str, str]) -> list[tuple[ObjectStore, str]]:
+    """Where a document a daemon rewrites goes: `relative` under the run's evidence prefix in the
+    object store and, when the local backend passes the runs root, under the local run folder."""
+    registry = settings.registry
     prefix = registry.render("S3_EVIDENCE_PREFIX_PATTERN", platform_run_id=platform_run_id)
     targets: list[tuple[ObjectStore, str]] = [(settings.bucket("S3_EVIDENCE_BUCKET"), prefix + relative)]
     runs_root = environ.get(registry.group("runtime_env")["ENVVAR_RUNS_ROOT"])

@@ -54,12 +54,12 @@ class Env:
         )["tasks"][0]["taskArn"])
 
 
-#: Daemons of later planes (rtdl_core, case_labels, obs_gov) -> (service, role handle keys).
+#: Daemons of later planes (rtdl_core, case_labels) -> (service, role handle keys).
 PLANNED_DAEMONS: dict[str, tuple[str, str]] = {
     "archive_writer": ("SVC_RTDL_CORE_ARCHIVE_WRITER", "ROLE_RTDL_CORE"), "ieg": ("SVC_RTDL_CORE_IEG", "ROLE_RTDL_CORE"),
     "ofp": ("SVC_RTDL_CORE_OFP", "ROLE_RTDL_CORE"), "csfb": ("SVC_RTDL_CORE_CSFB", "ROLE_RTDL_CORE"),
     "case_trigger": ("SVC_CASE_LABELS_CASE_TRIGGER", "ROLE_CASE_LABELS"), "cm": ("SVC_CM", "ROLE_CASE_LABELS"),
-    "ls": ("SVC_LS", "ROLE_CASE_LABELS"), "env_conformance": ("SVC_OBS_GOV_ENV_CONFORMANCE", "ROLE_REPORTER_SINGLE_WRITER"),
+    "ls": ("SVC_LS", "ROLE_CASE_LABELS"),
 }
 
 

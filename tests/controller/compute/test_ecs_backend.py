@@ -380,7 +380,8 @@ def test_stop_pack_scales_services_to_zero(env: Env) -> None:
 
 def test_pack_with_jobs_gets_services_only_for_its_daemons(env: Env) -> None:
     services = env.backend.pack_services("obs_gov")
-    assert [c for c, _ in services] == ["env_conformance"]  # the reporter is a job (TD_REPORTER)
+    assert services == [("platform_run_reporter", "fp-dev-min-obs-reporter"),
+                        ("env_conformance", "fp-dev-min-obs-env-conformance")]  # the reporter job is TD_REPORTER
 
 
 def test_pack_whose_components_are_not_built_fails_closed_naming_them(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,6 +20,7 @@ from controller.compute.local_backend import (
     stop_pack,
 )
 from controller.substrate.processes import is_running
+from runtime.components import COMPONENTS
 from runtime.contracts.registry import load_registry
 from runtime.errors import PlatformError
 
@@ -87,7 +88,14 @@ def test_pack_for_another_run_is_restarted_for_this_run(root: Path) -> None:
     assert new["run_scope"] == "platform_20261123T130000Z" and new["supervisor_pid"] != old["supervisor_pid"]
 
 
-def test_pack_with_an_unbuilt_daemon_fails_closed_naming_it() -> None:
+def test_pack_with_an_unbuilt_daemon_fails_closed_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(COMPONENTS, "env_conformance")
     with pytest.raises(PlatformError) as info:
         daemon_commands(load_registry("local_parity"), "obs_gov", {})
     assert info.value.code == "PHASE_NOT_BUILT" and "env_conformance" in info.value.message
+
+
+def test_obs_gov_pack_runs_its_two_daemons_and_not_the_reporter_job() -> None:
+    commands = daemon_commands(load_registry("local_parity"), "obs_gov")
+    assert {name: argv[-2:] for name, argv in commands.items()} == {
+        "platform_run_reporter": ["reporter", "run"], "env_conformance": ["env_conformance", "run"]}

@@ -370,3 +370,30 @@ def test_p11_runs_the_reporter_as_the_td_reporter_task_on_ecs_and_fails_closed_w
     assert env[registry.text("REQUIRED_PLATFORM_RUN_ID_ENV_KEY")] == run_id
     record = _record(folders.evidence_dir(run_id), registry, "P11")
     assert record["state"] == "FAIL" and [j["component"] for j in record["jobs"]] == ["reporter"]
+
+
+def test_p2_starts_the_obs_gov_daemons_as_ecs_services_and_p11_stops_them_before_the_reporter_task(
+        dev_min_run: Any) -> None:
+    from controller.phases.p02_daemons_ready import DaemonsReady
+    from controller.phases.p11_obs_gov_closed import ObsGovClosed
+
+    registry, backend, scheduler, base = dev_min_run
+    run_id = _mint_up_run(registry, base)
+    folders = RunFolders.from_registry(registry, base)
+    settings = load_settings(environment="dev_min")
+    ctx = RunContext(registry, run_id, folders, run_writer(registry, folders, run_id, settings), settings,
+                     {"aws_clients": backend.clients, "ecs_poll_seconds": 0.0, "packs": ["obs_gov"]})
+    assert execute(DaemonsReady(), ctx)["state"] == "PASS"
+    daemons = json.loads((folders.evidence_dir(run_id) / registry.text("DAEMONS_READY_PATH_PATTERN")).read_text())
+    assert {p["service"] for p in daemons["packs"][0]["processes"]} == {
+        registry.text("SVC_OBS_GOV_REPORTER"), registry.text("SVC_OBS_GOV_ENV_CONFORMANCE")}
+    ctx.options["rerun_only"] = "P11"  # `--phase P11` beside the reporter daemon: refused, nothing stopped or run
+    with pytest.raises(PlatformError) as e:
+        execute(ObsGovClosed(), ctx)
+    assert e.value.code == "REPORTER_LOCK_HELD" and backend.pack_state("obs_gov").running
+    del ctx.options["rerun_only"]  # the normal flow: stop the pack, then the TD_REPORTER task
+    with pytest.raises(PlatformError) as e:
+        execute(ObsGovClosed(), ctx)  # moto's task runs nothing: no closure files, so no PASS
+    assert e.value.code == "OBS_GOV_CLOSED_GATE_FAILED"
+    assert backend.pack_state("obs_gov").state == "STOPPED"
+    assert scheduler.job_commands[-1][0] == registry.text("TD_REPORTER")

@@ -28,8 +28,10 @@ def test_slices_cover_the_right_phases() -> None:
 
 def test_packs_in_scope_of_a_p7_run_are_control_ingress_only() -> None:
     assert packs_in_scope(planned_phases(Slice(to="P7"))) == ["control_ingress"]
-    # P11's reporter is a job: no pack (the obs_gov daemons are not built).
-    assert packs_in_scope(planned_phases(Slice())) == ["control_ingress", "rtdl_core", "rtdl_decision_lane", "case_labels"]
+    # a slice reaching P11 also runs the obs_gov pack (its daemons watch the run in flight), last
+    assert packs_in_scope(planned_phases(Slice())) == ["control_ingress", "rtdl_core", "rtdl_decision_lane", "case_labels",
+                                                      "obs_gov"]
+    assert "obs_gov" not in packs_in_scope(planned_phases(Slice(to="P10")))
 
 
 @pytest.mark.parametrize("selection, code", [

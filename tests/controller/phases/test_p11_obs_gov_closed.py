@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from controller.compute.port import JobResult
+from controller.compute.port import JobResult, PackState
 from controller.phases.base import RunContext, execute
 from controller.phases.machine import PACKS_FOR_PHASE, PHASES
 from controller.phases.p11_obs_gov_closed import ObsGovClosed
@@ -38,17 +38,30 @@ KEYS = {"reconciliation.json": "RECONCILIATION_PATH_PATTERN", "replay_anchors.js
 
 
 class _Backend:
-    """Records the jobs asked for; the reporter job writes `docs` (None: it wrote nothing)."""
+    """Records the jobs and pack stops asked for; the reporter job writes `docs` (None: it wrote
+    nothing); the obs_gov pack runs for `obs_gov_scope` (None: stopped)."""
 
     def __init__(self, writer: EvidenceWriter, docs: dict[str, dict[str, Any]] | None):
         self.writer, self.docs = writer, docs
         self.calls: list[tuple[str, ...]] = []
+        self.obs_gov_scope: str | None = None
 
     def run_job(self, name: str, argv: list[str], run_id: str, **_: Any) -> JobResult:
         self.calls.append((name, *argv))
         for path, doc in (self.docs or {}).items():
             self.writer.write(KEYS[path], doc)
         return JobResult(name, 0, "local")
+
+    def pack_state(self, pack: str) -> PackState:
+        running = pack == "obs_gov" and self.obs_gov_scope is not None
+        return PackState(pack=pack, pack_id=f"local_parity_{pack}_v0", state="RUNNING" if running else "STOPPED",
+                         run_scope=self.obs_gov_scope if running else None, desired_count=2 if running else 0,
+                         running_count=2 if running else 0)
+
+    def stop_pack(self, pack: str, **_: Any) -> bool:
+        self.calls.append(("stop_pack", pack))
+        was, self.obs_gov_scope = self.obs_gov_scope, None
+        return was is not None
 
 
 def _ctx(tmp_path: Path, docs: dict[str, dict[str, Any]] | None) -> tuple[RunContext, _Backend]:
@@ -86,8 +99,8 @@ def _edit_snapshot(docs: dict[str, dict[str, Any]]) -> None:
         "detail": "fp.bus.traffic.fraud.v1[0]: snapshot ('0', '150'), anchor ('0', '199')"}]
 
 
-def test_p11_is_the_reporter_phase_of_the_machine_and_starts_no_pack() -> None:
-    assert isinstance(PHASES["P11"](), ObsGovClosed) and "P11" not in PACKS_FOR_PHASE
+def test_p11_is_the_reporter_phase_of_the_machine_and_owns_the_obs_gov_pack() -> None:
+    assert isinstance(PHASES["P11"](), ObsGovClosed) and PACKS_FOR_PHASE["P11"] == ("obs_gov",)
     reporter = component("reporter")
     assert reporter.argv == ("reporter", "close") and reporter.app == "runtime.obs.cli:app"
     assert (reporter.ecs_key, reporter.role_key) == ("TD_REPORTER", "ROLE_REPORTER_SINGLE_WRITER")
@@ -127,3 +140,34 @@ def test_p11_without_the_reporters_files_does_not_pass(tmp_path: Path) -> None:
     with pytest.raises(PlatformError) as e:
         execute(ObsGovClosed(), ctx)
     assert e.value.code == "OBS_GOV_CLOSED_GATE_FAILED" and "run_completed missing" in e.value.message
+
+
+def test_p11_stops_this_runs_obs_gov_pack_before_the_reporter_closes(tmp_path: Path) -> None:
+    ctx, backend = _ctx(tmp_path, _docs())
+    ctx.options["packs"] = ["control_ingress", "obs_gov"]
+    backend.obs_gov_scope = RUN
+    record = execute(ObsGovClosed(), ctx)
+    assert record["state"] == "PASS"
+    assert backend.calls == [("stop_pack", "obs_gov"), ("reporter", "reporter", "close", "--platform-run-id", RUN)]
+    stopped = next(c for c in record["gate"] if c["name"] == "obs_gov_stopped_before_close")
+    assert stopped["ok"] and "RUNNING -> STOPPED" in stopped["detail"]
+
+
+def test_p11_rerun_beside_the_reporter_daemon_is_refused_with_lock_held(tmp_path: Path) -> None:
+    ctx, backend = _ctx(tmp_path, _docs())
+    ctx.options.update(packs=["obs_gov"], rerun_only="P11")
+    backend.obs_gov_scope = RUN
+    with pytest.raises(PlatformError) as e:
+        execute(ObsGovClosed(), ctx)
+    assert e.value.code == "REPORTER_LOCK_HELD" and "stop the obs_gov pack" in e.value.next_step
+    assert backend.calls == []  # neither stopped nor closed: the operator decides
+    record = json.loads((ctx.folders.evidence_dir(RUN) / "phases/P11.json").read_text())
+    assert record["state"] == "FAIL" and record["error_code"] == "REPORTER_LOCK_HELD"
+
+
+def test_p11_leaves_an_obs_gov_pack_of_another_run_alone(tmp_path: Path) -> None:
+    ctx, backend = _ctx(tmp_path, _docs())
+    ctx.options.update(packs=["obs_gov"], rerun_only="P11")
+    backend.obs_gov_scope = "platform_20261123T130000Z"
+    assert execute(ObsGovClosed(), ctx)["state"] == "PASS"
+    assert backend.calls == [("reporter", "reporter", "close", "--platform-run-id", RUN)]
