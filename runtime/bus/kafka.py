@@ -36,12 +36,21 @@ from runtime.errors import BusUnavailable, PublishAmbiguous, TopicMissing
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
 #: librdkafka gives up on a record after this long (then its outcome is ambiguous).
 DEFAULT_DELIVERY_TIMEOUT_MS = 30_000
-#: How long a poll that already holds records waits for more to fill the batch (a poll with none
-#: waits up to its timeout): librdkafka prefetches, so a full batch rarely needs the wait.
-FILL_WAIT_S = 0.05
+#: The longest single wait of a poll that holds no record yet (so the run scope's commits of skipped
+#: records and the rebalance callbacks are served at least this often).
+FIRST_RECORD_WAIT_S = 1.0
+#: How long the broker may hold a consumer's fetch when it has nothing new. The consumer's latency
+#: floor on brokers that answer at a timer instead of when records arrive (Tansu answers an empty
+#: fetch after about half of it: 500 ms, librdkafka's default, put ~250 ms on every hop of the
+#: RTDL chain); a conforming broker answers as soon as records are there, so on MSK it only sets
+#: how often an idle consumer asks.
+FETCH_WAIT_MS = 50
 #: Group of the offset-range reader (assigns partitions, never commits); inside the prefix of
 #: CONSUMER_GROUP_ID_PATTERN, the only group prefix the demo stack's Kafka ACL allows.
 WATERMARK_GROUP_ID = "fp-watermarks"
+#: The broker's longest wait on an empty fetch of the offset-range reader (it reads records that
+#: exist, so only a partition emptied by retention meanwhile waits at all).
+RANGE_FETCH_WAIT_MS = 50
 
 # Delivery errors that say for sure the record was NOT written (anything else is ambiguous).
 _DEFINITELY_NOT_WRITTEN = {
@@ -217,6 +226,7 @@ class KafkaBusConsumer(RunScopedConsumer):
                     "auto.offset.reset": "earliest",
                     "session.timeout.ms": 10_000,
                     "enable.partition.eof": False,
+                    "fetch.wait.max.ms": FETCH_WAIT_MS,
                     **(extra_config or {}),
                 },
             )
@@ -269,10 +279,7 @@ class KafkaBusConsumer(RunScopedConsumer):
             if left <= 0:
                 break
             try:
-                # once records are in hand, wait only briefly for more: a batch that cannot fill
-                # (the end of a backlog, a slow stream) is applied now instead of a second later
-                wait = min(left, 1.0 if not out else FILL_WAIT_S)
-                messages = self._consumer.consume(num_messages=max_records - len(out), timeout=wait)
+                messages = self._next_messages(max_records - len(out), min(left, FIRST_RECORD_WAIT_S), bool(out))
             except KafkaException as e:
                 raise BusUnavailable(f"consume from {', '.join(self.topics)} failed: {e.args[0]}") from e
             for message in messages:
@@ -306,6 +313,22 @@ class KafkaBusConsumer(RunScopedConsumer):
             if out and not messages:
                 break
         return out
+
+    def _next_messages(self, wanted: int, wait_s: float, holding: bool) -> list[Message]:
+        """What librdkafka has fetched, up to `wanted`, without waiting for a batch to fill.
+
+        `consume(n, timeout)` returns only when it has `n` messages or the timeout passed, so a
+        batch that cannot fill (a paced stream, the end of a backlog) would cost the whole timeout
+        on every poll. Instead: with nothing in hand, wait for ONE message (`poll` returns as soon
+        as one is there, or after `wait_s`); then take, without waiting, what is already fetched
+        (librdkafka prefetches ahead of the application, so a backlog still comes in full batches).
+        """
+        if holding:
+            return list(self._consumer.consume(num_messages=wanted, timeout=0))
+        first = self._consumer.poll(wait_s)
+        if first is None:
+            return []
+        return [first, *(self._consumer.consume(num_messages=wanted - 1, timeout=0) if wanted > 1 else [])]
 
     def _raise_for(self, error: KafkaError) -> None:
         if error.code() == KafkaError._PARTITION_EOF:
@@ -403,8 +426,12 @@ class KafkaAdmin(BusAdmin):
 
         The low watermark is the first offset. The last offset is read, not inferred from the high
         watermark: some brokers (Tansu) report `base offset of the last batch + 1` as the high
-        watermark, so the adapter reads from `high - 1` to the partition end and takes the last
-        offset it sees (one short read per partition; one record on a conforming broker).
+        watermark of a ListOffsets request, so the adapter reads every partition from `high - 1`
+        at once and takes, per partition, the last offset of the first fetch that answers (which
+        holds the whole last batch) or the fetch response's own high watermark, whichever is
+        greater. It never waits for the end of a partition: on a topic that is being written the
+        end moves on and is never reached, and an idle one answers only after the broker's fetch
+        wait (this read runs in every worker's health cycle, so it must cost one round trip).
         """
         count = self.partitions(name)
         if count is None:
@@ -412,36 +439,54 @@ class KafkaAdmin(BusAdmin):
         reader = KafkaConsumer(
             _base_config(
                 self.bootstrap,
-                {"group.id": WATERMARK_GROUP_ID, "enable.partition.eof": True, "enable.auto.commit": False, **self._extra},
+                {"group.id": WATERMARK_GROUP_ID, "enable.partition.eof": True, "enable.auto.commit": False,
+                 "fetch.wait.max.ms": RANGE_FETCH_WAIT_MS, **self._extra},
             )
         )
         try:
-            return [self._range(reader, name, partition) for partition in range(count)]
+            return self._ranges(reader, name, count)
         finally:
             reader.close()
 
-    def _range(self, reader: Any, name: str, partition: int) -> PartitionRange:
-        try:
-            low, high = reader.get_watermark_offsets(TopicPartition(name, partition), timeout=self.connect_timeout_s)
-        except KafkaException as e:
-            raise BusUnavailable(f"watermarks of {name}[{partition}] unavailable: {e.args[0]}") from e
-        if high <= low:
-            return PartitionRange(name, partition, None, None)
-        last = high - 1
-        reader.assign([TopicPartition(name, partition, high - 1)])
+    def _ranges(self, reader: Any, name: str, count: int) -> list[PartitionRange]:
+        bounds: dict[int, tuple[int, int]] = {}
+        for partition in range(count):
+            try:
+                bounds[partition] = reader.get_watermark_offsets(TopicPartition(name, partition), timeout=self.connect_timeout_s)
+            except KafkaException as e:
+                raise BusUnavailable(f"watermarks of {name}[{partition}] unavailable: {e.args[0]}") from e
+        last = {p: high - 1 for p, (low, high) in bounds.items() if high > low}
+        open_ = set(last)
+        if open_:
+            reader.assign([TopicPartition(name, p, last[p]) for p in sorted(open_)])
         deadline = time.monotonic() + self.connect_timeout_s
-        while time.monotonic() < deadline:
-            message = reader.poll(0.5)
-            if message is None:
-                continue
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    break
-                raise BusUnavailable(f"reading the end of {name}[{partition}] failed: {error.str()}")
-            last = max(last, int(message.offset() or 0))
-        reader.unassign()
-        return PartitionRange(name, partition, low, last)
+        while open_ and time.monotonic() < deadline:
+            try:
+                # poll returns at the first message; consume(n, 0) takes what that fetch brought
+                first = reader.poll(min(0.5, max(0.0, deadline - time.monotonic())))
+                messages = [] if first is None else [first, *reader.consume(num_messages=10_000, timeout=0)]
+            except KafkaException as e:
+                raise BusUnavailable(f"reading the end of {name} failed: {e.args[0]}") from e
+            answered: set[int] = set()
+            for message in messages:
+                partition = int(message.partition() or 0)
+                error = message.error()
+                if error is not None:
+                    if error.code() != KafkaError._PARTITION_EOF:
+                        raise BusUnavailable(f"reading the end of {name}[{partition}] failed: {error.str()}")
+                else:
+                    last[partition] = max(last[partition], int(message.offset() or 0))
+                answered.add(partition)
+            for partition in answered & open_:
+                # the fetch that answered carries the partition's true high watermark
+                _, high = reader.get_watermark_offsets(TopicPartition(name, partition), cached=True)
+                if high is not None and high > 0:
+                    last[partition] = max(last[partition], int(high) - 1)
+            open_ -= answered
+        if open_:
+            reader.unassign()
+        return [PartitionRange(name, p, bounds[p][0], last[p]) if p in last else PartitionRange(name, p, None, None)
+                for p in range(count)]
 
     def _metadata(self) -> Any:
         try:
