@@ -208,13 +208,16 @@ def spine(scale: int, baseline_records: int) -> int:
     from controller.phases.machine import Slice
     from controller.runs import RunFolders
     from controller.substrate.local import Ports
+    from controller.substrate.state import read_state, state_dir
     from runtime.db.postgres import connect
     from runtime.obs.closure import failed_conditions
 
     with tempfile.TemporaryDirectory(prefix="bench-spine-") as tmp, scratch_substrate(Path(tmp)) as registry:
         t0 = time.perf_counter()
-        up = dev_min_up_local(registry, bus="kafka", ports=Ports.from_registry(registry))
-        state = up.substrate.state
+        dev_min_up_local(registry, bus="kafka", ports=Ports.from_registry(registry))
+        state = read_state(state_dir(registry))
+        if state is None:
+            raise RuntimeError("dev-min-up left no substrate state")
         sampler = RssSampler(registry, RunFolders.from_registry(registry).root,
                              {f"server:{p.name}": p.pid for p in state.processes})
         thread = threading.Thread(target=sampler.run, daemon=True)
@@ -226,7 +229,7 @@ def spine(scale: int, baseline_records: int) -> int:
                                         progress=lambda pid, name: print(f"  {time.perf_counter() - t0:7.1f}s {pid} {name}",
                                                                          flush=True))
                 run_id = run.platform_run_id
-            except Exception as e:  # noqa: BLE001 - the benchmark reports the failure and still tears down
+            except Exception as e:
                 failed = f"{type(e).__name__}: {e}"
                 run_id = RunFolders.from_registry(registry).active_run_id()
             sampler.stop.set()

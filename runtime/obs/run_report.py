@@ -69,11 +69,6 @@ def timed_stage(times: StageTimes) -> Stage:
                  times.busiest_minute_events, times.lag_at_end)
 
 
-def busiest_minute(per_minute: Mapping[Any, int]) -> int | None:
-    """The most events done in one clock minute (None when nothing was done)."""
-    return max(per_minute.values(), default=None) if per_minute else None
-
-
 def lag_at(input_done: int, stage_done: int) -> int:
     """What a stage still had to do at one moment: its input so far minus what it had done (never < 0:
     a stage that emits more than one record per input is not behind)."""
