@@ -198,6 +198,10 @@ def _mib(value: int | None) -> str:
     return f"{value / 2**20:8.0f}" if value is not None else "     n/a"
 
 
+def _secs(value: Any) -> str:
+    return f"{value:10.1f}" if isinstance(value, (int, float)) else "       n/a"
+
+
 def _rate(value: Any) -> str:
     return f"{value:10,.0f}" if isinstance(value, (int, float)) else "       n/a"
 
@@ -267,7 +271,7 @@ def spine(scale: int, baseline_records: int) -> int:
             print(f"{pid:6} {d if d is not None else float('nan'):8.1f}  {phases[pid].get('state')}")
     print("stage                        events    seconds   events/s  busiest-minute  lag-at-end")
     for s in report.get("throughput") or []:
-        print(f"{s['stage']:24} {s['events']:>10,} {s['seconds'] or 0:10.1f} {_rate(s.get('events_per_s'))}"
+        print(f"{s['stage']:24} {s['events']:>10,} {_secs(s.get('seconds'))} {_rate(s.get('events_per_s'))}"
               f" {_rate(s.get('busiest_minute_events'))}      {s.get('lag_at_end', 'n/a')}")
     print(f"bus baseline (same broker, same run): bare producer {produce_rate:,.0f} records/s,"
           f" bare consumer {consume_rate:,.0f} records/s ({baseline_records:,} records)")
