@@ -80,6 +80,28 @@ def _base_config(bootstrap: str, extra: dict[str, Any] | None) -> dict[str, Any]
     return config
 
 
+#: librdkafka's prefetch queue per consumer (KiB). Its default (64 MiB) fills with the backlog of a
+#: worker that falls behind, so the worker's RSS grew with its lag (bench_spine, docs/performance.md);
+#: 16 MiB still holds several of the worker loop's batches (2,000 records of ~1-2 KB).
+CONSUMER_PREFETCH_KBYTES = 16_384
+
+
+def consumer_config(bootstrap: str, group: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A run-scoped group consumer's settings: manual offset store and commit, from the earliest
+    record, a bounded prefetch queue, short fetch waits (FETCH_WAIT_MS); `extra` overrides any of them."""
+    return _base_config(bootstrap, {
+        "group.id": group,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": 10_000,
+        "enable.partition.eof": False,
+        "queued.max.messages.kbytes": CONSUMER_PREFETCH_KBYTES,
+        "fetch.wait.max.ms": FETCH_WAIT_MS,
+        **(extra or {}),
+    })
+
+
 def _topic_names(client: Any, bootstrap: str, timeout_s: float) -> set[str]:
     """Names of the topics on the cluster (a metadata request for all topics, no auto-create)."""
     try:
@@ -216,21 +238,7 @@ class KafkaBusConsumer(RunScopedConsumer):
         self.topics = list(topics)
         self.scope = RunScope(required_platform_run_id)
         self._tracker = CommitTracker()
-        self._consumer = KafkaConsumer(
-            _base_config(
-                bootstrap,
-                {
-                    "group.id": group,
-                    "enable.auto.commit": False,
-                    "enable.auto.offset.store": False,
-                    "auto.offset.reset": "earliest",
-                    "session.timeout.ms": 10_000,
-                    "enable.partition.eof": False,
-                    "fetch.wait.max.ms": FETCH_WAIT_MS,
-                    **(extra_config or {}),
-                },
-            )
-        )
+        self._consumer = KafkaConsumer(consumer_config(bootstrap, group, extra_config))
         try:
             _require_topics(self._consumer, bootstrap, self.topics, connect_timeout_s)
         except Exception:

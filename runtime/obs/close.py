@@ -30,7 +30,7 @@ from runtime.obs.lock import ReporterLock
 from runtime.obs.quality import score
 from runtime.obs.reconcile import reconciliation
 from runtime.obs.report_html import render
-from runtime.obs.run_report import Stage, phase_rows
+from runtime.obs.run_report import phase_rows, timed_stage
 from runtime.obs.run_report import run_report as run_report_body
 from runtime.obs.spine_hops import spine_hops
 from runtime.settings import Settings
@@ -113,6 +113,7 @@ def _derive(settings: Settings, writer: EvidenceWriter, bundle: gather.Bundle, p
     bus_admin = admin(settings)
     with connect(str(settings.db_dsn)) as conn:
         counts = gather.spine_counts(conn, registry, bundle, platform_run_id, topics_of)
+        stage_times = gather.stage_times(conn, registry, bundle, counts, platform_run_id)
         anchors = gather.anchor_ranges(bus_admin, gather.run_partitions(conn, platform_run_id))
         sources = gather.anomaly_sources(conn, registry, bundle, platform_run_id, health)
         checks = gather.conformance_checks(conn, registry, bundle, platform_run_id, health)
@@ -142,7 +143,7 @@ def _derive(settings: Settings, writer: EvidenceWriter, bundle: gather.Bundle, p
                     known_by=known_by)
     run = bundle.get(registry, "EVIDENCE_RUN_JSON_KEY")
     gate = (run.get("config") or {}).get("gate_events_per_output")
-    stages = [Stage(name, events, secs) for name, events, secs in gather.stage_figures(bundle, counts)]
+    stages = [timed_stage(t) for t in stage_times]
     report = {**base(["RUN_REPORT_PATH_PATTERN", "RECONCILIATION_PATH_PATTERN", "ANOMALY_SUMMARY_PATH_PATTERN",
                       "RUN_REPORT_HTML_PATH_PATTERN"]),
               **run_report_body(status=status, environment=registry.environment, bus=settings.bus, bounded_gate=gate,

@@ -32,6 +32,7 @@ from runtime.obs.anomalies import AnomalySource
 from runtime.obs.closure import PHASES_BEFORE_CLOSURE, ClosureFacts
 from runtime.obs.conformance import Check, handles_resolved, no_forbidden_infrastructure, pinned_versions_in_use, run_scope_enforced
 from runtime.obs.errors import EvidenceMissing, RunNotClosable, TruthUnavailable
+from runtime.obs.run_report import StageTimes, lag_at
 from runtime.obs.spine_hops import RECEIPT_OUTCOMES, GroupCounts, SpineCounts
 
 #: The stream workers whose consumer groups P11 reconciles (pack order).
@@ -340,9 +341,12 @@ def closure_facts(conn: Any, registry: Registry, bundle: Bundle, platform_run_id
 
 
 def _stream_view_rows(bundle: Bundle, registry: Registry) -> dict[str, int]:
-    """At full cap, each output's stream view rows (P3's stream sort summary)."""
+    """At full cap, each streamed output's stream view rows (P3's stream sort summary). The truth
+    outputs are sorted too but never streamed (only the reporter reads them), so they are not owed."""
+    streamed = {*registry.value("ORACLE_TRAFFIC_OUTPUT_IDS"), *registry.value("ORACLE_CONTEXT_OUTPUT_IDS")}
     outputs = bundle.get(registry, "STREAM_SORT_SUMMARY_PATH_PATTERN").get("outputs") or []
-    return {str(o["output_id"]): int(o.get("row_count") or o.get("rows") or 0) for o in outputs if isinstance(o, dict)}
+    return {str(o["output_id"]): int(o.get("row_count") or o.get("rows") or 0) for o in outputs
+            if isinstance(o, dict) and str(o.get("output_id")) in streamed}
 
 
 # -- decision quality (the reporter only: it reads the truth) ---------------------------------------
@@ -397,13 +401,57 @@ def quality_inputs(conn: Any, settings: Any, platform_run_id: str) -> QualityInp
     return QualityInputs(decisions, events, flows, bank)
 
 
-def stage_figures(bundle: Bundle, counts: SpineCounts) -> list[tuple[str, int, float | None]]:
-    """(stage, events, seconds) of each stage, from the phase records that ran it."""
-    def seconds(phase: str) -> float | None:
-        value = (bundle.phases.get(phase) or {}).get("duration_s")
-        return float(value) if isinstance(value, (int, float)) else None
+#: (stage, table, time column, extra filter) of each stage whose every event carries its own durable time.
+TIMED_STAGES: tuple[tuple[str, str, str, str], ...] = (
+    ("ig admitted", "ig_receipts", "recorded_at", " AND outcome = 'ADMIT'"),
+    ("df decided", "df_decisions", "decided_at", ""),
+    ("al outcomes", "al_effects", "created_at", ""),
+    ("dla audit records", "dla_audit_records", "created_at", ""),
+    ("case triggers", "case_triggers", "created_at", ""),
+    ("cm timeline events", "cm_case_timeline", "created_at", ""),
+    ("ls label assertions", "ls_label_assertions", "created_at", ""),
+)
+#: The RTDL core workers: their tallies (worker_tallies) time only their last batch.
+TALLIED_STAGES = ("archive_writer", "ieg", "ofp", "csfb")
 
-    return [("wsp -> ig (P6)", counts.wsp_emitted, seconds("P6")),
-            ("rtdl core caught up (P8)", sum(counts.topic_records.values()), seconds("P8")),
-            ("decisions (P9)", sum(counts.decisions_by_outcome.values()), seconds("P9")),
-            ("case triggers (P10)", counts.triggers, seconds("P10"))]
+
+def _timed(conn: Any, table: str, column: str, where: str, platform_run_id: str, end: datetime | None) -> tuple[Any, ...]:
+    """(events, first, last, busiest minute, events done by `end`) of one timed table."""
+    # table/column/where come from TIMED_STAGES above, never from input
+    row = conn.execute(
+        f"SELECT count(*), min({column}), max({column}), count(*) FILTER (WHERE {column} <= %s) FROM {table}"
+        f" WHERE platform_run_id = %s{where}", (end, platform_run_id)).fetchone()
+    minute = conn.execute(f"SELECT max(n) FROM (SELECT count(*) AS n FROM {table} WHERE platform_run_id = %s{where}"
+                          f" GROUP BY date_trunc('minute', {column})) m", (platform_run_id,)).fetchone()
+    return int(row[0]), row[1], row[2], (int(minute[0]) if minute and minute[0] is not None else None), int(row[3] or 0)
+
+
+def stage_times(conn: Any, registry: Registry, bundle: Bundle, counts: SpineCounts, platform_run_id: str) -> list[StageTimes]:
+    """Each stage's durable timing facts: WSP from its phase (P6), IG and the planes after the RTDL core
+    from each event's own time, the RTDL core workers from their tallies (first admission to their
+    last batch). Streaming ends at the last admission; DF's lag then is the traffic admitted but not
+    yet decided."""
+    from runtime.rtdl.events import TRAFFIC_CLASSES
+
+    p6 = bundle.phases.get("P6") or {}
+    out = [StageTimes("wsp emitted", counts.wsp_emitted, _utc_or_none(p6.get("started_at_utc")),
+                      _utc_or_none(p6.get("ended_at_utc")))]
+    _, table, column, where = TIMED_STAGES[0]
+    n, first_admitted, end, busiest, _ = _timed(conn, table, column, where, platform_run_id, None)
+    out.append(StageTimes("ig admitted", n, first_admitted, end, busiest,
+                          lag_at(counts.wsp_emitted, n) if counts.wsp_emitted else None))
+    traffic = _one(conn, "SELECT count(*) FROM ig_receipts WHERE platform_run_id = %s AND outcome = 'ADMIT'"
+                         " AND event_class = ANY(%s::text[])", (platform_run_id, list(TRAFFIC_CLASSES)))
+    for component in TALLIED_STAGES:
+        row = conn.execute("SELECT processed, updated_at FROM worker_tallies WHERE consumer_group = %s AND platform_run_id = %s",
+                           (consumer_group_id(registry, component, platform_run_id), platform_run_id)).fetchone()
+        out.append(StageTimes(f"{component} processed", int(row[0]) if row else 0, first_admitted, row[1] if row else None))
+    for stage, table, column, where in TIMED_STAGES[1:]:
+        n, first, last, busiest, done_by_end = _timed(conn, table, column, where, platform_run_id, end)
+        lag = lag_at(traffic, done_by_end) if stage == "df decided" and end is not None else None
+        out.append(StageTimes(stage, n, first, last, busiest, lag))
+    return out
+
+
+def _utc_or_none(value: Any) -> datetime | None:
+    return _utc(value) if value else None

@@ -234,8 +234,9 @@ def render(report: dict[str, Any]) -> str:
                    escape(str(p.get("ended_at_utc"))), seconds(p.get("duration_s")), escape(str(p.get("error_code") or ""))]
                   for p in report.get("phases") or []], numeric_from=9) + "</section>",
         "<section><h2>Throughput per stage</h2>"
-        + _table(("stage", "events", "seconds", "events per second"),
-                 [[escape(str(s.get("stage"))), number(s.get("events")), number(s.get("seconds")), number(s.get("events_per_s"))]
+        + _table(("stage", "events", "seconds", "events per second", "busiest minute", "lag at end of streaming"),
+                 [[escape(str(s.get("stage"))), number(s.get("events")), number(s.get("seconds")), number(s.get("events_per_s")),
+                   number(s.get("busiest_minute_events")), number(s.get("lag_at_end"))]
                   for s in report.get("throughput") or []]) + "</section>",
         f'<section><h2>Hop-by-hop counts {_badge(recon.get("status", "n/a"))}</h2>'
         + (bars_svg("hop-by-hop counts", [(str(h.get("hop")), [h.get("intended"), h.get("observed")]) for h in hops],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 #: Phase order of the report (every phase of the run, known or not).
@@ -38,6 +39,40 @@ class Stage:
         if self.lag_at_end is not None:
             doc["lag_at_end"] = self.lag_at_end
         return doc
+
+
+@dataclass(frozen=True)
+class StageTimes:
+    """The durable timing facts of one stage, as the gatherer reads them from the tables it wrote.
+
+    `first`/`last`: when its first and last event was done (a receipt's recorded time, a decision's
+    decided time, a worker's last tally update); `busiest_minute_events`: the most events it did in
+    one clock minute (None when its source has no per-event time); `lag_at_end`: its input events
+    not yet done when streaming ended (the last admission), None when no durable source says.
+    """
+
+    stage: str
+    events: int
+    first: datetime | None
+    last: datetime | None
+    busiest_minute_events: int | None = None
+    lag_at_end: int | None = None
+
+
+def timed_stage(times: StageTimes) -> Stage:
+    """A stage's throughput from its durable times: events over the span from its first to its last
+    event (a stage that did fewer than two events, or all in one instant, has no rate)."""
+    seconds = (times.last - times.first).total_seconds() if times.first and times.last else None
+    if times.lag_at_end is not None and times.lag_at_end < 0:
+        raise ValueError(f"stage {times.stage}: negative lag {times.lag_at_end}")
+    return Stage(times.stage, times.events, seconds if seconds and seconds > 0 else None,
+                 times.busiest_minute_events, times.lag_at_end)
+
+
+def lag_at(input_done: int, stage_done: int) -> int:
+    """What a stage still had to do at one moment: its input so far minus what it had done (never < 0:
+    a stage that emits more than one record per input is not behind)."""
+    return max(0, input_done - stage_done)
 
 
 def phase_rows(records: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:

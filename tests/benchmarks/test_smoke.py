@@ -16,10 +16,15 @@ from runtime.paths import REPO_ROOT
 
 
 def test_every_benchmark_module_is_found() -> None:
-    assert {"bench_bus", "bench_ig", "bench_oracle", "bench_stacks_synth"} <= set(bench_names())
+    assert {"bench_bus", "bench_ig", "bench_oracle", "bench_spine", "bench_stacks_synth"} <= set(bench_names())
 
 
-@pytest.mark.parametrize("name", bench_names())
+#: Benchmarks whose smoke run is a whole spine (P(-1)..P12, about a minute): `make test-fast` skips them.
+SPINE_BENCHMARKS = {"bench_spine"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SPINE_BENCHMARKS else n
+                                  for n in bench_names()])
 def test_benchmark_runs_once_at_a_tiny_size(name: str) -> None:
     proc = subprocess.run([sys.executable, "-m", "benchmarks", "--smoke", name], cwd=REPO_ROOT, capture_output=True,
                           text=True, timeout=180, check=False)

@@ -113,7 +113,8 @@ def run_report() -> dict[str, Any]:
             "phases": phases,
             "throughput": [{"stage": "wsp", "events": 400, "seconds": 8.0, "events_per_s": 50.0},
                            {"stage": "ig", "events": 400, "seconds": 9.5, "events_per_s": 42.1},
-                           {"stage": "df", "events": 200, "seconds": 4.0, "events_per_s": 50.0}],
+                           {"stage": "df", "events": 200, "seconds": 4.0, "events_per_s": 50.0,
+                            "busiest_minute_events": 200, "lag_at_end": 37}],
             "reconciliation": {"status": recon["status"], "failed_hops": recon["failed_hops"],
                                "hops": [{k: h[k] for k in ("hop", "intended", "observed", "ok")} for h in recon["hops"]]},
             "decision_quality": quality(), "anomalies": anomalies, "cost": None, "html_report": "run_report.html"}

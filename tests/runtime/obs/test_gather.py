@@ -155,3 +155,24 @@ def test_an_edited_offset_snapshot_is_named_among_the_replay_anchors(conn: Any, 
     assert p7["consistent"] is not edited
     if edited:
         assert f"{TRAFFIC}[0]" in p7["detail"]
+
+
+def test_stage_times_count_each_stage_from_its_own_durable_times(conn: Any) -> None:
+    run = random_run_id()
+    n = seed(conn, run, drop_decision=True)
+    b = bundle(run, n)
+    times = {t.stage: t for t in gather.stage_times(conn, REG, b, gather.spine_counts(conn, REG, b, run, {}), run)}
+    ig = times["ig admitted"]
+    assert (ig.events, ig.busiest_minute_events, ig.lag_at_end) == (n, n, 0)
+    # one decision never made: at the end of streaming DF still owed it
+    assert (times["df decided"].events, times["df decided"].lag_at_end) == (n - 1, 1)
+    assert times["ofp processed"].events == 0 and times["ofp processed"].last is None  # no tally: nothing processed
+    assert times["wsp emitted"].events == n and times["case triggers"].events > 0
+
+
+def test_at_full_cap_only_the_streamed_outputs_are_owed_never_the_truth_outputs() -> None:
+    summary = {"outputs": [{"output_id": "s3_event_stream_with_fraud_6B", "row_count": 500},
+                           {"output_id": "arrival_events_5B", "row_count": 900},
+                           {"output_id": "s4_event_labels_6B", "row_count": 500}]}
+    owed = gather._stream_view_rows(gather.Bundle({REG.text("STREAM_SORT_SUMMARY_PATH_PATTERN"): summary}, {}), REG)
+    assert owed == {"s3_event_stream_with_fraud_6B": 500, "arrival_events_5B": 900}

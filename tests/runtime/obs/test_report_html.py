@@ -103,3 +103,12 @@ def test_a_screenshot_renders(tmp_path: Path) -> None:
     keep = os.environ.get("FP_KEEP_REPORT_SCREENSHOT")
     if keep:
         shutil.copy(shot, keep)
+
+
+def test_the_throughput_table_shows_each_stages_busiest_minute_and_lag_at_the_end_of_streaming() -> None:
+    page = report_html.render(samples.run_report())
+    assert "busiest minute" in page and "lag at end of streaming" in page
+    cells = re.findall(r'<tr><td class="">(\w+)</td>((?:<td class="n">[^<]*</td>)+)</tr>', page)
+    rows = {stage: re.findall(r">([^<]*)<", tds)[::2] for stage, tds in cells}
+    assert rows["df"][-2:] == ["200", "37"]
+    assert rows["wsp"][-2:] == ["n/a", "n/a"]  # not measured: said so, never 0

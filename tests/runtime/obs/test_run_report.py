@@ -54,3 +54,34 @@ def test_an_unknown_status_or_no_phase_is_refused() -> None:
         run_report(status="PARTIAL", environment="local_parity", bus="kafka", bounded_gate=None, phases=[], stages=[],
                    reconciliation=samples.reconciliation(), decision_quality={}, anomaly_counts={}, counts={},
                    cost=None, html_report=None)
+
+
+def test_a_timed_stage_rates_its_events_over_the_span_from_first_to_last() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from runtime.obs.run_report import StageTimes, timed_stage
+
+    t0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    stage = timed_stage(StageTimes("df decided", 600, t0, t0 + timedelta(seconds=30), 550, 12)).document()
+    assert (stage["seconds"], stage["events_per_s"], stage["busiest_minute_events"], stage["lag_at_end"]) == (30.0, 20.0, 550, 12)
+    # one instant, or nothing done: no rate is made up
+    assert timed_stage(StageTimes("al", 1, t0, t0)).document()["events_per_s"] is None
+    assert timed_stage(StageTimes("ofp", 0, t0, None)).document()["seconds"] is None
+    with pytest.raises(ValueError):
+        timed_stage(StageTimes("df", 1, t0, t0, lag_at_end=-1))
+
+
+def test_the_lag_at_the_end_of_streaming_is_input_minus_done_never_negative() -> None:
+    from runtime.obs.run_report import lag_at
+
+    assert lag_at(1000, 940) == 60
+    assert lag_at(100, 300) == 0  # a stage that emits several records per input is not behind
+
+
+def test_the_report_schema_refuses_a_negative_lag_or_an_unknown_stage_field() -> None:
+    doc = _report()
+    doc["throughput"][1]["lag_at_end"] = -1
+    assert schema_violations("evidence/run_report.schema.json", doc)
+    doc = _report()
+    doc["throughput"][0]["made_up"] = 1
+    assert schema_violations("evidence/run_report.schema.json", doc)
