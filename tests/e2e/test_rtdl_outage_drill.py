@@ -105,6 +105,20 @@ class HealthWatcher:
                     self.seen.append((time.monotonic(), component, doc))
             stop.wait(0.2)
 
+    def wait_up(self, dependency: str, timeout_s: float) -> bool:
+        """Wait (bounded) until every worker's latest document says `dependency` is up again, so the
+        next outage meets workers that are back at work rather than still backing off from this one."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            latest: dict[str, dict[str, Any]] = {}
+            for _, who, doc in list(self.seen):
+                latest[who] = doc
+            if set(latest) == set(self.components) and all(
+                    d["dependencies"][dependency]["state"] != "DOWN" for d in latest.values()):
+                return True
+            time.sleep(0.2)
+        return False
+
     def red_for(self, dependency: str, code: str, window: tuple[float, float]) -> dict[str, bool]:
         """Per component: whether a RED document naming `dependency` was seen within the window."""
         start, end = window
@@ -143,6 +157,7 @@ def test_rtdl_workers_ride_out_postgres_and_bus_outages_red_while_down_green_aft
         assert sampler.flowing.wait(120), "no rtdl_core worker made a position durable"
         flowing_at = sampler.durable_total
         db_window = postgres_outage(registry, OUTAGE_S)
+        assert watcher.wait_up("db", 120), "a worker did not get its database back within 120 s"
         bus_window = bus_outage(registry, OUTAGE_S)
         gated_from = time.monotonic()
         result = runner.invoke(app, ["dev-min-run", "--from", "P8", "--to", "P8"])
