@@ -24,6 +24,24 @@ def utc_iso(moment: datetime | None = None) -> str:
     return (moment or utc_now()).astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def event_time_micros(value: object) -> int | None:
+    """Integer microseconds since the epoch of an RFC 3339 timestamp with a zone (Z or an offset);
+    None when `value` is not one. The one event-time form IG, WSP and the RTDL stores compare."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return None
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
 def new_platform_run_id(moment: datetime | None = None) -> str:
     """`platform_<yyyymmddTHHMMSSZ>` for `moment` (default now)."""
     return "platform_" + (moment or utc_now()).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.bus.port import EbRef, OutboundRecord, Publisher
-from runtime.contracts.ids import utc_iso
+from runtime.contracts.ids import event_time_micros, utc_iso
 from runtime.errors import BusUnavailable, PlatformError, PublishAmbiguous
 from runtime.ig.domain import Action, CheckedEvent, EventValidator, Identity, Outcome, decide, oversized_excerpt
 from runtime.ig.receipts import BatchWriter, new_receipt_id
@@ -117,7 +117,8 @@ class IngestService:
     def _ingest(self, plans: list[_Plan], firsts: dict[Identity, int]) -> list[dict[str, Any]]:
         idents = list(firsts)
         try:
-            claims = self.store.claim(idents, [plans[firsts[i]].checked.payload_hash or "" for i in idents])
+            claims = self.store.claim(idents, [plans[firsts[i]].checked.payload_hash or "" for i in idents],
+                                      [event_time_micros(plans[firsts[i]].checked.field("ts_utc")) for i in idents])
         except PlatformError as e:
             raise GateUnavailable(f"admission store: {e.message}") from e
         for ident, index in firsts.items():

@@ -149,19 +149,23 @@ class AdmissionStore:
         """Raise DatabaseUnavailable unless Postgres answers."""
         self._db.ping()
 
-    def claim(self, identities: list[Identity], hashes: list[str]) -> dict[Identity, ClaimResult]:
-        """Insert PENDING rows owned by this process for new identities, take over unfinished ones nobody
+    def claim(self, identities: list[Identity], hashes: list[str],
+              event_times: list[int | None] | None = None) -> dict[Identity, ClaimResult]:
+        """Insert PENDING rows owned by this process for new identities (with their event time in
+        epoch microseconds, which DF's completeness cut reads), take over unfinished ones nobody
         alive works on (same payload hash only), and return what each identity is now."""
         if not identities:
             return {}
         me = self.owner.ensure()
         runs, classes, ids = (list(x) for x in zip(*identities, strict=True))
+        times = list(event_times) if event_times is not None else [None] * len(identities)
         with self._conn() as conn, conn.transaction():
             inserted = conn.execute(
-                "INSERT INTO ig_admissions (platform_run_id, event_class, event_id, payload_hash, state, claim_owner)"
-                " SELECT r, c, i, h, 'PENDING', %s FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS t(r, c, i, h)"
+                "INSERT INTO ig_admissions (platform_run_id, event_class, event_id, payload_hash, state, claim_owner,"
+                " event_ts_micros) SELECT r, c, i, h, 'PENDING', %s, ts"
+                " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[]) AS t(r, c, i, h, ts)"
                 " ON CONFLICT DO NOTHING RETURNING platform_run_id, event_class, event_id",
-                (me, runs, classes, ids, hashes),
+                (me, runs, classes, ids, hashes, times),
             ).fetchall()
             claimed = {(r[0], r[1], r[2]) for r in inserted}
             others = [(ident, h) for ident, h in zip(identities, hashes, strict=True) if ident not in claimed]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from runtime.contracts.ids import event_time_micros
 from runtime.errors import PermanentError
 
 TRAFFIC_CLASSES = ("traffic_fraud", "traffic_baseline")
@@ -24,7 +25,6 @@ EVENT_CLASSES = (*TRAFFIC_CLASSES, ARRIVAL_EVENTS, ARRIVAL_ENTITIES, *ANCHOR_CLA
 ENTITY_KINDS = ("customer", "account", "card", "device", "merchant")
 
 _EVENT_ID_RE = re.compile(r"^[0-9a-f]{32}$")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class RtdlPayloadInvalid(PermanentError):
@@ -43,14 +43,10 @@ def parse_ts_micros(value: Any, what: str = "ts_utc") -> int:
     """Integer microseconds since the epoch of an RFC 3339 timestamp with a zone (Z or offset)."""
     if not isinstance(value, str) or not value:
         raise RtdlPayloadInvalid(f"{what} is not a timestamp string: {value!r}")
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
-    except ValueError as e:
-        raise RtdlPayloadInvalid(f"{what} is not RFC 3339: {value!r}") from e
-    if moment.tzinfo is None:
-        raise RtdlPayloadInvalid(f"{what} has no time zone: {value!r}")
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    micros = event_time_micros(value)
+    if micros is None:
+        raise RtdlPayloadInvalid(f"{what} is not an RFC 3339 time with a zone: {value!r}")
+    return micros
 
 
 def micros_to_iso(micros: int) -> str:

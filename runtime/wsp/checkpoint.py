@@ -35,9 +35,11 @@ class WspCheckpoint:
                          (platform_run_id, scenario_run_id))
         return str(rows[0][0]) if rows else None
 
-    def start(self, platform_run_id: str, scenario_run_id: str, ready_ref: dict[str, Any], *, restart: bool = False) -> None:
-        """Record that streaming of this READY starts (or restarts); `restart` resets the output progress."""
-        with self._db.transaction():  # both or neither: a restart never keeps stale progress
+    def start(self, platform_run_id: str, scenario_run_id: str, ready_ref: dict[str, Any], *, restart: bool = False,
+              outputs: list[str] | None = None) -> None:
+        """Record that streaming of this READY starts (or restarts) with a progress row for each of
+        `outputs` (one that has sent nothing yet has no frontier); `restart` resets the progress."""
+        with self._db.transaction():  # all or nothing: a restart never keeps stale progress
             self._run(
                 "INSERT INTO wsp_ready_runs (platform_run_id, scenario_run_id, ready_ref, status) VALUES (%s, %s, %s::jsonb, 'STARTED')"
                 " ON CONFLICT (platform_run_id, scenario_run_id) DO UPDATE SET status = 'STARTED', ended_at = NULL,"
@@ -46,6 +48,10 @@ class WspCheckpoint:
             if restart:
                 self._run("DELETE FROM wsp_output_progress WHERE platform_run_id = %s AND scenario_run_id = %s",
                           (platform_run_id, scenario_run_id))
+            if outputs:
+                self._run("INSERT INTO wsp_output_progress (platform_run_id, scenario_run_id, output_id)"
+                          " SELECT %s, %s, o FROM unnest(%s::text[]) AS o ON CONFLICT DO NOTHING",
+                          (platform_run_id, scenario_run_id, list(outputs)))
 
     def finish(self, platform_run_id: str, scenario_run_id: str, status: str) -> None:
         """Mark the READY COMPLETED or FAILED."""
@@ -58,10 +64,15 @@ class WspCheckpoint:
                          (platform_run_id, scenario_run_id))
         return {str(r[0]): int(r[1]) for r in rows}
 
-    def advance(self, platform_run_id: str, scenario_run_id: str, output_id: str, rows_sent: int) -> None:
-        """Move one output's checkpoint forward (never backwards)."""
+    def advance(self, platform_run_id: str, scenario_run_id: str, output_id: str, rows_sent: int,
+                frontier_ts_micros: int | None = None, ended: bool = False) -> None:
+        """Move one output's checkpoint forward (never backwards): rows IG answered for, the
+        output's event-time frontier (every row before it answered) and whether it has ended."""
         self._run(
-            "INSERT INTO wsp_output_progress (platform_run_id, scenario_run_id, output_id, rows_sent) VALUES (%s, %s, %s, %s)"
+            "INSERT INTO wsp_output_progress (platform_run_id, scenario_run_id, output_id, rows_sent, frontier_ts_micros, ended)"
+            " VALUES (%s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (platform_run_id, scenario_run_id, output_id) DO UPDATE"
-            " SET rows_sent = greatest(wsp_output_progress.rows_sent, excluded.rows_sent), updated_at = now()",
-            (platform_run_id, scenario_run_id, output_id, rows_sent))
+            " SET rows_sent = greatest(wsp_output_progress.rows_sent, excluded.rows_sent),"
+            " frontier_ts_micros = greatest(wsp_output_progress.frontier_ts_micros, excluded.frontier_ts_micros),"
+            " ended = wsp_output_progress.ended OR excluded.ended, updated_at = now()",
+            (platform_run_id, scenario_run_id, output_id, rows_sent, frontier_ts_micros, ended))

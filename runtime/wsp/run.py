@@ -24,6 +24,7 @@ from runtime.errors import PlatformError
 from runtime.evidence.writer import BundleTarget, EvidenceWriter, run_bundle
 from runtime.settings import Settings
 from runtime.store.port import ObjectStore
+from runtime.wsp.align import EventTimeAlignment
 from runtime.wsp.checkpoint import WspCheckpoint
 from runtime.wsp.envelope import OutputPlan, to_envelope
 from runtime.wsp.sender import IgClient
@@ -32,7 +33,7 @@ from runtime.wsp.views import StreamView
 
 SOURCE_HANDLES = ["FP_BUS_CONTROL_V1", "S3_ORACLE_BUCKET", "S3_STREAM_VIEW_PREFIX_PATTERN", "IG_BASE_URL",
                   "IG_AUTH_HEADER_NAME", "SSM_IG_API_KEY_PATH", "WSP_BATCH_SIZE", "WSP_RETRY_MAX_ATTEMPTS",
-                  "WSP_RETRY_BACKOFF_MS", "S3_EVIDENCE_BUCKET"]
+                  "WSP_RETRY_BACKOFF_MS", "WSP_CONTEXT_LEAD_SECONDS", "S3_EVIDENCE_BUCKET"]
 
 
 class ReadyMissing(PlatformError):
@@ -171,7 +172,7 @@ def run_wsp(settings: Settings, platform_run_id: str, ready_consumer: RunScopedC
     progress(f"WSP stream views present: {', '.join(plan.outputs)}")
 
     previous = checkpoint.status(platform_run_id, ready.scenario_run_id)
-    checkpoint.start(platform_run_id, ready.scenario_run_id, ready.ref, restart=options.restream)
+    checkpoint.start(platform_run_id, ready.scenario_run_id, ready.ref, restart=options.restream, outputs=plan.outputs)
     ready_consumer.commit([ready.record])
     done = {} if options.restream else checkpoint.rows_sent(platform_run_id, ready.scenario_run_id)
 
@@ -202,6 +203,8 @@ def run_wsp(settings: Settings, platform_run_id: str, ready_consumer: RunScopedC
     progress(f"WSP stream start outputs={len(plan.outputs)} mode={options.mode} resume={done or 'none'}")
 
     stop = threading.Event()
+    lead = int(reg.integer("WSP_CONTEXT_LEAD_SECONDS")) * 1_000_000
+    alignment = EventTimeAlignment({o: (lead if o in plan.context else 0) for o in plan.outputs})
     stats: dict[str, OutputStats] = {}
     errors: list[PlatformError] = []
 
@@ -214,12 +217,14 @@ def run_wsp(settings: Settings, platform_run_id: str, ready_consumer: RunScopedC
             stream_output(
                 output_id, _envelopes(views[output_id], skip, plan.class_of[output_id], platform_run_id, ready.scenario_run_id),
                 client, knobs, resumed_from=skip,
-                advance=lambda n: checkpoint.advance(platform_run_id, ready.scenario_run_id, output_id, n),
-                stop=stop, progress=progress, stats=stats[output_id])
+                advance=lambda n, frontier, ended: checkpoint.advance(platform_run_id, ready.scenario_run_id, output_id, n,
+                                                                      frontier, ended),
+                stop=stop, progress=progress, stats=stats[output_id], alignment=alignment)
         except PlatformError as e:
             stop.set()
             errors.append(e)
         finally:
+            alignment.frontier(output_id, None)  # an output that never started holds no one back
             client.close()
 
     with ThreadPoolExecutor(max_workers=len(plan.outputs), thread_name_prefix="wsp") as pool:

@@ -12,10 +12,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
+from runtime.contracts.ids import event_time_micros
 from runtime.errors import PlatformError
+from runtime.wsp.align import EventTimeAlignment
 from runtime.wsp.sender import IgClient, RetryableSend
 
 FINAL_OK = frozenset({"ADMIT", "DUPLICATE"})
@@ -53,13 +54,15 @@ class OutputStats:
     sends: int = 0
     retries: int = 0
     failures: int = 0
+    aligned_wait_s: float = 0.0  # time spent waiting for the other outputs to reach this one's event time
     outcomes: dict[str, int] = field(default_factory=dict)
     error: str | None = None
 
     def summary(self) -> dict[str, Any]:
         """The per-output entry of wsp_summary.json."""
         return {"output_id": self.output_id, "emitted": self.emitted, "resumed_from": self.resumed_from,
-                "sends": self.sends, "retries": self.retries, "failures": self.failures, "outcomes": dict(self.outcomes),
+                "sends": self.sends, "retries": self.retries, "failures": self.failures,
+                "aligned_wait_s": round(self.aligned_wait_s, 3), "outcomes": dict(self.outcomes),
                 "error": self.error}
 
 
@@ -75,15 +78,6 @@ class StreamKnobs:
     progress_every_s: float = 5.0
 
 
-def _parse_ts(value: Any) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 def stream_output(
     output_id: str,
     envelopes: Iterator[dict[str, Any]],
@@ -91,12 +85,19 @@ def stream_output(
     knobs: StreamKnobs,
     *,
     resumed_from: int,
-    advance: Callable[[int], None],
+    advance: Callable[[int, int | None, bool], None],
     stop: threading.Event,
     progress: Callable[[str], None],
     stats: OutputStats | None = None,
+    alignment: EventTimeAlignment | None = None,
 ) -> OutputStats:
-    """Send `envelopes` (already past the checkpoint) until the cap or the end of the view."""
+    """Send `envelopes` (already past the checkpoint) until the cap or the end of the view.
+
+    After each answered batch `advance(rows_sent, frontier_ts_micros, ended)` records how far the
+    output got: its row count and its event-time frontier (the time of the first row not yet
+    answered: every row before it in the ts-ordered view has been answered), `ended` once nothing
+    more will be sent. With `alignment` the output never runs ahead of the others in event time
+    (runtime/wsp/align.py)."""
     stats = stats or OutputStats(output_id)
     stats.resumed_from = stats.emitted = resumed_from
     position = resumed_from
@@ -104,16 +105,23 @@ def stream_output(
     wall0 = time.monotonic()
     ts0: float | None = None
     last_progress = time.monotonic()
+    recorded: int | None = None  # the frontier last recorded with advance()
 
-    def flush() -> None:
-        nonlocal position, batch, last_progress
-        if not batch:
+    def flush(frontier: int | None, *, ended: bool = False) -> None:
+        nonlocal position, batch, last_progress, recorded
+        if not batch and (ended or frontier == recorded):
+            if ended:
+                advance(position, None, True)
             return
-        _send_batch(batch, client, knobs, stats, stop)
+        if batch:
+            _send_batch(batch, client, knobs, stats, stop)
         position += len(batch)
         stats.emitted = position
-        advance(position)
         batch = []
+        recorded = frontier
+        advance(position, frontier, ended)
+        if alignment is not None:
+            alignment.frontier(output_id, None if ended else frontier)
         if time.monotonic() - last_progress >= knobs.progress_every_s:
             last_progress = time.monotonic()
             rate = (position - resumed_from) / max(time.monotonic() - wall0, 1e-6)
@@ -126,23 +134,32 @@ def stream_output(
                 raise Stopped(f"{output_id} stopped at row {position + len(batch)} because another output failed")
             if knobs.max_events is not None and position + len(batch) >= knobs.max_events:
                 break
-            if knobs.speedup:
-                ts = _parse_ts(envelope.get("ts_utc"))
-                if ts is not None:
-                    ts0 = ts if ts0 is None else ts0
-                    due = wall0 + (ts - ts0) / knobs.speedup
-                    wait = due - time.monotonic()
-                    if wait > 0:
-                        flush()  # what is due goes now; then wait for this event's moment
-                        time.sleep(wait)
-            batch.append(envelope)
+            micros = event_time_micros(envelope.get("ts_utc"))
             if len(batch) >= knobs.batch_size:
-                flush()
-        flush()
+                flush(micros)
+            if alignment is not None and micros is not None:
+                if not batch:
+                    alignment.frontier(output_id, micros)
+                if not alignment.allowed(output_id, micros):
+                    flush(micros)  # what it holds goes first: its frontier is then this row
+                    stats.aligned_wait_s += alignment.wait(output_id, micros, stop)
+            if knobs.speedup and micros is not None:
+                ts = micros / 1e6
+                ts0 = ts if ts0 is None else ts0
+                due = wall0 + (ts - ts0) / knobs.speedup
+                wait = due - time.monotonic()
+                if wait > 0:
+                    flush(micros)  # what is due goes now; then wait for this event's moment
+                    time.sleep(wait)
+            batch.append(envelope)
+        flush(None, ended=True)
     except PlatformError as e:
         stats.error = e.operator_line()
         stats.failures += 1
         raise
+    finally:
+        if alignment is not None:
+            alignment.frontier(output_id, None)  # ended or failed: it holds no one back
     return stats
 
 

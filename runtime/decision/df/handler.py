@@ -9,7 +9,8 @@ Per batch, inside the worker's transaction:
    `df_decisions`: a redelivery past the positions, a replay under a new consumer group) are not
    decided again: the held record and its intents are produced again with the same ids and bytes;
 3. for the rest DF needs, as of each event: OFP, IEG and CSFB complete for it
-   (`store.upstream_complete`: everything admitted before the event applied), a posture recorded
+   (`store.upstream_complete`: every record at or before the event's time applied, and WSP past
+   that time on every output feeding the store), a posture recorded
    by DL, and IG's receipt (provenance). While any is missing the batch is **held**: the attempt
    re-checks every POLL_S for up to HOLD_MS, then `DecisionInputsPending` (a TransientError)
    rolls the transaction back and the worker retries the same batch with its back-off, up to
@@ -173,11 +174,11 @@ class DecisionFabricHandler(StreamHandler):
         ids = [d for _, _, d in fresh]
         hold_until = self.clock() + self.hold_s
         while True:
+            frontiers = store.stream_frontiers(conn, self.platform_run_id)  # before the admissions it vouches for
             run_last = store.run_last_offsets(conn, self.platform_run_id, topics)
             posture = store.current_posture(conn, self.platform_run_id)
             receipts = store.admissions(conn, self.platform_run_id, [(e.event_class, e.event_id) for _, e, _ in fresh])
-            admitted_by = max((r[1] for r in receipts.values()), default=None)
-            complete = {u.component: store.upstream_complete(conn, self.platform_run_id, u, newest, run_last, admitted_by)
+            complete = {u.component: store.upstream_complete(conn, self.platform_run_id, u, newest, run_last, frontiers)
                         for u in self.upstreams}
             pending = [name for name, ok in complete.items() if not ok]
             pending += ["posture"] if posture is None else []
@@ -192,7 +193,7 @@ class DecisionFabricHandler(StreamHandler):
         per_event = None
         if pending:
             self._counts["df_waited_out"] += 1
-            per_event = self.complete_per_event(conn, fresh, run_last, complete, receipts)
+            per_event = self.complete_per_event(conn, fresh, run_last, complete, frontiers)
         for did in ids:
             self._first_wait.pop(did, None)
         if posture is None:
@@ -216,15 +217,13 @@ class DecisionFabricHandler(StreamHandler):
         return out
 
     def complete_per_event(self, conn: Any, fresh: list[tuple[InputRecord, Admitted, str]], run_last: dict[store.Partition, int],
-                           batch: dict[str, bool], receipts: dict[tuple[str, str], tuple[str, str]]) -> dict[str, dict[str, bool]]:
+                           batch: dict[str, bool], frontiers: store.StreamFrontiers) -> dict[str, dict[str, bool]]:
         """After the wait: which store is complete for each event on its own (an earlier event of
-        the batch, admitted earlier, may be complete where the newest is not)."""
+        the batch may be complete where the newest is not)."""
         out: dict[str, dict[str, bool]] = {}
         for _, event, did in fresh:
-            receipt = receipts.get((event.event_class, event.event_id))
             out[did] = {u.component: batch[u.component] or store.upstream_complete(
-                conn, self.platform_run_id, u, event.ts_micros, run_last, receipt[1] if receipt else None)
-                for u in self.upstreams}
+                conn, self.platform_run_id, u, event.ts_micros, run_last, frontiers) for u in self.upstreams}
         return out
 
     def waited_out(self, decision_ids: list[str]) -> bool:
@@ -275,8 +274,13 @@ def build(settings: Settings, platform_run_id: str) -> StreamHandler:
     from runtime.worker.run import build_handler
 
     registry = settings.registry
-    upstreams = [store.Upstream(name, consumer_group_id(registry, name, platform_run_id),
-                                tuple(build_handler(name, settings, platform_run_id).input_topics())) for name in UPSTREAMS]
+    output_of = {registry.topic(spec["topic"]).name: str(spec["output_id"])
+                 for spec in registry.mapping("EVENT_CLASS_MAP").values()}
+    upstreams = []
+    for name in UPSTREAMS:
+        topics = tuple(build_handler(name, settings, platform_run_id).input_topics())
+        upstreams.append(store.Upstream(name, consumer_group_id(registry, name, platform_run_id), topics,
+                                        tuple(output_of[t] for t in topics if t in output_of)))
     return DecisionFabricHandler(
         platform_run_id, topics_for(settings, TRAFFIC_CLASSES), registry.topic("FP_BUS_RTDL_V1").name, load_policy(),
         pinned_digest(settings, platform_run_id), upstreams, wait_ms=registry.integer("DF_INPUT_WAIT_MS"), hold_ms=HOLD_MS,

@@ -10,16 +10,17 @@ earliest of each, so an earlier one is the one the in-memory state held then). T
 already hold later records; they never change an answer. A batch costs five reads, not a dozen
 per event.
 
-**Completeness.** A store answers for an event only once it has applied everything that came
-before it: `upstream_complete` holds when, on every partition of the component's input topics
-that carries records of the run, its event-time watermark has reached the event's time, or its
-consumer group has made durable every record IG had admitted there by the time it admitted the
-event (`claimed_at` at or before the event's ADMIT receipt). The cut is the event's own
-admission, not the run's newest one: while a run streams, IG admits new records on every
-partition all the time, and a store chasing the newest admission is never done; what IG admits
-after the event cannot be what the event's decision waits for. Each output of WSP runs at its
-own pace in event time, so a partition's watermark alone may trail the event for the whole
-stream. DF waits on this (bounded) before it decides.
+**Completeness** is cut in event time. A store answers for an event at time T only once it has
+applied every record of its topics with event time at or before T, and no such record can still
+come: `upstream_complete` holds when (1) every WSP output feeding the store's topics has passed T
+(its frontier in `wsp_output_progress` is after T, or it has ended: every row at or before T has
+been answered by IG, so admitted) and then (2) on every partition, the store's consumer group has
+applied each admission of the run with `event_ts_micros` at or before T (migration 0202). The cut
+is a property of the event alone, not of when IG happened to admit the records of the different
+outputs, so the answer is the same on both buses, after a crash and on a replay. WSP keeps its
+outputs aligned in event time (runtime/wsp/align.py), so the context DF waits for is normally
+already there. Records that reach the topics without WSP (no progress rows for the run) are
+judged on (2) alone. DF waits on this (bounded) before it decides.
 
 **Decisions** go to `df_decisions` (migration 0610, append-only, unique on decision_id) with
 INSERT ... ON CONFLICT DO NOTHING in the worker's transaction. The read functions at the end are
@@ -39,7 +40,6 @@ from typing import Any
 from runtime.contracts.canonical import canonical_digest
 from runtime.decision.df.domain import DecisionInputs, DecisionRecord, Provenance, decision_digest
 from runtime.decision.df.inputs import graph_signals, readiness_input
-from runtime.rtdl import store as progress
 from runtime.rtdl.csfb import store as csfb_store
 from runtime.rtdl.csfb.domain import CsfbState
 from runtime.rtdl.events import Admitted
@@ -173,11 +173,33 @@ def inputs_as_of(conn: Any, platform_run_id: str, event: Admitted) -> DecisionIn
 
 @dataclass(frozen=True)
 class Upstream:
-    """An RTDL store DF reads: its component name (watermarks), consumer group (positions), input topics."""
+    """An RTDL store DF reads: its component name, consumer group (positions), input topics and the
+    WSP outputs whose records reach those topics."""
 
     component: str
     consumer_group: str
     topics: tuple[str, ...]
+    outputs: tuple[str, ...] = ()
+
+
+#: output_id -> (frontier_ts_micros or None, ended), one entry per scenario run WSP streams.
+StreamFrontiers = dict[str, list[tuple[int | None, bool]]]
+
+
+def stream_frontiers(conn: Any, platform_run_id: str) -> StreamFrontiers:
+    """How far WSP's outputs of the run got in event time (read before the admissions it vouches for)."""
+    out: StreamFrontiers = {}
+    for row in conn.execute("SELECT output_id, frontier_ts_micros, ended FROM wsp_output_progress WHERE platform_run_id = %s",
+                            (platform_run_id,)).fetchall():
+        out.setdefault(str(row[0]), []).append((None if row[1] is None else int(row[1]), bool(row[2])))
+    return out
+
+
+def streams_behind(frontiers: StreamFrontiers, upstream: Upstream, ts_micros: int) -> list[str]:
+    """The outputs feeding `upstream` that may still send a row at or before `ts_micros` (an
+    output the run does not stream has no progress rows and holds nothing back)."""
+    return [o for o in upstream.outputs
+            if not all(ended or (frontier is not None and frontier > ts_micros) for frontier, ended in frontiers.get(o, ()))]
 
 
 def run_last_offsets(conn: Any, platform_run_id: str, topics: Iterable[str]) -> dict[Partition, int]:
@@ -209,25 +231,23 @@ def group_positions(conn: Any, consumer_group: str) -> dict[Partition, int]:
 
 
 def upstream_complete(conn: Any, platform_run_id: str, upstream: Upstream, ts_micros: int,
-                      run_last: dict[Partition, int], admitted_by: str | None = None) -> bool:
-    """Whether the store has applied everything of the run it needs for an event at `ts_micros`
-    admitted at `admitted_by` (see the module docstring): per partition, its watermark passed the
-    event's time, or its group applied every record IG admitted there (by then, when
-    `admitted_by` is given: what IG admits after the event does not hold it back)."""
-    marks = {(r["topic"], r["partition"]): r["max_event_ts_micros"]
-             for r in progress.watermark_rows(conn, platform_run_id, upstream.component)}
-    waiting = [p for p in run_last if p[0] in upstream.topics and marks.get(p, -1) < ts_micros]
-    if not waiting:
+                      run_last: dict[Partition, int], frontiers: StreamFrontiers | None = None) -> bool:
+    """Whether the store has applied every record of the run at or before `ts_micros` and none
+    can still come (see the module docstring). `frontiers` must be read before `run_last`."""
+    if streams_behind(frontiers or {}, upstream, ts_micros):
+        return False
+    behind = [p for p in sorted(run_last) if p[0] in upstream.topics]
+    if not behind:
         return True
     positions = group_positions(conn, upstream.consumer_group)
-    behind = [p for p in sorted(waiting) if positions.get(p, -1) < run_last[p]]
-    if not behind or admitted_by is None:
-        return not behind
     for topic, partition in behind:
+        position = positions.get((topic, partition), -1)
+        if position >= run_last[(topic, partition)]:
+            continue
         row = conn.execute(
             "SELECT 1 FROM ig_admissions WHERE platform_run_id = %s AND eb_ref->>'topic' = %s AND eb_ref->>'partition' = %s"
-            " AND (eb_ref->>'offset')::numeric > %s AND claimed_at <= %s::timestamptz LIMIT 1",
-            (platform_run_id, topic, partition, positions.get((topic, partition), -1), admitted_by)).fetchone()
+            " AND (eb_ref->>'offset')::numeric > %s AND (event_ts_micros IS NULL OR event_ts_micros <= %s) LIMIT 1",
+            (platform_run_id, topic, partition, position, ts_micros)).fetchone()
         if row is not None:
             return False
     return True

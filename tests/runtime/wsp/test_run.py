@@ -14,7 +14,7 @@ from runtime.wsp.run import ReadyMissing, WspOptions, run_wsp
 from runtime.wsp.stream import RetriesExhausted
 from runtime.wsp.views import StreamViewMissing
 from tests.support.events import SCENARIO
-from tests.support.views import FRAUD_OUTPUTS, ready_message, write_view
+from tests.support.views import CLASS_OF, FRAUD_OUTPUTS, ready_message, write_view
 
 
 def _views(settings, store, run_id, rows):
@@ -56,6 +56,35 @@ def test_ready_then_all_fraud_outputs_streamed_and_admitted(settings, store, run
     assert start["outputs"] == sorted(FRAUD_OUTPUTS[:1]) + sorted(FRAUD_OUTPUTS[1:])
     assert summary["status"] == "COMPLETED" and summary["totals"]["emitted"] == 120
     assert summary["ready_ref"]["topic"] == control_topic
+    with psycopg.connect(migrated_dsn) as conn:
+        progress = conn.execute("SELECT output_id, rows_sent, ended FROM wsp_output_progress WHERE platform_run_id = %s",
+                                (run_id,)).fetchall()
+        unstamped = conn.execute("SELECT count(*) FROM ig_admissions WHERE platform_run_id = %s AND event_ts_micros IS NULL",
+                                 (run_id,)).fetchone()
+    assert sorted(progress) == [(o, 30, True) for o in sorted(FRAUD_OUTPUTS)]  # every output ran to its end
+    assert unstamped == (0,)  # IG kept every admission's event time (DF's completeness cut)
+
+
+def test_an_output_records_its_event_time_frontier_after_each_answered_batch(settings, store, run_id, ig_url, ready_pub,
+                                                                             control_topic, ready_consumer, checkpoint,
+                                                                             migrated_dsn):
+    from tests.runtime.ig.conftest import API_KEY
+
+    _views(settings, store, run_id, 20)
+    _ready(ready_pub, control_topic, run_id)
+    _wsp(settings, run_id, ready_consumer, ig_url, checkpoint, store, API_KEY, max_events_per_output=7, batch_size=3)
+    with psycopg.connect(migrated_dsn) as conn:
+        rows = conn.execute("SELECT output_id, rows_sent, frontier_ts_micros, ended FROM wsp_output_progress"
+                            " WHERE platform_run_id = %s ORDER BY output_id", (run_id,)).fetchall()
+        seventh = {c: conn.execute("SELECT event_ts_micros FROM ig_admissions WHERE platform_run_id = %s AND event_class = %s"
+                                   " ORDER BY event_ts_micros OFFSET 6 LIMIT 1", (run_id, c)).fetchone()[0]
+                   for c in {CLASS_OF[r[0]] for r in rows}}
+    assert [(r[1], r[3]) for r in rows] == [(7, True)] * 4  # the cap ends an output
+    # batches of three: after the second one the first row not answered is the seventh (traffic,
+    # which leads nothing, may also have sent shorter batches while the context outputs caught up)
+    context = [r for r in rows if r[0] != FRAUD_OUTPUTS[0]]
+    assert {r[0]: r[2] for r in context} == {r[0]: seventh[CLASS_OF[r[0]]] for r in context}
+    assert [r[2] <= seventh[CLASS_OF[r[0]]] for r in rows if r[0] == FRAUD_OUTPUTS[0]] == [True]
 
 
 def test_cap_per_output_and_completed_ready_is_skipped(settings, store, run_id, ig_url, ready_pub, control_topic,

@@ -166,47 +166,64 @@ def test_a_store_behind_the_event_holds_the_batch_then_decides_under_explicit_de
     assert handler.counters()["df_waits"] == 2 and handler.counters()["df_waited_out"] == 1
 
 
-def test_a_store_is_complete_once_its_watermark_passes_the_event_or_it_read_all_that_was_admitted(db: Database) -> None:
+def _admission(conn: Any, run: str, offset: int, ts_micros: int | None, *, partition: int = 0) -> None:
+    conn.execute("INSERT INTO ig_admissions (platform_run_id, event_class, event_id, payload_hash, state, eb_ref, event_ts_micros)"
+                 " VALUES (%s, 'traffic_fraud', %s, 'h', 'ADMITTED', %s, %s)",
+                 (run, f"{partition:04x}{offset:028x}", json.dumps({"topic": TRAFFIC_TOPIC, "partition": partition,
+                                                                    "offset": offset}), ts_micros))
+
+
+def _applied(conn: Any, group: str, position: int, *, partition: int = 0) -> None:
+    conn.execute("INSERT INTO worker_positions (consumer_group, topic, partition, position) VALUES (%s, %s, %s, %s)"
+                 " ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET position = excluded.position",
+                 (group, TRAFFIC_TOPIC, str(partition), position))
+
+
+def test_a_store_is_complete_for_an_event_once_it_applied_every_admission_at_or_before_the_event_time(db: Database) -> None:
+    # the cut is the event's time, not the moment IG admitted anything: records admitted in any
+    # interleaving give the same answer
     run = random_run_id()
     ofp = _upstreams(run)[0]
     with db.transaction() as conn:
         assert store.upstream_complete(conn, run, ofp, 10**18, {})  # nothing admitted: nothing to wait for
-        conn.execute("INSERT INTO rtdl_watermarks (platform_run_id, component, topic, partition, max_event_ts_micros, late_events)"
-                     " VALUES (%s, 'ofp', %s, '0', 100, 0)", (run, TRAFFIC_TOPIC))
-        last = {(TRAFFIC_TOPIC, "0"): 10, ("other.topic", "0"): 99}
-        assert store.upstream_complete(conn, run, ofp, 100, last)
-        assert not store.upstream_complete(conn, run, ofp, 101, last)
-        conn.execute("INSERT INTO worker_positions (consumer_group, topic, partition, position) VALUES (%s, %s, '0', 10)",
-                     (ofp.consumer_group, TRAFFIC_TOPIC))
-        assert store.upstream_complete(conn, run, ofp, 101, last)
-
-
-def _admission(conn: Any, run: str, offset: int, *, ago_s: float = 0.0) -> None:
-    conn.execute("INSERT INTO ig_admissions (platform_run_id, event_class, event_id, payload_hash, state, eb_ref, claimed_at)"
-                 " VALUES (%s, 'traffic_fraud', %s, 'h', 'ADMITTED', %s, now() - make_interval(secs => %s))",
-                 (run, f"{offset:032x}", json.dumps({"topic": TRAFFIC_TOPIC, "partition": 0, "offset": offset}), ago_s))
-
-
-def test_a_store_is_complete_for_an_event_once_it_applied_what_ig_admitted_before_the_event(db: Database) -> None:
-    # while a run streams IG admits new records all the time: a store that must reach the newest
-    # admission is never done; what IG admitted after the event does not hold the event back
-    run = random_run_id()
-    ofp = _upstreams(run)[0]
-    with db.transaction() as conn:
-        _admission(conn, run, 5, ago_s=10)  # admitted before the event
-        _admission(conn, run, 9)  # admitted after it (now)
-        event_admitted = conn.execute("SELECT to_char((now() - interval '5 seconds') AT TIME ZONE 'UTC',"
-                                      " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')").fetchone()[0]
-        conn.execute("INSERT INTO rtdl_watermarks (platform_run_id, component, topic, partition, max_event_ts_micros, late_events)"
-                     " VALUES (%s, 'ofp', %s, '0', 100, 0)", (run, TRAFFIC_TOPIC))
+        _admission(conn, run, 5, 100)
+        _admission(conn, run, 6, 300)  # after the event's time: never waited for
+        _admission(conn, run, 7, 400, partition=1)
+        _admission(conn, run, 8, 150, partition=1)  # out of order on its partition: still waited for
         last = store.run_last_offsets(conn, run, [TRAFFIC_TOPIC])
-        assert last == {(TRAFFIC_TOPIC, "0"): 9}
-        conn.execute("INSERT INTO worker_positions (consumer_group, topic, partition, position) VALUES (%s, %s, '0', 4)",
-                     (ofp.consumer_group, TRAFFIC_TOPIC))
-        assert not store.upstream_complete(conn, run, ofp, 101, last, event_admitted)  # record 5 not applied yet
-        conn.execute("UPDATE worker_positions SET position = 5 WHERE consumer_group = %s", (ofp.consumer_group,))
-        assert store.upstream_complete(conn, run, ofp, 101, last, event_admitted)
-        assert not store.upstream_complete(conn, run, ofp, 101, last)  # without the cut: the newest admission
+        assert last == {(TRAFFIC_TOPIC, "0"): 6, (TRAFFIC_TOPIC, "1"): 8}
+        assert not store.upstream_complete(conn, run, ofp, 200, last)
+        _applied(conn, ofp.consumer_group, 5)
+        _applied(conn, ofp.consumer_group, 7, partition=1)  # its watermark (400) is past the event: not enough
+        assert not store.upstream_complete(conn, run, ofp, 200, last)
+        assert store.upstream_complete(conn, run, ofp, 120, last)  # but everything up to 120 is applied
+        _applied(conn, ofp.consumer_group, 8, partition=1)
+        assert store.upstream_complete(conn, run, ofp, 200, last)
+        assert store.upstream_complete(conn, run, ofp, 299, last)
+        assert not store.upstream_complete(conn, run, ofp, 300, last)  # at the event's time counts
+        _admission(conn, run, 9, None)  # claimed before event times were kept: waited for
+        last = store.run_last_offsets(conn, run, [TRAFFIC_TOPIC])
+        _applied(conn, ofp.consumer_group, 8, partition=1)
+        _applied(conn, ofp.consumer_group, 6)
+        assert not store.upstream_complete(conn, run, ofp, 200, last)
+
+
+def test_a_store_is_not_complete_while_an_output_feeding_it_may_still_send_a_record_before_the_event(db: Database) -> None:
+    run = random_run_id()
+    ofp = store.Upstream("ofp", f"fp-ofp-{run}", (TRAFFIC_TOPIC,), ("s3_event_stream_with_fraud_6B",))
+    output = "s3_event_stream_with_fraud_6B"
+    with db.transaction() as conn:
+        conn.execute("INSERT INTO wsp_output_progress (platform_run_id, scenario_run_id, output_id) VALUES (%s, 's1', %s)",
+                     (run, output))
+        assert not store.upstream_complete(conn, run, ofp, 100, {}, store.stream_frontiers(conn, run))  # sent nothing yet
+        conn.execute("UPDATE wsp_output_progress SET frontier_ts_micros = 100 WHERE platform_run_id = %s", (run,))
+        assert not store.upstream_complete(conn, run, ofp, 100, {}, store.stream_frontiers(conn, run))  # a row at 100 may come
+        assert store.upstream_complete(conn, run, ofp, 99, {}, store.stream_frontiers(conn, run))
+        conn.execute("UPDATE wsp_output_progress SET ended = true WHERE platform_run_id = %s", (run,))
+        assert store.upstream_complete(conn, run, ofp, 10**18, {}, store.stream_frontiers(conn, run))
+        # an output this run does not stream has no progress row: it holds nothing back
+        other = store.Upstream("ofp", ofp.consumer_group, ofp.topics, ("s2_event_stream_baseline_6B",))
+        assert store.upstream_complete(conn, run, other, 10**18, {}, store.stream_frontiers(conn, run))
 
 
 def test_a_batch_whose_stores_catch_up_within_the_hold_is_decided_in_that_attempt_with_full_inputs(db: Database) -> None:
@@ -230,7 +247,7 @@ def test_a_batch_whose_stores_catch_up_within_the_hold_is_decided_in_that_attemp
     with db.transaction() as conn:
         _posture(conn, run, "GREEN")
         _receipt(conn, run, event, uuid.uuid4().hex)
-        _admission(conn, run, 9, ago_s=1)
+        _admission(conn, run, 9, 0)
     with db.transaction() as conn:
         outputs = handler.apply(conn, [_record(event, 9)])
     decision = json.loads(outputs[0].value)["payload"]
