@@ -16,6 +16,7 @@ from runtime.decision.df import store
 from runtime.decision.df.domain import action_intents
 from runtime.decision.df.handler import DecisionFabricHandler, DecisionInputsPending
 from runtime.errors import PermanentError
+from runtime.rtdl.csfb.handler import CsfbHandler
 from runtime.worker.handler import StreamHandler
 from runtime.worker.records import InputRecord
 from tests.runtime.decision.lane_bus import RTDL_TOPIC
@@ -344,3 +345,40 @@ def test_a_batch_redone_record_by_record_does_not_start_its_wait_over(db: Databa
     with db.transaction() as conn:
         one = json.loads(handler.apply(conn, [_record(second, 1)])[0].value)["payload"]
     assert one["posture"] == "RED" and handler.counters()["df_decided_without_posture"] == 1
+
+
+def test_context_admitted_after_the_event_but_before_it_in_event_time_is_waited_for_and_joined(db: Database) -> None:
+    # the defect this cut mends: CSFB's context admitted a moment after the traffic event (WSP's
+    # outputs interleave differently on each bus) must still be in the decision
+    run = random_run_id()
+    anchor_output, anchor_topic = "s3_flow_anchor_with_fraud_6B", topic_of("context_flow_anchor_fraud")
+    arrival_output, arrival_topic = "arrival_events_5B", topic_of("context_arrival_events")
+    csfb_group = f"fp-csfb-{run}"
+    upstreams = [store.Upstream("ofp", f"fp-ofp-{run}", (TRAFFIC_TOPIC,)), store.Upstream("ieg", f"fp-ieg-{run}", (TRAFFIC_TOPIC,)),
+                 store.Upstream("csfb", csfb_group, (arrival_topic, anchor_topic), (arrival_output, anchor_output))]
+    p = policy()
+    handler = DecisionFabricHandler(run, [TRAFFIC_TOPIC], RTDL_TOPIC, p, p.digest, upstreams, wait_ms=60_000, clock=Clock())
+    event = with_run(traffic(700, seq=50, amount=20.0), run)
+    context = [("context_arrival_events", with_run(arrival(0), run)), ("context_flow_anchor_fraud", with_run(anchor(1), run))]
+    with db.transaction() as conn:
+        _posture(conn, run, "GREEN")
+        _receipt(conn, run, event, "f" * 32)
+        for output in (anchor_output, arrival_output):  # WSP has taken up READY; the context outputs sent nothing yet
+            conn.execute("INSERT INTO wsp_output_progress (platform_run_id, scenario_run_id, output_id) VALUES (%s, 's', %s)",
+                         (run, output))
+    with pytest.raises(DecisionInputsPending, match="csfb"), db.transaction() as conn:
+        handler.apply(conn, [_record(event, 0)])
+    feed(db, run, context, components=[CsfbHandler(run, [arrival_topic, anchor_topic])])
+    with db.transaction() as conn:  # IG admitted the context, CSFB applied it, WSP's context outputs ended
+        for offset, (event_class, envelope) in enumerate(context):
+            topic = topic_of(event_class)
+            conn.execute("INSERT INTO ig_admissions (platform_run_id, event_class, event_id, payload_hash, state, eb_ref,"
+                         " event_ts_micros) VALUES (%s, %s, %s, 'h', 'ADMITTED', %s, %s)",
+                         (run, event_class, envelope["event_id"], json.dumps({"topic": topic, "partition": 0, "offset": offset}),
+                          offset * 1_000_000))
+            conn.execute("INSERT INTO worker_positions (consumer_group, topic, partition, position) VALUES (%s, %s, '0', %s)",
+                         (csfb_group, topic, offset))
+        conn.execute("UPDATE wsp_output_progress SET ended = true WHERE platform_run_id = %s", (run,))
+    with db.transaction() as conn:
+        decision = json.loads(handler.apply(conn, [_record(event, 0)])[0].value)["payload"]
+    assert decision["degrade_reasons"] == [] and handler.counters()["df_waited_out"] == 0
