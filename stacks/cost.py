@@ -204,11 +204,12 @@ class WindowCost:
 
 
 def window_cost(result: CostEstimate, start: datetime, end: datetime) -> WindowCost:
-    """Price the window [start, end] from `result` (ValueError when it ends before it starts)."""
+    """Price the window [start, end] (to the second) from `result` (ValueError when it ends before it starts)."""
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("window bounds must be timezone-aware")
     if end < start:
         raise ValueError(f"window ends ({_utc(end)}) before it starts ({_utc(start)})")
+    start, end = start.replace(microsecond=0), end.replace(microsecond=0)  # the bounds as the document states them
     hours = (end - start).total_seconds() / 3600
     hourly = ([(line, line.amount) for line in result.demo_hourly]
               + [(CostLine(line.item, f"{line.basis}, / {HOURS_PER_MONTH} h", line.amount), line.amount / HOURS_PER_MONTH)

@@ -41,9 +41,8 @@ from controller.compute.port import (
     job_failure,
 )
 from controller.devmin.aws import AwsCallFailed, AwsClients
-from runtime.components import COMPONENTS
+from runtime.components import COMPONENTS, pack_daemons
 from runtime.components import component as component_entry
-from runtime.components import pack_daemons
 from runtime.contracts.registry import Registry
 from runtime.errors import PlatformError
 
@@ -294,9 +293,8 @@ class EcsBackend(ComputeBackend):
         daemons = [(c.name, self.registry.text(str(c.ecs_key))) for c in COMPONENTS.values() if c.kind == "daemon" and c.ecs_key
                    and c.ecs_key in self.registry]
         for i in range(0, len(daemons), 10):  # DescribeServices takes 10 names a call
-            chunk = dict((name, comp) for comp, name in daemons[i:i + 10])
-            answer = _call("ecs:DescribeServices", lambda names=list(chunk): ecs.describe_services(cluster=self.cluster,
-                                                                                                   services=names))
+            chunk = {name: comp for comp, name in daemons[i:i + 10]}
+            answer = _call("ecs:DescribeServices", partial(ecs.describe_services, cluster=self.cluster, services=list(chunk)))
             refs += [(chunk[s["serviceName"]], str(s["taskDefinition"]), str(s["serviceName"]))
                      for s in answer.get("services", []) if s.get("status") == "ACTIVE" and s["serviceName"] in chunk]
         families = {self.registry.text(str(c.ecs_key)): c.name for c in COMPONENTS.values()

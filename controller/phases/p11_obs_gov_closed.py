@@ -28,18 +28,17 @@ reporter daemon is not running.
 from __future__ import annotations
 
 import json
-from typing import Any
-
 from datetime import UTC, datetime
+from typing import Any
 
 from controller.phases.base import Check, Phase, PhaseOutcome, RunContext, collected
 from controller.phases.compute import compute_backend, run_job
 from runtime.contracts.ids import utc_now
 from runtime.evidence.catalog import PHASES
 from runtime.evidence.writer import WrittenEvidence, encode, schema_violations
-from runtime.obs.run_report import unbilled_window
 from runtime.obs.errors import ReporterLockHeld
 from runtime.obs.reconcile import failure_summary
+from runtime.obs.run_report import unbilled_window
 
 #: The job component of P11 (runtime/components.py).
 REPORTER_JOB = "reporter"

@@ -104,13 +104,13 @@ def pinned_versions_in_use(pinned: Mapping[str, Any], in_use: Mapping[str, Itera
     names the pin, what P1 pinned and what is in use."""
     problems = []
     observed: dict[str, list[Any]] = {}
-    for name, want in sorted(pinned.items()):
-        seen = sorted({str(v) for v in in_use.get(name, ())})
-        observed[name] = seen
+    for pin, want in sorted(pinned.items()):
+        seen = sorted({str(v) for v in in_use.get(pin, ())})
+        observed[pin] = seen
         if not seen:
-            problems.append(f"{name}: no component reports it")
+            problems.append(f"{pin}: no component reports it")
         elif seen != [str(want)]:
-            problems.append(f"{name}: pinned {want}, in use {', '.join(seen)}")
+            problems.append(f"{pin}: pinned {want}, in use {', '.join(seen)}")
     return Check(name, "pinned_versions_in_use", not problems,
                  f"{len(pinned)} pin(s) in use" if not problems else "; ".join(problems),
                  expected=dict(pinned), observed=observed)

@@ -313,15 +313,29 @@ def conformance_checks(conn: Any, registry: Registry, bundle: Bundle, platform_r
                                               (platform_run_id,)).fetchall()]
     checks.append(pinned_versions_in_use({"policy_digest": policy or "not pinned"}, {"policy_digest": in_use},
                                          name=POLICY_PIN_CHECK))
-    checks.append(pinned_versions_in_use({"registry_sha256": config.get("registry_sha256") or "not pinned"},
-                                         {"registry_sha256": [registry.source_sha256] if registry.source_sha256 else []},
-                                         name=REGISTRY_PIN_CHECK))
-    image = (config.get("code") or {}).get("image_digest") or run.get("image_digest")
-    if image:  # P(-1) pins an image only in dev_min; a local run runs this checkout's code, no image
-        observed = (close_inputs or {}).get("task_definitions")
-        checks.append(pinned_versions_in_use({"image_digest": image}, {"image_digest": image_digests(observed or [])},
-                                             name=IMAGE_PIN_CHECK))
-    return checks
+    checks.append(registry_pin_check(run, registry))
+    image = image_pin_check(run, close_inputs)
+    return [*checks, image] if image is not None else checks
+
+
+def registry_pin_check(run: Mapping[str, Any], registry: Registry) -> Check:
+    """The handles registry file P1 pinned (run.json config.registry_sha256) is the one this
+    process loaded (Registry.source_sha256)."""
+    pinned = (run.get("config") or {}).get("registry_sha256") or "not pinned"
+    return pinned_versions_in_use({"registry_sha256": pinned},
+                                  {"registry_sha256": [registry.source_sha256] if registry.source_sha256 else []},
+                                  name=REGISTRY_PIN_CHECK)
+
+
+def image_pin_check(run: Mapping[str, Any], close_inputs: Mapping[str, Any] | None) -> Check | None:
+    """The image digest P1 pinned is the only one the run's ECS task definitions reference (P11's
+    close inputs; not observed yet: pending). None where P1 pinned no image (local_parity runs
+    this checkout's code)."""
+    image = ((run.get("config") or {}).get("code") or {}).get("image_digest") or run.get("image_digest")
+    if not image:
+        return None
+    observed = (close_inputs or {}).get("task_definitions") or []
+    return pinned_versions_in_use({"image_digest": image}, {"image_digest": image_digests(observed)}, name=IMAGE_PIN_CHECK)
 
 
 def _local_servers(substrate: Mapping[str, Any]) -> set[str]:
