@@ -87,12 +87,12 @@ class ObsGovClosed(Phase):
         ])
 
 
-def write_close_inputs(ctx: RunContext, *, now: datetime | None = None) -> list[WrittenEvidence]:
+def write_close_inputs(ctx: RunContext) -> list[WrittenEvidence]:
     """obs/close_inputs.json: the priced window and (dev_min) the run's task-definition images. A
     run closed already keeps the inputs its closure used (collected, not rewritten)."""
     if ctx.writer.read("RUN_CLOSURE_MARKER_PATH_PATTERN") is not None:
         return collected(ctx, "CLOSE_INPUTS_PATH_PATTERN")
-    end = (now or utc_now()).astimezone(UTC)
+    end = utc_now()
     start = window_start(ctx) or end
     handles = ["CLOSE_INPUTS_PATH_PATTERN", "PHASE_RECORD_PATH_PATTERN", "EVIDENCE_RUN_JSON_KEY"]
     observed = None
