@@ -426,6 +426,7 @@ def test_p11_on_ecs_prices_the_window_and_records_the_images_of_the_runs_task_de
     ecs.scoped_revision(registry.text("TD_ORACLE_SEED"), run_id)  # as P3's job did
     with pytest.raises(PlatformError):
         execute(ObsGovClosed(), ctx)  # moto's task runs nothing: no closure files, so no PASS
+    assert scheduler.job_commands[-1][0] == registry.text("TD_REPORTER")  # the reporter task ran after the inputs
     inputs = json.loads((folders.evidence_dir(run_id) / registry.text("CLOSE_INPUTS_PATH_PATTERN")).read_text())
     assert schema_violations("evidence/close_inputs.schema.json", inputs) == []
     cost = inputs["window_cost"]
