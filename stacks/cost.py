@@ -6,11 +6,16 @@ the demo-window hours per month from the registry) and the dated price table
 above the registry budget (AWS_BUDGET_LIMIT) the estimate fails, so an operator learns it
 before apply rather than from the bill. Daemon services are created idle (desired count 0) and
 run only once P2 scales them, but the model charges them for the whole demo window: an upper bound.
+
+`window_cost` prices one run's window from the same estimate (P11 puts it in the run report): each
+demo-hour line for the window's hours, each core line for its share of the month, each per-window
+line for its share of a demo window (DEMO_WINDOW_HOURS).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +71,11 @@ class CostEstimate:
     @property
     def demo_hour_total(self) -> float:
         return sum(line.amount for line in self.demo_hourly)
+
+    @property
+    def window_hours(self) -> float:
+        """Hours of one demo window (DEMO_WINDOW_HOURS), which the per-window lines are for."""
+        return self.demo_hours_per_month / self.windows_per_month
 
     @property
     def month_total(self) -> float:
@@ -153,6 +163,66 @@ def estimate(environment: str = "dev_min", *, registry_file: Path | None = None,
                         windows_per_month=hours / window, currency=str(table["currency"]), budget_currency=core.budget.currency,
                         rate=float(table["usd_to_budget_currency"]), budget_limit=core.budget.limit, as_of=str(table["as_of"]),
                         sources=tuple(table["sources"]))
+
+
+#: What a priced window says it is (the run report's `cost.basis`).
+WINDOW_BASIS = "list prices from stacks/prices.yaml"
+
+
+@dataclass(frozen=True)
+class WindowCost:
+    """What the dev_min stacks cost while they were up for one run: `lines` priced for the window
+    (CostLine.amount = hourly x hours, `hourly` beside it), in the price table's currency."""
+
+    start: datetime
+    end: datetime
+    lines: tuple[tuple[CostLine, float], ...]
+    estimate: CostEstimate
+
+    @property
+    def hours(self) -> float:
+        return (self.end - self.start).total_seconds() / 3600
+
+    @property
+    def total(self) -> float:
+        return sum(line.amount for line, _ in self.lines)
+
+    def document(self) -> dict[str, Any]:
+        """The window's cost as run_report.json carries it (`cost`)."""
+        e = self.estimate
+        return {
+            "currency": e.currency, "total": round(self.total, 4), "basis": WINDOW_BASIS,
+            "window_start_utc": _utc(self.start), "window_end_utc": _utc(self.end), "window_hours": round(self.hours, 4),
+            "by_resource": [{"resource": line.item, "basis": line.basis, "hourly": round(hourly, 6),
+                             "amount": round(line.amount, 4)} for line, hourly in self.lines],
+            "in_budget_currency": {"currency": e.budget_currency, "total": round(self.total * e.rate, 4), "rate": e.rate},
+            "prices_as_of": e.as_of, "sources": list(e.sources),
+            "upper_bound": True,
+            "note": "what the dev_min stacks keep up over the window: daemon services for the whole window (they run only "
+                    "from P2 to P11), core for its share of the month, jobs and logs for their share of a demo window",
+        }
+
+
+def window_cost(result: CostEstimate, start: datetime, end: datetime) -> WindowCost:
+    """Price the window [start, end] (to the second) from `result` (ValueError when it ends before it starts)."""
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("window bounds must be timezone-aware")
+    if end < start:
+        raise ValueError(f"window ends ({_utc(end)}) before it starts ({_utc(start)})")
+    start, end = start.replace(microsecond=0), end.replace(microsecond=0)  # the bounds as the document states them
+    hours = (end - start).total_seconds() / 3600
+    hourly = ([(line, line.amount) for line in result.demo_hourly]
+              + [(CostLine(line.item, f"{line.basis}, / {HOURS_PER_MONTH} h", line.amount), line.amount / HOURS_PER_MONTH)
+                 for line in result.core_monthly]
+              + [(CostLine(line.item, f"{line.basis}, / {result.window_hours:g} h window", line.amount),
+                  line.amount / result.window_hours) for line in result.per_window])
+    lines = tuple((CostLine(line.item, f"{line.basis}; {rate:.6f}/h x {hours:.3f} h", rate * hours), rate)
+                  for line, rate in hourly)
+    return WindowCost(start, end, lines, result)
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def check_budget(result: CostEstimate) -> None:

@@ -67,7 +67,9 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append((f"{pattern} recall", f"{ratio(m.get('recall'))} of {m.get('flows', '?')} flows"))
     cost = report.get("cost")
     if isinstance(cost, dict):
-        rows.append(("cost", f"{cost.get('amount')} {cost.get('currency')}"))
+        total = cost.get("total")
+        rows.append(("cost of the window", (f"{total:.2f} {cost.get('currency')}" if isinstance(total, int | float) else "not priced")
+                     + f" ({cost.get('basis')})"))
     return rows
 
 

@@ -34,14 +34,15 @@ from controller.compute.port import (
     PackState,
     ProcessState,
     Progress,
+    TaskDefinitionImages,
     check_job,
     check_run_id,
     job_failed,
     job_failure,
 )
 from controller.devmin.aws import AwsCallFailed, AwsClients
+from runtime.components import COMPONENTS, pack_daemons
 from runtime.components import component as component_entry
-from runtime.components import pack_daemons
 from runtime.contracts.registry import Registry
 from runtime.errors import PlatformError
 
@@ -281,6 +282,39 @@ class EcsBackend(ComputeBackend):
             raise EcsError(f"service {name} is not active in cluster {self.cluster}", code="ECS_SERVICE_MISSING",
                            next_step="run `fp dev-min-up --env dev_min` (the demo stack creates the services)")
         return dict(found[0])
+
+    def run_task_definitions(self, run_id: str) -> tuple[list[TaskDefinitionImages], list[str]]:
+        """Each daemon service's current revision and each job family's latest ACTIVE revision that
+        is scoped to `run_id` (what the run's tasks ran), with its images; and the services and
+        families whose current revision is not scoped to it (never run by this run, or by another
+        run since). A service or family the stacks do not hold is left out."""
+        ecs = self.clients.client("ecs")
+        refs: list[tuple[str, str, str | None]] = []  # (component, task definition ref, service)
+        daemons = [(c.name, self.registry.text(str(c.ecs_key))) for c in COMPONENTS.values() if c.kind == "daemon" and c.ecs_key
+                   and c.ecs_key in self.registry]
+        for i in range(0, len(daemons), 10):  # DescribeServices takes 10 names a call
+            chunk = {name: comp for comp, name in daemons[i:i + 10]}
+            answer = _call("ecs:DescribeServices", partial(ecs.describe_services, cluster=self.cluster, services=list(chunk)))
+            refs += [(chunk[s["serviceName"]], str(s["taskDefinition"]), str(s["serviceName"]))
+                     for s in answer.get("services", []) if s.get("status") == "ACTIVE" and s["serviceName"] in chunk]
+        families = {self.registry.text(str(c.ecs_key)): c.name for c in COMPONENTS.values()
+                    if c.kind == "job" and c.ecs_key and c.ecs_key in self.registry}
+        refs += [(name, family, None) for family, name in families.items()]
+        scoped: list[TaskDefinitionImages] = []
+        other: list[str] = []
+        for name, ref, service in refs:
+            try:
+                definition = self._describe_task_definition(ref)
+            except EcsError as e:
+                if e.code != "ECS_TASK_DEFINITION_MISSING":
+                    raise
+                continue
+            if _env_value(definition, self.scope_key) != run_id:
+                other.append(service or _family(ref))
+                continue
+            scoped.append(TaskDefinitionImages(name, str(definition["taskDefinitionArn"]),
+                                               tuple(str(c.get("image")) for c in definition["containerDefinitions"]), service))
+        return scoped, sorted(other)
 
     def scoped_revision(self, task_definition: str, run_id: str) -> str:
         """ARN of a revision of `task_definition` whose environment has the run scope `run_id`."""

@@ -62,6 +62,22 @@ class PackState:
 
 
 @dataclass(frozen=True)
+class TaskDefinitionImages:
+    """A task definition a run's tasks run (a job family's or a daemon service's current revision)
+    and the images its containers reference."""
+
+    component: str
+    task_definition: str
+    images: tuple[str, ...]
+    service: str | None = None
+
+    def to_evidence(self) -> dict[str, Any]:
+        """The `task_definitions[]` row of P11's obs/close_inputs.json."""
+        return {"component": self.component, "service": self.service, "task_definition": self.task_definition,
+                "images": list(self.images)}
+
+
+@dataclass(frozen=True)
 class JobResult:
     """A finished one-shot job: exit code and where to look (task ARN or pid, log location)."""
 
@@ -171,6 +187,12 @@ class ComputeBackend(ABC):
     @abstractmethod
     def pack_state(self, pack: str) -> PackState:
         """The pack's state as the compute platform reports it now (durable, not a log line)."""
+
+    def run_task_definitions(self, run_id: str) -> tuple[list[TaskDefinitionImages], list[str]] | None:
+        """The task definitions scoped to `run_id` that its tasks run, with their images, and the
+        names whose current revision is not scoped to it; None where there are no task definitions
+        (local processes run this checkout's code)."""
+        return None
 
     @abstractmethod
     def run_job(self, component: str, argv: list[str], run_id: str, *, extra_env: dict[str, str] | None = None,

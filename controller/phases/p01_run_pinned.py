@@ -2,10 +2,11 @@
 
 The payload names the environment, the bus, the bounded gate, the oracle's seed, scale and
 traffic mode (controller.phases.run_options), the registry handles the run uses (by key and
-value), the code identity and the decision policy bundle (id, version, digest) DF must decide
-with. Its sha256 over canonical JSON is the config digest; a later invocation of the same run
-whose payload digests differently is refused (CONFIG_DRIFT). A bundle file that no longer matches
-its reviewed digest is refused here, before anything is pinned (POLICY_TAMPERED).
+value) and the sha256 of the registry file they come from, the code identity and the decision
+policy bundle (id, version, digest) DF must decide with. Its sha256 over canonical JSON is the
+config digest; a later invocation of the same run whose payload digests differently is refused
+(CONFIG_DRIFT). A bundle file that no longer matches its reviewed digest is refused here, before
+anything is pinned (POLICY_TAMPERED).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def run_config(registry: Registry, options: dict[str, Any], code: dict[str, Any]
         "engine_scale": options.get("scale"),
         "traffic_mode": options.get("mode"),
         "handles": {group: registry.group(group) for group in PINNED_GROUPS},
+        "registry_sha256": registry.source_sha256,
         "code": code,
         "policy": policy if policy is not None else pinned_policy(),
     }

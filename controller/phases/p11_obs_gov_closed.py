@@ -10,7 +10,14 @@ bundle, then gates on what the reporter wrote: the closure marker exists; every 
 snapshot is named); the environment conformance passed. Spine Green or PARTIAL is the marker's
 verdict, shown by `fp status` and `fp report`; P11 itself gates on the closure being sound.
 
-Before the job, the obs_gov pack: its platform_run_reporter daemon holds the run's single-writer
+Before the job, P11 writes `obs/close_inputs.json` for the reporter: what only the controller can
+see. The cost of the run's window, from its first phase record to now: in dev_min what the stacks
+keep up, priced from stacks/prices.yaml by stacks/cost.py; locally explicitly nothing. In dev_min
+also the images of the ECS task definitions scoped to the run, which the reporter checks against
+the image digest P1 pinned. The reporter stays the single writer of the closure files: it copies
+the cost into run_report.json and judges the images in environment_conformance.json.
+
+Also before the job, the obs_gov pack: its platform_run_reporter daemon holds the run's single-writer
 lock while it runs (runtime/obs/daemons.py). In the normal flow (a whole run, `--from`), P11 stops
 the pack when it runs for this run (both daemons: a pack stops as a whole, and P11's own
 conformance supersedes env_conformance's), then closes. `--phase P11` (a re-run) is refused with
@@ -21,13 +28,17 @@ reporter daemon is not running.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from controller.phases.base import Check, Phase, PhaseOutcome, RunContext, collected
 from controller.phases.compute import compute_backend, run_job
-from runtime.evidence.writer import encode, schema_violations
+from runtime.contracts.ids import utc_now
+from runtime.evidence.catalog import PHASES
+from runtime.evidence.writer import WrittenEvidence, encode, schema_violations
 from runtime.obs.errors import ReporterLockHeld
 from runtime.obs.reconcile import failure_summary
+from runtime.obs.run_report import unbilled_window
 
 #: The job component of P11 (runtime/components.py).
 REPORTER_JOB = "reporter"
@@ -48,8 +59,9 @@ class ObsGovClosed(Phase):
         """Stop the obs_gov pack (or refuse a re-run beside it), run the reporter job, collect its
         files, gate on them."""
         stopped = stop_obs_gov(ctx)
+        inputs = write_close_inputs(ctx)
         run_job(ctx, REPORTER_JOB, ["reporter", "close", "--platform-run-id", ctx.platform_run_id], default_timeout=900)
-        evidence = collected(ctx, *CLOSURE_KEYS)
+        evidence = [*inputs, *collected(ctx, *CLOSURE_KEYS)]
         collected(ctx, "RUN_REPORT_HTML_PATH_PATTERN")
         docs = {key: ctx.writer.read(key) or {} for key in CLOSURE_KEYS}
         if ctx.registry.environment == "local_parity":
@@ -73,6 +85,41 @@ class ObsGovClosed(Phase):
                   f"environment conformance {conformance.get('status', 'missing')}"
                   + (f"; failed: {', '.join(conformance.get('failed_checks') or [])}" if conformance.get("failed_checks") else "")),
         ])
+
+
+def write_close_inputs(ctx: RunContext) -> list[WrittenEvidence]:
+    """obs/close_inputs.json: the priced window and (dev_min) the run's task-definition images. A
+    run closed already keeps the inputs its closure used (collected, not rewritten)."""
+    if ctx.writer.read("RUN_CLOSURE_MARKER_PATH_PATTERN") is not None:
+        return collected(ctx, "CLOSE_INPUTS_PATH_PATTERN")
+    end = utc_now()
+    start = window_start(ctx) or end
+    handles = ["CLOSE_INPUTS_PATH_PATTERN", "PHASE_RECORD_PATH_PATTERN", "EVIDENCE_RUN_JSON_KEY"]
+    observed = None
+    if ctx.registry.environment == "dev_min":
+        from stacks.cost import estimate, window_cost
+
+        cost = window_cost(estimate(ctx.registry.environment, registry_file=ctx.registry.source), start, end).document()
+        observed = compute_backend(ctx).run_task_definitions(ctx.platform_run_id)
+        handles += ["ECS_CLUSTER_NAME"]
+    else:
+        cost = unbilled_window(*(t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in (start, end)))
+    document = {**ctx.writer.base_fields("P11", handles), "window_cost": cost,
+                "task_definitions": [t.to_evidence() for t in observed[0]] if observed is not None else None}
+    if observed is not None:
+        document["task_definitions_not_of_the_run"] = observed[1]
+    return [ctx.writer.write("CLOSE_INPUTS_PATH_PATTERN", document)]
+
+
+def window_start(ctx: RunContext) -> datetime | None:
+    """When the run's window opened: the earliest start among its phase records (P(-1) on, the
+    stacks are up from dev-min-up) and run.json."""
+    starts = [str(r["started_at_utc"]) for r in (ctx.writer.read("PHASE_RECORD_PATH_PATTERN", phase_id=p) for p in PHASES)
+              if r and r.get("started_at_utc")]
+    run = ctx.writer.read("EVIDENCE_RUN_JSON_KEY") or {}
+    if run.get("started_at_utc"):
+        starts.append(str(run["started_at_utc"]))
+    return min((datetime.fromisoformat(s.replace("Z", "+00:00")).astimezone(UTC) for s in starts), default=None)
 
 
 def stop_obs_gov(ctx: RunContext) -> Check | None:

@@ -7,6 +7,7 @@ group and source line so lint findings and errors can point at `file:line`.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import string
 from dataclasses import dataclass
@@ -141,10 +142,14 @@ def _flatten(document: dict[str, Any], environment: str) -> dict[str, tuple[Any,
 class Registry:
     """The handles of one environment, looked up by key."""
 
-    def __init__(self, environment: str, handles: dict[str, Handle], source: Path, project: str):
+    def __init__(self, environment: str, handles: dict[str, Handle], source: Path, project: str,
+                 source_sha256: str | None = None):
         self.environment = environment
         self.source = source
         self.project = project
+        #: sha256 of the registry file's bytes when it was loaded: P1 pins it in run.json and P11's
+        #: conformance checks the reporter loaded the same file.
+        self.source_sha256 = source_sha256
         self._handles = handles
 
     def __contains__(self, key: str) -> bool:
@@ -265,4 +270,4 @@ def _load(environment: str, source: Path, _mtime: float) -> Registry:
     document, lines = read_document(source)
     flat = _flatten(document, environment)
     handles = {key: Handle(key, value, group, lines.get(where, 1)) for key, (value, group, where) in flat.items()}
-    return Registry(environment, handles, source, document["project"])
+    return Registry(environment, handles, source, document["project"], hashlib.sha256(source.read_bytes()).hexdigest())

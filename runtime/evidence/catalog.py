@@ -64,6 +64,7 @@ CATALOG: tuple[EvidenceFile, ...] = (
     EvidenceFile("DLA_EVIDENCE_PATH_PATTERN", "audit_summary", "P9", "derived"),
     EvidenceFile("CASE_EVIDENCE_PATH_PATTERN", "case_summary", "P10", "derived"),
     EvidenceFile("LABEL_EVIDENCE_PATH_PATTERN", "label_summary", "P10", "derived"),
+    EvidenceFile("CLOSE_INPUTS_PATH_PATTERN", "close_inputs", "P11", "derived"),
     EvidenceFile("ENV_CONFORMANCE_PATH_PATTERN", "environment_conformance", "P11", "derived"),
     EvidenceFile("ANOMALY_SUMMARY_PATH_PATTERN", "anomaly_summary", "P11", "derived"),
     EvidenceFile("REPLAY_ANCHORS_PATH_PATTERN", "replay_anchors", "P11", "derived"),

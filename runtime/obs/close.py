@@ -1,6 +1,7 @@
 """`reporter close`: the single writer that closes a run (P11).
 
-Under the run's reporter lock it reads the run's durable state once (runtime/obs/gather.py),
+Under the run's reporter lock it reads the run's durable state once (runtime/obs/gather.py) and
+what P11 observed for it (obs/close_inputs.json: the priced window, the task-definition images),
 derives the closure files with the pure modules and writes them through the evidence writer
 (schema-validated) in this order: reconciliation.json, replay_anchors.json,
 obs/environment_conformance.json, obs/anomaly_summary.json, run_report.json, run_report.html, the
@@ -30,7 +31,7 @@ from runtime.obs.lock import ReporterLock
 from runtime.obs.quality import score
 from runtime.obs.reconcile import reconciliation
 from runtime.obs.report_html import render
-from runtime.obs.run_report import phase_rows, timed_stage
+from runtime.obs.run_report import phase_rows, timed_stage, window_cost
 from runtime.obs.run_report import run_report as run_report_body
 from runtime.obs.spine_hops import spine_hops
 from runtime.settings import Settings
@@ -103,6 +104,7 @@ def _derive(settings: Settings, writer: EvidenceWriter, bundle: gather.Bundle, p
     from runtime.rtdl.caught_up import input_topics
 
     registry = settings.registry
+    close_inputs = writer.read("CLOSE_INPUTS_PATH_PATTERN")  # P11's priced window and task-definition images
     scenario = str(bundle.get(registry, "WSP_SUMMARY_PATH_PATTERN").get("scenario_run_id")
                    or bundle.get(registry, "IG_READY_PATH_PATTERN").get("scenario_run_id"))
     now = utc_iso()
@@ -116,7 +118,7 @@ def _derive(settings: Settings, writer: EvidenceWriter, bundle: gather.Bundle, p
         stage_times = gather.stage_times(conn, registry, bundle, counts, platform_run_id)
         anchors = gather.anchor_ranges(bus_admin, gather.run_partitions(conn, platform_run_id))
         sources = gather.anomaly_sources(conn, registry, bundle, platform_run_id, health)
-        checks = gather.conformance_checks(conn, registry, bundle, platform_run_id, health)
+        checks = gather.conformance_checks(conn, registry, bundle, platform_run_id, health, close_inputs)
         inputs = gather.quality_inputs(conn, settings, platform_run_id)
         conn.rollback()
 
@@ -127,7 +129,7 @@ def _derive(settings: Settings, writer: EvidenceWriter, bundle: gather.Bundle, p
                      "CONSUMER_GROUP_ID_PATTERN"]), **reconciliation(spine_hops(counts))}
     anchor_doc = {**base(["REPLAY_ANCHORS_PATH_PATTERN", "KAFKA_OFFSETS_SNAPSHOT_PATH_PATTERN", "OFFSETS_SNAPSHOT_PATH_PATTERN"]),
                   **replay_anchors(anchors, gather.snapshots(registry, bundle), offset_kind=offset_kind, captured_at_utc=now)}
-    conformance = {**base(["ENV_CONFORMANCE_PATH_PATTERN", "PACKS", "COMPONENT_HEALTH_PATH_PATTERN"]),
+    conformance = {**base(["ENV_CONFORMANCE_PATH_PATTERN", "PACKS", "COMPONENT_HEALTH_PATH_PATTERN", "CLOSE_INPUTS_PATH_PATTERN"]),
                    **environment_conformance(registry.environment, checks)}
     anomalies = {**base(["ANOMALY_SUMMARY_PATH_PATTERN", "RECEIPT_SUMMARY_PATH_PATTERN"]), **anomaly_summary(sources)}
     anchors_ok = all(s["consistent"] for s in anchor_doc["consistent_with"])
@@ -144,10 +146,13 @@ def _derive(settings: Settings, writer: EvidenceWriter, bundle: gather.Bundle, p
     run = bundle.get(registry, "EVIDENCE_RUN_JSON_KEY")
     gate = (run.get("config") or {}).get("gate_events_per_output")
     stages = [timed_stage(t) for t in stage_times]
-    report = {**base(["RUN_REPORT_PATH_PATTERN", "RECONCILIATION_PATH_PATTERN", "ANOMALY_SUMMARY_PATH_PATTERN",
+    rows = phase_rows(bundle.phases)
+    cost = window_cost(registry.environment, close_inputs,
+                       start_utc=min((r["started_at_utc"] for r in rows if r.get("started_at_utc")), default=None), end_utc=now)
+    report = {**base(["RUN_REPORT_PATH_PATTERN", "RECONCILIATION_PATH_PATTERN", "ANOMALY_SUMMARY_PATH_PATTERN", "CLOSE_INPUTS_PATH_PATTERN",
                       "RUN_REPORT_HTML_PATH_PATTERN"]),
               **run_report_body(status=status, environment=registry.environment, bus=settings.bus, bounded_gate=gate,
-                                phases=phase_rows(bundle.phases), stages=stages, reconciliation=recon,
+                                phases=rows, stages=stages, reconciliation=recon,
                                 decision_quality=quality, anomaly_counts=anomalies["counts"],
                                 counts={"events_emitted": counts.wsp_emitted,
                                         "receipts": sum(counts.receipts.values()),
@@ -156,7 +161,7 @@ def _derive(settings: Settings, writer: EvidenceWriter, bundle: gather.Bundle, p
                                         "outcomes": sum(counts.outcomes_by_action.values()),
                                         "audit_records": sum(counts.audit_by_kind.values()),
                                         "case_triggers": counts.triggers, "labels": counts.case_labels},
-                                cost=None, html_report=registry.text("RUN_REPORT_HTML_PATH_PATTERN"))}
+                                cost=cost, html_report=registry.text("RUN_REPORT_HTML_PATH_PATTERN"))}
     closure_files = {registry.text("RECONCILIATION_PATH_PATTERN"): recon,
                      registry.text("REPLAY_ANCHORS_PATH_PATTERN"): anchor_doc,
                      registry.text("ENV_CONFORMANCE_PATH_PATTERN"): conformance,

@@ -4,9 +4,11 @@ Four expectations, each a check with what was expected and what was observed (se
 11): every handle the evidence names resolves in the registry; every pack consumed its own run
 only (run scope in its daemons' health, consumer groups named for the run); no forbidden
 infrastructure was up (local: only the substrate's own processes; dev_min: no NAT gateway, load
-balancer or managed Kafka); and what P1 pinned (code, config digest, policy digest) is what ran.
-The reporter gathers the facts (evidence files, health documents, the decisions' policy digests);
-these functions judge them. Pure.
+balancer or managed Kafka); and what P1 pinned is what ran, one check per pin: the policy digest
+the decisions report, the registry file the reporter loaded, and in dev_min the image digest the
+run's ECS task definitions reference (P11 observes them before the reporter job). The reporter
+gathers the facts (evidence files, health documents, the decisions' policy digests, P11's close
+inputs); these functions judge them. Pure.
 """
 
 from __future__ import annotations
@@ -95,21 +97,34 @@ def no_forbidden_infrastructure(environment: str, *, processes: Sequence[Mapping
                  expected=[], observed=found)
 
 
-def pinned_versions_in_use(pinned: Mapping[str, Any], in_use: Mapping[str, Iterable[Any]]) -> Check:
+def pinned_versions_in_use(pinned: Mapping[str, Any], in_use: Mapping[str, Iterable[Any]], *,
+                           name: str = "what P1 pinned is what ran") -> Check:
     """Each pin of run.json (e.g. config digest, policy digest, git sha) is the only value the run's
-    components report for it; a pin nobody reports is not evidence of use and fails."""
+    components report for it; a pin nobody reports is not evidence of use and fails. A mismatch
+    names the pin, what P1 pinned and what is in use."""
     problems = []
     observed: dict[str, list[Any]] = {}
-    for name, want in sorted(pinned.items()):
-        seen = sorted({str(v) for v in in_use.get(name, ())})
-        observed[name] = seen
+    for pin, want in sorted(pinned.items()):
+        seen = sorted({str(v) for v in in_use.get(pin, ())})
+        observed[pin] = seen
         if not seen:
-            problems.append(f"{name}: no component reports it")
+            problems.append(f"{pin}: no component reports it")
         elif seen != [str(want)]:
-            problems.append(f"{name}: pinned {want}, in use {', '.join(seen)}")
-    return Check("what P1 pinned is what ran", "pinned_versions_in_use", not problems,
+            problems.append(f"{pin}: pinned {want}, in use {', '.join(seen)}")
+    return Check(name, "pinned_versions_in_use", not problems,
                  f"{len(pinned)} pin(s) in use" if not problems else "; ".join(problems),
                  expected=dict(pinned), observed=observed)
+
+
+def image_digests(task_definitions: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The image digests the run's task definitions reference: `repo@sha256:...` gives its digest;
+    an image referenced by tag (`repo:tag`, which can be re-pointed) is kept whole, so it never
+    matches a pinned digest."""
+    out = []
+    for definition in task_definitions:
+        for image in definition.get("images") or []:
+            out.append(str(image).split("@", 1)[1] if "@" in str(image) else str(image))
+    return out
 
 
 def environment_conformance(environment: str, checks: Sequence[Check]) -> dict[str, Any]:

@@ -30,7 +30,14 @@ from runtime.evidence.writer import EvidenceWriter
 from runtime.obs.anchors import AnchorRange, Snapshot
 from runtime.obs.anomalies import AnomalySource
 from runtime.obs.closure import PHASES_BEFORE_CLOSURE, ClosureFacts
-from runtime.obs.conformance import Check, handles_resolved, no_forbidden_infrastructure, pinned_versions_in_use, run_scope_enforced
+from runtime.obs.conformance import (
+    Check,
+    handles_resolved,
+    image_digests,
+    no_forbidden_infrastructure,
+    pinned_versions_in_use,
+    run_scope_enforced,
+)
 from runtime.obs.errors import EvidenceMissing, RunNotClosable, TruthUnavailable
 from runtime.obs.run_report import StageTimes, lag_at
 from runtime.obs.spine_hops import RECEIPT_OUTCOMES, GroupCounts, SpineCounts
@@ -275,9 +282,18 @@ def read_healths(settings: Any, platform_run_id: str) -> dict[str, dict[str, Any
     return out
 
 
+#: The names of the pin checks (environment_conformance.json, obs/live/environment_conformance.json).
+POLICY_PIN_CHECK = "policy digest pinned at P1 is the decisions'"
+REGISTRY_PIN_CHECK = "registry file pinned at P1 is the reporter's"
+IMAGE_PIN_CHECK = "image digest pinned at P1 is the run's task definitions'"
+
+
 def conformance_checks(conn: Any, registry: Registry, bundle: Bundle, platform_run_id: str,
-                       health: Mapping[str, Mapping[str, Any] | None]) -> list[Check]:
-    """The four expectations of the environment, from the bundle, the health documents and the decisions."""
+                       health: Mapping[str, Mapping[str, Any] | None],
+                       close_inputs: Mapping[str, Any] | None = None) -> list[Check]:
+    """The four expectations of the environment, from the bundle, the health documents, the
+    decisions and (dev_min) the task-definition images P11 observed in `close_inputs` (None: not
+    observed yet, as during the run)."""
     checks = [handles_resolved([h.key for h in registry.handles()], bundle.documents)]
     packs = {pack: [m for m in members if m in STREAM_WORKERS and COMPONENTS[m].built]
              for pack, members in registry.mapping("PACKS").items()}
@@ -291,12 +307,35 @@ def conformance_checks(conn: Any, registry: Registry, bundle: Bundle, platform_r
     else:
         checks.append(no_forbidden_infrastructure(registry.environment, resource_types=substrate.get("resource_types") or []))
     run = bundle.get(registry, "EVIDENCE_RUN_JSON_KEY")
-    policy = ((run.get("config") or {}).get("policy") or {}).get("digest")
+    config = run.get("config") or {}
+    policy = (config.get("policy") or {}).get("digest")
     in_use = [str(r[0]) for r in conn.execute("SELECT DISTINCT policy_digest FROM df_decisions WHERE platform_run_id = %s",
                                               (platform_run_id,)).fetchall()]
-    checks.append(pinned_versions_in_use({"policy_digest": policy} if policy else {"policy_digest": "not pinned"},
-                                         {"policy_digest": in_use}))
-    return checks
+    checks.append(pinned_versions_in_use({"policy_digest": policy or "not pinned"}, {"policy_digest": in_use},
+                                         name=POLICY_PIN_CHECK))
+    checks.append(registry_pin_check(run, registry))
+    image = image_pin_check(run, close_inputs)
+    return [*checks, image] if image is not None else checks
+
+
+def registry_pin_check(run: Mapping[str, Any], registry: Registry) -> Check:
+    """The handles registry file P1 pinned (run.json config.registry_sha256) is the one this
+    process loaded (Registry.source_sha256)."""
+    pinned = (run.get("config") or {}).get("registry_sha256") or "not pinned"
+    return pinned_versions_in_use({"registry_sha256": pinned},
+                                  {"registry_sha256": [registry.source_sha256] if registry.source_sha256 else []},
+                                  name=REGISTRY_PIN_CHECK)
+
+
+def image_pin_check(run: Mapping[str, Any], close_inputs: Mapping[str, Any] | None) -> Check | None:
+    """The image digest P1 pinned is the only one the run's ECS task definitions reference (P11's
+    close inputs; not observed yet: pending). None where P1 pinned no image (local_parity runs
+    this checkout's code)."""
+    image = ((run.get("config") or {}).get("code") or {}).get("image_digest") or run.get("image_digest")
+    if not image:
+        return None
+    observed = (close_inputs or {}).get("task_definitions") or []
+    return pinned_versions_in_use({"image_digest": image}, {"image_digest": image_digests(observed)}, name=IMAGE_PIN_CHECK)
 
 
 def _local_servers(substrate: Mapping[str, Any]) -> set[str]:

@@ -206,6 +206,33 @@ def _quality(q: dict[str, Any]) -> str:
     return "".join(out)
 
 
+def money(value: Any, currency: Any) -> str:
+    """An amount with two decimals (four below one cent) and its currency; `not priced` when undefined."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "not priced"
+    return f"{value:,.{2 if value == 0 or abs(value) >= 0.01 else 4}f} {escape(str(currency))}"
+
+
+def _cost(cost: dict[str, Any]) -> str:
+    """The window's total, basis and bounds, and a table of what each resource cost."""
+    currency = cost.get("currency")
+    budget = cost.get("in_budget_currency") or {}
+    out = [f'<p><b data-cost-total="{escape(str(cost.get("total")))}">{money(cost.get("total"), currency)}</b>'
+           + (f" (≈ {money(budget.get('total'), budget.get('currency'))})" if budget else "")
+           + f' · {escape(str(cost.get("basis", "no cost recorded")))}</p>',
+           f'<p class="sub">window {escape(str(cost.get("window_start_utc")))} → {escape(str(cost.get("window_end_utc")))}'
+           + (f" ({number(cost.get('window_hours'))} h)" if cost.get("window_hours") is not None else "")
+           + (f" · prices as of {escape(str(cost.get('prices_as_of')))}" if cost.get("prices_as_of") else "") + "</p>"]
+    lines = cost.get("by_resource") or []
+    if lines:
+        out.append(_table(("resource", "basis", "per hour", "amount"),
+                          [[escape(str(r.get("resource"))), escape(str(r.get("basis", ""))), money(r.get("hourly"), currency),
+                            money(r.get("amount"), currency)] for r in lines], numeric_from=2))
+    if cost.get("note"):
+        out.append(f'<p class="sub">{escape(str(cost.get("note")))}</p>')
+    return "".join(out)
+
+
 def render(report: dict[str, Any]) -> str:
     """The HTML page of one run report."""
     q = report.get("decision_quality") or {}
@@ -253,10 +280,7 @@ def render(report: dict[str, Any]) -> str:
         + (bars_svg("anomalies", [(k, [v]) for k, v in anomalies.items() if k != "total" and isinstance(v, int)], ("count",))
            if anomalies else "")
         + _table(("kind", "count"), [[escape(k), number(v)] for k, v in anomalies.items()]) + "</section>",
-        "<section><h2>Cost of the window</h2>"
-        + (f"<p>{number(cost.get('amount'))} {escape(str(cost.get('currency')))} ({escape(str(cost.get('source')))})</p>"
-           if isinstance(cost, dict) else '<p class="sub">No cost for this environment (local_parity runs on this machine).</p>')
-        + "</section>",
+        "<section><h2>Cost of the window</h2>" + _cost(cost if isinstance(cost, dict) else {}) + "</section>",
     ]
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'

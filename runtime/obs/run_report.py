@@ -3,8 +3,9 @@
 It brings together what the other closure files prove (reconciliation, anomalies, decision
 quality) with what the run cost in time: each phase's timing from its phase record and each
 stage's throughput (events, seconds, events/s, its busiest minute and the lag left at the end of
-streaming when the stage measured them). `run_report.json` and the local `obs/platform_run_report.json`
-carry the same body; `report_html.render` turns it into the self-contained HTML page. Pure.
+streaming when the stage measured them), and what it cost in money: the window's cost P11 priced
+(`window_cost`). `run_report.json` and the local `obs/platform_run_report.json` carry the same body;
+`report_html.render` turns it into the self-contained HTML page. Pure.
 """
 
 from __future__ import annotations
@@ -89,11 +90,44 @@ def phase_rows(records: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]
     return rows
 
 
+#: The cost basis of a run on the local substrate.
+LOCAL_COST_BASIS = "local substrate: no billed resources"
+#: The currency of every cost (the price table's, stacks/prices.yaml).
+COST_CURRENCY = "USD"
+
+
+def unbilled_window(start_utc: str | None, end_utc: str | None) -> dict[str, Any]:
+    """The cost of a window on the local substrate: explicitly nothing (never null)."""
+    hours = None
+    if start_utc and end_utc:
+        hours = round(max(0.0, (_parse(end_utc) - _parse(start_utc)).total_seconds() / 3600), 4)
+    return {"currency": COST_CURRENCY, "total": 0, "basis": LOCAL_COST_BASIS, "window_start_utc": start_utc,
+            "window_end_utc": end_utc, "window_hours": hours, "by_resource": []}
+
+
+def window_cost(environment: str, close_inputs: Mapping[str, Any] | None, *, start_utc: str | None,
+                end_utc: str | None) -> dict[str, Any]:
+    """The run report's `cost`: the window P11 priced (obs/close_inputs.json); without it, nothing
+    on the local substrate, and in dev_min an explicit "not priced" (total null) naming why."""
+    priced = (close_inputs or {}).get("window_cost")
+    if isinstance(priced, Mapping):
+        return dict(priced)
+    if environment == "local_parity":
+        return unbilled_window(start_utc, end_utc)
+    return {"currency": COST_CURRENCY, "total": None, "window_start_utc": start_utc, "window_end_utc": end_utc,
+            "basis": "not priced: P11 wrote no obs/close_inputs.json before the reporter ran (run `fp dev-min-run --from P11` "
+                     "to close through P11)", "by_resource": []}
+
+
+def _parse(ts: str) -> datetime:
+    return datetime.fromisoformat(ts.replace("Z", "+00:00"))
+
+
 def run_report(*, status: str, environment: str, bus: str, bounded_gate: int | None, phases: Sequence[Mapping[str, Any]],
                stages: Sequence[Stage], reconciliation: Mapping[str, Any], decision_quality: Mapping[str, Any],
-               anomaly_counts: Mapping[str, int], counts: Mapping[str, int], cost: Mapping[str, Any] | None,
+               anomaly_counts: Mapping[str, int], counts: Mapping[str, int], cost: Mapping[str, Any],
                html_report: str | None) -> dict[str, Any]:
-    """The body of run_report.json (without the common base fields)."""
+    """The body of run_report.json (without the common base fields); `cost` as `window_cost` gives it."""
     if status not in ("SPINE_GREEN", "PARTIAL", "FAILED"):
         raise ValueError(f"unknown run status {status!r}")
     if not phases:
@@ -108,5 +142,5 @@ def run_report(*, status: str, environment: str, bus: str, bounded_gate: int | N
                            "hops": [{k: h[k] for k in ("hop", "intended", "observed", "ok")}
                                     for h in reconciliation["hops"]]},
         "decision_quality": dict(decision_quality), "anomalies": dict(anomaly_counts),
-        "cost": dict(cost) if cost is not None else None, "html_report": html_report,
+        "cost": dict(cost), "html_report": html_report,
     }

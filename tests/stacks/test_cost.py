@@ -110,3 +110,37 @@ def test_the_demo_hour_charges_every_daemon_of_the_map_including_the_case_labels
     registry = load_registry("dev_min")
     line = next(line for line in estimate().demo_hourly if line.item.startswith("Fargate daemons"))
     assert line.item == f"Fargate daemons x{len(daemons) * registry.integer('ECS_SERVICE_DESIRED_COUNT')}"
+
+
+def test_a_window_is_priced_per_hour_from_the_same_estimate_and_adds_up_to_its_share_of_the_month() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from stacks.cost import WINDOW_BASIS, window_cost
+
+    result = estimate()
+    start = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    window = window_cost(result, start, start + timedelta(hours=2, minutes=30))
+    per_hour = result.demo_hour_total + result.core_total / 730 + sum(line.amount for line in result.per_window) / result.window_hours
+    assert window.hours == 2.5 and window.total == pytest.approx(2.5 * per_hour)
+    doc = window.document()
+    assert doc["basis"] == WINDOW_BASIS and doc["currency"] == "USD" and doc["window_hours"] == 2.5
+    assert (doc["window_start_utc"], doc["window_end_utc"]) == ("2026-11-23T10:00:00Z", "2026-11-23T12:30:00Z")
+    assert doc["total"] == pytest.approx(sum(r["amount"] for r in doc["by_resource"]), abs=1e-3)
+    assert {r["resource"] for r in doc["by_resource"]} >= {line.item for line in result.demo_hourly}
+    rds = next(r for r in doc["by_resource"] if r["resource"].startswith("RDS db."))
+    assert rds["amount"] == pytest.approx(2.5 * rds["hourly"], abs=1e-4)
+    assert doc["in_budget_currency"]["total"] == pytest.approx(doc["total"] * result.rate, abs=1e-3)
+    # a month of windows of DEMO_WINDOW_HOURS costs what the monthly model says
+    month = window_cost(result, start, start + timedelta(hours=result.demo_hours_per_month))
+    assert month.total == pytest.approx(result.month_total - result.core_total + result.core_total * result.demo_hours_per_month / 730)
+    assert window_cost(result, start, start).total == 0
+
+
+def test_a_window_that_ends_before_it_starts_is_refused() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from stacks.cost import window_cost
+
+    start = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    with pytest.raises(ValueError, match="before it starts"):
+        window_cost(estimate(), start, start - timedelta(seconds=1))

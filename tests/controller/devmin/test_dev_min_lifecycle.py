@@ -397,3 +397,62 @@ def test_p2_starts_the_obs_gov_daemons_as_ecs_services_and_p11_stops_them_before
     assert e.value.code == "OBS_GOV_CLOSED_GATE_FAILED"
     assert backend.pack_state("obs_gov").state == "STOPPED"
     assert scheduler.job_commands[-1][0] == registry.text("TD_REPORTER")
+
+
+def test_p11_on_ecs_prices_the_window_and_records_the_images_of_the_runs_task_definitions_for_the_reporter(
+        dev_min_run: Any) -> None:
+    """dev_min P11 writes obs/close_inputs.json before the TD_REPORTER task: the window from P(-1)'s
+    start priced from stacks/prices.yaml, and the image of every task definition scoped to the run,
+    which the reporter's conformance holds against the digest P1 pinned (a revision re-pointed to
+    another image is a FAIL naming both)."""
+    from datetime import UTC, datetime
+
+    from controller.phases.compute import compute_backend
+    from controller.phases.p01_run_pinned import RunPinned
+    from controller.phases.p02_daemons_ready import DaemonsReady
+    from controller.phases.p11_obs_gov_closed import ObsGovClosed
+    from runtime.obs.gather import IMAGE_PIN_CHECK, image_pin_check
+    from stacks.cost import WINDOW_BASIS, estimate, window_cost
+
+    registry, backend, scheduler, base = dev_min_run
+    run_id = _mint_up_run(registry, base)
+    folders = RunFolders.from_registry(registry, base)
+    settings = load_settings(environment="dev_min")
+    ctx = RunContext(registry, run_id, folders, run_writer(registry, folders, run_id, settings), settings,
+                     {"aws_clients": backend.clients, "ecs_poll_seconds": 0.0, "packs": ["obs_gov"], "gate": 20})
+    assert execute(RunPinned(), ctx)["state"] == "PASS"
+    assert execute(DaemonsReady(), ctx)["state"] == "PASS"  # the obs_gov services now run revisions scoped to the run
+    ecs = compute_backend(ctx)
+    ecs.scoped_revision(registry.text("TD_ORACLE_SEED"), run_id)  # as P3's job did
+    with pytest.raises(PlatformError):
+        execute(ObsGovClosed(), ctx)  # moto's task runs nothing: no closure files, so no PASS
+    assert scheduler.job_commands[-1][0] == registry.text("TD_REPORTER")  # the reporter task ran after the inputs
+    inputs = json.loads((folders.evidence_dir(run_id) / registry.text("CLOSE_INPUTS_PATH_PATTERN")).read_text())
+    assert schema_violations("evidence/close_inputs.schema.json", inputs) == []
+    cost = inputs["window_cost"]
+    assert cost["basis"] == WINDOW_BASIS and cost["currency"] == "USD" and cost["upper_bound"]
+    assert cost["window_start_utc"] == "2026-11-23T10:00:00Z"  # P(-1)'s start: the stacks are up from dev-min-up
+    start = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    end = datetime.fromisoformat(cost["window_end_utc"].replace("Z", "+00:00"))
+    expected = window_cost(estimate(registry_file=registry.source), start, end).document()
+    assert cost["total"] == expected["total"] > 0
+    assert [r["resource"] for r in cost["by_resource"]] == [r["resource"] for r in expected["by_resource"]]
+    pinned = "123456789012.dkr.ecr.eu-west-2.amazonaws.com/fp@sha256:" + "b" * 64
+    observed = {t["component"]: t for t in inputs["task_definitions"]}
+    assert set(observed) == {"db_migrations", "platform_run_reporter", "env_conformance", "oracle_seed"}  # P2 migrated
+    assert all(t["images"] == [pinned] for t in observed.values())
+    assert observed["platform_run_reporter"]["service"] == registry.text("SVC_OBS_GOV_REPORTER")
+    assert registry.text("TD_SR") in inputs["task_definitions_not_of_the_run"]  # never run by this run: not judged
+    run = json.loads((folders.evidence_dir(run_id) / registry.text("EVIDENCE_RUN_JSON_KEY")).read_text())
+    check = image_pin_check(run, inputs)
+    assert check is not None and check.ok and check.name == IMAGE_PIN_CHECK
+    # a revision of the run re-pointed at a tag (or another digest) is what the reporter fails, naming both
+    definition = backend.clients.client("ecs").describe_task_definition(taskDefinition=registry.text("TD_ORACLE_SEED"))["taskDefinition"]
+    retagged = dict(definition["containerDefinitions"][0], image="123456789012.dkr.ecr.eu-west-2.amazonaws.com/fp:latest")
+    backend.clients.client("ecs").register_task_definition(
+        family=definition["family"], containerDefinitions=[retagged], requiresCompatibilities=["FARGATE"],
+        networkMode=definition["networkMode"], cpu=definition["cpu"], memory=definition["memory"])
+    tampered = [t.to_evidence() for t in ecs.run_task_definitions(run_id)[0]]
+    failed = image_pin_check(run, {"task_definitions": tampered})
+    assert failed is not None and not failed.ok
+    assert "pinned sha256:" + "b" * 64 in failed.detail and "fp:latest" in failed.detail

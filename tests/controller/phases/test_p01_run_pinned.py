@@ -51,3 +51,17 @@ def test_a_tampered_bundle_is_refused_at_p1_and_nothing_is_pinned(tmp_path: Path
         RunPinned(policy_path=tampered).run(ctx)
     assert info.value.code == "POLICY_TAMPERED"
     assert writer.read("EVIDENCE_RUN_JSON_KEY") is None
+
+
+def test_the_run_config_pins_the_registry_files_sha256_and_another_registry_file_changes_the_config_digest(
+        tmp_path: Path) -> None:
+    import hashlib
+
+    registry = load_registry("local_parity")
+    config = run_config(registry, {"bus": "kinesis"}, {"git_sha": "abc1234"})
+    assert config["registry_sha256"] == hashlib.sha256(registry.source.read_bytes()).hexdigest()
+    edited = tmp_path / "handles.registry.yaml"
+    edited.write_text(registry.source.read_text() + "# an edit after P1\n")
+    other = run_config(load_registry("local_parity", edited), {"bus": "kinesis"}, {"git_sha": "abc1234"})
+    assert other["registry_sha256"] != config["registry_sha256"]
+    assert canonical_digest(other) != canonical_digest(config)

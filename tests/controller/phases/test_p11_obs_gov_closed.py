@@ -112,7 +112,7 @@ def test_p11_runs_the_reporter_and_passes_on_a_sound_closure_with_the_local_copi
     record = execute(ObsGovClosed(), ctx)
     assert record["state"] == "PASS"
     assert backend.calls == [("reporter", "reporter", "close", "--platform-run-id", RUN)]
-    assert {e["path"] for e in record["evidence"]} == set(KEYS)
+    assert {e["path"] for e in record["evidence"]} == set(KEYS) | {REG.text("CLOSE_INPUTS_PATH_PATTERN")}
     assert {c["name"] for c in record["gate"]} == {"closure_marker_written", "every_hop_reconciles",
                                                     "replay_anchors_consistent", "environment_conformance_pass"}
     run_dir = ctx.folders.run_dir(RUN)
@@ -171,3 +171,30 @@ def test_p11_leaves_an_obs_gov_pack_of_another_run_alone(tmp_path: Path) -> None
     backend.obs_gov_scope = "platform_20261123T130000Z"
     assert execute(ObsGovClosed(), ctx)["state"] == "PASS"
     assert backend.calls == [("reporter", "reporter", "close", "--platform-run-id", RUN)]
+
+
+def test_p11_writes_the_close_inputs_before_the_reporter_a_local_window_costing_explicitly_nothing(tmp_path: Path) -> None:
+    ctx, backend = _ctx(tmp_path, _docs())
+    for phase, started in (("P(-1)", "2026-11-23T11:58:00Z"), ("P1", "2026-11-23T12:00:00Z")):
+        ctx.writer.write("PHASE_RECORD_PATH_PATTERN", {**ctx.writer.base_fields(phase, ["PHASE_RECORD_PATH_PATTERN"]),
+                                                       "name": phase, "state": "PASS", "attempt": 1, "started_at_utc": started,
+                                                       "ended_at_utc": started, "evidence": [], "bounded_gate": 200},
+                         phase_id=phase)
+    seen: list[dict[str, Any] | None] = []
+    run_job = backend.run_job
+    backend.run_job = lambda *a, **k: (seen.append(ctx.writer.read("CLOSE_INPUTS_PATH_PATTERN")), run_job(*a, **k))[1]  # type: ignore[method-assign]
+    assert execute(ObsGovClosed(), ctx)["state"] == "PASS"
+    inputs = seen[0]
+    assert inputs is not None and inputs["task_definitions"] is None  # local processes: no task definitions
+    cost = inputs["window_cost"]
+    assert (cost["total"], cost["basis"], cost["by_resource"]) == (0, "local substrate: no billed resources", [])
+    assert cost["window_start_utc"] == "2026-11-23T11:58:00Z"  # the run's first phase record opens the window
+
+
+def test_p11_rerun_of_a_closed_run_keeps_the_close_inputs_its_closure_used(tmp_path: Path) -> None:
+    ctx, _ = _ctx(tmp_path, _docs())
+    assert execute(ObsGovClosed(), ctx)["state"] == "PASS"
+    first = ctx.writer.read("CLOSE_INPUTS_PATH_PATTERN")
+    record = execute(ObsGovClosed(), ctx)
+    assert record["state"] == "PASS" and ctx.writer.read("CLOSE_INPUTS_PATH_PATTERN") == first
+    assert REG.text("CLOSE_INPUTS_PATH_PATTERN") in {e["path"] for e in record["evidence"]}

@@ -9,6 +9,7 @@ from typing import Any
 from runtime.contracts.canonical import sha256_hex
 from runtime.evidence.writer import encode
 from runtime.obs.quality import BankView, Decision, EventTruth, score
+from runtime.obs.run_report import unbilled_window
 
 RUN = "platform_20261123T120000Z"
 SCENARIO = "0123456789abcdef0123456789abcdef"
@@ -117,7 +118,15 @@ def run_report() -> dict[str, Any]:
                             "busiest_minute_events": 200, "lag_at_end": 37}],
             "reconciliation": {"status": recon["status"], "failed_hops": recon["failed_hops"],
                                "hops": [{k: h[k] for k in ("hop", "intended", "observed", "ok")} for h in recon["hops"]]},
-            "decision_quality": quality(), "anomalies": anomalies, "cost": None, "html_report": "run_report.html"}
+            "decision_quality": quality(), "anomalies": anomalies,
+            "cost": unbilled_window("2026-11-23T12:00:00Z", "2026-11-23T12:04:00Z"), "html_report": "run_report.html"}
+
+
+def priced_window() -> dict[str, Any]:
+    """A dev_min window of 2.5 hours priced from the repository's price table (what P11 writes)."""
+    from stacks.cost import estimate, window_cost
+
+    return window_cost(estimate(), T0 - timedelta(hours=2), T0 + timedelta(minutes=30)).document()
 
 
 def run_completed(closure: dict[str, dict[str, Any]]) -> dict[str, Any]:

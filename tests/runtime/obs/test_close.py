@@ -44,7 +44,8 @@ def _bundle(settings: Settings, run: str, *, last_passed: str = "P10", leave_out
         _put(settings, run, REG.render("PHASE_RECORD_PATH_PATTERN", phase_id=phase), {"phase_id": phase, "state": "PASS"})
         for entry in catalog.required_for(phase):
             if REG.text(entry.path_key) != leave_out:
-                _put(settings, run, REG.text(entry.path_key), {"platform_run_id": run})
+                pins = {"config": {"registry_sha256": REG.source_sha256}} if entry.path_key == "EVIDENCE_RUN_JSON_KEY" else {}
+                _put(settings, run, REG.text(entry.path_key), {"platform_run_id": run, **pins})
 
 
 def _closed(settings: Settings, run: str) -> bool:

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from runtime.db.postgres import connect
 from runtime.obs.cli import app, conformance_app
 from runtime.obs.daemons import HOLDER_PREFIX, ConformanceDaemon, RunReporterDaemon, run_daemon
+from runtime.obs.gather import POLICY_PIN_CHECK, REGISTRY_PIN_CHECK
 from runtime.obs.lock import ReporterLock, current_holder
 from runtime.settings import Settings
 from tests.runtime.obs.test_close import REG, _bundle, _closed, _put
@@ -123,7 +124,8 @@ def test_env_conformance_is_pending_while_observations_are_missing(settings: Set
     assert daemon.refresh() is True
     doc = _live(settings, run, LIVE_CONFORMANCE)
     assert doc["status"] == "PENDING" and doc["failed_checks"] == [] and doc["phase_reached"] == "P6"
-    assert "what P1 pinned is what ran" in doc["pending_checks"]  # no decision reports the policy pin yet
+    assert POLICY_PIN_CHECK in doc["pending_checks"]  # no decision reports the policy pin yet
+    assert REGISTRY_PIN_CHECK not in doc["pending_checks"] + doc["failed_checks"]  # the daemon loaded the registry P1 pinned
     assert {c["category"] for c in doc["checks"]} >= {"handles_resolved", "run_scope_enforced",
                                                        "no_forbidden_infrastructure", "pinned_versions_in_use"}
     assert REG.text("ENV_CONFORMANCE_PATH_PATTERN") not in _keys(settings, run)  # P11's file stays P11's
@@ -134,7 +136,7 @@ def test_env_conformance_fails_when_a_decision_contradicts_the_pin(settings: Set
     daemon = ConformanceDaemon(settings, run, environ={}, interval_s=0.05, progress=lambda _: None)
     assert daemon.refresh() is True
     doc = _live(settings, run, LIVE_CONFORMANCE)
-    assert doc["status"] == "FAIL" and doc["failed_checks"] == ["what P1 pinned is what ran"]
+    assert doc["status"] == "FAIL" and doc["failed_checks"] == [POLICY_PIN_CHECK]
 
 
 @pytest.mark.parametrize("cli, argv", [(app, ["run"]), (conformance_app, ["run"])])

@@ -176,3 +176,31 @@ def test_at_full_cap_only_the_streamed_outputs_are_owed_never_the_truth_outputs(
                            {"output_id": "s4_event_labels_6B", "row_count": 500}]}
     owed = gather._stream_view_rows(gather.Bundle({REG.text("STREAM_SORT_SUMMARY_PATH_PATTERN"): summary}, {}), REG)
     assert owed == {"s3_event_stream_with_fraud_6B": 500, "arrival_events_5B": 900}
+
+
+def test_the_registry_pin_holds_when_the_reporter_loaded_the_file_p1_pinned_and_fails_naming_both_otherwise(
+        tmp_path: Any) -> None:
+    run = {"config": {"registry_sha256": REG.source_sha256}}
+    check = gather.registry_pin_check(run, REG)
+    assert check.ok and check.name == gather.REGISTRY_PIN_CHECK and check.category == "pinned_versions_in_use"
+    edited = tmp_path / "handles.registry.yaml"
+    edited.write_text(REG.source.read_text() + "# edited after P1\n")
+    other = load_registry("local_parity", edited)
+    drift = gather.registry_pin_check(run, other)
+    assert not drift.ok and f"pinned {REG.source_sha256}, in use {other.source_sha256}" in drift.detail
+    assert not gather.registry_pin_check({"config": {}}, REG).ok  # a run.json that pins no registry proves nothing
+
+
+def test_the_image_pin_is_checked_only_where_p1_pinned_an_image_and_is_pending_until_p11_observes_the_task_definitions() -> None:
+    from runtime.obs.live import pending
+
+    digest = "sha256:" + "b" * 64
+    run = {"config": {"code": {"image_digest": digest}}}
+    assert gather.image_pin_check({"config": {"code": {"image_digest": None}}, "image_digest": None}, None) is None  # local
+    waiting = gather.image_pin_check(run, None)
+    assert waiting is not None and not waiting.ok and pending(waiting)  # during the run: not observed yet
+    ok = gather.image_pin_check(run, {"task_definitions": [{"images": [f"repo/fp@{digest}"]}, {"images": [f"repo/fp@{digest}"]}]})
+    assert ok is not None and ok.ok
+    other = gather.image_pin_check(run, {"task_definitions": [{"images": [f"repo/fp@{digest}"]}, {"images": ["repo/fp:git-abc"]}]})
+    assert other is not None and not other.ok and not pending(other)
+    assert f"pinned {digest}, in use repo/fp:git-abc, {digest}" in other.detail

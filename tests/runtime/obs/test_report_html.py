@@ -112,3 +112,21 @@ def test_the_throughput_table_shows_each_stages_busiest_minute_and_lag_at_the_en
     rows = {stage: re.findall(r">([^<]*)<", tds)[::2] for stage, tds in cells}
     assert rows["df"][-2:] == ["200", "37"]
     assert rows["wsp"][-2:] == ["n/a", "n/a"]  # not measured: said so, never 0
+
+
+def test_the_cost_section_shows_the_windows_total_and_a_row_per_priced_resource() -> None:
+    report = samples.run_report()
+    report["cost"] = samples.priced_window()
+    page = report_html.render(report)
+    section = page[page.index("<h2>Cost of the window</h2>"):]
+    total = report["cost"]["total"]
+    assert f'data-cost-total="{total}"' in section and f"{total:,.2f} USD" in section
+    assert "2026-11-23T10:00:00Z → 2026-11-23T12:30:00Z (2.5 h)" in section and "list prices from stacks/prices.yaml" in section
+    for line in report["cost"]["by_resource"]:
+        assert f"<td class=\"\">{line['resource']}</td>" in section
+    local = report_html.render(samples.run_report())
+    local_section = local[local.index("<h2>Cost of the window</h2>"):]
+    assert "0.00 USD" in local_section and "local substrate: no billed resources" in local_section
+    unpriced = {**samples.run_report(), "cost": {"currency": "USD", "total": None, "basis": "not priced: no close inputs",
+                                                 "window_start_utc": None, "window_end_utc": None}}
+    assert "not priced" in report_html.render(unpriced)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from runtime.evidence.writer import schema_violations
-from runtime.obs.run_report import Stage, phase_rows, run_report
+from runtime.obs.run_report import LOCAL_COST_BASIS, Stage, phase_rows, run_report, unbilled_window, window_cost
 from tests.runtime.obs import samples
 
 
@@ -28,7 +28,9 @@ def _report(**change: Any) -> dict[str, Any]:
                               Stage("ig", 801, None)],
                       reconciliation=recon, decision_quality=samples.quality(),
                       anomaly_counts=samples.anomaly_summary()["counts"],
-                      counts={"events_emitted": 800, "decisions": 200}, cost=None, html_report="run_report.html")
+                      counts={"events_emitted": 800, "decisions": 200},
+                      cost=change.get("cost", unbilled_window("2026-11-23T12:00:00Z", "2026-11-23T12:02:05Z")),
+                      html_report="run_report.html")
     return {**samples.base(handles=["RUN_REPORT_PATH_PATTERN"]), **body}
 
 
@@ -53,7 +55,7 @@ def test_an_unknown_status_or_no_phase_is_refused() -> None:
     with pytest.raises(ValueError):
         run_report(status="PARTIAL", environment="local_parity", bus="kafka", bounded_gate=None, phases=[], stages=[],
                    reconciliation=samples.reconciliation(), decision_quality={}, anomaly_counts={}, counts={},
-                   cost=None, html_report=None)
+                   cost=unbilled_window(None, None), html_report=None)
 
 
 def test_a_timed_stage_rates_its_events_over_the_span_from_first_to_last() -> None:
@@ -85,3 +87,24 @@ def test_the_report_schema_refuses_a_negative_lag_or_an_unknown_stage_field() ->
     doc = _report()
     doc["throughput"][0]["made_up"] = 1
     assert schema_violations("evidence/run_report.schema.json", doc)
+
+
+def test_a_local_run_costs_explicitly_nothing_never_null() -> None:
+    doc = _report()
+    assert doc["cost"] == {"currency": "USD", "total": 0, "basis": LOCAL_COST_BASIS, "window_start_utc": "2026-11-23T12:00:00Z",
+                           "window_end_utc": "2026-11-23T12:02:05Z", "window_hours": 0.0347, "by_resource": []}
+    assert window_cost("local_parity", None, start_utc="2026-11-23T12:00:00Z", end_utc="2026-11-23T13:00:00Z")["total"] == 0
+    assert schema_violations("evidence/run_report.schema.json", {**doc, "cost": None})  # null is no longer a cost
+
+
+def test_the_report_carries_the_window_p11_priced_and_says_so_when_dev_min_was_not_priced() -> None:
+    priced = samples.priced_window()
+    assert window_cost("dev_min", {"window_cost": priced}, start_utc=None, end_utc=None) == priced
+    doc = _report(cost=priced)
+    assert schema_violations("evidence/run_report.schema.json", doc) == []
+    assert doc["cost"]["total"] > 0 and doc["cost"]["basis"] == "list prices from stacks/prices.yaml"
+    unpriced = window_cost("dev_min", None, start_utc="2026-11-23T12:00:00Z", end_utc="2026-11-23T13:00:00Z")
+    assert unpriced["total"] is None and unpriced["basis"].startswith("not priced") and "close_inputs" in unpriced["basis"]
+    assert schema_violations("evidence/run_report.schema.json", _report(cost=unpriced)) == []
+    assert schema_violations("evidence/run_report.schema.json", _report(cost={**priced, "total": -1}))
+    assert schema_violations("evidence/run_report.schema.json", _report(cost={k: v for k, v in priced.items() if k != "basis"}))
