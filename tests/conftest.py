@@ -7,6 +7,7 @@ random per test so tests never see each other's data.
 from __future__ import annotations
 
 import os
+import secrets
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,6 +50,13 @@ def postgres_dsn(servers_dir: Path) -> Iterator[str]:
     proc = start_postgres(HOST, free_port(), servers_dir / "pg", durable=False)
     yield f"postgresql://postgres@{HOST}:{proc.port}/postgres"
     stop_pid(proc.pid, proc.argv)
+
+
+@pytest.fixture(scope="session")
+def runtime_role() -> tuple[str, str]:
+    """The registry's runtime role name and a password for this session (roles are cluster-wide:
+    a test that prepares the session cluster another way must give the role this password back)."""
+    return load_registry("local_parity").text("DB_RUNTIME_ROLE"), secrets.token_urlsafe(24)
 
 
 @pytest.fixture(scope="session")

@@ -3,14 +3,12 @@ with the runtime role prepared exactly as `fp substrate up` prepares it."""
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from collections.abc import Callable
 
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from runtime.contracts.registry import load_registry
 from runtime.db.migrate import apply_migrations, prepare_database
 from runtime.db.postgres import connect, with_credentials
 
@@ -26,12 +24,6 @@ def new_database(postgres_dsn: str) -> Callable[[], str]:
         return make_conninfo(postgres_dsn, dbname=name)
 
     return make
-
-
-@pytest.fixture(scope="session")
-def runtime_role() -> tuple[str, str]:
-    """The registry's runtime role name and a password for this session."""
-    return load_registry("local_parity").text("DB_RUNTIME_ROLE"), secrets.token_urlsafe(24)
 
 
 @pytest.fixture(scope="session")

@@ -93,14 +93,22 @@ def test_s3_endpoint_that_is_down_is_one_clear_error(workdir: Path, monkeypatch:
 
 
 def test_external_endpoints_replace_the_embedded_servers(workdir: Path, monkeypatch: pytest.MonkeyPatch,
-                                                        moto_endpoint: str, postgres_dsn: str) -> None:
+                                                        moto_endpoint: str, postgres_dsn: str,
+                                                        runtime_role: tuple[str, str]) -> None:
+    from runtime.db.postgres import connect
+    from runtime.db.roles import ensure_runtime_role
+
     monkeypatch.setenv("FP_OBJECT_STORE_ENDPOINT", moto_endpoint)
     monkeypatch.setenv("FP_DB_DSN", postgres_dsn)
-    result = runner.invoke(app, ["substrate", "up", *_ports()])
-    assert result.exit_code == 0, result.output
-    assert "started: nothing" in result.output
-    state = read_state(state_dir(load_registry("local_parity")))
-    assert state is not None and state.processes == []
+    try:
+        result = runner.invoke(app, ["substrate", "up", *_ports()])
+        assert result.exit_code == 0, result.output
+        assert "started: nothing" in result.output
+        state = read_state(state_dir(load_registry("local_parity")))
+        assert state is not None and state.processes == []
+    finally:  # `up` gave the cluster-wide runtime role a new password: the session's tests need theirs
+        with connect(postgres_dsn, autocommit=True) as conn:
+            ensure_runtime_role(conn, *runtime_role)
 
 
 def test_unknown_environment_and_bus_are_refused(workdir: Path) -> None:
