@@ -89,8 +89,11 @@ class ObsGovClosed(Phase):
 
 def write_close_inputs(ctx: RunContext) -> list[WrittenEvidence]:
     """obs/close_inputs.json: the priced window and (dev_min) the run's task-definition images. A
-    run closed already keeps the inputs its closure used (collected, not rewritten)."""
-    if ctx.writer.read("RUN_CLOSURE_MARKER_PATH_PATTERN") is not None:
+    run closed already keeps the inputs its closure used (collected, not rewritten); one closed by
+    a reporter run outside P11 had none, and gets them now as what P11 observed (its run report
+    keeps the cost its closure wrote)."""
+    if (ctx.writer.read("RUN_CLOSURE_MARKER_PATH_PATTERN") is not None
+            and ctx.writer.read("CLOSE_INPUTS_PATH_PATTERN") is not None):
         return collected(ctx, "CLOSE_INPUTS_PATH_PATTERN")
     end = utc_now()
     start = window_start(ctx) or end

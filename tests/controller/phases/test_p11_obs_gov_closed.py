@@ -198,3 +198,14 @@ def test_p11_rerun_of_a_closed_run_keeps_the_close_inputs_its_closure_used(tmp_p
     record = execute(ObsGovClosed(), ctx)
     assert record["state"] == "PASS" and ctx.writer.read("CLOSE_INPUTS_PATH_PATTERN") == first
     assert REG.text("CLOSE_INPUTS_PATH_PATTERN") in {e["path"] for e in record["evidence"]}
+
+
+def test_p11_after_a_reporter_closed_the_run_outside_it_records_its_close_inputs_and_passes(tmp_path: Path) -> None:
+    # `reporter close` run by hand (or the second of two reporters) closes the run without P11's inputs
+    ctx, _ = _ctx(tmp_path, _docs())
+    for path, doc in _docs().items():
+        ctx.writer.write(KEYS[path], doc)
+    assert ctx.writer.read("CLOSE_INPUTS_PATH_PATTERN") is None
+    record = execute(ObsGovClosed(), ctx)
+    assert record["state"] == "PASS", record
+    assert ctx.writer.read("CLOSE_INPUTS_PATH_PATTERN")["window_cost"]["total"] == 0
