@@ -90,15 +90,18 @@ class BatchReader:
                 lo, hi = ranges.get(key, (fact.ts_micros, fact.ts_micros))
                 ranges[key] = (min(lo, fact.ts_micros), max(hi, fact.ts_micros))
         keys = sorted(ranges)
-        # A primary-key range probe per entity (the LATERAL subquery, kept apart by OFFSET 0, is
-        # never merged into a join the planner may turn around): a join planned without statistics
-        # (a table not analysed yet, the first minute of a run) read every fact of the run.
+        # A primary-key range probe per entity: the LATERAL subquery (kept apart by OFFSET 0) is
+        # never merged into a join the planner may turn around, and its ORDER BY in key order makes
+        # the primary key the cheapest path even without statistics. A join planned without them
+        # (a table not analysed yet, the first minute of a run; or a plan psycopg prepared then)
+        # read every fact of the run, or every fact of the 24 h window, per batch.
         rows = conn.execute(
             "SELECT u.k, u.i, f.ts_micros, f.event_id, f.amount_minor, f.merchant_id, f.merchant_country, f.device_id,"
             " f.is_p2p, f.is_round FROM unnest(%b::text[], %b::text[], %b::int8[], %b::int8[]) AS u(k, i, lo, hi)"
             " CROSS JOIN LATERAL (SELECT ts_micros, event_id, amount_minor, merchant_id, merchant_country, device_id, is_p2p,"
             " is_round FROM rtdl_ofp_facts WHERE platform_run_id = %s AND entity_kind = u.k AND entity_id = u.i"
-            " AND ts_micros > u.lo AND ts_micros <= u.hi OFFSET 0) AS f ORDER BY u.k, u.i, f.ts_micros, f.event_id",
+            " AND ts_micros > u.lo AND ts_micros <= u.hi ORDER BY entity_kind, entity_id, ts_micros, event_id OFFSET 0) AS f"
+            " ORDER BY u.k, u.i, f.ts_micros, f.event_id",
             ([k for k, _ in keys], [i for _, i in keys], [ranges[k][0] - HORIZON_MICROS for k in keys],
              [ranges[k][1] for k in keys], self.run)).fetchall()
         grouped: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
