@@ -174,20 +174,16 @@ class DecisionFabricHandler(StreamHandler):
         identities = [(e.event_class, e.event_id) for _, e, _ in fresh]
         hold_until = self.clock() + self.hold_s
         while True:
-            # one statement for frontiers, run_last, positions and posture, at most one for the
-            # stores' admissions still to apply; the receipts once nothing else is missing
-            view = store.inputs_view(conn, self.platform_run_id, self.upstreams)
+            # one statement (one snapshot) for frontiers, run_last, positions, posture and receipts,
+            # at most one more for the stores' admissions still to apply
+            view = store.inputs_view(conn, self.platform_run_id, self.upstreams, identities)
             complete = store.stores_complete(conn, self.platform_run_id, self.upstreams, newest, view.run_last,
                                              view.frontiers, view.positions)
-            posture = view.posture
+            posture, receipts = view.posture, view.receipts
             pending = [name for name, ok in complete.items() if not ok]
             pending += ["posture"] if posture is None else []
-            waited = bool(pending) and self.waited_out(ids)
-            receipts = store.admissions(conn, self.platform_run_id, identities) if not pending or waited else {}
-            if not pending and len(receipts) < len(fresh):
-                pending.append("receipts")
-                waited = self.waited_out(ids)
-            if not pending or waited:
+            pending += ["receipts"] if len(receipts) < len(fresh) else []
+            if not pending or self.waited_out(ids):
                 break
             if self.clock() >= hold_until:
                 self._counts["df_waits"] += 1

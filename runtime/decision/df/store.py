@@ -34,7 +34,6 @@ import bisect
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from runtime.contracts.canonical import canonical_digest
@@ -297,11 +296,16 @@ class InputsView:
     run_last: dict[Partition, int]
     positions: dict[str, dict[Partition, int]]
     posture: str | None
+    #: `admissions` of the batch's events: IG's receipt of an event commits with (or after) the
+    #: admissions IG made before it, so those are all in run_last when the receipt is seen.
+    receipts: dict[tuple[str, str], tuple[str, str]]
 
 
-def inputs_view(conn: Any, platform_run_id: str, upstreams: Sequence[Upstream]) -> InputsView:
-    """WSP's frontiers, run_last of the stores' topics, their groups' positions and DL's posture,
-    in one round trip (DF re-checks them every POLL_S while a batch waits)."""
+def inputs_view(conn: Any, platform_run_id: str, upstreams: Sequence[Upstream],
+                identities: Sequence[tuple[str, str]] = ()) -> InputsView:
+    """WSP's frontiers, run_last of the stores' topics, their groups' positions, DL's posture and
+    the receipts of `identities`, in one round trip (DF re-checks them every POLL_S while a batch
+    waits)."""
     topics = sorted({t for u in upstreams for t in u.topics})
     row = conn.execute(
         "SELECT (SELECT coalesce(json_agg(json_build_array(output_id, frontier_ts_micros, ended)), '[]') FROM wsp_output_progress"
@@ -309,8 +313,10 @@ def inputs_view(conn: Any, platform_run_id: str, upstreams: Sequence[Upstream]) 
         f" (SELECT coalesce(json_agg(json_build_array(topic, part, last)), '[]') FROM ({_RUN_LAST_SQL}) AS r),"
         " (SELECT coalesce(json_agg(json_build_array(consumer_group, topic, partition, position)), '[]') FROM worker_positions"
         " WHERE consumer_group = ANY(%(groups)s::text[])),"
-        " (SELECT posture FROM dl_posture_history WHERE platform_run_id = %(run)s ORDER BY seq DESC LIMIT 1)",
-        {"run": platform_run_id, "ts": topics, "groups": sorted({u.consumer_group for u in upstreams})}).fetchone()
+        " (SELECT posture FROM dl_posture_history WHERE platform_run_id = %(run)s ORDER BY seq DESC LIMIT 1),"
+        f" (SELECT coalesce(json_agg(json_build_array(x.c, x.e, x.receipt_id, x.at)), '[]') FROM ({_RECEIPTS_SQL}) AS x)",
+        {"run": platform_run_id, "ts": topics, "groups": sorted({u.consumer_group for u in upstreams}),
+         "c": [c for c, _ in identities], "e": [e for _, e in identities]}).fetchone()
     frontiers: StreamFrontiers = {}
     for output, frontier, ended in row[0]:
         frontiers.setdefault(str(output), []).append((None if frontier is None else int(frontier), bool(ended)))
@@ -318,7 +324,8 @@ def inputs_view(conn: Any, platform_run_id: str, upstreams: Sequence[Upstream]) 
     for group, topic, partition, position in row[2]:
         positions[str(group)][(str(topic), str(partition))] = int(position)
     return InputsView(frontiers, {(str(t), str(p)): int(last) for t, p, last in row[1] if last is not None}, positions,
-                      None if row[3] is None else str(row[3]))
+                      None if row[3] is None else str(row[3]),
+                      {(str(c), str(e)): (str(receipt), str(at)) for c, e, receipt, at in row[4]})
 
 
 # -- provenance: IG's receipts ------------------------------------------------------------------------
@@ -329,22 +336,24 @@ def admissions(conn: Any, platform_run_id: str, identities: Sequence[tuple[str, 
     `identities` (the ADMIT receipt; absent while IG has not written it yet)."""
     if not identities:
         return {}
-    # One probe of ig_receipts_identity per identity, whatever the planner's statistics say. The
-    # outcome is chosen inside the probe (ADMIT first, then the earliest), not filtered in it: an
-    # `outcome = 'ADMIT'` condition lets a planner without statistics (a table not analysed yet:
-    # the first minute of every fresh run) pick ig_receipts_run_outcome and scan every ADMIT
-    # receipt of the run once per identity (~70 ms a batch at 20k receipts, growing with the run).
-    rows = conn.execute(
-        "SELECT u.c, u.e, r.receipt_id, r.recorded_at FROM (SELECT DISTINCT c, e FROM unnest(%s::text[], %s::text[])"
-        " AS x(c, e)) AS u CROSS JOIN LATERAL (SELECT receipt_id, recorded_at, outcome FROM ig_receipts"
-        " WHERE platform_run_id = %s AND event_class = u.c AND event_id = u.e ORDER BY outcome <> 'ADMIT', recorded_at"
-        " LIMIT 1) AS r WHERE r.outcome = 'ADMIT'",
-        ([c for c, _ in identities], [e for _, e in identities], platform_run_id)).fetchall()
-    return {(str(r[0]), str(r[1])): (str(r[2]), _iso(r[3])) for r in rows}
+    rows = conn.execute(_RECEIPTS_SQL, {"run": platform_run_id, "c": [c for c, _ in identities],
+                                        "e": [e for _, e in identities]}).fetchall()
+    return {(str(r[0]), str(r[1])): (str(r[2]), str(r[3])) for r in rows}
 
 
-def _iso(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+#: (event_class, event_id, receipt id, admitted time as ISO UTC with microseconds) of the earliest
+#: ADMIT receipt of each identity (%(c)s, %(e)s) of the run %(run)s. One probe of
+#: ig_receipts_identity per identity, whatever the planner's statistics say: the outcome is chosen
+#: inside the probe (ADMIT first, then the earliest), not filtered in it. An `outcome = 'ADMIT'`
+#: condition let a planner without statistics (a table not analysed yet: the first minute of every
+#: fresh run, when psycopg also prepares the statement for good) pick ig_receipts_run_outcome and
+#: scan every ADMIT receipt of the run once per identity (~70-130 ms a batch at 20k receipts,
+#: growing with the run).
+_RECEIPTS_SQL = (
+    "SELECT u.c, u.e, r.receipt_id, to_char(r.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS at"
+    " FROM (SELECT DISTINCT c, e FROM unnest(%(c)s::text[], %(e)s::text[]) AS x(c, e)) AS u CROSS JOIN LATERAL"
+    " (SELECT receipt_id, recorded_at, outcome FROM ig_receipts WHERE platform_run_id = %(run)s AND event_class = u.c"
+    " AND event_id = u.e ORDER BY outcome <> 'ADMIT', recorded_at LIMIT 1) AS r WHERE r.outcome = 'ADMIT'")
 
 
 # -- posture (written by DL) --------------------------------------------------------------------------
