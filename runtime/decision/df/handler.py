@@ -60,7 +60,7 @@ PRODUCER = "decision_fabric"
 UPSTREAMS = ("ofp", "ieg", "csfb")
 #: While a batch's inputs are pending, DF re-checks them this often inside one attempt (the
 #: worker's back-off, 0.2 s doubling, is for failures: a store ~50 ms behind must not cost seconds).
-POLL_S = 0.005
+POLL_S = 0.02
 #: How long one attempt re-checks before handing the batch back to the worker (which then backs
 #: off and retries): bounded, so a stop signal and the health writes are not held up.
 HOLD_MS = 1000
