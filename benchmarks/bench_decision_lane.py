@@ -83,15 +83,17 @@ def records_of(settings: Settings, run: str, scale: int) -> list[tuple[str, Outb
 
 
 def admit(conn: Any, run: str, batch: list[tuple[str, OutboundRecord]], refs: list[EbRef | Exception]) -> None:
-    """What IG records after publishing: the admission (with its eb_ref) and the ADMIT receipt, now."""
-    docs = [(cls, json.loads(r.value), ref) for (cls, r), ref in zip(batch, refs, strict=True) if isinstance(ref, EbRef)]
-    rows = [(cls, d["event_id"], ref, event_time_micros(d.get("ts_utc"))) for cls, d, ref in docs]
+    """What IG records after publishing: the admission (with its eb_ref and its event time, as IG
+    claims it: DF's completeness cut reads it) and the ADMIT receipt, now."""
+    rows = [(cls, document["event_id"], event_time_micros(document["ts_utc"]), ref)
+            for (cls, r), ref in zip(batch, refs, strict=True) if isinstance(ref, EbRef)
+            for document in (json.loads(r.value),)]
     if len(rows) < len(batch):
         raise RuntimeError(f"publish failed: {next(r for r in refs if isinstance(r, Exception))}")
     with conn.cursor() as cur:
         cur.executemany("INSERT INTO ig_admissions (platform_run_id, event_class, event_id, payload_hash, state, receipt_id,"
                         " eb_ref, event_ts_micros) VALUES (%s, %s, %s, 'h', 'ADMITTED', %s, %s, %s)",
-                        [(run, c, e, f"r-{e}", json.dumps(ref.to_dict()), ts) for c, e, ref, ts in rows])
+                        [(run, c, e, f"r-{e}", json.dumps(ref.to_dict()), ts) for c, e, ts, ref in rows])
         cur.executemany("INSERT INTO ig_receipts (receipt_id, platform_run_id, event_class, event_id, outcome, batch_key,"
                         " batch_index, receipt) VALUES (%s, %s, %s, %s, 'ADMIT', 'bench', 0, '{}')",
                         [(f"r-{e}-{uuid.uuid4().hex[:8]}", run, c, e) for c, e, _, _ in rows])

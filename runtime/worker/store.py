@@ -88,12 +88,15 @@ class WorkerStore:
         )
 
     def add_outputs(self, conn: Any, outputs: list[OutputRecord]) -> int:
-        """Put `outputs` in the outbox; an id already there is kept as it is. Returns rows added."""
+        """Put `outputs` in the outbox; an id already there is kept as it is. Returns rows added.
+
+        The arrays go in binary (%b): psycopg's text form escapes every element of an array with a
+        regular expression, which cost ~35 ms a batch of DF's ~1.5 KB records (a third of that)."""
         if not outputs:
             return 0
         rows = conn.execute(
             "INSERT INTO worker_outbox (component, record_id, platform_run_id, topic, key, value)"
-            " SELECT %s, i, %s, t, k, v FROM unnest(%s::text[], %s::text[], %s::text[], %s::bytea[]) AS u(i, t, k, v)"
+            " SELECT %s, i, %s, t, k, v FROM unnest(%b::text[], %b::text[], %b::text[], %b::bytea[]) AS u(i, t, k, v)"
             " ON CONFLICT DO NOTHING RETURNING record_id",
             (self.component, self.platform_run_id, [o.record_id for o in outputs], [o.topic for o in outputs],
              [o.key for o in outputs], [o.value for o in outputs]),
@@ -141,16 +144,19 @@ class WorkerStore:
         return [PendingOutput(r[0], r[1], r[2], bytes(r[3])) for r in rows]
 
     def mark_published(self, conn: Any, published: dict[str, EbRef]) -> None:
-        """Record where each outbox row landed."""
+        """Record where each outbox row landed.
+
+        One primary-key UPDATE per row, sent together (psycopg pipelines `executemany`): an
+        UPDATE ... FROM unnest join planned without statistics (a table not analysed yet, the first
+        minute of a run) walked every outbox row of the component's run for each batch."""
         if not published:
             return
-        ids = sorted(published)
-        conn.execute(
-            "UPDATE worker_outbox o SET published_at = now(), eb_ref = u.ref::jsonb"
-            " FROM unnest(%s::text[], %s::text[]) AS u(i, ref)"
-            " WHERE o.component = %s AND o.platform_run_id = %s AND o.record_id = u.i",
-            (ids, [json.dumps(published[i].to_dict()) for i in ids], self.component, self.platform_run_id),
-        )
+        with conn.cursor() as cur:
+            cur.executemany(
+                "UPDATE worker_outbox SET published_at = now(), eb_ref = %s::jsonb"
+                " WHERE component = %s AND platform_run_id = %s AND record_id = %s",
+                [(json.dumps(published[i].to_dict()), self.component, self.platform_run_id, i) for i in sorted(published)],
+            )
 
     def dead_letter_count(self, conn: Any) -> int:
         """Dead letters of this group (all partitions)."""

@@ -169,17 +169,17 @@ class DecisionFabricHandler(StreamHandler):
 
     def decide(self, conn: Any, fresh: list[tuple[InputRecord, Admitted, str]]) -> dict[str, DecisionRecord]:
         """Decide the new events of a batch (or hold the batch while its inputs are pending)."""
-        topics = {t for u in self.upstreams for t in u.topics}
         newest = max(e.ts_micros for _, e, _ in fresh)
         ids = [d for _, _, d in fresh]
+        identities = [(e.event_class, e.event_id) for _, e, _ in fresh]
         hold_until = self.clock() + self.hold_s
         while True:
-            frontiers = store.stream_frontiers(conn, self.platform_run_id)  # before the admissions it vouches for
-            run_last = store.run_last_offsets(conn, self.platform_run_id, topics)
-            posture = store.current_posture(conn, self.platform_run_id)
-            receipts = store.admissions(conn, self.platform_run_id, [(e.event_class, e.event_id) for _, e, _ in fresh])
-            complete = {u.component: store.upstream_complete(conn, self.platform_run_id, u, newest, run_last, frontiers)
-                        for u in self.upstreams}
+            # one statement (one snapshot) for frontiers, run_last, positions, posture and receipts,
+            # at most one more for the stores' admissions still to apply
+            view = store.inputs_view(conn, self.platform_run_id, self.upstreams, identities)
+            complete = store.stores_complete(conn, self.platform_run_id, self.upstreams, newest, view.run_last,
+                                             view.frontiers, view.positions)
+            posture, receipts = view.posture, view.receipts
             pending = [name for name, ok in complete.items() if not ok]
             pending += ["posture"] if posture is None else []
             pending += ["receipts"] if len(receipts) < len(fresh) else []
@@ -193,7 +193,7 @@ class DecisionFabricHandler(StreamHandler):
         per_event = None
         if pending:
             self._counts["df_waited_out"] += 1
-            per_event = self.complete_per_event(conn, fresh, run_last, complete, frontiers)
+            per_event = self.complete_per_event(conn, fresh, view.run_last, complete, view.frontiers)
         for did in ids:
             self._first_wait.pop(did, None)
         if posture is None:

@@ -34,7 +34,6 @@ import bisect
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from runtime.contracts.canonical import canonical_digest
@@ -90,11 +89,18 @@ class BatchReader:
                 lo, hi = ranges.get(key, (fact.ts_micros, fact.ts_micros))
                 ranges[key] = (min(lo, fact.ts_micros), max(hi, fact.ts_micros))
         keys = sorted(ranges)
+        # A primary-key range probe per entity: the LATERAL subquery (kept apart by OFFSET 0) is
+        # never merged into a join the planner may turn around, and its ORDER BY in key order makes
+        # the primary key the cheapest path even without statistics. A join planned without them
+        # (a table not analysed yet, the first minute of a run; or a plan psycopg prepared then)
+        # read every fact of the run, or every fact of the 24 h window, per batch.
         rows = conn.execute(
-            "SELECT f.entity_kind, f.entity_id, f.ts_micros, f.event_id, f.amount_minor, f.merchant_id, f.merchant_country,"
-            " f.device_id, f.is_p2p, f.is_round FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[]) AS u(k, i, lo, hi)"
-            " JOIN rtdl_ofp_facts f ON f.platform_run_id = %s AND f.entity_kind = u.k AND f.entity_id = u.i"
-            " AND f.ts_micros > u.lo AND f.ts_micros <= u.hi ORDER BY 1, 2, 3, 4",
+            "SELECT u.k, u.i, f.ts_micros, f.event_id, f.amount_minor, f.merchant_id, f.merchant_country, f.device_id,"
+            " f.is_p2p, f.is_round FROM unnest(%b::text[], %b::text[], %b::int8[], %b::int8[]) AS u(k, i, lo, hi)"
+            " CROSS JOIN LATERAL (SELECT ts_micros, event_id, amount_minor, merchant_id, merchant_country, device_id, is_p2p,"
+            " is_round FROM rtdl_ofp_facts WHERE platform_run_id = %s AND entity_kind = u.k AND entity_id = u.i"
+            " AND ts_micros > u.lo AND ts_micros <= u.hi ORDER BY entity_kind, entity_id, ts_micros, event_id OFFSET 0) AS f"
+            " ORDER BY u.k, u.i, f.ts_micros, f.event_id",
             ([k for k, _ in keys], [i for _, i in keys], [ranges[k][0] - HORIZON_MICROS for k in keys],
              [ranges[k][1] for k in keys], self.run)).fetchall()
         grouped: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
@@ -107,12 +113,16 @@ class BatchReader:
                        | {("merchant", e.text("merchant_id")) for e in events})
         kinds, ids = [k for k, _ in nodes], [i for _, i in nodes]
         state = IegState()
-        edge_columns = "e.from_kind, e.from_id, e.relation, e.to_kind, e.to_id, e.first_ts_micros, e.first_event_id"
+        # An index probe per node and direction (primary key from, rtdl_ieg_edges_to to), as for the
+        # facts: a join planned without statistics read every edge of the run twice.
+        edge_columns = "from_kind, from_id, relation, to_kind, to_id, first_ts_micros, first_event_id"
         rows = conn.execute(
-            f"SELECT {edge_columns} FROM unnest(%(k)s::text[], %(i)s::text[]) AS u(k, i) JOIN rtdl_ieg_edges e"
-            " ON e.platform_run_id = %(run)s AND e.from_kind = u.k AND e.from_id = u.i AND e.relation = ANY(%(rel)s::text[])"
-            f" UNION SELECT {edge_columns} FROM unnest(%(k)s::text[], %(i)s::text[]) AS u(k, i) JOIN rtdl_ieg_edges e"
-            " ON e.platform_run_id = %(run)s AND e.to_kind = u.k AND e.to_id = u.i AND e.relation = ANY(%(rel)s::text[])",
+            f"SELECT e.* FROM unnest(%(k)s::text[], %(i)s::text[]) AS u(k, i) CROSS JOIN LATERAL (SELECT {edge_columns}"
+            " FROM rtdl_ieg_edges WHERE platform_run_id = %(run)s AND from_kind = u.k AND from_id = u.i"
+            " AND relation = ANY(%(rel)s::text[]) OFFSET 0) AS e"
+            f" UNION SELECT e.* FROM unnest(%(k)s::text[], %(i)s::text[]) AS u(k, i) CROSS JOIN LATERAL (SELECT {edge_columns}"
+            " FROM rtdl_ieg_edges WHERE platform_run_id = %(run)s AND to_kind = u.k AND to_id = u.i"
+            " AND relation = ANY(%(rel)s::text[]) OFFSET 0) AS e",
             {"k": kinds, "i": ids, "run": self.run, "rel": list(GRAPH_RELATIONS)}).fetchall()
         for a_kind, a_id, relation, b_kind, b_id, first_ts, first_id in rows:
             edge = (str(a_kind), str(a_id), str(relation), str(b_kind), str(b_id))
@@ -122,8 +132,9 @@ class BatchReader:
             state.adjacency.setdefault((edge[3], edge[4]), set()).add(edge)
         devices = sorted({e.text("device_id") for e in events})
         for entity_id, first_ts, first_id in conn.execute(
-                "SELECT entity_id, first_ts_micros, first_event_id FROM rtdl_ieg_entities WHERE platform_run_id = %s"
-                " AND kind = 'device' AND entity_id = ANY(%s::text[])", (self.run, devices)).fetchall():
+                "SELECT x.* FROM unnest(%s::text[]) AS u(i) CROSS JOIN LATERAL (SELECT entity_id, first_ts_micros, first_event_id"
+                " FROM rtdl_ieg_entities WHERE platform_run_id = %s AND kind = 'device' AND entity_id = u.i LIMIT 1) AS x",
+                (devices, self.run)).fetchall():
             first = (int(first_ts), str(first_id))
             state.entities[("device", str(entity_id))] = Seen(first, first)
         return state
@@ -205,22 +216,26 @@ def streams_behind(frontiers: StreamFrontiers, upstream: Upstream, ts_micros: in
 def run_last_offsets(conn: Any, platform_run_id: str, topics: Iterable[str]) -> dict[Partition, int]:
     """Per partition of `topics`, the offset of the last record of the run IG admitted there.
 
-    Per topic, the partitions are walked with index probes (a loose scan of migration 0610's
-    index on the admissions' eb_ref) and each one's maximum offset read from the same index: a few
-    probes per partition, whatever the size of the run (a GROUP BY over the run's admissions took
-    ~0.3 s at 100k admissions, per batch)."""
-    out: dict[Partition, int] = {}
-    for topic in sorted(set(topics)):
-        rows = conn.execute(
-            "WITH RECURSIVE parts(part) AS ("
-            " SELECT min(eb_ref->>'partition') FROM ig_admissions WHERE platform_run_id = %(run)s AND eb_ref->>'topic' = %(t)s"
-            " UNION ALL SELECT (SELECT min(eb_ref->>'partition') FROM ig_admissions WHERE platform_run_id = %(run)s"
-            " AND eb_ref->>'topic' = %(t)s AND eb_ref->>'partition' > parts.part) FROM parts WHERE parts.part IS NOT NULL)"
-            " SELECT part, (SELECT max((eb_ref->>'offset')::numeric) FROM ig_admissions WHERE platform_run_id = %(run)s"
-            " AND eb_ref->>'topic' = %(t)s AND eb_ref->>'partition' = parts.part) FROM parts WHERE part IS NOT NULL",
-            {"run": platform_run_id, "t": topic}).fetchall()
-        out.update({(topic, str(r[0])): int(r[1]) for r in rows if r[1] is not None})
-    return out
+    One statement for all topics: each topic's partitions are walked with index probes (a loose
+    scan of migration 0610's index on the admissions' eb_ref) and each one's maximum offset read
+    from the same index: a few probes per partition, whatever the size of the run (a GROUP BY over
+    the run's admissions took ~0.3 s at 100k admissions, per batch)."""
+    names = sorted(set(topics))
+    if not names:
+        return {}
+    rows = conn.execute(f"SELECT topic, part, last FROM ({_RUN_LAST_SQL}) AS r", {"run": platform_run_id, "ts": names}).fetchall()
+    return {(str(r[0]), str(r[1])): int(r[2]) for r in rows if r[2] is not None}
+
+
+#: Per partition of the topics %(ts)s: (topic, part, last offset of the run %(run)s IG admitted there).
+_RUN_LAST_SQL = (
+    "WITH RECURSIVE parts(topic, part) AS ("
+    " SELECT t, (SELECT min(eb_ref->>'partition') FROM ig_admissions WHERE platform_run_id = %(run)s"
+    " AND eb_ref->>'topic' = t) FROM unnest(%(ts)s::text[]) AS t"
+    " UNION ALL SELECT parts.topic, (SELECT min(eb_ref->>'partition') FROM ig_admissions WHERE platform_run_id = %(run)s"
+    " AND eb_ref->>'topic' = parts.topic AND eb_ref->>'partition' > parts.part) FROM parts WHERE parts.part IS NOT NULL)"
+    " SELECT topic, part, (SELECT max((eb_ref->>'offset')::numeric) FROM ig_admissions WHERE platform_run_id = %(run)s"
+    " AND eb_ref->>'topic' = parts.topic AND eb_ref->>'partition' = parts.part) AS last FROM parts WHERE part IS NOT NULL")
 
 
 def group_positions(conn: Any, consumer_group: str) -> dict[Partition, int]:
@@ -234,23 +249,83 @@ def upstream_complete(conn: Any, platform_run_id: str, upstream: Upstream, ts_mi
                       run_last: dict[Partition, int], frontiers: StreamFrontiers | None = None) -> bool:
     """Whether the store has applied every record of the run at or before `ts_micros` and none
     can still come (see the module docstring). `frontiers` must be read before `run_last`."""
-    if streams_behind(frontiers or {}, upstream, ts_micros):
-        return False
-    behind = [p for p in sorted(run_last) if p[0] in upstream.topics]
-    if not behind:
-        return True
-    positions = group_positions(conn, upstream.consumer_group)
-    for topic, partition in behind:
-        position = positions.get((topic, partition), -1)
-        if position >= run_last[(topic, partition)]:
+    return stores_complete(conn, platform_run_id, [upstream], ts_micros, run_last, frontiers or {})[upstream.component]
+
+
+def stores_complete(conn: Any, platform_run_id: str, upstreams: Sequence[Upstream], ts_micros: int,
+                    run_last: dict[Partition, int], frontiers: StreamFrontiers,
+                    positions: dict[str, dict[Partition, int]] | None = None) -> dict[str, bool]:
+    """`upstream_complete` of several stores at once: component -> complete. `positions` (consumer
+    group -> its positions, read with or after `run_last`) spares reading them again; the
+    admissions of every store's partitions behind its run_last are probed in one statement."""
+    complete = {u.component: not streams_behind(frontiers, u, ts_micros) for u in upstreams}
+    probes: dict[tuple[str, str, int], set[str]] = {}
+    for u in upstreams:
+        behind = [p for p in sorted(run_last) if p[0] in u.topics]
+        if not complete[u.component] or not behind:
             continue
-        row = conn.execute(
-            "SELECT 1 FROM ig_admissions WHERE platform_run_id = %s AND eb_ref->>'topic' = %s AND eb_ref->>'partition' = %s"
-            " AND (eb_ref->>'offset')::numeric > %s AND (event_ts_micros IS NULL OR event_ts_micros <= %s) LIMIT 1",
-            (platform_run_id, topic, partition, position, ts_micros)).fetchone()
-        if row is not None:
-            return False
-    return True
+        held = positions[u.consumer_group] if positions is not None and u.consumer_group in positions else None
+        held = held if held is not None else group_positions(conn, u.consumer_group)
+        for topic, partition in behind:
+            position = held.get((topic, partition), -1)
+            if position < run_last[(topic, partition)]:
+                probes.setdefault((topic, partition, position), set()).add(u.component)
+    if probes:
+        keys = sorted(probes)
+        # One index probe per (partition, position): a LATERAL ... LIMIT 1 is never turned into a
+        # join over the run's admissions, whatever the planner's statistics say.
+        rows = conn.execute(
+            "SELECT p.i FROM unnest(%s::text[], %s::text[], %s::numeric[]) WITH ORDINALITY AS p(t, part, pos, i)"
+            " CROSS JOIN LATERAL (SELECT 1 FROM ig_admissions WHERE platform_run_id = %s AND eb_ref->>'topic' = p.t"
+            " AND eb_ref->>'partition' = p.part AND (eb_ref->>'offset')::numeric > p.pos"
+            " AND (event_ts_micros IS NULL OR event_ts_micros <= %s) LIMIT 1) AS hit",
+            ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], platform_run_id, ts_micros)).fetchall()
+        for (index,) in rows:
+            for component in probes[keys[int(index) - 1]]:
+                complete[component] = False
+    return complete
+
+
+@dataclass(frozen=True)
+class InputsView:
+    """What one check of a batch's inputs reads, in one statement (so one snapshot: WSP's frontiers
+    are read no later than the admissions they vouch for, and the positions no earlier than
+    run_last, which only makes a store look less complete than it may be by then)."""
+
+    frontiers: StreamFrontiers
+    run_last: dict[Partition, int]
+    positions: dict[str, dict[Partition, int]]
+    posture: str | None
+    #: `admissions` of the batch's events: IG's receipt of an event commits with (or after) the
+    #: admissions IG made before it, so those are all in run_last when the receipt is seen.
+    receipts: dict[tuple[str, str], tuple[str, str]]
+
+
+def inputs_view(conn: Any, platform_run_id: str, upstreams: Sequence[Upstream],
+                identities: Sequence[tuple[str, str]] = ()) -> InputsView:
+    """WSP's frontiers, run_last of the stores' topics, their groups' positions, DL's posture and
+    the receipts of `identities`, in one round trip (DF re-checks them every POLL_S while a batch
+    waits)."""
+    topics = sorted({t for u in upstreams for t in u.topics})
+    row = conn.execute(
+        "SELECT (SELECT coalesce(json_agg(json_build_array(output_id, frontier_ts_micros, ended)), '[]') FROM wsp_output_progress"
+        " WHERE platform_run_id = %(run)s),"
+        f" (SELECT coalesce(json_agg(json_build_array(topic, part, last)), '[]') FROM ({_RUN_LAST_SQL}) AS r),"
+        " (SELECT coalesce(json_agg(json_build_array(consumer_group, topic, partition, position)), '[]') FROM worker_positions"
+        " WHERE consumer_group = ANY(%(groups)s::text[])),"
+        " (SELECT posture FROM dl_posture_history WHERE platform_run_id = %(run)s ORDER BY seq DESC LIMIT 1),"
+        f" (SELECT coalesce(json_agg(json_build_array(x.c, x.e, x.receipt_id, x.at)), '[]') FROM ({_RECEIPTS_SQL}) AS x)",
+        {"run": platform_run_id, "ts": topics, "groups": sorted({u.consumer_group for u in upstreams}),
+         "c": [c for c, _ in identities], "e": [e for _, e in identities]}).fetchone()
+    frontiers: StreamFrontiers = {}
+    for output, frontier, ended in row[0]:
+        frontiers.setdefault(str(output), []).append((None if frontier is None else int(frontier), bool(ended)))
+    positions: dict[str, dict[Partition, int]] = {u.consumer_group: {} for u in upstreams}
+    for group, topic, partition, position in row[2]:
+        positions[str(group)][(str(topic), str(partition))] = int(position)
+    return InputsView(frontiers, {(str(t), str(p)): int(last) for t, p, last in row[1] if last is not None}, positions,
+                      None if row[3] is None else str(row[3]),
+                      {(str(c), str(e)): (str(receipt), str(at)) for c, e, receipt, at in row[4]})
 
 
 # -- provenance: IG's receipts ------------------------------------------------------------------------
@@ -261,16 +336,24 @@ def admissions(conn: Any, platform_run_id: str, identities: Sequence[tuple[str, 
     `identities` (the ADMIT receipt; absent while IG has not written it yet)."""
     if not identities:
         return {}
-    rows = conn.execute(
-        "SELECT DISTINCT ON (event_class, event_id) event_class, event_id, receipt_id, recorded_at FROM ig_receipts"
-        " WHERE platform_run_id = %s AND outcome = 'ADMIT' AND (event_class, event_id) IN"
-        " (SELECT * FROM unnest(%s::text[], %s::text[])) ORDER BY event_class, event_id, recorded_at",
-        (platform_run_id, [c for c, _ in identities], [e for _, e in identities])).fetchall()
-    return {(str(r[0]), str(r[1])): (str(r[2]), _iso(r[3])) for r in rows}
+    rows = conn.execute(_RECEIPTS_SQL, {"run": platform_run_id, "c": [c for c, _ in identities],
+                                        "e": [e for _, e in identities]}).fetchall()
+    return {(str(r[0]), str(r[1])): (str(r[2]), str(r[3])) for r in rows}
 
 
-def _iso(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+#: (event_class, event_id, receipt id, admitted time as ISO UTC with microseconds) of the earliest
+#: ADMIT receipt of each identity (%(c)s, %(e)s) of the run %(run)s. One probe of
+#: ig_receipts_identity per identity, whatever the planner's statistics say: the outcome is chosen
+#: inside the probe (ADMIT first, then the earliest), not filtered in it. An `outcome = 'ADMIT'`
+#: condition let a planner without statistics (a table not analysed yet: the first minute of every
+#: fresh run, when psycopg also prepares the statement for good) pick ig_receipts_run_outcome and
+#: scan every ADMIT receipt of the run once per identity (~70-130 ms a batch at 20k receipts,
+#: growing with the run).
+_RECEIPTS_SQL = (
+    "SELECT u.c, u.e, r.receipt_id, to_char(r.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS at"
+    " FROM (SELECT DISTINCT c, e FROM unnest(%(c)s::text[], %(e)s::text[]) AS x(c, e)) AS u CROSS JOIN LATERAL"
+    " (SELECT receipt_id, recorded_at, outcome FROM ig_receipts WHERE platform_run_id = %(run)s AND event_class = u.c"
+    " AND event_id = u.e ORDER BY outcome <> 'ADMIT', recorded_at LIMIT 1) AS r WHERE r.outcome = 'ADMIT'")
 
 
 # -- posture (written by DL) --------------------------------------------------------------------------

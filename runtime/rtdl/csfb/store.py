@@ -49,16 +49,22 @@ def _arrival(r: Any) -> Arrival:
     return Arrival(r[0], r[1], r[2], r[3], r[4], r[5], int(r[6]), r[7])
 
 
+def _by_key(conn: Any, table: str, columns: tuple[str, ...], platform_run_id: str, keys: Iterable[str]) -> list[Any]:
+    """The rows of `table` whose primary key is (run, columns[0] in `keys`): one primary-key probe
+    per key. A plain `key = ANY(...)` let a planner without statistics (a table not analysed yet,
+    the first minute of a run) use only the run as index condition and filter every row of the
+    run, a read that grew with the run on every batch of CSFB and DF."""
+    return conn.execute(f"SELECT x.* FROM unnest(%b::text[]) AS u(k) CROSS JOIN LATERAL (SELECT {', '.join(columns)}"
+                        f" FROM {table} WHERE platform_run_id = %s AND {columns[0]} = u.k LIMIT 1) AS x",
+                        (sorted(set(keys)), platform_run_id)).fetchall()
+
+
 def _bindings(conn: Any, platform_run_id: str, flows: Iterable[str]) -> dict[str, FlowBinding]:
-    rows = conn.execute(f"SELECT {', '.join(_BINDING_COLUMNS)} FROM rtdl_csfb_flow_bindings"
-                        " WHERE platform_run_id = %s AND flow_id = ANY(%b::text[])", (platform_run_id, sorted(set(flows))))
-    return {r[0]: _binding(r) for r in rows}
+    return {r[0]: _binding(r) for r in _by_key(conn, "rtdl_csfb_flow_bindings", _BINDING_COLUMNS, platform_run_id, flows)}
 
 
 def _arrivals(conn: Any, platform_run_id: str, sessions: Iterable[str]) -> dict[str, Arrival]:
-    rows = conn.execute(f"SELECT {', '.join(_ARRIVAL_COLUMNS)} FROM rtdl_csfb_arrivals"
-                        " WHERE platform_run_id = %s AND session_id = ANY(%b::text[])", (platform_run_id, sorted(set(sessions))))
-    return {r[0]: _arrival(r) for r in rows}
+    return {r[0]: _arrival(r) for r in _by_key(conn, "rtdl_csfb_arrivals", _ARRIVAL_COLUMNS, platform_run_id, sessions)}
 
 
 def load(conn: Any, platform_run_id: str, flows: set[str], sessions: set[str], traffic_event_ids: set[str]) -> tuple[CsfbState, Loaded]:

@@ -209,6 +209,44 @@ def test_a_store_is_complete_for_an_event_once_it_applied_every_admission_at_or_
         assert not store.upstream_complete(conn, run, ofp, 200, last)
 
 
+def test_one_inputs_view_and_one_probe_answer_what_the_reads_one_by_one_answer(db: Database) -> None:
+    # what a waiting batch re-checks in one statement (plus one probe for every store) is what
+    # frontiers, run_last, positions, posture, receipts and upstream_complete say one by one
+    run = random_run_id()
+    upstreams = [*_upstreams(run)[:2], store.Upstream("csfb", f"fp-csfb-{run}", (TRAFFIC_TOPIC,),
+                                                      ("s3_event_stream_with_fraud_6B",))]
+    ofp, ieg, _ = upstreams
+    with db.transaction() as conn:
+        conn.execute("INSERT INTO wsp_output_progress (platform_run_id, scenario_run_id, output_id, frontier_ts_micros)"
+                     " VALUES (%s, 's1', 's3_event_stream_with_fraud_6B', 250)", (run,))
+        for offset, ts, partition in ((5, 100, 0), (6, 300, 0), (7, 400, 1), (8, 150, 1)):
+            _admission(conn, run, offset, ts, partition=partition)
+        _applied(conn, ofp.consumer_group, 6)
+        _applied(conn, ofp.consumer_group, 7, partition=1)
+        _applied(conn, ieg.consumer_group, 8, partition=1)
+        _posture(conn, run, "AMBER")
+        ids = [("traffic_fraud", f"{0:04x}{5:028x}"), ("traffic_fraud", f"{0:04x}{6:028x}"), ("traffic_fraud", "unknown")]
+        conn.execute("INSERT INTO ig_receipts (receipt_id, platform_run_id, event_class, event_id, outcome, batch_key,"
+                     " batch_index, receipt, recorded_at) VALUES ('q', %s, %s, %s, 'QUARANTINE', 'k', 0, '{}', now() - interval '1 s'),"
+                     " ('a2', %s, %s, %s, 'ADMIT', 'k', 1, '{}', now()), ('a1', %s, %s, %s, 'ADMIT', 'k', 0, '{}',"
+                     " now() - interval '1 ms')", (run, *ids[0], run, *ids[0], run, *ids[1]))
+        view = store.inputs_view(conn, run, upstreams, ids)
+        last = store.run_last_offsets(conn, run, [TRAFFIC_TOPIC])
+        assert view.run_last == last == {(TRAFFIC_TOPIC, "0"): 6, (TRAFFIC_TOPIC, "1"): 8}
+        assert view.frontiers == store.stream_frontiers(conn, run)
+        assert view.posture == store.current_posture(conn, run) == "AMBER"
+        assert view.positions == {u.consumer_group: store.group_positions(conn, u.consumer_group) for u in upstreams}
+        assert view.receipts == store.admissions(conn, run, ids)
+        assert {k: v[0] for k, v in view.receipts.items()} == {ids[0]: "a2", ids[1]: "a1"}  # the ADMIT, never the quarantine
+        for ts in (50, 99, 100, 149, 150, 200, 249, 250, 299, 300, 10**18):
+            one_by_one = {u.component: store.upstream_complete(conn, run, u, ts, last, view.frontiers) for u in upstreams}
+            assert store.stores_complete(conn, run, upstreams, ts, view.run_last, view.frontiers, view.positions) == one_by_one, ts
+        assert store.stores_complete(conn, run, upstreams, 200, last, view.frontiers, view.positions) == {
+            "ofp": False, "ieg": False, "csfb": False}  # ofp misses 8 at 150; ieg 5 at 100; csfb's stream is at 250
+        assert store.stores_complete(conn, run, upstreams, 120, last, view.frontiers, view.positions) == {
+            "ofp": True, "ieg": False, "csfb": False}
+
+
 def test_a_store_is_not_complete_while_an_output_feeding_it_may_still_send_a_record_before_the_event(db: Database) -> None:
     run = random_run_id()
     ofp = store.Upstream("ofp", f"fp-ofp-{run}", (TRAFFIC_TOPIC,), ("s3_event_stream_with_fraud_6B",))
