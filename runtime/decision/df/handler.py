@@ -193,7 +193,7 @@ class DecisionFabricHandler(StreamHandler):
         per_event = None
         if pending:
             self._counts["df_waited_out"] += 1
-            per_event = self.complete_per_event(conn, fresh, view.run_last, complete, view.frontiers)
+            per_event = self.complete_per_event(conn, fresh, view, complete)
         for did in ids:
             self._first_wait.pop(did, None)
         if posture is None:
@@ -216,15 +216,17 @@ class DecisionFabricHandler(StreamHandler):
         self._counts["df_decided"] += len(out)
         return out
 
-    def complete_per_event(self, conn: Any, fresh: list[tuple[InputRecord, Admitted, str]], run_last: dict[store.Partition, int],
-                           batch: dict[str, bool], frontiers: store.StreamFrontiers) -> dict[str, dict[str, bool]]:
+    def complete_per_event(self, conn: Any, fresh: list[tuple[InputRecord, Admitted, str]], view: store.InputsView,
+                           batch: dict[str, bool]) -> dict[str, dict[str, bool]]:
         """After the wait: which store is complete for each event on its own (an earlier event of
-        the batch may be complete where the newest is not)."""
-        out: dict[str, dict[str, bool]] = {}
-        for _, event, did in fresh:
-            out[did] = {u.component: batch[u.component] or store.upstream_complete(
-                conn, self.platform_run_id, u, event.ts_micros, run_last, frontiers) for u in self.upstreams}
-        return out
+        the batch may be complete where the newest is not). One probe per distinct event time,
+        against the positions the last check read."""
+        behind = [u for u in self.upstreams if not batch[u.component]]
+        by_time: dict[int, dict[str, bool]] = {}
+        for ts in sorted({e.ts_micros for _, e, _ in fresh}):
+            by_time[ts] = {**batch, **store.stores_complete(conn, self.platform_run_id, behind, ts, view.run_last,
+                                                            view.frontiers, view.positions)}
+        return {did: by_time[event.ts_micros] for _, event, did in fresh}
 
     def waited_out(self, decision_ids: list[str]) -> bool:
         """True once the oldest of these events has waited DF_INPUT_WAIT_MS since its first wait (a
