@@ -109,10 +109,8 @@ def stream_output(
 
     def flush(frontier: int | None, *, ended: bool = False) -> None:
         nonlocal position, batch, last_progress, recorded
-        if not batch and (ended or frontier == recorded):
-            if ended:
-                advance(position, None, True)
-            return
+        if not batch and not ended and frontier == recorded:
+            return  # nothing sent and nothing new to record
         if batch:
             _send_batch(batch, client, knobs, stats, stop)
         position += len(batch)
