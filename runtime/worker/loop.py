@@ -6,7 +6,9 @@ published. A transient failure (bus, database, object store down) keeps the batc
 health RED naming the dependency, counts the outage and backs off; a record the handler refuses is
 dead-lettered and the partition moves on. A dependency that hangs instead of failing (a frozen
 broker leaves a commit waiting) is caught by a watchdog thread that turns health RED while the call
-has not returned; the outage closes when an operation on the dependency succeeds again.
+has not returned; the outage closes when an operation on the dependency succeeds again. Health is
+written by a thread of its own, so its reads (positions, end offsets) and its object-store put never
+hold a batch up.
 """
 
 from __future__ import annotations
@@ -77,11 +79,13 @@ class StreamWorker:
         #: (the consumer must poll to rejoin its group after a broker outage cost it its membership).
         self._to_commit: list[BusRecord] | None = None
         self._backoff = 0.0
-        #: The dependency call in progress: (dependency, what, started at) for the stall watchdog.
-        self._call: tuple[str, str, float] | None = None
+        #: The dependency calls in progress, per thread: (dependency, what, started at) for the watchdog.
+        self._calls: dict[int, tuple[str, str, float]] = {}
         #: Positions, dead letters and end offsets of the last health read that succeeded.
         self._view: tuple[dict[PartitionKey, int], int, list[PartitionRange]] = ({}, 0, [])
         self._health_lock = threading.Lock()
+        #: One health read and write at a time (the health thread's and a forced one of the loop).
+        self._flush_lock = threading.Lock()
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -91,7 +95,9 @@ class StreamWorker:
         idle = 0
         done = threading.Event()
         watchdog = threading.Thread(target=self._watch_stalls, args=(done,), name="worker-stall-watchdog", daemon=True)
+        reporter = threading.Thread(target=self._report_health, args=(done,), name="worker-health", daemon=True)
         watchdog.start()
+        reporter.start()
         try:
             while not stop.is_set():
                 got = self.step()
@@ -104,6 +110,7 @@ class StreamWorker:
         finally:
             done.set()
             watchdog.join(timeout=10.0)  # it wakes every second; a health write it is in has its own timeouts
+            reporter.join(timeout=10.0)
         self.flush_health(force=True)
         return self.counters
 
@@ -123,7 +130,6 @@ class StreamWorker:
                 self._publish_outbox()
             self._pending = None
             self._backoff = 0.0
-            self.flush_health()
             return len(batch)
         except TransientError as e:
             self._transient(e)
@@ -233,6 +239,17 @@ class StreamWorker:
         idle worker notices an outage (and its end) too."""
         if self.health is None or self.health_base is None or not (force or self.health.due()):
             return
+        if not self._flush_lock.acquire(blocking=False):
+            if force:  # the health thread is in a read (maybe stuck on the outage itself): write what is known
+                self._write_health(backing_off)
+            return
+        try:
+            if force or self.health.due():
+                self._flush_health(backing_off)
+        finally:
+            self._flush_lock.release()
+
+    def _flush_health(self, backing_off: bool) -> None:
         positions, dead, ranges = self._view
         try:
             with self._calling("db", "health read"), self.transaction() as conn:
@@ -256,6 +273,12 @@ class StreamWorker:
                 pass
         self._view = (positions, dead, ranges)
         self._write_health(backing_off)
+
+    def _report_health(self, done: threading.Event) -> None:
+        """The health thread: write the document whenever it is due, off the loop's path."""
+        while not done.wait(HEALTH_TICK_S):
+            with suppress(PlatformError, RuntimeError):  # RuntimeError: a counter dict the loop is growing
+                self.flush_health()
 
     def _write_health(self, backing_off: bool) -> None:
         """Write the document from the last view (the watchdog calls this while the loop is stuck)."""
@@ -281,30 +304,33 @@ class StreamWorker:
 
     @contextmanager
     def _calling(self, dependency: str, what: str) -> Iterator[None]:
-        """Mark a call on `dependency` in progress, for the stall watchdog."""
-        self._call = (dependency, what, time.monotonic())
+        """Mark a call of this thread on `dependency` in progress, for the stall watchdog."""
+        thread = threading.get_ident()
+        self._calls[thread] = (dependency, what, time.monotonic())
         try:
             yield
         finally:
-            self._call = None
+            self._calls.pop(thread, None)
 
     def _watch_stalls(self, done: threading.Event) -> None:
         """Every second: a dependency call running longer than its stall limit opens an outage of
         that dependency and writes a RED health from the last view (the loop itself is stuck)."""
         limits = {"bus": self.config.bus_stall_s, "db": self.config.db_stall_s}
         while not done.wait(1.0):
-            call = self._call
-            if call is None:
+            now = time.monotonic()
+            stalled = [(now - started, dependency, what) for dependency, what, started in list(self._calls.values())
+                       if now - started >= limits.get(dependency, float("inf"))]
+            if not stalled:
                 continue
-            dependency, what, started = call
-            waited = time.monotonic() - started
-            if waited < limits.get(dependency, float("inf")):
-                continue
+            waited, dependency, what = max(stalled)
             error = _STALLED[dependency](f"{what} has not returned for {waited:.1f}s (the {dependency} does not answer)")
             if self.dependencies.down(dependency, error) or (self.health is not None and self.health.due()):
                 with suppress(PlatformError, RuntimeError):  # RuntimeError: a counter dict the loop is growing
                     self._write_health(backing_off=True)
 
+
+#: How often the health thread looks whether a health document is due.
+HEALTH_TICK_S = 0.25
 
 #: The error a stalled call on each dependency is reported as.
 _STALLED: dict[str, type[TransientError]] = {"bus": BusUnavailable, "db": DatabaseUnavailable,
