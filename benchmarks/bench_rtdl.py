@@ -30,6 +30,7 @@ from confluent_kafka import Consumer
 from benchmarks.servers import servers
 from runtime.bus.factory import consumer as bus_consumer
 from runtime.bus.factory import publisher as bus_publisher
+from runtime.bus.kafka import consumer_config
 from runtime.bus.port import BusRecord, OutboundRecord, RunScopedConsumer
 from runtime.bus.scope import ScopeCounts
 from runtime.components import consumer_group_id
@@ -64,10 +65,16 @@ def _publish(settings: Any, registry: Any, scale: int) -> dict[str, int]:
     return counts
 
 
+#: Session timeout of the baseline consumers (a quick group join on Tansu; they never stall).
+BASELINE_GROUP_TIMEOUTS = {"session.timeout.ms": 3000, "heartbeat.interval.ms": 1000}
+
+
 def _raw_consume_rate(bootstrap: str, topics: list[str], expected: int) -> float:
     """Records/s of a bare confluent-kafka consumer reading `expected` records of `topics` once."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-raw-{uuid.uuid4().hex[:8]}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    # The workers' own consumer settings (prefetch, fetch wait): the baseline differs from a worker
+    # only in what it does with a record. Tansu holds a JoinGroup for half the session timeout (24 s
+    # at librdkafka's default 45 s), and the rate is timed from the first record anyway.
+    consumer = Consumer(consumer_config(bootstrap, f"bench-raw-{uuid.uuid4().hex[:8]}", BASELINE_GROUP_TIMEOUTS))
     consumer.subscribe(topics)
     seen, start, deadline = 0, None, time.monotonic() + 300
     while seen < expected and time.monotonic() < deadline:

@@ -39,6 +39,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer
 
+from benchmarks.bench_rtdl import BASELINE_GROUP_TIMEOUTS
+from runtime.bus.kafka import consumer_config
 from runtime.paths import REPO_ROOT
 
 #: Traffic events of a full run (the engine scale; context outputs come on top).
@@ -160,8 +162,7 @@ def bus_baselines(bootstrap: str, count: int) -> tuple[float, float]:
             producer.produce(topic, value=value, key=f"k{n}".encode())
         producer.flush(60)
     produce_rate = count / (time.perf_counter() - start)
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": topic, "auto.offset.reset": "earliest",
-                         "enable.auto.commit": False, "log_level": 2})
+    consumer = Consumer(consumer_config(bootstrap, topic, BASELINE_GROUP_TIMEOUTS))  # as bench_rtdl's baseline
     consumer.subscribe([topic])
     seen, start, deadline = 0, 0.0, time.monotonic() + 120
     while seen < count + 1 and time.monotonic() < deadline:  # timed from the first record (not the group join)
