@@ -79,6 +79,10 @@ class StreamWorker:
         #: (the consumer must poll to rejoin its group after a broker outage cost it its membership).
         self._to_commit: list[BusRecord] | None = None
         self._backoff = 0.0
+        #: Whether this worker's last outbox sweep left nothing unpublished: a batch that added no
+        #: outputs then skips the sweep (a store that never publishes saves a transaction a batch).
+        #: Unknown at start: the first batch sweeps what a crashed predecessor left.
+        self._outbox_drained = False
         #: The dependency calls in progress, per thread: (dependency, what, started at) for the watchdog.
         self._calls: dict[int, tuple[str, str, float]] = {}
         #: Positions, dead letters and end offsets of the last health read that succeeded.
@@ -159,14 +163,16 @@ class StreamWorker:
             letters = [d for d in unreadable if _position(d.record.eb_ref) > durable.get(partition_key(d.record.eb_ref), -1)]
             self.counters.redelivered_skipped += len(decoded) + len(unreadable) - len(fresh) - len(letters)
             outputs, refused = self._apply(conn, fresh)
-            self.counters.outputs_added += self.store.add_outputs(conn, outputs)
+            added = self.store.add_outputs(conn, outputs)
             self.counters.dead_lettered += self.store.add_dead_letters(conn, letters + refused)
             self.store.add_tally(conn, processed=len(fresh) - len(refused), dead_lettered=len(letters) + len(refused))
             self.store.advance_positions(conn, _last_positions(batch))
         self.dependencies.up("db")
+        self.counters.outputs_added += added
         self.counters.applied += len(fresh) - len(refused)
         self.counters.batches += 1
-        self._publish_outbox()
+        if added or not self._outbox_drained:
+            self._publish_outbox()
         # Durable and published: only the commit is left. If it fails the batch is not applied
         # again; its commit is retried with the next batch, after the next poll (polling is what
         # lets a Kafka consumer rejoin its group when a broker outage cost it its membership).
@@ -204,11 +210,13 @@ class StreamWorker:
         """Publish what the outbox holds for this component and run, then mark it published."""
         if self.publisher is None:
             return
+        self._outbox_drained = False
         while True:
             with self._calling("db", "outbox read"), self.transaction() as conn:
                 pending = self.store.pending_outputs(conn, self.config.outbox_batch)
             self.dependencies.up("db")
             if not pending:
+                self._outbox_drained = True
                 return
             with self._calling("bus", "outbox publish"):
                 results = self.publisher.publish([OutboundRecord(p.topic, p.key, p.value) for p in pending])
@@ -228,6 +236,7 @@ class StreamWorker:
                 # An ambiguous or failed publish is retried with the same record id; consumers dedupe.
                 raise failure if isinstance(failure, TransientError) else _as_transient(failure)
             if len(pending) < self.config.outbox_batch:
+                self._outbox_drained = True
                 return
 
     # -- health ---------------------------------------------------------------------------------

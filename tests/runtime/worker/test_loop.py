@@ -12,6 +12,7 @@ from runtime.bus.port import BusRecord, RunScopedConsumer
 from runtime.errors import BusUnavailable
 from runtime.worker.handler import StreamHandler
 from runtime.worker.records import InputRecord, OutputRecord, RecordRejected
+from runtime.worker.store import WorkerStore
 from tests.runtime.worker.contract import (
     MemoryHealth,
     StreamHandlerContract,
@@ -157,3 +158,45 @@ class TestEchoHandlerContract(StreamHandlerContract):
         after_crash = self.crash_after_write_then_drain(env)
         assert after_crash.counters.redelivered_skipped > 0  # redelivered records are not counted again
         assert self.tally(env) == (len(good), 1)
+
+    def test_a_batch_without_outputs_skips_the_outbox_once_a_sweep_left_it_drained(self, env: WorkerEnv) -> None:
+        self.publish(env, [*self.inputs(env)[:7], self.poison(env), *self.inputs(env)[7:21]])
+        worker = self.worker(env, batch_size=7)
+        reads: list[int] = []
+        pending_outputs = worker.store.pending_outputs
+
+        def counted(conn: Any, limit: int) -> Any:
+            reads.append(limit)
+            return pending_outputs(conn, limit)
+
+        worker.store.pending_outputs = counted  # type: ignore[method-assign]
+        assert worker.step() == 7 and len(reads) == 1  # outputs added: swept
+        assert worker.step() == 7 and len(reads) == 2  # the poison (no output) and six echoes: swept
+        worker.handler = Silent(worker.handler)
+        assert worker.step() == 7 and len(reads) == 2  # nothing added, the outbox was drained: no read
+        assert worker.counters.outputs_added == 13 and worker.counters.published == 13
+
+    def test_the_first_batch_sweeps_what_a_predecessor_left_even_without_outputs_of_its_own(self, env: WorkerEnv) -> None:
+        with env.db.transaction() as conn:
+            WorkerStore(env.group, "echo", env.platform_run_id).add_outputs(conn, [OutputRecord(
+                "echo:left", OUT_TOPIC, "left", json.dumps({"platform_run_id": env.platform_run_id, "echo": "left"}).encode())])
+        self.publish(env, self.inputs(env)[:7])
+        worker = self.worker(env, handler=Silent(self.make_handler(env)), batch_size=7)
+        assert worker.step() == 7
+        assert [json.loads(r.value)["echo"] for r in env.broker.records(OUT_TOPIC)] == ["left"]
+
+
+class Silent(StreamHandler):
+    """The echo handler's effects without its outputs (a store that never publishes)."""
+
+    component = "echo"
+
+    def __init__(self, inner: StreamHandler):
+        self.inner = inner
+
+    def input_topics(self) -> list[str]:
+        return self.inner.input_topics()
+
+    def apply(self, conn: Any, records: list[InputRecord]) -> list[OutputRecord]:
+        self.inner.apply(conn, records)
+        return []
