@@ -282,10 +282,10 @@ class BlockIndex:
                 stored = None if nxt is None else self.chain[(entity, nxt)].links[f"{attribute}_prev_ts"]
                 neighbours[(entity, fact.order_key, attribute)] = Neighbours(prev, nxt, stored)
         plan = plan_links(new, neighbours)
-        for key, columns in plan.links.items():
-            self.chain[key].links.update(columns)
-        for key, delta in plan.blocks.items():
-            self.blocks.setdefault(key, BlockRow()).add(delta)
+        for fact_key, columns in plan.links.items():
+            self.chain[fact_key].links.update(columns)
+        for block_key, delta in plan.blocks.items():
+            self.blocks.setdefault(block_key, BlockRow()).add(delta)
         return plan
 
     def window_sums(self, entity: EntityKey, ts_micros: int, event_id: str) -> list[WindowSums]:

@@ -1,10 +1,15 @@
 """OFP's Postgres adapter: event facts in `rtdl_ofp_facts` (migration 0501) and the point-in-time read.
 
 Writes are a COPY into a session stage and one `INSERT ... SELECT ... ON CONFLICT DO NOTHING` per
-batch, so a redelivered event writes nothing. `features_as_of` is one statement: an index range
-scan of the entity's facts in the 24 h before the event (the primary key covers every column it
-needs) reduced in the server to each window's integer aggregates, which the domain's
-`assemble_features` turns into features: the answer equals the in-memory store's.
+batch, so a redelivered event writes nothing. For the busy entity kinds (`MAINTAINED_KINDS`:
+merchants) the same transaction keeps the bounded-read index of migration 0504
+(runtime/rtdl/ofp/blocks.py): a chain row per new fact linked to its same-value neighbours, and
+the 10-minute block rows. `features_as_of` is one statement either way: for a maintained entity
+the raw facts of at most five blocks plus at most 143 block rows (whatever the entity's volume);
+for the others an index range scan of the entity's facts in the 24 h before the event (the
+primary key covers every column it needs). The server reduces them to each window's integer
+aggregates, which the domain's `assemble_features` turns into features: the answer equals the
+in-memory store's.
 """
 
 from __future__ import annotations
@@ -14,6 +19,19 @@ from typing import Any
 
 from runtime.db.postgres import copy_to_stage
 from runtime.rtdl.events import TRAFFIC_CLASSES, admitted
+from runtime.rtdl.ofp.blocks import (
+    ATTRIBUTES,
+    LINK_COLUMNS,
+    MAINTAINED_KINDS,
+    SPAN_BLOCKS,
+    LinkPlan,
+    Neighbours,
+    block_of,
+    block_start,
+    plan_links,
+    raw_blocks,
+    window_bounds,
+)
 from runtime.rtdl.ofp.domain import (
     DEFAULT_GRACE_MICROS,
     HORIZON_MICROS,
@@ -47,7 +65,93 @@ def insert_facts(conn: Any, platform_run_id: str, facts: list[EventFact]) -> set
         " ON CONFLICT DO NOTHING RETURNING event_id",
         (platform_run_id,),
     ).fetchall()
-    return {str(r[0]) for r in rows}
+    new = {str(r[0]) for r in rows}
+    maintained = {(f.entity_kind, f.entity_id, f.order_key): f for f in facts if f.entity_kind in MAINTAINED_KINDS and f.event_id in new}
+    if maintained:
+        link_facts(conn, platform_run_id, list(maintained.values()))
+    return new
+
+
+_CHAIN_STAGE = ("rtdl_ofp_chain_stage", "k text, i text, t bigint, e text, a bigint, m text, c text, d text, p boolean, r boolean")
+_LINK_STAGE = ("rtdl_ofp_link_stage", "k text, i text, t bigint, e text, "
+               + ", ".join(f"v{n} bigint, s{n} boolean" for n in range(len(LINK_COLUMNS))))
+_BLOCK_STAGE = ("rtdl_ofp_block_stage", "k text, i text, b bigint, n bigint, a bigint, x bigint, p bigint, r bigint, "
+                + ", ".join(f"{a[0]}p int[], {a[0]}c int[]" for a in ATTRIBUTES))
+_VALUE_COLUMNS = {"merchant": "merchant_id", "country": "merchant_country", "device": "device_id"}
+
+
+def _probe_sql() -> str:
+    """Each staged new fact (the whole batch already in the chain) with, per attribute, its
+    previous and next same-value fact and that next one's stored previous time: two index probes
+    (LIMIT 1 in key order) per attribute."""
+    joins, columns = [], []
+    for n, attribute in enumerate(ATTRIBUTES):
+        value = _VALUE_COLUMNS[attribute]
+        where = (f"platform_run_id = %s AND entity_kind = u.k AND entity_id = u.i AND {value} = u.{attribute[0]}")
+        joins.append(f" LEFT JOIN LATERAL (SELECT ts_micros, event_id FROM rtdl_ofp_chain WHERE {where}"
+                     f" AND (ts_micros, event_id) < (u.t, u.e) ORDER BY ts_micros DESC, event_id DESC LIMIT 1) AS p{n} ON true"
+                     f" LEFT JOIN LATERAL (SELECT ts_micros, event_id, {attribute}_prev_ts AS prev FROM rtdl_ofp_chain WHERE {where}"
+                     f" AND (ts_micros, event_id) > (u.t, u.e) ORDER BY ts_micros, event_id LIMIT 1) AS n{n} ON true")
+        columns.append(f"p{n}.ts_micros, p{n}.event_id, n{n}.ts_micros, n{n}.event_id, n{n}.prev")
+    return (f"WITH u AS (DELETE FROM {_CHAIN_STAGE[0]} RETURNING k, i, t, e, m, c, d) SELECT u.k, u.i, u.t, u.e, "
+            + ", ".join(columns) + " FROM u" + "".join(joins))
+
+
+_PROBE_SQL = _probe_sql()
+
+
+def _firsts_sql(attribute: str) -> str:
+    """The attribute's firsts array plus the staged changes: entry k moves by the counts of every
+    staged prefix length >= k (an empty change list leaves the array as it is)."""
+    column, p, c = f"{attribute}_firsts", f"s.{attribute[0]}p", f"s.{attribute[0]}c"
+    return (f"{column} = CASE WHEN cardinality({p}) = 0 THEN b.{column} ELSE ARRAY(SELECT u.v + (SELECT coalesce(sum(d.c), 0)"
+            f" FROM unnest({p}, {c}) AS d(p, c) WHERE d.p >= u.k)::int FROM unnest(b.{column}) WITH ORDINALITY AS u(v, k)"
+            f" ORDER BY u.k) END")
+
+
+def link_facts(conn: Any, platform_run_id: str, facts: list[EventFact]) -> LinkPlan:
+    """Write the bounded-read index of NEW facts of maintained kinds (already in `rtdl_ofp_facts`):
+    their chain rows, then (all of the batch in) each one's same-value neighbours, then the link
+    and block writes `plan_links` derives: afterwards the chain and block rows are what the set of
+    facts defines, whatever the order facts arrived in."""
+    copy_to_stage(conn, *_CHAIN_STAGE, ((f.entity_kind, f.entity_id, f.ts_micros, f.event_id, f.amount_minor, f.merchant_id,
+                                         f.merchant_country, f.device_id, f.is_p2p, f.is_round) for f in facts))
+    conn.execute(
+        "INSERT INTO rtdl_ofp_chain (platform_run_id, entity_kind, entity_id, ts_micros, event_id, amount_minor, merchant_id,"
+        f" merchant_country, device_id, is_p2p, is_round) SELECT %s, k, i, t, e, a, m, c, d, p, r FROM {_CHAIN_STAGE[0]}"
+        " ON CONFLICT DO NOTHING", (platform_run_id,))
+    neighbours: dict[tuple[tuple[str, str], tuple[int, str], str], Neighbours] = {}
+    for row in conn.execute(_PROBE_SQL, (platform_run_id,) * (2 * len(ATTRIBUTES))).fetchall():
+        entity, key = (str(row[0]), str(row[1])), (int(row[2]), str(row[3]))
+        for n, attribute in enumerate(ATTRIBUTES):
+            pt, pe, nt, ne, stored = row[4 + 5 * n:9 + 5 * n]
+            neighbours[(entity, key, attribute)] = Neighbours(
+                None if pt is None else (int(pt), str(pe)), None if nt is None else (int(nt), str(ne)),
+                None if stored is None else int(stored))
+    plan = plan_links(facts, neighbours)
+    copy_to_stage(conn, *_LINK_STAGE, (
+        (entity[0], entity[1], key[0], key[1], *(x for column in LINK_COLUMNS for x in (columns.get(column), column in columns)))
+        for (entity, key), columns in plan.links.items()))
+    sets = ", ".join(f"{column} = CASE WHEN s.s{n} THEN s.v{n} ELSE c.{column} END" for n, column in enumerate(LINK_COLUMNS))
+    conn.execute(
+        f"WITH s AS (DELETE FROM {_LINK_STAGE[0]} RETURNING *) UPDATE rtdl_ofp_chain AS c SET {sets} FROM s"
+        " WHERE c.platform_run_id = %s AND c.entity_kind = s.k AND c.entity_id = s.i AND c.ts_micros = s.t AND c.event_id = s.e",
+        (platform_run_id,))
+    copy_to_stage(conn, *_BLOCK_STAGE, (
+        (entity[0], entity[1], block, d.count, d.amount_sum, d.amount_max, d.p2p, d.rounds,
+         *(x for a in ATTRIBUTES for x in (list(d.firsts[a]), list(d.firsts[a].values()))))
+        for (entity, block), d in plan.blocks.items()))
+    conn.execute(
+        "INSERT INTO rtdl_ofp_blocks (platform_run_id, entity_kind, entity_id, block, fact_count, amount_sum, amount_max, p2p_count,"
+        " round_count, merchant_firsts, country_firsts, device_firsts) SELECT %s, k, i, b, 0, 0, 0, 0, 0, z, z, z"
+        f" FROM {_BLOCK_STAGE[0]}, array_fill(0, ARRAY[%s::int]) AS z ON CONFLICT DO NOTHING", (platform_run_id, SPAN_BLOCKS))
+    conn.execute(
+        f"WITH s AS (DELETE FROM {_BLOCK_STAGE[0]} RETURNING *) UPDATE rtdl_ofp_blocks AS b SET fact_count = b.fact_count + s.n,"
+        " amount_sum = b.amount_sum + s.a, amount_max = greatest(b.amount_max, s.x), p2p_count = b.p2p_count + s.p,"
+        " round_count = b.round_count + s.r, " + ", ".join(_firsts_sql(a) for a in ATTRIBUTES) + " FROM s"
+        " WHERE b.platform_run_id = %s AND b.entity_kind = s.k AND b.entity_id = s.i AND b.block = s.b",
+        (platform_run_id,))
+    return plan
 
 
 def entity_facts(conn: Any, platform_run_id: str, entity_kind: str, entity_id: str, ts_micros: int, event_id: str) -> EntityFacts:
@@ -89,6 +193,75 @@ def _window_sql() -> str:
 _WINDOW_SQL = _window_sql()
 
 
+def _bounded_sql() -> str:
+    """The bounded point-in-time read of a maintained entity as ONE statement (see
+    runtime/rtdl/ofp/blocks.py, whose `bounded_window_sums` computes the same in Python): the raw
+    chain rows of each window's low block and of the event's block (before the event), and the
+    block rows strictly between the lowest low block and the event's block; per window, raw facts
+    after lo (outside its middle) plus its middle blocks. Distinct counts: raw facts whose previous
+    same-value fact is at or before lo, facts of lo's block at or before lo whose next one is in a
+    middle block, and each middle block's `firsts[block - low block]`. One row crosses the wire."""
+    raw, middle = [], []
+    for i in range(len(WINDOWS)):
+        lo, low_start, low_end = f"%(lo{i})s", f"%(ls{i})s", f"%(le{i})s"
+        inside = f"t > {lo} AND (t < {low_end} OR t >= %(top)s)"
+        raw.append(f"count(*) FILTER (WHERE {inside}), coalesce(sum(a) FILTER (WHERE {inside}), 0)::bigint,"
+                   f" coalesce(max(a) FILTER (WHERE {inside}), 0), count(*) FILTER (WHERE {inside} AND p),"
+                   f" count(*) FILTER (WHERE {inside} AND o)")
+        for attribute in ATTRIBUTES:
+            prev, nxt = f"{attribute[0]}p", f"{attribute[0]}n"
+            raw.append(f"count(*) FILTER (WHERE {inside} AND ({prev} IS NULL OR {prev} <= {lo}))"
+                       f" + count(*) FILTER (WHERE t >= {low_start} AND t <= {lo} AND {nxt} >= {low_end} AND {nxt} < %(top)s)")
+        after = f"b > %(lb{i})s"
+        middle.append(f"coalesce(sum(n) FILTER (WHERE {after}), 0)::bigint, coalesce(sum(s) FILTER (WHERE {after}), 0)::bigint,"
+                      f" coalesce(max(x) FILTER (WHERE {after}), 0), coalesce(sum(p) FILTER (WHERE {after}), 0)::bigint,"
+                      f" coalesce(sum(o) FILTER (WHERE {after}), 0)::bigint, "
+                      + ", ".join(f"coalesce(sum(f{a[0]}[b - %(lb{i})s]) FILTER (WHERE {after}), 0)::bigint" for a in ATTRIBUTES))
+    entity = "platform_run_id = %(run)s AND entity_kind = %(kind)s AND entity_id = %(id)s"
+    before = "(ts_micros, event_id) < (%(ts)s, %(eid)s)"
+    links = ", ".join(f"{a}_prev_ts AS {a[0]}p, {a}_next_ts AS {a[0]}n" for a in ATTRIBUTES)
+    seen = ", ".join(f"EXISTS (SELECT 1 FROM rtdl_ofp_chain WHERE {entity} AND {_VALUE_COLUMNS[a]} = %(v{a[0]})s"
+                     f" AND ts_micros > %(lo{len(WINDOWS) - 1})s AND {before})" for a in ATTRIBUTES)
+    return (
+        f"WITH r AS MATERIALIZED (SELECT c.* FROM unnest(%(rs)s::int8[], %(re)s::int8[]) AS x(s, e) CROSS JOIN LATERAL"
+        f" (SELECT ts_micros AS t, amount_minor AS a, is_p2p AS p, is_round AS o, {links} FROM rtdl_ofp_chain WHERE {entity}"
+        f" AND ts_micros >= x.s AND ts_micros < x.e AND {before} ORDER BY ts_micros, event_id OFFSET 0) AS c),"
+        " m AS MATERIALIZED (SELECT block AS b, fact_count AS n, amount_sum AS s, amount_max AS x, p2p_count AS p, round_count AS o,"
+        f" merchant_firsts AS fm, country_firsts AS fc, device_firsts AS fd FROM rtdl_ofp_blocks WHERE {entity}"
+        " AND block > %(bmin)s AND block < %(btop)s)"
+        f" SELECT (SELECT ARRAY[{', '.join(raw)}]::int8[] FROM r), (SELECT ARRAY[{', '.join(middle)}]::int8[] FROM m),"
+        f" (SELECT ts_micros FROM rtdl_ofp_chain WHERE {entity} AND ts_micros > %(lo{len(WINDOWS) - 1})s AND {before}"
+        f" ORDER BY ts_micros DESC, event_id DESC LIMIT 1), {seen}"
+    )
+
+
+_BOUNDED_SQL = _bounded_sql()
+
+
+def bounded_window_sums(conn: Any, platform_run_id: str, entity_kind: str, entity_id: str, ts_micros: int, event_id: str,
+                        current: EventFact | None) -> tuple[list[WindowSums], int | None, tuple[bool, bool, bool] | None]:
+    """A maintained entity's window aggregates as of (ts, event_id), the previous fact's time in
+    the 24 h window and whether `current`'s merchant, device and country occur there: one bounded
+    statement (`_bounded_sql`)."""
+    bounds = window_bounds(ts_micros)
+    blocks = raw_blocks(bounds)
+    params: dict[str, Any] = {"run": platform_run_id, "kind": entity_kind, "id": entity_id, "ts": ts_micros, "eid": event_id,
+                              "rs": [block_start(b) for b in blocks], "re": [block_start(b + 1) for b in blocks],
+                              "top": bounds[0].top_start, "btop": bounds[0].top_block, "bmin": min(b.low_block for b in bounds),
+                              "vm": current.merchant_id if current else None, "vc": current.merchant_country if current else None,
+                              "vd": current.device_id if current else None}
+    for i, w in enumerate(bounds):
+        params.update({f"lo{i}": w.lo, f"ls{i}": block_start(w.low_block), f"le{i}": w.low_end, f"lb{i}": w.low_block})
+    raw, middle, previous, seen_m, seen_c, seen_d = conn.execute(_BOUNDED_SQL, params).fetchone()
+    width = 5 + len(ATTRIBUTES)
+    windows = []
+    for i in range(len(WINDOWS)):
+        r, m = raw[width * i:width * (i + 1)], middle[width * i:width * (i + 1)]
+        windows.append(WindowSums(r[0] + m[0], r[1] + m[1], max(r[2], m[2]), r[5] + m[5], r[6] + m[6], r[7] + m[7],
+                                  r[3] + m[3], r[4] + m[4]))
+    return windows, None if previous is None else int(previous), None if current is None else (seen_m, seen_d, seen_c)
+
+
 def own_fact(conn: Any, platform_run_id: str, entity_kind: str, entity_id: str, ts_micros: int, event_id: str) -> EventFact | None:
     """The entity's fact of event (ts, event_id), None when the event is not applied (yet)."""
     row = conn.execute(
@@ -109,6 +282,10 @@ def features_as_of(conn: Any, platform_run_id: str, entity_kind: str, entity_id:
     function over the same facts; tests prove it)."""
     if current is None:
         current = own_fact(conn, platform_run_id, entity_kind, entity_id, ts_micros, event_id)
+    if entity_kind in MAINTAINED_KINDS:
+        windows, previous_ts, seen_24h = bounded_window_sums(conn, platform_run_id, entity_kind, entity_id, ts_micros, event_id,
+                                                             current)
+        return assemble_features(entity_kind, entity_id, ts_micros, event_id, windows, previous_ts, current, seen_24h)
     params: dict[str, Any] = {"run": platform_run_id, "kind": entity_kind, "id": entity_id, "lo": ts_micros - HORIZON_MICROS,
                               "ts": ts_micros, "eid": event_id, "cm": current.merchant_id if current else None,
                               "cd": current.device_id if current else None, "cc": current.merchant_country if current else None}
@@ -144,12 +321,17 @@ def retention_cutoff(conn: Any, platform_run_id: str, grace_micros: int = DEFAUL
 
 
 def evict(conn: Any, platform_run_id: str, grace_micros: int = DEFAULT_GRACE_MICROS) -> int:
-    """Delete the run's facts outside the horizon; returns how many went."""
+    """Delete the run's facts outside the horizon, from the start of the retention cutoff's block
+    down (whole blocks, so a kept block row still aggregates exactly the facts kept; the digest
+    cuts at the cutoff itself), with their chain and block rows; returns how many facts went."""
     cutoff = retention_cutoff(conn, platform_run_id, grace_micros)
     if cutoff is None:
         return 0
+    block = block_of(cutoff)
+    conn.execute("DELETE FROM rtdl_ofp_chain WHERE platform_run_id = %s AND ts_micros < %s", (platform_run_id, block_start(block)))
+    conn.execute("DELETE FROM rtdl_ofp_blocks WHERE platform_run_id = %s AND block < %s", (platform_run_id, block))
     return int(conn.execute("DELETE FROM rtdl_ofp_facts WHERE platform_run_id = %s AND ts_micros < %s",
-                            (platform_run_id, cutoff)).rowcount)
+                            (platform_run_id, block_start(block))).rowcount)
 
 
 def state_rows(conn: Any, platform_run_id: str, grace_micros: int = DEFAULT_GRACE_MICROS) -> Iterator[dict[str, Any]]:
