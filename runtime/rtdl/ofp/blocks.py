@@ -3,7 +3,7 @@
 `features_as_of` over a busy entity (a merchant with ~20k facts in its 24 h window) must not read
 the whole window. For the entity kinds in `MAINTAINED_KINDS` the store keeps, beside the facts:
 
-- per fact and attribute (merchant, country, device) the time of the previous and of the next fact
+- per fact and attribute (country, device; a merchant's merchant is itself) the time of the previous and of the next fact
   of the same entity with the same value, in (ts, event_id) order (a *link*);
 - per block of `BLOCK_MICROS` event time: count, amount sum and max, p2p and round counts, and per
   attribute an array `firsts[k]` (k = 1..SPAN_BLOCKS) = how many facts of the block have their
@@ -35,10 +35,12 @@ from runtime.rtdl.ofp.domain import HORIZON_MICROS, SECOND, WINDOWS, EventFact, 
 BLOCK_MICROS = 600 * SECOND
 #: The largest block distance a window asks about (the 24 h window spans 144 blocks).
 SPAN_BLOCKS = HORIZON_MICROS // BLOCK_MICROS
-#: The attributes whose distinct counts are features, with the fact field holding each.
-ATTRIBUTES: tuple[str, ...] = ("merchant", "country", "device")
 #: Entity kinds kept with links and blocks (the busy ones); the others are read from their facts.
+#: Only merchants: a merchant's facts all carry the merchant itself, so its distinct merchants are
+#: 1 for a non-empty window and no links are kept for that attribute (`LINKED_ATTRIBUTES`).
 MAINTAINED_KINDS: frozenset[str] = frozenset({"merchant"})
+#: The attributes a maintained entity keeps links and firsts arrays for.
+LINKED_ATTRIBUTES: tuple[str, ...] = ("country", "device")
 
 OrderKey = tuple[int, str]
 
@@ -125,7 +127,7 @@ class BlockDelta:
     amount_max: int = 0
     p2p: int = 0
     rounds: int = 0
-    firsts: dict[str, dict[int, int]] = field(default_factory=lambda: {a: {} for a in ATTRIBUTES})
+    firsts: dict[str, dict[int, int]] = field(default_factory=lambda: {a: {} for a in LINKED_ATTRIBUTES})
 
     def move(self, attribute: str, prefix: int, by: int) -> None:
         """Entries 1..prefix of the attribute's firsts change by `by` (nothing for an empty prefix)."""
@@ -137,7 +139,7 @@ class BlockDelta:
 
 
 #: A chain row's link columns: per attribute the previous and next same-value fact's time.
-LINK_COLUMNS: tuple[str, ...] = tuple(f"{a}_{end}_ts" for a in ATTRIBUTES for end in ("prev", "next"))
+LINK_COLUMNS: tuple[str, ...] = tuple(f"{a}_{end}_ts" for a in LINKED_ATTRIBUTES for end in ("prev", "next"))
 
 EntityKey = tuple[str, str]
 
@@ -158,6 +160,31 @@ class LinkPlan:
         return delta
 
 
+def merge_neighbours(new: Iterable[EventFact], existing: dict[tuple[EntityKey, OrderKey, str], Neighbours]
+                     ) -> dict[tuple[EntityKey, OrderKey, str], Neighbours]:
+    """Each new fact's neighbours once the whole batch is in, from its neighbours among the facts
+    held BEFORE the batch (`existing`, what the store's probes return) and the batch itself: the
+    previous one is the later of its previous held fact and the batch's previous same-value fact,
+    the next one the earlier of the two; a held next fact keeps its stored previous time (what its
+    block's firsts entry counts until this batch moves it)."""
+    chains: dict[tuple[EntityKey, str, str], list[OrderKey]] = {}
+    facts = {((f.entity_kind, f.entity_id), f.order_key): f for f in new}
+    for (entity, key), fact in facts.items():
+        for attribute in LINKED_ATTRIBUTES:
+            chains.setdefault((entity, attribute, value_of(fact, attribute)), []).append(key)
+    out = {}
+    for (entity, attribute, _), keys in chains.items():
+        keys.sort()
+        for i, key in enumerate(keys):
+            held = existing[(entity, key, attribute)]
+            prev = held.prev if i == 0 or (held.prev is not None and held.prev > keys[i - 1]) else keys[i - 1]
+            if i + 1 < len(keys) and (held.next is None or keys[i + 1] < held.next):
+                out[(entity, key, attribute)] = Neighbours(prev, keys[i + 1], None)
+            else:
+                out[(entity, key, attribute)] = Neighbours(prev, held.next, held.next_stored_prev_ts)
+    return out
+
+
 def plan_links(new: Iterable[EventFact], neighbours: dict[tuple[EntityKey, OrderKey, str], Neighbours]) -> LinkPlan:
     """The link and block writes of a batch of NEW facts, given each one's neighbours in its chains
     with the whole batch already inserted. Invariant kept: afterwards every fact's links and every
@@ -175,7 +202,7 @@ def plan_links(new: Iterable[EventFact], neighbours: dict[tuple[EntityKey, Order
         delta.p2p += int(fact.is_p2p)
         delta.rounds += int(fact.is_round)
         mine = plan.links.setdefault((entity, key), {})
-        for attribute in ATTRIBUTES:
+        for attribute in LINKED_ATTRIBUTES:
             around = neighbours[(entity, key, attribute)]
             prev_ts = None if around.prev is None else around.prev[0]
             mine[f"{attribute}_prev_ts"] = prev_ts
@@ -201,7 +228,7 @@ class BlockRow:
     amount_max: int = 0
     p2p: int = 0
     rounds: int = 0
-    firsts: dict[str, list[int]] = field(default_factory=lambda: {a: [0] * SPAN_BLOCKS for a in ATTRIBUTES})
+    firsts: dict[str, list[int]] = field(default_factory=lambda: {a: [0] * SPAN_BLOCKS for a in LINKED_ATTRIBUTES})
 
     def add(self, delta: BlockDelta) -> None:
         """Apply a batch's delta (sums add, the max is the larger, firsts entries move)."""
@@ -234,15 +261,16 @@ def bounded_window_sums(raw: Iterable[ChainFact], blocks: dict[int, BlockRow], b
     for w in bounds:
         inside = [c for c in raw if w.raw_holds(c.fact.ts_micros)]
         middle = [(b, row) for b, row in blocks.items() if w.low_block < b < w.top_block]
-        distinct = []
-        for attribute in ATTRIBUTES:
+        count = len(inside) + sum(row.count for _, row in middle)
+        distinct = [min(count, 1)]  # a merchant's merchant: itself
+        for attribute in LINKED_ATTRIBUTES:
             first = sum(1 for c in inside if (p := c.links[f"{attribute}_prev_ts"]) is None or p <= w.lo)
             carried = sum(1 for c in raw if w.low_end - BLOCK_MICROS <= c.fact.ts_micros <= w.lo
                           and (n := c.links[f"{attribute}_next_ts"]) is not None and w.low_end <= n < w.top_start)
             distinct.append(first + carried + sum(row.firsts[attribute][b - w.low_block - 1] for b, row in middle))
         amounts = [c.fact.amount_minor for c in inside] + [row.amount_max for _, row in middle if row.count]
         out.append(WindowSums(
-            len(inside) + sum(row.count for _, row in middle),
+            count,
             sum(c.fact.amount_minor for c in inside) + sum(row.amount_sum for _, row in middle),
             max(amounts, default=0), distinct[0], distinct[1], distinct[2],
             sum(int(c.fact.is_p2p) for c in inside) + sum(row.p2p for _, row in middle),
@@ -261,27 +289,29 @@ class BlockIndex:
     _order: dict[tuple[EntityKey, str, str], list[OrderKey]] = field(default_factory=dict)
 
     def apply(self, facts: Iterable[EventFact]) -> LinkPlan:
-        """Insert a batch (duplicates ignored), probe neighbours as the store does, apply the plan."""
-        new = []
+        """Insert a batch (duplicates ignored) the way the store does: probe each new fact's
+        neighbours among the facts held before the batch, merge in the batch, apply the plan."""
+        new: dict[tuple[EntityKey, OrderKey], EventFact] = {}
         for fact in facts:
-            entity = (fact.entity_kind, fact.entity_id)
-            if (entity, fact.order_key) in self.chain:
-                continue
-            self.chain[(entity, fact.order_key)] = ChainFact(fact)
-            new.append(fact)
-            for attribute in ATTRIBUTES:
-                bisect.insort(self._order.setdefault((entity, attribute, value_of(fact, attribute)), []), fact.order_key)
-        neighbours = {}
-        for fact in new:
-            entity = (fact.entity_kind, fact.entity_id)
-            for attribute in ATTRIBUTES:
-                keys = self._order[(entity, attribute, value_of(fact, attribute))]
-                i = bisect.bisect_left(keys, fact.order_key)
+            chain_key = ((fact.entity_kind, fact.entity_id), fact.order_key)
+            if chain_key not in self.chain:
+                new[chain_key] = fact
+        existing = {}
+        for (entity, key), fact in new.items():
+            for attribute in LINKED_ATTRIBUTES:
+                keys = self._order.get((entity, attribute, value_of(fact, attribute)), [])
+                i = bisect.bisect_left(keys, key)
                 prev = keys[i - 1] if i else None
-                nxt = keys[i + 1] if i + 1 < len(keys) else None
+                nxt = keys[i] if i < len(keys) else None
                 stored = None if nxt is None else self.chain[(entity, nxt)].links[f"{attribute}_prev_ts"]
-                neighbours[(entity, fact.order_key, attribute)] = Neighbours(prev, nxt, stored)
-        plan = plan_links(new, neighbours)
+                existing[(entity, key, attribute)] = Neighbours(prev, nxt, stored)
+        neighbours = merge_neighbours(new.values(), existing)
+        for (entity, key), fact in new.items():
+            self.chain[(entity, key)] = ChainFact(fact)
+            for attribute in LINKED_ATTRIBUTES:
+                bisect.insort(self._order.setdefault((entity, attribute, value_of(fact, attribute)), []), key)
+        new_facts = list(new.values())
+        plan = plan_links(new_facts, neighbours)
         for fact_key, columns in plan.links.items():
             self.chain[fact_key].links.update(columns)
         for block_key, delta in plan.blocks.items():

@@ -20,16 +20,17 @@ from typing import Any
 from runtime.db.postgres import copy_to_stage
 from runtime.rtdl.events import TRAFFIC_CLASSES, admitted
 from runtime.rtdl.ofp.blocks import (
-    ATTRIBUTES,
+    BLOCK_MICROS,
     LINK_COLUMNS,
+    LINKED_ATTRIBUTES,
     MAINTAINED_KINDS,
     SPAN_BLOCKS,
     LinkPlan,
     Neighbours,
     block_of,
     block_start,
+    merge_neighbours,
     plan_links,
-    raw_blocks,
     window_bounds,
 )
 from runtime.rtdl.ofp.domain import (
@@ -72,20 +73,22 @@ def insert_facts(conn: Any, platform_run_id: str, facts: list[EventFact]) -> set
     return new
 
 
-_CHAIN_STAGE = ("rtdl_ofp_chain_stage", "k text, i text, t bigint, e text, a bigint, m text, c text, d text, p boolean, r boolean")
+_PROBE_STAGE = ("rtdl_ofp_probe_stage", "k text, i text, t bigint, e text, c text, d text")
+_CHAIN_STAGE = ("rtdl_ofp_chain_stage", "k text, i text, t bigint, e text, a bigint, m text, c text, d text, p boolean, r boolean, "
+                + ", ".join(f"v{n} bigint" for n in range(len(LINK_COLUMNS))))
 _LINK_STAGE = ("rtdl_ofp_link_stage", "k text, i text, t bigint, e text, "
                + ", ".join(f"v{n} bigint, s{n} boolean" for n in range(len(LINK_COLUMNS))))
 _BLOCK_STAGE = ("rtdl_ofp_block_stage", "k text, i text, b bigint, n bigint, a bigint, x bigint, p bigint, r bigint, "
-                + ", ".join(f"{a[0]}p int[], {a[0]}c int[]" for a in ATTRIBUTES))
-_VALUE_COLUMNS = {"merchant": "merchant_id", "country": "merchant_country", "device": "device_id"}
+                + ", ".join(f"{a[0]}p int[], {a[0]}c int[]" for a in LINKED_ATTRIBUTES))
+_VALUE_COLUMNS = {"country": "merchant_country", "device": "device_id"}
 
 
 def _probe_sql() -> str:
-    """Each staged new fact (the whole batch already in the chain) with, per attribute, its
-    previous and next same-value fact and that next one's stored previous time: two index probes
-    (LIMIT 1 in key order) per attribute."""
+    """Each staged new fact with, per attribute, its previous and next same-value fact among the
+    facts held before the batch and that next one's stored previous time: two index probes (LIMIT 1
+    in key order) per attribute."""
     joins, columns = [], []
-    for n, attribute in enumerate(ATTRIBUTES):
+    for n, attribute in enumerate(LINKED_ATTRIBUTES):
         value = _VALUE_COLUMNS[attribute]
         where = (f"platform_run_id = %s AND entity_kind = u.k AND entity_id = u.i AND {value} = u.{attribute[0]}")
         joins.append(f" LEFT JOIN LATERAL (SELECT ts_micros, event_id FROM rtdl_ofp_chain WHERE {where}"
@@ -93,7 +96,7 @@ def _probe_sql() -> str:
                      f" LEFT JOIN LATERAL (SELECT ts_micros, event_id, {attribute}_prev_ts AS prev FROM rtdl_ofp_chain WHERE {where}"
                      f" AND (ts_micros, event_id) > (u.t, u.e) ORDER BY ts_micros, event_id LIMIT 1) AS n{n} ON true")
         columns.append(f"p{n}.ts_micros, p{n}.event_id, n{n}.ts_micros, n{n}.event_id, n{n}.prev")
-    return (f"WITH u AS (DELETE FROM {_CHAIN_STAGE[0]} RETURNING k, i, t, e, m, c, d) SELECT u.k, u.i, u.t, u.e, "
+    return (f"WITH u AS (DELETE FROM {_PROBE_STAGE[0]} RETURNING *) SELECT u.k, u.i, u.t, u.e, "
             + ", ".join(columns) + " FROM u" + "".join(joins))
 
 
@@ -111,44 +114,52 @@ def _firsts_sql(attribute: str) -> str:
 
 def link_facts(conn: Any, platform_run_id: str, facts: list[EventFact]) -> LinkPlan:
     """Write the bounded-read index of NEW facts of maintained kinds (already in `rtdl_ofp_facts`):
-    their chain rows, then (all of the batch in) each one's same-value neighbours, then the link
-    and block writes `plan_links` derives: afterwards the chain and block rows are what the set of
-    facts defines, whatever the order facts arrived in."""
-    copy_to_stage(conn, *_CHAIN_STAGE, ((f.entity_kind, f.entity_id, f.ts_micros, f.event_id, f.amount_minor, f.merchant_id,
-                                         f.merchant_country, f.device_id, f.is_p2p, f.is_round) for f in facts))
-    conn.execute(
-        "INSERT INTO rtdl_ofp_chain (platform_run_id, entity_kind, entity_id, ts_micros, event_id, amount_minor, merchant_id,"
-        f" merchant_country, device_id, is_p2p, is_round) SELECT %s, k, i, t, e, a, m, c, d, p, r FROM {_CHAIN_STAGE[0]}"
-        " ON CONFLICT DO NOTHING", (platform_run_id,))
-    neighbours: dict[tuple[tuple[str, str], tuple[int, str], str], Neighbours] = {}
-    for row in conn.execute(_PROBE_SQL, (platform_run_id,) * (2 * len(ATTRIBUTES))).fetchall():
+    probe each one's same-value neighbours among the chain rows held so far, merge in the batch
+    (`merge_neighbours`), insert the chain rows with their links, and update the held neighbours'
+    links and the block rows as `plan_links` says: afterwards the chain and block rows are what the
+    set of facts defines, whatever the order facts arrived in."""
+    copy_to_stage(conn, *_PROBE_STAGE, ((f.entity_kind, f.entity_id, f.ts_micros, f.event_id, f.merchant_country, f.device_id)
+                                        for f in facts))
+    existing: dict[tuple[tuple[str, str], tuple[int, str], str], Neighbours] = {}
+    for row in conn.execute(_PROBE_SQL, (platform_run_id,) * (2 * len(LINKED_ATTRIBUTES))).fetchall():
         entity, key = (str(row[0]), str(row[1])), (int(row[2]), str(row[3]))
-        for n, attribute in enumerate(ATTRIBUTES):
+        for n, attribute in enumerate(LINKED_ATTRIBUTES):
             pt, pe, nt, ne, stored = row[4 + 5 * n:9 + 5 * n]
-            neighbours[(entity, key, attribute)] = Neighbours(
+            existing[(entity, key, attribute)] = Neighbours(
                 None if pt is None else (int(pt), str(pe)), None if nt is None else (int(nt), str(ne)),
                 None if stored is None else int(stored))
-    plan = plan_links(facts, neighbours)
-    copy_to_stage(conn, *_LINK_STAGE, (
-        (entity[0], entity[1], key[0], key[1], *(x for column in LINK_COLUMNS for x in (columns.get(column), column in columns)))
-        for (entity, key), columns in plan.links.items()))
-    sets = ", ".join(f"{column} = CASE WHEN s.s{n} THEN s.v{n} ELSE c.{column} END" for n, column in enumerate(LINK_COLUMNS))
+    plan = plan_links(facts, merge_neighbours(facts, existing))
+    copy_to_stage(conn, *_CHAIN_STAGE, (
+        (f.entity_kind, f.entity_id, f.ts_micros, f.event_id, f.amount_minor, f.merchant_id, f.merchant_country, f.device_id,
+         f.is_p2p, f.is_round, *(plan.links[((f.entity_kind, f.entity_id), f.order_key)][c] for c in LINK_COLUMNS)) for f in facts))
     conn.execute(
-        f"WITH s AS (DELETE FROM {_LINK_STAGE[0]} RETURNING *) UPDATE rtdl_ofp_chain AS c SET {sets} FROM s"
-        " WHERE c.platform_run_id = %s AND c.entity_kind = s.k AND c.entity_id = s.i AND c.ts_micros = s.t AND c.event_id = s.e",
-        (platform_run_id,))
+        f"WITH s AS (DELETE FROM {_CHAIN_STAGE[0]} RETURNING *) INSERT INTO rtdl_ofp_chain (platform_run_id, entity_kind, entity_id,"
+        " ts_micros, event_id, amount_minor, merchant_id, merchant_country, device_id, is_p2p, is_round,"
+        f" {', '.join(LINK_COLUMNS)}) SELECT %s, k, i, t, e, a, m, c, d, p, r, {', '.join(f'v{n}' for n in range(len(LINK_COLUMNS)))}"
+        " FROM s ON CONFLICT DO NOTHING", (platform_run_id,))
+    new = {((f.entity_kind, f.entity_id), f.order_key) for f in facts}
+    held = [(key, columns) for key, columns in plan.links.items() if key not in new]
+    if held:
+        copy_to_stage(conn, *_LINK_STAGE, (
+            (entity[0], entity[1], key[0], key[1], *(x for column in LINK_COLUMNS for x in (columns.get(column), column in columns)))
+            for (entity, key), columns in held))
+        sets = ", ".join(f"{column} = CASE WHEN s.s{n} THEN s.v{n} ELSE c.{column} END" for n, column in enumerate(LINK_COLUMNS))
+        conn.execute(
+            f"WITH s AS (DELETE FROM {_LINK_STAGE[0]} RETURNING *) UPDATE rtdl_ofp_chain AS c SET {sets} FROM s"
+            " WHERE c.platform_run_id = %s AND c.entity_kind = s.k AND c.entity_id = s.i AND c.ts_micros = s.t AND c.event_id = s.e",
+            (platform_run_id,))
     copy_to_stage(conn, *_BLOCK_STAGE, (
         (entity[0], entity[1], block, d.count, d.amount_sum, d.amount_max, d.p2p, d.rounds,
-         *(x for a in ATTRIBUTES for x in (list(d.firsts[a]), list(d.firsts[a].values()))))
+         *(x for a in LINKED_ATTRIBUTES for x in (list(d.firsts[a]), list(d.firsts[a].values()))))
         for (entity, block), d in plan.blocks.items()))
     conn.execute(
         "INSERT INTO rtdl_ofp_blocks (platform_run_id, entity_kind, entity_id, block, fact_count, amount_sum, amount_max, p2p_count,"
-        " round_count, merchant_firsts, country_firsts, device_firsts) SELECT %s, k, i, b, 0, 0, 0, 0, 0, z, z, z"
+        f" round_count, {', '.join(f'{a}_firsts' for a in LINKED_ATTRIBUTES)}) SELECT %s, k, i, b, 0, 0, 0, 0, 0, z, z"
         f" FROM {_BLOCK_STAGE[0]}, array_fill(0, ARRAY[%s::int]) AS z ON CONFLICT DO NOTHING", (platform_run_id, SPAN_BLOCKS))
     conn.execute(
         f"WITH s AS (DELETE FROM {_BLOCK_STAGE[0]} RETURNING *) UPDATE rtdl_ofp_blocks AS b SET fact_count = b.fact_count + s.n,"
         " amount_sum = b.amount_sum + s.a, amount_max = greatest(b.amount_max, s.x), p2p_count = b.p2p_count + s.p,"
-        " round_count = b.round_count + s.r, " + ", ".join(_firsts_sql(a) for a in ATTRIBUTES) + " FROM s"
+        " round_count = b.round_count + s.r, " + ", ".join(_firsts_sql(a) for a in LINKED_ATTRIBUTES) + " FROM s"
         " WHERE b.platform_run_id = %s AND b.entity_kind = s.k AND b.entity_id = s.i AND b.block = s.b",
         (platform_run_id,))
     return plan
@@ -194,72 +205,81 @@ _WINDOW_SQL = _window_sql()
 
 
 def _bounded_sql() -> str:
-    """The bounded point-in-time read of a maintained entity as ONE statement (see
-    runtime/rtdl/ofp/blocks.py, whose `bounded_window_sums` computes the same in Python): the raw
-    chain rows of each window's low block and of the event's block (before the event), and the
-    block rows strictly between the lowest low block and the event's block; per window, raw facts
-    after lo (outside its middle) plus its middle blocks. Distinct counts: raw facts whose previous
-    same-value fact is at or before lo, facts of lo's block at or before lo whose next one is in a
-    middle block, and each middle block's `firsts[block - low block]`. One row crosses the wire."""
-    raw, middle = [], []
-    for i in range(len(WINDOWS)):
-        lo, low_start, low_end = f"%(lo{i})s", f"%(ls{i})s", f"%(le{i})s"
-        inside = f"t > {lo} AND (t < {low_end} OR t >= %(top)s)"
-        raw.append(f"count(*) FILTER (WHERE {inside}), coalesce(sum(a) FILTER (WHERE {inside}), 0)::bigint,"
-                   f" coalesce(max(a) FILTER (WHERE {inside}), 0), count(*) FILTER (WHERE {inside} AND p),"
-                   f" count(*) FILTER (WHERE {inside} AND o)")
-        for attribute in ATTRIBUTES:
-            prev, nxt = f"{attribute[0]}p", f"{attribute[0]}n"
-            raw.append(f"count(*) FILTER (WHERE {inside} AND ({prev} IS NULL OR {prev} <= {lo}))"
-                       f" + count(*) FILTER (WHERE t >= {low_start} AND t <= {lo} AND {nxt} >= {low_end} AND {nxt} < %(top)s)")
-        after = f"b > %(lb{i})s"
-        middle.append(f"coalesce(sum(n) FILTER (WHERE {after}), 0)::bigint, coalesce(sum(s) FILTER (WHERE {after}), 0)::bigint,"
-                      f" coalesce(max(x) FILTER (WHERE {after}), 0), coalesce(sum(p) FILTER (WHERE {after}), 0)::bigint,"
-                      f" coalesce(sum(o) FILTER (WHERE {after}), 0)::bigint, "
-                      + ", ".join(f"coalesce(sum(f{a[0]}[b - %(lb{i})s]) FILTER (WHERE {after}), 0)::bigint" for a in ATTRIBUTES))
+    """The bounded point-in-time read of a maintained entity as ONE statement (runtime/rtdl/ofp/
+    blocks.py; its `bounded_window_sums` computes the same in Python), the windows as rows `w`
+    (lo, low block, low block's end). Per window whose low block is before the event's block, that
+    block's chain rows: facts after lo (sums; distinct: previous same-value fact at or before lo)
+    and facts at or before lo whose next same-value fact lies in a middle block. The event's block
+    read once (facts before the event), every window filtering it. The block rows strictly between
+    the lowest low block and the event's block, each window summing those after its own low block
+    (`firsts[block - low block]` for the distinct counts). Also the previous fact in 24 h, the
+    first-seen probes and the event's own fact: a handful of rows cross the wire, whatever the
+    entity's volume. (Kept short: psycopg caches the parsing of statements under 4 kB only.)"""
     entity = "platform_run_id = %(run)s AND entity_kind = %(kind)s AND entity_id = %(id)s"
     before = "(ts_micros, event_id) < (%(ts)s, %(eid)s)"
-    links = ", ".join(f"{a}_prev_ts AS {a[0]}p, {a}_next_ts AS {a[0]}n" for a in ATTRIBUTES)
-    seen = ", ".join(f"EXISTS (SELECT 1 FROM rtdl_ofp_chain WHERE {entity} AND {_VALUE_COLUMNS[a]} = %(v{a[0]})s"
-                     f" AND ts_micros > %(lo{len(WINDOWS) - 1})s AND {before})" for a in ATTRIBUTES)
+    attrs = [a[0] for a in LINKED_ATTRIBUTES]
+    def sums(after: str, prefix: str = "") -> list[str]:
+        return [f"count(*) FILTER (WHERE {after})", f"sum({prefix}a) FILTER (WHERE {after})", f"max({prefix}a) FILTER (WHERE {after})",
+                f"count(*) FILTER (WHERE {after} AND {prefix}p)", f"count(*) FILTER (WHERE {after} AND {prefix}o)"]
+    low = sums("c.t > w.lo", "c.") + [f"count(*) FILTER (WHERE c.t > w.lo AND (c.{x}p IS NULL OR c.{x}p <= w.lo))"
+                                      f" + count(*) FILTER (WHERE c.t <= w.lo AND c.{x}n >= w.le AND c.{x}n < %(top)s)" for x in attrs]
+    top = sums("t > w.lo") + [f"count(*) FILTER (WHERE t > w.lo AND ({x}p IS NULL OR {x}p <= w.lo))" for x in attrs]
+    middle = ["sum(n)", "sum(s)", "max(x)", "sum(p)", "sum(o)"] + [f"sum(f{x}[b - w.lb])" for x in attrs]
+    def per_window(columns: list[str], source: str) -> str:
+        return f"(SELECT array_agg(v) FROM (SELECT ARRAY[w.i, {', '.join(columns)}]::int8[] AS v FROM {source} GROUP BY w.i) AS g)"
+    links = ", ".join(f"{a}_prev_ts AS {a[0]}p, {a}_next_ts AS {a[0]}n" for a in LINKED_ATTRIBUTES)
+    firsts = ", ".join(f"{a}_firsts AS f{a[0]}" for a in LINKED_ATTRIBUTES)
+    seen = ", ".join(f"EXISTS (SELECT 1 FROM rtdl_ofp_chain WHERE {entity} AND {_VALUE_COLUMNS[a]} = coalesce(%(v{a[0]})s,"
+                     f" (SELECT {_VALUE_COLUMNS[a]} FROM own)) AND ts_micros > %(day)s AND {before})" for a in LINKED_ATTRIBUTES)
     return (
-        f"WITH r AS MATERIALIZED (SELECT c.* FROM unnest(%(rs)s::int8[], %(re)s::int8[]) AS x(s, e) CROSS JOIN LATERAL"
-        f" (SELECT ts_micros AS t, amount_minor AS a, is_p2p AS p, is_round AS o, {links} FROM rtdl_ofp_chain WHERE {entity}"
-        f" AND ts_micros >= x.s AND ts_micros < x.e AND {before} ORDER BY ts_micros, event_id OFFSET 0) AS c),"
-        " m AS MATERIALIZED (SELECT block AS b, fact_count AS n, amount_sum AS s, amount_max AS x, p2p_count AS p, round_count AS o,"
-        f" merchant_firsts AS fm, country_firsts AS fc, device_firsts AS fd FROM rtdl_ofp_blocks WHERE {entity}"
-        " AND block > %(bmin)s AND block < %(btop)s)"
-        f" SELECT (SELECT ARRAY[{', '.join(raw)}]::int8[] FROM r), (SELECT ARRAY[{', '.join(middle)}]::int8[] FROM m),"
-        f" (SELECT ts_micros FROM rtdl_ofp_chain WHERE {entity} AND ts_micros > %(lo{len(WINDOWS) - 1})s AND {before}"
-        f" ORDER BY ts_micros DESC, event_id DESC LIMIT 1), {seen}"
+        "WITH own AS MATERIALIZED (SELECT amount_minor, merchant_id, merchant_country, device_id, is_p2p, is_round FROM rtdl_ofp_chain"
+        f" WHERE {entity} AND ts_micros = %(ts)s AND event_id = %(eid)s),"
+        " w AS MATERIALIZED (SELECT * FROM unnest(%(lo)s::int8[], %(lb)s::int8[]) WITH ORDINALITY AS w(lo, lb, i), LATERAL"
+        f" (SELECT (w.lb + 1) * {BLOCK_MICROS}::int8 AS le) AS e),"
+        " top AS MATERIALIZED (SELECT ts_micros AS t, amount_minor AS a, is_p2p AS p, is_round AS o, "
+        + ", ".join(f"{a}_prev_ts AS {a[0]}p" for a in LINKED_ATTRIBUTES) + f" FROM rtdl_ofp_chain WHERE {entity}"
+        f" AND ts_micros >= %(top)s AND {before}),"
+        f" m AS MATERIALIZED (SELECT block AS b, fact_count AS n, amount_sum AS s, amount_max AS x, p2p_count AS p, round_count AS o,"
+        f" {firsts} FROM rtdl_ofp_blocks WHERE {entity} AND block > %(bmin)s AND block < %(btop)s)"
+        " SELECT " + per_window(low, "w CROSS JOIN LATERAL (SELECT ts_micros AS t, amount_minor AS a, is_p2p AS p, is_round AS o,"
+                                 f" {links} FROM rtdl_ofp_chain WHERE {entity} AND ts_micros >= w.lb * {BLOCK_MICROS}::int8"
+                                 " AND ts_micros < w.le AND w.lb < %(btop)s OFFSET 0) AS c")
+        + ", " + per_window(top, "w CROSS JOIN top") + ", " + per_window(middle, "w JOIN m ON m.b > w.lb")
+        + f", (SELECT ts_micros FROM rtdl_ofp_chain WHERE {entity} AND ts_micros > %(day)s AND {before}"
+        f" ORDER BY ts_micros DESC, event_id DESC LIMIT 1), {seen}, (SELECT ARRAY[amount_minor::text, merchant_id, merchant_country,"
+        " device_id, is_p2p::text, is_round::text] FROM own)"
     )
-
-
 _BOUNDED_SQL = _bounded_sql()
 
 
-def bounded_window_sums(conn: Any, platform_run_id: str, entity_kind: str, entity_id: str, ts_micros: int, event_id: str,
-                        current: EventFact | None) -> tuple[list[WindowSums], int | None, tuple[bool, bool, bool] | None]:
-    """A maintained entity's window aggregates as of (ts, event_id), the previous fact's time in
-    the 24 h window and whether `current`'s merchant, device and country occur there: one bounded
-    statement (`_bounded_sql`)."""
+def bounded_features(conn: Any, platform_run_id: str, entity_kind: str, entity_id: str, ts_micros: int, event_id: str,
+                     current: EventFact | None) -> EntityFeatures:
+    """Point-in-time features of a maintained entity (one bounded statement, `_bounded_sql`); the
+    event's own fact comes from the same statement when `current` is not given."""
     bounds = window_bounds(ts_micros)
-    blocks = raw_blocks(bounds)
-    params: dict[str, Any] = {"run": platform_run_id, "kind": entity_kind, "id": entity_id, "ts": ts_micros, "eid": event_id,
-                              "rs": [block_start(b) for b in blocks], "re": [block_start(b + 1) for b in blocks],
-                              "top": bounds[0].top_start, "btop": bounds[0].top_block, "bmin": min(b.low_block for b in bounds),
-                              "vm": current.merchant_id if current else None, "vc": current.merchant_country if current else None,
-                              "vd": current.device_id if current else None}
-    for i, w in enumerate(bounds):
-        params.update({f"lo{i}": w.lo, f"ls{i}": block_start(w.low_block), f"le{i}": w.low_end, f"lb{i}": w.low_block})
-    raw, middle, previous, seen_m, seen_c, seen_d = conn.execute(_BOUNDED_SQL, params).fetchone()
-    width = 5 + len(ATTRIBUTES)
+    row = conn.execute(_BOUNDED_SQL, {
+        "run": platform_run_id, "kind": entity_kind, "id": entity_id, "ts": ts_micros, "eid": event_id,
+        "lo": [w.lo for w in bounds], "lb": [w.low_block for w in bounds], "top": bounds[0].top_start,
+        "btop": bounds[0].top_block, "bmin": min(w.low_block for w in bounds), "day": bounds[-1].lo,
+        "vc": current.merchant_country if current else None, "vd": current.device_id if current else None}).fetchone()
+    parts = [{int(r[0]) - 1: [v or 0 for v in r[1:]] for r in rows or ()} for rows in row[:3]]
+    previous, seen_c, seen_d, own = row[3:]
+    if current is None and own is not None:
+        current = EventFact(entity_kind, entity_id, ts_micros, event_id, int(own[0]), own[1], own[2], own[3], own[4] == "true",
+                            own[5] == "true")
+    zero = [0] * (5 + len(LINKED_ATTRIBUTES))
     windows = []
     for i in range(len(WINDOWS)):
-        r, m = raw[width * i:width * (i + 1)], middle[width * i:width * (i + 1)]
-        windows.append(WindowSums(r[0] + m[0], r[1] + m[1], max(r[2], m[2]), r[5] + m[5], r[6] + m[6], r[7] + m[7],
-                                  r[3] + m[3], r[4] + m[4]))
-    return windows, None if previous is None else int(previous), None if current is None else (seen_m, seen_d, seen_c)
+        low, top, middle = (part.get(i, zero) for part in parts)
+        count = low[0] + top[0] + middle[0]
+        windows.append(WindowSums(count, low[1] + top[1] + middle[1], max(low[2], top[2], middle[2]), min(count, 1),
+                                  low[5] + top[5] + middle[5], low[6] + top[6] + middle[6], low[3] + top[3] + middle[3],
+                                  low[4] + top[4] + middle[4]))  # a merchant's distinct merchants: itself, once it has a fact
+    seen = None
+    if current is not None:
+        seen = (current.merchant_id == entity_id and windows[-1].count > 0, bool(seen_d), bool(seen_c))
+    return assemble_features(entity_kind, entity_id, ts_micros, event_id, windows, None if previous is None else int(previous),
+                             current, seen)
 
 
 def own_fact(conn: Any, platform_run_id: str, entity_kind: str, entity_id: str, ts_micros: int, event_id: str) -> EventFact | None:
@@ -280,12 +300,10 @@ def features_as_of(conn: Any, platform_run_id: str, entity_kind: str, entity_id:
     it count. One statement reduces the entity's horizon in the server to each window's integer
     aggregates, assembled by the domain's `assemble_features` (the answer equals the domain
     function over the same facts; tests prove it)."""
+    if entity_kind in MAINTAINED_KINDS:
+        return bounded_features(conn, platform_run_id, entity_kind, entity_id, ts_micros, event_id, current)
     if current is None:
         current = own_fact(conn, platform_run_id, entity_kind, entity_id, ts_micros, event_id)
-    if entity_kind in MAINTAINED_KINDS:
-        windows, previous_ts, seen_24h = bounded_window_sums(conn, platform_run_id, entity_kind, entity_id, ts_micros, event_id,
-                                                             current)
-        return assemble_features(entity_kind, entity_id, ts_micros, event_id, windows, previous_ts, current, seen_24h)
     params: dict[str, Any] = {"run": platform_run_id, "kind": entity_kind, "id": entity_id, "lo": ts_micros - HORIZON_MICROS,
                               "ts": ts_micros, "eid": event_id, "cm": current.merchant_id if current else None,
                               "cd": current.device_id if current else None, "cc": current.merchant_country if current else None}
@@ -328,8 +346,11 @@ def evict(conn: Any, platform_run_id: str, grace_micros: int = DEFAULT_GRACE_MIC
     if cutoff is None:
         return 0
     block = block_of(cutoff)
-    conn.execute("DELETE FROM rtdl_ofp_chain WHERE platform_run_id = %s AND ts_micros < %s", (platform_run_id, block_start(block)))
-    conn.execute("DELETE FROM rtdl_ofp_blocks WHERE platform_run_id = %s AND block < %s", (platform_run_id, block))
+    conn.execute(
+        "WITH b AS (DELETE FROM rtdl_ofp_blocks WHERE platform_run_id = %(run)s AND block < %(block)s RETURNING entity_kind, entity_id)"
+        " DELETE FROM rtdl_ofp_chain AS c USING (SELECT DISTINCT entity_kind, entity_id FROM b) AS e WHERE c.platform_run_id = %(run)s"
+        " AND c.entity_kind = e.entity_kind AND c.entity_id = e.entity_id AND c.ts_micros < %(start)s",
+        {"run": platform_run_id, "block": block, "start": block_start(block)})
     return int(conn.execute("DELETE FROM rtdl_ofp_facts WHERE platform_run_id = %s AND ts_micros < %s",
                             (platform_run_id, block_start(block))).rowcount)
 

@@ -79,8 +79,11 @@ def test_facts_past_the_horizon_are_evicted_and_left_out_of_the_digest_like_in_m
     with db.connection() as conn:
         rows = list(store.state_rows(conn, run))
         held = conn.execute("SELECT count(*) FROM rtdl_ofp_facts WHERE platform_run_id = %s", (run,)).fetchone()
+        index = conn.execute("SELECT (SELECT count(*) FROM rtdl_ofp_chain WHERE platform_run_id = %(r)s),"
+                             " (SELECT count(*) FROM rtdl_ofp_blocks WHERE platform_run_id = %(r)s)", {"r": run}).fetchone()
     assert rows == list(memory.canonical_rows()) and len(rows) == 5
     assert held == (5,)  # the first two events' facts are gone: 3 days later they are past 24 h + grace
+    assert index == (1, 1)  # and so are the merchant's chain and block rows
     assert handler.counters()["facts_evicted"] == 10
 
 
@@ -122,11 +125,11 @@ def test_features_of_a_busy_merchant_from_postgres_equal_the_domain_and_report_l
 
 def _bounded_rows(db, run: str) -> tuple[list[Any], list[Any]]:
     with db.connection() as conn:
-        chain = conn.execute("SELECT entity_kind, entity_id, ts_micros, event_id, merchant_prev_ts, merchant_next_ts, country_prev_ts,"
+        chain = conn.execute("SELECT entity_kind, entity_id, ts_micros, event_id, country_prev_ts,"
                              " country_next_ts, device_prev_ts, device_next_ts FROM rtdl_ofp_chain WHERE platform_run_id = %s"
                              " ORDER BY 1, 2, 3, 4", (run,)).fetchall()
         blocks = conn.execute("SELECT entity_kind, entity_id, block, fact_count, amount_sum, amount_max, p2p_count, round_count,"
-                              " merchant_firsts, country_firsts, device_firsts FROM rtdl_ofp_blocks WHERE platform_run_id = %s"
+                              " country_firsts, device_firsts FROM rtdl_ofp_blocks WHERE platform_run_id = %s"
                               " ORDER BY 1, 2, 3", (run,)).fetchall()
     return chain, blocks
 
