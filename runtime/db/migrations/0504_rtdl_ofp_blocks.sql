@@ -25,9 +25,11 @@ CREATE TABLE rtdl_ofp_chain (
   device_next_ts bigint,
   PRIMARY KEY (platform_run_id, entity_kind, entity_id, ts_micros, event_id)
 ) WITH (fillfactor = 70);  -- room for link updates in place (HOT: no link column is indexed)
--- The previous / next same-value fact of a new fact, and the first-seen probes of a read.
-CREATE INDEX rtdl_ofp_chain_country ON rtdl_ofp_chain (platform_run_id, entity_kind, entity_id, merchant_country, ts_micros, event_id);
-CREATE INDEX rtdl_ofp_chain_device ON rtdl_ofp_chain (platform_run_id, entity_kind, entity_id, device_id, ts_micros, event_id);
+-- The previous / next same-value fact of a new fact, and the first-seen probes of a read. The
+-- value leads (after the run), so a statement without it (a range of the entity's facts) never
+-- finds these indexes cheaper than the primary key, with or without statistics.
+CREATE INDEX rtdl_ofp_chain_country ON rtdl_ofp_chain (platform_run_id, merchant_country, entity_kind, entity_id, ts_micros, event_id);
+CREATE INDEX rtdl_ofp_chain_device ON rtdl_ofp_chain (platform_run_id, device_id, entity_kind, entity_id, ts_micros, event_id);
 -- No index on (run, ts): a read must take the primary key (one entity's range) whatever the
 -- statistics say; eviction deletes per entity found in rtdl_ofp_blocks.
 
