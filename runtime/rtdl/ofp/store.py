@@ -83,18 +83,31 @@ _BLOCK_STAGE = ("rtdl_ofp_block_stage", "k text, i text, b bigint, n bigint, a b
 _VALUE_COLUMNS = {"country": "merchant_country", "device": "device_id"}
 
 
+def _neighbour_sql(value: str, earlier: bool, extra: str, outer: tuple[str, str, str, str, str]) -> str:
+    """The nearest chain row of the same (value, entity) before (`earlier`) or after a point: ONE
+    probe of the value's index, `(value, kind, id, ts, event_id)` compared as a row and ordered
+    like the index, so no plan (with or without statistics) can take the primary key and filter
+    its way through the entity's facts; the row found counts only if it has the same value and
+    entity. `outer` names the value, kind, id, ts and event id it is compared with; `extra` is one
+    more column to return, as `prev`."""
+    key = f"{value}, entity_kind, entity_id, ts_micros, event_id"
+    order = ", ".join(f"{c} DESC" for c in key.split(", ")) if earlier else key
+    inner, columns = (f"{key}, {extra} AS prev", "x.ts_micros, x.event_id, x.prev") if extra else (key, "x.ts_micros, x.event_id")
+    return (f"(SELECT {columns} FROM (SELECT {inner} FROM rtdl_ofp_chain WHERE platform_run_id = %s"
+            f" AND ({key}) {'<' if earlier else '>'} ({', '.join(outer)}) ORDER BY {order} LIMIT 1) AS x"
+            f" WHERE x.{value} = {outer[0]} AND x.entity_kind = {outer[1]} AND x.entity_id = {outer[2]})")
+
+
 def _probe_sql() -> str:
     """Each staged new fact with, per attribute, its previous and next same-value fact among the
-    facts held before the batch and that next one's stored previous time: two index probes (LIMIT 1
-    in key order) per attribute."""
+    facts held before the batch and that next one's stored previous time: two index probes per
+    attribute (`_neighbour_sql`)."""
     joins, columns = [], []
     for n, attribute in enumerate(LINKED_ATTRIBUTES):
+        outer = (f"u.{attribute[0]}", "u.k", "u.i", "u.t", "u.e")
         value = _VALUE_COLUMNS[attribute]
-        where = (f"platform_run_id = %s AND entity_kind = u.k AND entity_id = u.i AND {value} = u.{attribute[0]}")
-        joins.append(f" LEFT JOIN LATERAL (SELECT ts_micros, event_id FROM rtdl_ofp_chain WHERE {where}"
-                     f" AND (ts_micros, event_id) < (u.t, u.e) ORDER BY ts_micros DESC, event_id DESC LIMIT 1) AS p{n} ON true"
-                     f" LEFT JOIN LATERAL (SELECT ts_micros, event_id, {attribute}_prev_ts AS prev FROM rtdl_ofp_chain WHERE {where}"
-                     f" AND (ts_micros, event_id) > (u.t, u.e) ORDER BY ts_micros, event_id LIMIT 1) AS n{n} ON true")
+        joins.append(f" LEFT JOIN LATERAL {_neighbour_sql(value, True, '', outer)} AS p{n} ON true"
+                     f" LEFT JOIN LATERAL {_neighbour_sql(value, False, f'{attribute}_prev_ts', outer)} AS n{n} ON true")
         columns.append(f"p{n}.ts_micros, p{n}.event_id, n{n}.ts_micros, n{n}.event_id, n{n}.prev")
     return (f"WITH u AS (DELETE FROM {_PROBE_STAGE[0]} RETURNING *) SELECT u.k, u.i, u.t, u.e, "
             + ", ".join(columns) + " FROM u" + "".join(joins))
@@ -204,6 +217,16 @@ def _window_sql() -> str:
 _WINDOW_SQL = _window_sql()
 
 
+def _seen_sql(value: str, given: str) -> str:
+    """Whether the entity has a fact with this value in the 24 h before the event: its first such
+    fact after the day's start (one probe of the value's index, as in `_neighbour_sql`) is before
+    the event."""
+    key = f"{value}, entity_kind, entity_id, ts_micros, event_id"
+    return (f"(SELECT (x.ts_micros, x.event_id) < (%(ts)s, %(eid)s) FROM q, LATERAL (SELECT {key} FROM rtdl_ofp_chain"
+            f" WHERE platform_run_id = %(run)s AND ({value}, entity_kind, entity_id, ts_micros) > ({given}, %(kind)s, %(id)s, %(day)s)"
+            f" ORDER BY {key} LIMIT 1) AS x WHERE x.{value} = {given} AND x.entity_kind = %(kind)s AND x.entity_id = %(id)s)")
+
+
 def _bounded_sql() -> str:
     """The bounded point-in-time read of a maintained entity as ONE statement (runtime/rtdl/ofp/
     blocks.py; its `bounded_window_sums` computes the same in Python), the windows as rows `w`
@@ -229,11 +252,12 @@ def _bounded_sql() -> str:
         return f"(SELECT array_agg(v) FROM (SELECT ARRAY[w.i, {', '.join(columns)}]::int8[] AS v FROM {source} GROUP BY w.i) AS g)"
     links = ", ".join(f"{a}_prev_ts AS {a[0]}p, {a}_next_ts AS {a[0]}n" for a in LINKED_ATTRIBUTES)
     firsts = ", ".join(f"{a}_firsts AS f{a[0]}" for a in LINKED_ATTRIBUTES)
-    seen = ", ".join(f"EXISTS (SELECT 1 FROM rtdl_ofp_chain WHERE {entity} AND {_VALUE_COLUMNS[a]} = coalesce(%(v{a[0]})s,"
-                     f" (SELECT {_VALUE_COLUMNS[a]} FROM own)) AND ts_micros > %(day)s AND {before})" for a in LINKED_ATTRIBUTES)
+    seen = ", ".join(_seen_sql(_VALUE_COLUMNS[a], f"q.{a[0]}") for a in LINKED_ATTRIBUTES)
     return (
         "WITH own AS MATERIALIZED (SELECT amount_minor, merchant_id, merchant_country, device_id, is_p2p, is_round FROM rtdl_ofp_chain"
         f" WHERE {entity} AND ts_micros = %(ts)s AND event_id = %(eid)s),"
+        " q AS MATERIALIZED (SELECT coalesce(%(vc)s, (SELECT merchant_country FROM own)) AS c,"
+        " coalesce(%(vd)s, (SELECT device_id FROM own)) AS d),"
         " w AS MATERIALIZED (SELECT * FROM unnest(%(lo)s::int8[], %(lb)s::int8[]) WITH ORDINALITY AS w(lo, lb, i), LATERAL"
         f" (SELECT (w.lb + 1) * {BLOCK_MICROS}::int8 AS le) AS e),"
         " top AS MATERIALIZED (SELECT ts_micros AS t, amount_minor AS a, is_p2p AS p, is_round AS o, "
