@@ -25,6 +25,7 @@ in-memory twin the unit tests prove against the domain's `features_as_of`; the s
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -128,6 +129,17 @@ class BlockDelta:
     p2p: int = 0
     rounds: int = 0
     firsts: dict[str, dict[int, int]] = field(default_factory=lambda: {a: {} for a in LINKED_ATTRIBUTES})
+
+    def entries(self, attribute: str) -> list[int] | None:
+        """The change of every entry of the attribute's firsts array (None when nothing changes):
+        entry k moves by the counts of every prefix length >= k."""
+        changes = self.firsts[attribute]
+        if not changes:
+            return None
+        steps = [0] * SPAN_BLOCKS
+        for prefix, by in changes.items():
+            steps[prefix - 1] += by
+        return list(itertools.accumulate(reversed(steps)))[::-1]
 
     def move(self, attribute: str, prefix: int, by: int) -> None:
         """Entries 1..prefix of the attribute's firsts change by `by` (nothing for an empty prefix)."""
@@ -237,11 +249,10 @@ class BlockRow:
         self.amount_max = max(self.amount_max, delta.amount_max)
         self.p2p += delta.p2p
         self.rounds += delta.rounds
-        for attribute, changes in delta.firsts.items():
-            entries = self.firsts[attribute]
-            for prefix, by in changes.items():
-                for k in range(prefix):
-                    entries[k] += by
+        for attribute in LINKED_ATTRIBUTES:
+            change = delta.entries(attribute)
+            if change is not None:
+                self.firsts[attribute] = [a + b for a, b in zip(self.firsts[attribute], change, strict=True)]
 
 
 @dataclass

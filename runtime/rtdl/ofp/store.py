@@ -79,7 +79,7 @@ _CHAIN_STAGE = ("rtdl_ofp_chain_stage", "k text, i text, t bigint, e text, a big
 _LINK_STAGE = ("rtdl_ofp_link_stage", "k text, i text, t bigint, e text, "
                + ", ".join(f"v{n} bigint, s{n} boolean" for n in range(len(LINK_COLUMNS))))
 _BLOCK_STAGE = ("rtdl_ofp_block_stage", "k text, i text, b bigint, n bigint, a bigint, x bigint, p bigint, r bigint, "
-                + ", ".join(f"{a[0]}p int[], {a[0]}c int[]" for a in LINKED_ATTRIBUTES))
+                + ", ".join(f"{a[0]} int[]" for a in LINKED_ATTRIBUTES))
 _VALUE_COLUMNS = {"country": "merchant_country", "device": "device_id"}
 
 
@@ -117,12 +117,10 @@ _PROBE_SQL = _probe_sql()
 
 
 def _firsts_sql(attribute: str) -> str:
-    """The attribute's firsts array plus the staged changes: entry k moves by the counts of every
-    staged prefix length >= k (an empty change list leaves the array as it is)."""
-    column, p, c = f"{attribute}_firsts", f"s.{attribute[0]}p", f"s.{attribute[0]}c"
-    return (f"{column} = CASE WHEN cardinality({p}) = 0 THEN b.{column} ELSE ARRAY(SELECT u.v + (SELECT coalesce(sum(d.c), 0)"
-            f" FROM unnest({p}, {c}) AS d(p, c) WHERE d.p >= u.k)::int FROM unnest(b.{column}) WITH ORDINALITY AS u(v, k)"
-            f" ORDER BY u.k) END")
+    """The attribute's firsts array plus the staged change of every entry (NULL: unchanged)."""
+    column, change = f"{attribute}_firsts", f"s.{attribute[0]}"
+    return (f"{column} = CASE WHEN {change} IS NULL THEN b.{column} ELSE ARRAY(SELECT u.v + u.c FROM unnest(b.{column}, {change})"
+            " WITH ORDINALITY AS u(v, c, k) ORDER BY u.k) END")
 
 
 def link_facts(conn: Any, platform_run_id: str, facts: list[EventFact]) -> LinkPlan:
@@ -163,7 +161,7 @@ def link_facts(conn: Any, platform_run_id: str, facts: list[EventFact]) -> LinkP
             (platform_run_id,))
     copy_to_stage(conn, *_BLOCK_STAGE, (
         (entity[0], entity[1], block, d.count, d.amount_sum, d.amount_max, d.p2p, d.rounds,
-         *(x for a in LINKED_ATTRIBUTES for x in (list(d.firsts[a]), list(d.firsts[a].values()))))
+         *(d.entries(a) for a in LINKED_ATTRIBUTES))
         for (entity, block), d in plan.blocks.items()))
     conn.execute(
         "INSERT INTO rtdl_ofp_blocks (platform_run_id, entity_kind, entity_id, block, fact_count, amount_sum, amount_max, p2p_count,"
