@@ -116,11 +116,36 @@ def _probe_sql() -> str:
 _PROBE_SQL = _probe_sql()
 
 
-def _firsts_sql(attribute: str) -> str:
-    """The attribute's firsts array plus the staged change of every entry (NULL: unchanged)."""
-    column, change = f"{attribute}_firsts", f"s.{attribute[0]}"
-    return (f"{column} = CASE WHEN {change} IS NULL THEN b.{column} ELSE ARRAY(SELECT u.v + u.c FROM unnest(b.{column}, {change})"
-            " WITH ORDINALITY AS u(v, c, k) ORDER BY u.k) END")
+def _write_sql() -> str:
+    """A batch's index writes as ONE statement from the three stages: the new chain rows with
+    their links, the held neighbours' changed links (CASE per column: only the flagged ones), and
+    the block rows (new rows start from zero; sums add, the max is the larger, each firsts entry
+    adds its change: one parallel unnest of the stored and the staged array)."""
+    links = ", ".join(LINK_COLUMNS)
+    sets = ", ".join(f"{column} = CASE WHEN l.s{n} THEN l.v{n} ELSE c.{column} END" for n, column in enumerate(LINK_COLUMNS))
+    firsts = [f"{a}_firsts" for a in LINKED_ATTRIBUTES]
+    added = ", ".join(f"{f} = ARRAY(SELECT u.v + u.c FROM unnest(b.{f}, excluded.{f}) WITH ORDINALITY AS u(v, c, k) ORDER BY u.k)"
+                      for f in firsts)
+    return (
+        f"WITH s AS (DELETE FROM {_CHAIN_STAGE[0]} RETURNING *), l AS (DELETE FROM {_LINK_STAGE[0]} RETURNING *),"
+        f" bs AS (DELETE FROM {_BLOCK_STAGE[0]} RETURNING *),"
+        " chain AS (INSERT INTO rtdl_ofp_chain (platform_run_id, entity_kind, entity_id, ts_micros, event_id, amount_minor,"
+        f" merchant_id, merchant_country, device_id, is_p2p, is_round, {links}) SELECT %(run)s, k, i, t, e, a, m, c, d, p, r,"
+        f" {', '.join(f'v{n}' for n in range(len(LINK_COLUMNS)))} FROM s ON CONFLICT DO NOTHING RETURNING 1),"
+        f" held AS (UPDATE rtdl_ofp_chain AS c SET {sets} FROM l WHERE c.platform_run_id = %(run)s AND c.entity_kind = l.k"
+        " AND c.entity_id = l.i AND c.ts_micros = l.t AND c.event_id = l.e RETURNING 1),"
+        " blocks AS (INSERT INTO rtdl_ofp_blocks AS b (platform_run_id, entity_kind, entity_id, block, fact_count, amount_sum,"
+        f" amount_max, p2p_count, round_count, {', '.join(firsts)}) SELECT %(run)s, k, i, b, n, a, x, p, r,"
+        f" {', '.join(f'coalesce({a[0]}, z)' for a in LINKED_ATTRIBUTES)} FROM bs, array_fill(0, ARRAY[%(span)s::int]) AS z"
+        " ON CONFLICT (platform_run_id, entity_kind, entity_id, block) DO UPDATE SET fact_count = b.fact_count + excluded.fact_count,"
+        " amount_sum = b.amount_sum + excluded.amount_sum, amount_max = greatest(b.amount_max, excluded.amount_max),"
+        " p2p_count = b.p2p_count + excluded.p2p_count, round_count = b.round_count + excluded.round_count,"
+        f" {added} RETURNING 1)"
+        " SELECT (SELECT count(*) FROM chain), (SELECT count(*) FROM held), (SELECT count(*) FROM blocks)"
+    )
+
+
+_WRITE_SQL = _write_sql()
 
 
 def link_facts(conn: Any, platform_run_id: str, facts: list[EventFact]) -> LinkPlan:
@@ -140,39 +165,17 @@ def link_facts(conn: Any, platform_run_id: str, facts: list[EventFact]) -> LinkP
                 None if pt is None else (int(pt), str(pe)), None if nt is None else (int(nt), str(ne)),
                 None if stored is None else int(stored))
     plan = plan_links(facts, merge_neighbours(facts, existing))
+    new = {((f.entity_kind, f.entity_id), f.order_key) for f in facts}
     copy_to_stage(conn, *_CHAIN_STAGE, (
         (f.entity_kind, f.entity_id, f.ts_micros, f.event_id, f.amount_minor, f.merchant_id, f.merchant_country, f.device_id,
          f.is_p2p, f.is_round, *(plan.links[((f.entity_kind, f.entity_id), f.order_key)][c] for c in LINK_COLUMNS)) for f in facts))
-    conn.execute(
-        f"WITH s AS (DELETE FROM {_CHAIN_STAGE[0]} RETURNING *) INSERT INTO rtdl_ofp_chain (platform_run_id, entity_kind, entity_id,"
-        " ts_micros, event_id, amount_minor, merchant_id, merchant_country, device_id, is_p2p, is_round,"
-        f" {', '.join(LINK_COLUMNS)}) SELECT %s, k, i, t, e, a, m, c, d, p, r, {', '.join(f'v{n}' for n in range(len(LINK_COLUMNS)))}"
-        " FROM s ON CONFLICT DO NOTHING", (platform_run_id,))
-    new = {((f.entity_kind, f.entity_id), f.order_key) for f in facts}
-    held = [(key, columns) for key, columns in plan.links.items() if key not in new]
-    if held:
-        copy_to_stage(conn, *_LINK_STAGE, (
-            (entity[0], entity[1], key[0], key[1], *(x for column in LINK_COLUMNS for x in (columns.get(column), column in columns)))
-            for (entity, key), columns in held))
-        sets = ", ".join(f"{column} = CASE WHEN s.s{n} THEN s.v{n} ELSE c.{column} END" for n, column in enumerate(LINK_COLUMNS))
-        conn.execute(
-            f"WITH s AS (DELETE FROM {_LINK_STAGE[0]} RETURNING *) UPDATE rtdl_ofp_chain AS c SET {sets} FROM s"
-            " WHERE c.platform_run_id = %s AND c.entity_kind = s.k AND c.entity_id = s.i AND c.ts_micros = s.t AND c.event_id = s.e",
-            (platform_run_id,))
+    copy_to_stage(conn, *_LINK_STAGE, (
+        (entity[0], entity[1], key[0], key[1], *(x for column in LINK_COLUMNS for x in (columns.get(column), column in columns)))
+        for (entity, key), columns in plan.links.items() if (entity, key) not in new))
     copy_to_stage(conn, *_BLOCK_STAGE, (
-        (entity[0], entity[1], block, d.count, d.amount_sum, d.amount_max, d.p2p, d.rounds,
-         *(d.entries(a) for a in LINKED_ATTRIBUTES))
+        (entity[0], entity[1], block, d.count, d.amount_sum, d.amount_max, d.p2p, d.rounds, *(d.entries(a) for a in LINKED_ATTRIBUTES))
         for (entity, block), d in plan.blocks.items()))
-    conn.execute(
-        "INSERT INTO rtdl_ofp_blocks (platform_run_id, entity_kind, entity_id, block, fact_count, amount_sum, amount_max, p2p_count,"
-        f" round_count, {', '.join(f'{a}_firsts' for a in LINKED_ATTRIBUTES)}) SELECT %s, k, i, b, 0, 0, 0, 0, 0, z, z"
-        f" FROM {_BLOCK_STAGE[0]}, array_fill(0, ARRAY[%s::int]) AS z ON CONFLICT DO NOTHING", (platform_run_id, SPAN_BLOCKS))
-    conn.execute(
-        f"WITH s AS (DELETE FROM {_BLOCK_STAGE[0]} RETURNING *) UPDATE rtdl_ofp_blocks AS b SET fact_count = b.fact_count + s.n,"
-        " amount_sum = b.amount_sum + s.a, amount_max = greatest(b.amount_max, s.x), p2p_count = b.p2p_count + s.p,"
-        " round_count = b.round_count + s.r, " + ", ".join(_firsts_sql(a) for a in LINKED_ATTRIBUTES) + " FROM s"
-        " WHERE b.platform_run_id = %s AND b.entity_kind = s.k AND b.entity_id = s.i AND b.block = s.b",
-        (platform_run_id,))
+    conn.execute(_WRITE_SQL, {"run": platform_run_id, "span": SPAN_BLOCKS})
     return plan
 
 
