@@ -5,7 +5,7 @@ batch, so a redelivered event writes nothing. For the busy entity kinds (`MAINTA
 merchants) the same transaction keeps the bounded-read index of migration 0504
 (runtime/rtdl/ofp/blocks.py): a chain row per new fact linked to its same-value neighbours, and
 the 10-minute block rows. `features_as_of` is one statement either way: for a maintained entity
-the raw facts of at most five blocks plus at most 143 block rows (whatever the entity's volume);
+the raw facts of at most four blocks plus at most 143 block rows (whatever the entity's volume);
 for the others an index range scan of the entity's facts in the 24 h before the event (the
 primary key covers every column it needs). The server reduces them to each window's integer
 aggregates, which the domain's `assemble_features` turns into features: the answer equals the

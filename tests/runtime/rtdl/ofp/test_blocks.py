@@ -42,11 +42,11 @@ def _bounded_windows(index: BlockIndex, fact: EventFact):
     return assemble_features(*ENTITY, fact.ts_micros, fact.event_id, sums, None, fact, None).windows
 
 
-def test_the_24h_window_spans_exactly_its_blocks_and_reads_at_most_five_blocks_raw():
+def test_the_24h_window_spans_exactly_its_blocks_and_reads_at_most_four_blocks_raw():
     ts = T0 + 12_345 * SECOND
     bounds = window_bounds(ts)
     assert HORIZON_MICROS % BLOCK_MICROS == 0 and bounds[-1].top_block - bounds[-1].low_block == SPAN_BLOCKS
-    assert all(b.top_block == block_of(ts) for b in bounds) and len(raw_blocks(bounds)) <= 5
+    assert all(b.top_block == block_of(ts) for b in bounds) and len(raw_blocks(bounds)) <= 4
     assert bounds[0].raw_holds(ts - 1) and not bounds[-1].raw_holds(ts - 3600 * SECOND) and not bounds[-1].raw_holds(bounds[-1].lo)
 
 
