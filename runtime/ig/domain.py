@@ -18,7 +18,7 @@ from runtime.contracts.canonical import canonical_json, sha256_hex
 from runtime.contracts.registry import Registry
 from runtime.contracts.schemas import compiled_validator, load_schema
 from runtime.errors import PlatformError
-from runtime.ig.compiled import Check, Unsupported, compile_schema
+from runtime.ig.compiled import Check, Predicate, Unsupported, compile_predicate, compile_schema
 
 Identity = tuple[str, str, str]
 
@@ -147,15 +147,26 @@ class CheckedEvent:
 
 
 def fast_check(schema_name: str) -> Check:
-    """The compiled check of a schema, or (for keywords outside the compiled subset) one backed by jsonschema."""
+    """The compiled check of a schema, or (for keywords outside the compiled subset) one backed by jsonschema.
+
+    A valid document is answered by the schema's generated predicate alone; only a document it
+    refuses goes through the closures, which name the first problem (runtime.ig.compiled)."""
     try:
-        return compile_schema(load_schema(schema_name))
+        schema = load_schema(schema_name)
+        return checked_by_predicate(compile_predicate(schema), compile_schema(schema))
     except Unsupported:
         validator = compiled_validator(schema_name)
 
         def check(document: Any, at: str = "(root)") -> str | None:
             return None if validator.is_valid(document) else _first_error(validator, document)
         return check
+
+
+def checked_by_predicate(valid: Predicate, explain: Check) -> Check:
+    """A check answering None when `valid` says so, else the problem `explain` finds."""
+    def check(document: Any, at: str = "(root)") -> str | None:
+        return None if valid(document) else explain(document, at)
+    return check
 
 
 def _first_error(validator: Any, document: Any) -> str:

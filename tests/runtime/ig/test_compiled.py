@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import copy
+import random
+import zlib
+from pathlib import Path
 
 import pytest
 
 from runtime.contracts.schemas import compiled_validator, load_schema
-from runtime.ig.compiled import Unsupported, compile_schema
+from runtime.ig.compiled import Unsupported, compile_predicate, compile_schema
 from tests.support.events import OUTPUT_OF, envelope
 
 ODD_VALUES = [None, True, False, 0, 1, 1.0, 1.5, -3, "", "x", "ABC", "GB", "2026-13-01T00:00:00Z", "2026-01-01T00:00:00",
@@ -95,3 +98,115 @@ def test_gate_refuses_a_trailing_newline_in_every_patterned_event_field(event_cl
     doc = event if event_class is None else event["payload"]
     assert not compiled_validator(schema).is_valid(doc)
     assert compile_schema(load_schema(schema))(doc, "(root)") is not None
+
+
+# --- generated predicates: the same decision as the closures, the closures' own message --------------
+
+RUN = "platform_20260101T000000Z"
+HOSTILE = [None, True, False, 0, -1, 1, 2, 1.0, -0.0, 0.5, 3.0, 2**63, 2**70, -(2**70), 1e16, 1e300, 5e-324, "", " ",
+           "x", "é", "\x00", "a\n", "\u2028", "GB", "GBP", "gbp", "GBPX", "0" * 31, "0" * 32, "0" * 33, "A" * 32,
+           "f" * 32 + "\n", "a" * 64, "a" * 65, "a" * 128, "a" * 129, "a" * 70_000, "2026-01-01T00:00:00Z",
+           "2026-01-01T00:00:00.123456+05:30", "2026-02-30T00:00:00Z", "2026-01-01 00:00:00Z", "2026-01-01T24:00:00Z",
+           "platform_20260101T000000Z", "platform_20260101T000000Z\n", "v1", "v2", "auth_request", "traffic_fraud",
+           "context_arrival_events", [], [1], ["x"], [{}], {}, {"a": 1}, {"event_class": "traffic_fraud"}]
+
+
+class _Str(str):
+    """A str that is not exactly a str (const/enum compare the exact type)."""
+
+
+def _mutate(doc, rng, depth=0):
+    """`doc` with one random change somewhere inside it (drop, add, replace, retype, nest)."""
+    if isinstance(doc, dict) and doc and (depth == 0 or rng.random() < 0.7):
+        key = rng.choice(sorted(doc))
+        out = dict(doc)
+        roll = rng.random()
+        if roll < 0.15:
+            out.pop(key)
+        elif roll < 0.25:
+            out[rng.choice(["unexpected", "payload_hash", "x", key + "_"])] = rng.choice(HOSTILE)
+        elif roll < 0.6 and isinstance(doc[key], (dict, list)):
+            out[key] = _mutate(doc[key], rng, depth + 1)
+        elif roll < 0.7 and isinstance(doc[key], str):
+            out[key] = rng.choice([_Str(doc[key]), doc[key] + rng.choice(["\n", "x", "é"]), doc[key][:-1], doc[key].upper()])
+        else:
+            out[key] = rng.choice(HOSTILE)
+        return out
+    if isinstance(doc, list) and doc:
+        out = list(doc)
+        i = rng.randrange(len(out))
+        out[i] = _mutate(out[i], rng, depth + 1) if rng.random() < 0.5 else rng.choice(HOSTILE)
+        return out
+    return rng.choice(HOSTILE)
+
+
+def _random_documents(seed, base, count):
+    rng = random.Random(seed)
+    out = [base]
+    for _ in range(count):
+        doc = base
+        for _ in range(rng.choice([1, 1, 2, 3])):
+            doc = _mutate(doc, rng)
+        out.append(doc)
+    return out
+
+
+def _all_event_schemas():
+    root = Path(__file__).resolve().parents[3] / "schemas" / "events"
+    return sorted(str(p.relative_to(root.parent)) for p in root.rglob("*.schema.json"))
+
+
+@pytest.mark.parametrize("name", _all_event_schemas())
+def test_generated_predicate_accepts_exactly_what_the_compiled_check_accepts(name):
+    schema = load_schema(name)
+    try:
+        check = compile_schema(schema)
+    except Unsupported:  # outside the subset: neither is compiled, jsonschema checks it
+        with pytest.raises(Unsupported):
+            compile_predicate(schema)
+        return
+    predicate = compile_predicate(schema)
+    event_class = name.rsplit("/", 1)[1].split(".")[0]
+    if name == "events/envelope.schema.json":
+        base = envelope(RUN, 7)
+    elif event_class in OUTPUT_OF:
+        base = envelope(RUN, 7, event_class)["payload"]
+    else:  # payloads IG never admits: random shapes, mostly invalid, still the same answer
+        base = {"decision_id": "0" * 32, "platform_run_id": RUN, "event_class": "traffic_fraud"}
+    docs = _random_documents(zlib.crc32(name.encode()), base, 3000) + HOSTILE + [_Str("x")]
+    accepted = 0
+    for doc in docs:
+        assert predicate(doc) is (check(doc, "(root)") is None), doc
+        accepted += predicate(doc)
+    if event_class in OUTPUT_OF or event_class == "envelope":
+        assert accepted >= 20  # the mutations cover valid documents too, not only broken ones
+
+
+def _closures_only(gate):
+    """The gate as it was before predicates: every document walked by the closures."""
+    gate._envelope = compile_schema(load_schema("events/envelope.schema.json"))
+    gate._payloads = {c: compile_schema(load_schema(f"events/payloads/{c}.schema.json")) for c in gate._payloads}
+    return gate
+
+
+@pytest.mark.parametrize("event_class", sorted(OUTPUT_OF))
+def test_gate_with_predicates_decides_and_explains_every_mutated_envelope_as_the_closures_do(event_class):
+    from runtime.ig.domain import EventValidator, Limits
+    from runtime.settings import load_settings
+
+    registry = load_settings({"FP_ENV": "local_parity"}).registry
+    limits = Limits(500, 4 << 20, 65536)
+    gate, reference = EventValidator(registry, RUN, limits), _closures_only(EventValidator(registry, RUN, limits))
+    codes = set()
+    for i, event in enumerate(_random_documents(len(event_class), envelope(RUN, 3, event_class), 1500)):
+        for measure in (False, True):
+            got, want = gate.check(i, event, measure=measure), reference.check(i, event, measure=measure)
+            assert (got.error_code, got.error_message, got.identity, got.payload_hash, got.value) == \
+                   (want.error_code, want.error_message, want.identity, want.payload_hash, want.value), event
+            codes.add(got.error_code)
+    assert {None, "ENVELOPE_INVALID", "PAYLOAD_INVALID", "EVENT_TOO_LARGE"} <= codes, codes
+
+
+def test_predicate_refuses_a_schema_outside_the_compiled_subset():
+    with pytest.raises(Unsupported):
+        compile_predicate({"type": "object", "properties": {"a": {"oneOf": [{"type": "string"}]}}})
