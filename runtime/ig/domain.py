@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from runtime.contracts.canonical import canonical_json, sha256_hex
+import orjson
+
+from runtime.contracts.canonical import canonical_json, orjson_writes_as_json, sha256_hex
 from runtime.contracts.registry import Registry
 from runtime.contracts.schemas import compiled_validator, load_schema
 from runtime.errors import PlatformError
@@ -195,7 +197,25 @@ OVERSIZED_EXCERPT_CHARS = 1024
 
 def raw_size(event: Any) -> int:
     """Bytes of `event` as compact JSON (what a producer sent, give or take whitespace)."""
+    if orjson_writes_as_json(event):  # the same bytes, ~5x faster (runtime.contracts.canonical)
+        try:
+            return len(orjson.dumps(event))
+        except TypeError:  # lone surrogates (counted below as the standard encoder writes them) and the like
+            pass
     return len(json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass"))
+
+
+def canonical_value(event: dict[str, Any], payload_bytes: bytes, digest: str) -> bytes:
+    """`canonical_json({**event, "payload_hash": digest})`, byte for byte, reusing the payload's canonical
+    bytes instead of encoding the payload a second time (orjson places them as they are)."""
+    head = {**event, "payload_hash": digest}
+    del head["payload"]
+    if orjson_writes_as_json(head):
+        try:
+            return orjson.dumps({**head, "payload": orjson.Fragment(payload_bytes)}, option=orjson.OPT_SORT_KEYS)
+        except TypeError:
+            pass
+    return canonical_json({**event, "payload_hash": digest})
 
 
 def oversized_excerpt(event: Any) -> dict[str, Any]:
@@ -256,8 +276,9 @@ class EventValidator:
         problem = self._payloads[event_class](payload, "payload")
         if problem:
             return bad("PAYLOAD_INVALID", problem)
-        digest = sha256_hex(canonical_json(payload))
-        value = canonical_json({**event, "payload_hash": digest})
+        payload_bytes = canonical_json(payload)
+        digest = sha256_hex(payload_bytes)
+        value = canonical_value(event, payload_bytes, digest)
         if len(value) > self.limits.max_event_bytes:
             return bad("EVENT_TOO_LARGE", f"{len(value)} bytes exceed IG_MAX_EVENT_BYTES={self.limits.max_event_bytes};"
                        " only its size, sha256 and an excerpt are kept")
