@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -28,14 +29,17 @@ def canonical_json(document: Any) -> bytes:
     return compact_json(document, sort_keys=True)
 
 
-def compact_json(document: Any, *, sort_keys: bool = False) -> bytes:
-    """`json.dumps(document, separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys)` as UTF-8,
-    byte for byte (orjson where it writes the same bytes, the standard encoder elsewhere)."""
-    if orjson_writes_as_json(document):
+def compact_json(document: Any, *, sort_keys: bool = False, default: Callable[[Any], Any] | None = None) -> bytes:
+    """`json.dumps(document, separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys, default=default)`
+    as UTF-8, byte for byte (orjson where it writes the same bytes, the standard encoder elsewhere)."""
+    if orjson_writes_as_json(document):  # no value `default` would be asked about
         try:
             return orjson.dumps(document, option=orjson.OPT_SORT_KEYS if sort_keys else 0)
         except TypeError:  # lone surrogates, integers beyond 64 bits, non-str keys, nesting too deep
             pass
+    if default is not None:
+        return json.dumps(document, separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys,
+                          default=default).encode("utf-8")
     return (_CANONICAL if sort_keys else _COMPACT).encode(document).encode("utf-8")
 
 

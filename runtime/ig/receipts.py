@@ -8,11 +8,11 @@ overwritten. The Postgres index (ig_receipts) finds a receipt by id: batch key +
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from runtime.contracts.canonical import compact_json
 from runtime.contracts.ids import utc_iso
 from runtime.contracts.registry import Registry
 from runtime.errors import PlatformError
@@ -72,4 +72,4 @@ class BatchWriter:
 
 
 def _encode(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8")
+    return compact_json(doc, default=str)

@@ -40,3 +40,12 @@ def test_nesting_deeper_than_orjson_allows_is_written_as_the_standard_encoder_wr
         deep = [deep]
     assert canonical_json(deep) == _standard(deep, True)
     assert canonical_json({"z": 1, "a": deep}) == _standard({"z": 1, "a": deep}, True)
+
+
+@settings(max_examples=500, deadline=None)
+@given(JSON)
+def test_compact_json_with_a_default_writes_what_the_standard_encoder_with_it_writes(document):
+    doc = {"at": datetime(2026, 1, 1, tzinfo=UTC), "items": [document, (1, "x")]}
+    want = _outcome(lambda: json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8"))
+    assert _outcome(compact_json, doc, default=str) == want
+    assert _outcome(compact_json, document, default=str) == _outcome(_standard, document, False)

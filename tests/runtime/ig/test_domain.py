@@ -1,4 +1,5 @@
-"""The gate's sizes and publish bytes are exactly what the standard JSON encoder gives, on any payload."""
+"""The gate's sizes, publish bytes, stored JSON text and push answers are exactly what the standard JSON
+encoders give, on any document (the fast paths through orjson change no byte)."""
 
 from __future__ import annotations
 
@@ -34,3 +35,22 @@ def test_publish_bytes_and_event_size_are_the_standard_encoders(payload, produce
         digest = sha256_hex(payload_bytes)
         assert _outcome(canonical_value, event, payload_bytes, digest) == _outcome(_standard_value, event, digest)
     assert _outcome(raw_size, event) == _outcome(_standard_size, event)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(JSON)
+def test_the_admission_stores_json_text_is_the_standard_encoders_ascii_text(document):
+    from runtime.ig.store import _j
+
+    assert _outcome(_j, document) == _outcome(lambda: json.dumps(document, separators=(",", ":")))
+
+
+@settings(max_examples=500, deadline=None)
+@given(JSON)
+def test_push_answers_are_the_bytes_starlette_writes(document):
+    from fastapi.responses import JSONResponse
+
+    from runtime.ig.app import PushResponse
+
+    content = {"platform_run_id": "platform_20260101T000000Z", "counts": {"ADMIT": 1}, "results": [document]}
+    assert _outcome(lambda: PushResponse(content).body) == _outcome(lambda: JSONResponse(content).body)
