@@ -246,16 +246,34 @@ class EventValidator:
 
     def check(self, index: int, event: Any, *, measure: bool = False) -> CheckedEvent:
         """Validate one event; the error code says exactly what is wrong. With `measure` (the body is larger
-        than one event may be) the event's own size is checked first, valid or not."""
+        than one event may be) an event over IG_MAX_EVENT_BYTES is EVENT_TOO_LARGE, valid or not.
 
-        def bad(code: str, message: str) -> CheckedEvent:
-            return CheckedEvent(index, event, None, None, None, None, code, message)
-
-        if measure:
+        A valid event's size is read off its publish value (the same members plus payload_hash, so
+        exactly _HASH_MEMBER_BYTES more), so only events that fail validation are encoded to be sized."""
+        if not measure:
+            return self._check(index, event)[0]
+        try:
+            checked, value_bytes = self._check(index, event)
+        except Exception:  # sized first, as the gate always did, then the same error
             size = raw_size(event)
             if size > self.limits.max_event_bytes:
-                return bad("EVENT_TOO_LARGE", f"event {index} is {size} bytes, over IG_MAX_EVENT_BYTES="
-                           f"{self.limits.max_event_bytes}; only its size, sha256 and an excerpt are kept")
+                return self._too_large(index, event, size)
+            raise
+        known = value_bytes is not None and "payload_hash" not in event
+        size = value_bytes - _HASH_MEMBER_BYTES if known and value_bytes is not None else raw_size(event)
+        return self._too_large(index, event, size) if size > self.limits.max_event_bytes else checked
+
+    def _too_large(self, index: int, event: Any, size: int) -> CheckedEvent:
+        return CheckedEvent(index, event, None, None, None, None, "EVENT_TOO_LARGE",
+                            f"event {index} is {size} bytes, over IG_MAX_EVENT_BYTES={self.limits.max_event_bytes};"
+                            " only its size, sha256 and an excerpt are kept")
+
+    def _check(self, index: int, event: Any) -> tuple[CheckedEvent, int | None]:
+        """The checks of one event, and the length of its publish value when it got that far."""
+
+        def bad(code: str, message: str) -> tuple[CheckedEvent, int | None]:
+            return CheckedEvent(index, event, None, None, None, None, code, message), None
+
         if not isinstance(event, dict):
             return bad("ENVELOPE_NOT_OBJECT", f"event {index} is a {type(event).__name__}, not an object")
         if "event_id" not in event:
@@ -280,10 +298,15 @@ class EventValidator:
         digest = sha256_hex(payload_bytes)
         value = canonical_value(event, payload_bytes, digest)
         if len(value) > self.limits.max_event_bytes:
-            return bad("EVENT_TOO_LARGE", f"{len(value)} bytes exceed IG_MAX_EVENT_BYTES={self.limits.max_event_bytes};"
-                       " only its size, sha256 and an excerpt are kept")
+            return (CheckedEvent(index, event, None, None, None, None, "EVENT_TOO_LARGE",
+                                 f"{len(value)} bytes exceed IG_MAX_EVENT_BYTES={self.limits.max_event_bytes};"
+                                 " only its size, sha256 and an excerpt are kept"), len(value))
         identity = (event["platform_run_id"], event_class, event["event_id"])
-        return CheckedEvent(index, event, identity, digest, self._topics[event_class], value)
+        return CheckedEvent(index, event, identity, digest, self._topics[event_class], value), len(value)
+
+
+#: What `"payload_hash": <sha256 hex>` adds to an event's compact JSON: a comma, the key, the 64 hex digits.
+_HASH_MEMBER_BYTES = len(canonical_json({"payload_hash": "0" * 64})) - 2 + 1
 
 
 class Action(StrEnum):

@@ -182,29 +182,98 @@ def test_generated_predicate_accepts_exactly_what_the_compiled_check_accepts(nam
         assert accepted >= 20  # the mutations cover valid documents too, not only broken ones
 
 
-def _closures_only(gate):
-    """The gate as it was before predicates: every document walked by the closures."""
-    gate._envelope = compile_schema(load_schema("events/envelope.schema.json"))
-    gate._payloads = {c: compile_schema(load_schema(f"events/payloads/{c}.schema.json")) for c in gate._payloads}
-    return gate
+def _reference_check(gate, index, event, measure):
+    """The gate's check as it was before predicates and orjson: closures walk every document, the
+    standard encoder writes every byte, and `measure` sizes the event before anything else."""
+    import hashlib
+    import json
+
+    def canonical(doc):
+        return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+    envelope_check = compile_schema(load_schema("events/envelope.schema.json"))
+    limit = gate.limits.max_event_bytes
+    if measure:
+        size = len(json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass"))
+        if size > limit:
+            return ("EVENT_TOO_LARGE", f"event {index} is {size} bytes, over IG_MAX_EVENT_BYTES={limit}; only its size,"
+                    " sha256 and an excerpt are kept", None, None, None)
+    if not isinstance(event, dict):
+        return ("ENVELOPE_NOT_OBJECT", f"event {index} is a {type(event).__name__}, not an object", None, None, None)
+    if "event_id" not in event:
+        return ("EVENT_ID_MISSING", "the envelope has no event_id", None, None, None)
+    event_class = event.get("event_class")
+    if not isinstance(event_class, str) or event_class not in gate._payloads:
+        return ("UNKNOWN_EVENT_CLASS", f"event_class {event_class!r} is not one of {sorted(gate._payloads)}", None, None, None)
+    allowed = gate._event_types.get(event_class)
+    if allowed is not None and isinstance(event.get("event_type"), str) and event["event_type"] not in allowed:
+        return ("EVENT_TYPE_NOT_OF_CLASS", f"event_type {event.get('event_type')!r:.80} is not one of"
+                f" {event_class}: {sorted(allowed)}", None, None, None)
+    problem = envelope_check(event, "(root)")
+    if problem:
+        return ("ENVELOPE_INVALID", problem, None, None, None)
+    if event["platform_run_id"] != gate.platform_run_id:
+        return ("RUN_PIN_MISMATCH", f"platform_run_id {event['platform_run_id']} is not the pinned run {gate.platform_run_id}",
+                None, None, None)
+    problem = compile_schema(load_schema(f"events/payloads/{event_class}.schema.json"))(event["payload"], "payload")
+    if problem:
+        return ("PAYLOAD_INVALID", problem, None, None, None)
+    digest = hashlib.sha256(canonical(event["payload"])).hexdigest()
+    value = canonical({**event, "payload_hash": digest})
+    if len(value) > limit:
+        return ("EVENT_TOO_LARGE", f"{len(value)} bytes exceed IG_MAX_EVENT_BYTES={limit}; only its size, sha256 and an"
+                " excerpt are kept", None, None, None)
+    return (None, None, (event["platform_run_id"], event_class, event["event_id"]), digest, value)
 
 
-@pytest.mark.parametrize("event_class", sorted(OUTPUT_OF))
-def test_gate_with_predicates_decides_and_explains_every_mutated_envelope_as_the_closures_do(event_class):
+def _gate():
     from runtime.ig.domain import EventValidator, Limits
     from runtime.settings import load_settings
 
-    registry = load_settings({"FP_ENV": "local_parity"}).registry
-    limits = Limits(500, 4 << 20, 65536)
-    gate, reference = EventValidator(registry, RUN, limits), _closures_only(EventValidator(registry, RUN, limits))
+    return EventValidator(load_settings({"FP_ENV": "local_parity"}).registry, RUN, Limits(500, 4 << 20, 65536))
+
+
+def _same_as_before(gate, i, event, measure):
+    got = gate.check(i, event, measure=measure)
+    assert (got.error_code, got.error_message, got.identity, got.payload_hash, got.value) == \
+           _reference_check(gate, i, event, measure), event
+    return got.error_code
+
+
+@pytest.mark.parametrize("event_class", sorted(OUTPUT_OF))
+def test_gate_decides_and_explains_every_mutated_envelope_as_it_did_before_predicates(event_class):
+    gate = _gate()
     codes = set()
     for i, event in enumerate(_random_documents(len(event_class), envelope(RUN, 3, event_class), 1500)):
         for measure in (False, True):
-            got, want = gate.check(i, event, measure=measure), reference.check(i, event, measure=measure)
-            assert (got.error_code, got.error_message, got.identity, got.payload_hash, got.value) == \
-                   (want.error_code, want.error_message, want.identity, want.payload_hash, want.value), event
-            codes.add(got.error_code)
+            codes.add(_same_as_before(gate, i, event, measure))
     assert {None, "ENVELOPE_INVALID", "PAYLOAD_INVALID", "EVENT_TOO_LARGE"} <= codes, codes
+
+
+@pytest.mark.parametrize(("in_payload", "in_envelope"), [
+    ({}, {}), ({"note": 1.5e-7}, {}), ({"note": "é\x7f\n"}, {}), ({}, {"payload_hash": "0" * 64}), ({}, {"x": 1})])
+def test_gate_sizes_events_around_the_limit_as_it_did_before(in_payload, in_envelope):
+    gate = _gate()
+    messages = set()
+    for pad in range(65536 - 800, 65536 - 400):
+        event = {**envelope(RUN, 5), **in_envelope}
+        event["payload"] = {**event["payload"], **in_payload, "pad": "x" * pad}
+        for measure in (False, True):
+            _same_as_before(gate, 0, event, measure)
+            got = gate.check(0, event, measure=measure)
+            messages.add((got.error_code, (got.error_message or "").startswith("event ")))
+    if not in_envelope:  # valid below the limit, then over it by the publish value, then by the event itself
+        assert messages == {(None, False), ("EVENT_TOO_LARGE", False), ("EVENT_TOO_LARGE", True)}, messages
+
+
+def test_gate_sizes_an_event_it_cannot_encode_before_failing_as_it_did_before():
+    gate = _gate()
+    small, large = envelope(RUN, 5), envelope(RUN, 6)
+    small["payload"]["note"] = "\ud800"
+    large["payload"]["note"] = "\ud800" + "x" * 70_000
+    assert gate.check(0, large, measure=True).error_code == "EVENT_TOO_LARGE"
+    with pytest.raises(UnicodeEncodeError):
+        gate.check(0, small, measure=True)
 
 
 def test_predicate_refuses_a_schema_outside_the_compiled_subset():
