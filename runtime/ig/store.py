@@ -257,6 +257,13 @@ class AdmissionStore:
                     " AND a.claim_owner = %s",
                     (a_runs, a_classes, a_ids, [ambiguous[k] for k in a_idents], self.owner.key),
                 )
+            eb_texts: dict[int, str] = {}  # one JSON text per eb_ref object (the admission and its receipt share it)
+
+            def eb_text(eb: dict[str, Any]) -> str:
+                text = eb_texts.get(id(eb))
+                if text is None:
+                    text = eb_texts[id(eb)] = _j(eb)
+                return text
             if admitted:
                 idents = list(admitted)
                 runs, classes, ids = (list(x) for x in zip(*idents, strict=True))
@@ -267,7 +274,7 @@ class AdmissionStore:
                     " WHERE a.platform_run_id = t.r AND a.event_class = t.c AND a.event_id = t.i"
                     " AND a.state <> 'ADMITTED' AND a.claim_owner = %s",
                     (runs, classes, ids, [admitted[k][0] for k in idents],
-                     [_j(admitted[k][1]) for k in idents], self.owner.key),
+                     [eb_text(admitted[k][1]) for k in idents], self.owner.key),
                 ).rowcount
                 if done != len(idents):
                     raise ClaimLost(f"{len(idents) - done} of {len(idents)} identities were taken over by another IG"
@@ -283,7 +290,7 @@ class AdmissionStore:
                         eb = r.get("eb_ref")
                         copy.write_row((r["receipt_id"], r["platform_run_id"], r.get("event_class"), r.get("event_id"),
                                         r["outcome"], (r.get("error") or {}).get("code"), r.get("payload_hash"),
-                                        None if eb is None else _j(eb), r.get("original_receipt_id"), row.batch_key,
+                                        None if eb is None else eb_text(eb), r.get("original_receipt_id"), row.batch_key,
                                         row.batch_index, _j(r)))
             if quarantine:
                 conn.execute(
