@@ -359,12 +359,8 @@ class _Writer:
             raise Unsupported("additionalProperties as a schema")
         if not (required or props or extra is False):
             return
+        depth = _guarded("dict", v, depth, is_dict, out)
         pad = "    " * depth
-        if not is_dict:
-            out.append(f"{pad}if isinstance({v}, dict):")
-            depth += 1
-            pad += "    "
-        out.append(f"{pad}pass")
         if required:
             out.append(f"{pad}if not ({' and '.join(f'{name!r} in {v}' for name in required)}): return False")
         if extra is False:
@@ -388,12 +384,8 @@ class _Writer:
         lo, hi = schema.get("minItems"), schema.get("maxItems")
         if "items" not in schema and lo is None and hi is None:
             return
+        depth = _guarded("list", v, depth, is_list, out)
         pad = "    " * depth
-        if not is_list:
-            out.append(f"{pad}if isinstance({v}, list):")
-            depth += 1
-            pad += "    "
-        out.append(f"{pad}pass")
         if lo is not None:
             out.append(f"{pad}if len({v}) < {self.const(lo)}: return False")
         if hi is not None:
@@ -403,6 +395,16 @@ class _Writer:
             out.append(f"{pad}for {x} in {v}:")
             out.append(f"{pad}    pass")
             self.emit(schema["items"], x, depth + 1, out)
+
+
+def _guarded(kind: str, v: str, depth: int, known: bool, out: list[str]) -> int:
+    """Open a block that runs only when `v` is a `kind` (unless the type check already made sure);
+    the depth of the lines inside it."""
+    if not known:
+        out.append(f"{'    ' * depth}if isinstance({v}, {kind}):")
+        depth += 1
+    out.append(f"{'    ' * depth}pass")
+    return depth
 
 
 class _Missing:
