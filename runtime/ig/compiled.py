@@ -297,7 +297,7 @@ class _Writer:
         if "type" in schema:
             types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
             for t in types:
-                if t not in _TYPE_TESTS:
+                if not isinstance(t, str) or t not in _TYPE_TESTS:
                     raise Unsupported(f"type {t}")
             out.append(f"{pad}if not ({' or '.join(_TYPE_TESTS[t].format(v=v) for t in types)}): return False")
             known = types[0] if len(types) == 1 else None

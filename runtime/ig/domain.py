@@ -209,8 +209,7 @@ def canonical_value(event: dict[str, Any], payload_bytes: bytes, digest: str) ->
     """`canonical_json({**event, "payload_hash": digest})`, byte for byte, reusing the payload's canonical
     bytes instead of encoding the payload a second time (orjson places them as they are)."""
     head = {**event, "payload_hash": digest}
-    del head["payload"]
-    if orjson_writes_as_json(head):
+    if head.pop("payload", None) is not None and orjson_writes_as_json(head):
         try:
             return orjson.dumps({**head, "payload": orjson.Fragment(payload_bytes)}, option=orjson.OPT_SORT_KEYS)
         except TypeError:

@@ -54,3 +54,11 @@ def test_push_answers_are_the_bytes_starlette_writes(document):
 
     content = {"platform_run_id": "platform_20260101T000000Z", "counts": {"ADMIT": 1}, "results": [document]}
     assert _outcome(lambda: PushResponse(content).body) == _outcome(lambda: JSONResponse(content).body)
+
+
+def test_publish_bytes_of_an_event_without_a_payload_object_are_the_standard_encoders():
+    for payload in ({}, None):
+        event = {**envelope("platform_20260101T000000Z", 2), "payload": payload}
+        if payload is None:
+            event.pop("payload")
+        assert canonical_value(event, b"{}", "0" * 64) == _standard_value(event, "0" * 64)
