@@ -1,7 +1,8 @@
 """IG domain: request shape, per-event validation, payload hash and the dedupe decision.
 
 Plain Python over plain data. Validators are compiled once per event class when the gate starts
-(runtime.ig.compiled: the schemas become Python closures; no meta-schema check, no jsonschema
+(runtime.ig.compiled: each schema becomes one generated predicate that answers valid events, and
+closures that name the first problem of an invalid one; no meta-schema check, no jsonschema
 dispatch per call). The dedupe identity is exactly (platform_run_id, event_class, event_id); the
 same identity with another payload hash is an ANOMALY, never an overwrite.
 """
