@@ -7,7 +7,9 @@ Figures, each the median of a few rounds measured in this one run:
   publisher's settings (idempotent, acks=all, linger 5 ms) and one flush per batch of 500, like IG
   does per push. The producer is warmed up first (metadata, idempotent producer id, connections)
   so the figure is producing, not the producer's start-up;
-- validation cost per event (envelope + payload, compiled validators, canonical JSON + hash).
+- validation cost per event (envelope + payload, compiled validators, canonical JSON + hash);
+- IG's CPU per admitted event in batches of 500 (user + system time of the IG process over the
+  one-sender batched phase, from /proc): unlike events/s it hardly moves with the machine's load.
 - concurrent: batches of 500 from SENDERS clients at once, as WSP sends (one sender per output of
   the fraud mode), against the same bare producer driven by SENDERS threads (one flush per batch
   each), both in this run (issue 16 item 3: batched admission >= 10,000 events/s on the Kafka bus).
@@ -74,6 +76,12 @@ def _validation_us(run_id: str, count: int) -> float:
             validator.check(i, e)
         samples.append((time.perf_counter() - t) / len(events) * 1e6)
     return statistics.median(samples)
+
+
+def _process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _wait_health(url: str) -> None:
@@ -186,7 +194,7 @@ def main(smoke: bool = False) -> int:
         boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="bench-ig")
 
         per_event, batched, baseline = [], [], []
-        concurrent, concurrent_baseline = [], []
+        concurrent, concurrent_baseline, ig_cpu = [], [], []
         for r in range(rounds):
             run_id = _run_id(r)
             port = free_port()
@@ -205,11 +213,12 @@ def main(smoke: bool = False) -> int:
                     assert client.post("/v1/ingest/push", json=e).json()["counts"] == {"ADMIT": 1}
                 per_event.append(per_event_n / (time.perf_counter() - t))
                 many = _events(run_id, 10_000, batched_n)
-                t = time.perf_counter()
+                cpu, t = _process_cpu_s(ig_proc.pid), time.perf_counter()
                 for i in range(0, batched_n, batch):
                     body = client.post("/v1/ingest/push", json={"events": many[i:i + batch]}).json()
                     assert body["counts"] == {"ADMIT": batch}, body.get("counts")
                 batched.append(batched_n / (time.perf_counter() - t))
+                ig_cpu.append((_process_cpu_s(ig_proc.pid) - cpu) / batched_n * 1e6)
             concurrent.append(_concurrent_ig_rate(url, _events(run_id, 100_000, batched_n * senders), batch, senders))
             ig_proc.terminate()
             ig_proc.wait(10)
@@ -233,6 +242,8 @@ def main(smoke: bool = False) -> int:
         print(f"baseline bare producer, {senders} threads, IG's records: median {cb:8.0f} events/s   rounds "
               f"{[round(x) for x in concurrent_baseline]}   IG concurrent = {co / cb:.2f} of baseline")
         print(f"validation per event: median {validation:6.1f} us           goal < 50 us: {'met' if validation < 50 else 'MISSED'}")
+        print(f"IG CPU per admitted event (batches of {batch}, one sender): median {statistics.median(ig_cpu):6.1f} us"
+              f"   rounds {[round(x) for x in ig_cpu]}")
         return 0
     finally:
         if ig_proc is not None:

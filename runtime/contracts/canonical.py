@@ -2,18 +2,82 @@
 
 Canonical = sorted keys, no whitespace, UTF-8. Config digests, payload hashes and evidence
 digests all go through here so the same content always has the same hash.
+
+The bytes are what `json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)` writes.
+orjson writes the very same bytes ~4x faster for documents made only of JSON's own types whose
+floats are zero or have a magnitude in [1e-4, 1e16) (there both write the shortest round-trip digits
+without an exponent; outside it the exponent is spelled differently, and NaN/Infinity differ):
+`compact_json` checks that and takes the standard encoder for anything else, so no output changes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
+
+import orjson
+
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_SCALARS = (str, int, bool, type(None))
 
 
 def canonical_json(document: Any) -> bytes:
     """The canonical UTF-8 bytes of a JSON-compatible value."""
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return compact_json(document, sort_keys=True)
+
+
+def compact_json(document: Any, *, sort_keys: bool = False, default: Callable[[Any], Any] | None = None) -> bytes:
+    """`json.dumps(document, separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys, default=default)`
+    as UTF-8, byte for byte (orjson where it writes the same bytes, the standard encoder elsewhere)."""
+    if orjson_writes_as_json(document):  # no value `default` would be asked about
+        try:
+            return orjson.dumps(document, option=orjson.OPT_SORT_KEYS if sort_keys else 0)
+        except TypeError:  # lone surrogates, integers beyond 64 bits, non-str keys, nesting too deep
+            pass
+    if default is not None:
+        return json.dumps(document, separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys,
+                          default=default).encode("utf-8")
+    return (_CANONICAL if sort_keys else _COMPACT).encode(document).encode("utf-8")
+
+
+def orjson_writes_as_json(document: Any) -> bool:
+    """Whether orjson's bytes for `document` are the standard encoder's: only dicts, lists, str, int,
+    bool, None and floats that are 0 or of magnitude in [1e-4, 1e16) (what orjson refuses it raises for)."""
+    try:
+        return _plain(document)
+    except RecursionError:
+        return False
+
+
+def _plain(value: Any) -> bool:
+    kind = type(value)
+    if kind is dict:
+        return _plain_all(value.values())
+    if kind is list:
+        return _plain_all(value)
+    if kind is float:
+        return _plain_float(value)
+    return kind in _SCALARS
+
+
+def _plain_all(values: Any) -> bool:
+    for v in values:
+        kind = type(v)
+        if kind is str or kind is int or kind is bool or v is None:
+            continue
+        if kind is float:
+            if not _plain_float(v):
+                return False
+        elif not _plain(v):
+            return False
+    return True
+
+
+def _plain_float(value: float) -> bool:
+    return value == 0.0 or 1e-4 <= abs(value) < 1e16
 
 
 def sha256_hex(data: bytes) -> str:

@@ -1,7 +1,8 @@
 """IG domain: request shape, per-event validation, payload hash and the dedupe decision.
 
 Plain Python over plain data. Validators are compiled once per event class when the gate starts
-(runtime.ig.compiled: the schemas become Python closures; no meta-schema check, no jsonschema
+(runtime.ig.compiled: each schema becomes one generated predicate that answers valid events, and
+closures that name the first problem of an invalid one; no meta-schema check, no jsonschema
 dispatch per call). The dedupe identity is exactly (platform_run_id, event_class, event_id); the
 same identity with another payload hash is an ANOMALY, never an overwrite.
 """
@@ -14,11 +15,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from runtime.contracts.canonical import canonical_json, sha256_hex
+import orjson
+
+from runtime.contracts.canonical import canonical_json, orjson_writes_as_json, sha256_hex
 from runtime.contracts.registry import Registry
 from runtime.contracts.schemas import compiled_validator, load_schema
 from runtime.errors import PlatformError
-from runtime.ig.compiled import Check, Unsupported, compile_schema
+from runtime.ig.compiled import Check, Predicate, Unsupported, compile_predicate, compile_schema
 
 Identity = tuple[str, str, str]
 
@@ -147,15 +150,26 @@ class CheckedEvent:
 
 
 def fast_check(schema_name: str) -> Check:
-    """The compiled check of a schema, or (for keywords outside the compiled subset) one backed by jsonschema."""
+    """The compiled check of a schema, or (for keywords outside the compiled subset) one backed by jsonschema.
+
+    A valid document is answered by the schema's generated predicate alone; only a document it
+    refuses goes through the closures, which name the first problem (runtime.ig.compiled)."""
     try:
-        return compile_schema(load_schema(schema_name))
+        schema = load_schema(schema_name)
+        return checked_by_predicate(compile_predicate(schema), compile_schema(schema))
     except Unsupported:
         validator = compiled_validator(schema_name)
 
         def check(document: Any, at: str = "(root)") -> str | None:
             return None if validator.is_valid(document) else _first_error(validator, document)
         return check
+
+
+def checked_by_predicate(valid: Predicate, explain: Check) -> Check:
+    """A check answering None when `valid` says so, else the problem `explain` finds."""
+    def check(document: Any, at: str = "(root)") -> str | None:
+        return None if valid(document) else explain(document, at)
+    return check
 
 
 def _first_error(validator: Any, document: Any) -> str:
@@ -184,7 +198,24 @@ OVERSIZED_EXCERPT_CHARS = 1024
 
 def raw_size(event: Any) -> int:
     """Bytes of `event` as compact JSON (what a producer sent, give or take whitespace)."""
+    if orjson_writes_as_json(event):  # the same bytes, ~5x faster (runtime.contracts.canonical)
+        try:
+            return len(orjson.dumps(event))
+        except TypeError:  # lone surrogates (counted below as the standard encoder writes them) and the like
+            pass
     return len(json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass"))
+
+
+def canonical_value(event: dict[str, Any], payload_bytes: bytes, digest: str) -> bytes:
+    """`canonical_json({**event, "payload_hash": digest})`, byte for byte, reusing the payload's canonical
+    bytes instead of encoding the payload a second time (orjson places them as they are)."""
+    head = {**event, "payload_hash": digest}
+    if head.pop("payload", None) is not None and orjson_writes_as_json(head):
+        try:
+            return orjson.dumps({**head, "payload": orjson.Fragment(payload_bytes)}, option=orjson.OPT_SORT_KEYS)
+        except TypeError:
+            pass
+    return canonical_json({**event, "payload_hash": digest})
 
 
 def oversized_excerpt(event: Any) -> dict[str, Any]:
@@ -215,16 +246,34 @@ class EventValidator:
 
     def check(self, index: int, event: Any, *, measure: bool = False) -> CheckedEvent:
         """Validate one event; the error code says exactly what is wrong. With `measure` (the body is larger
-        than one event may be) the event's own size is checked first, valid or not."""
+        than one event may be) an event over IG_MAX_EVENT_BYTES is EVENT_TOO_LARGE, valid or not.
 
-        def bad(code: str, message: str) -> CheckedEvent:
-            return CheckedEvent(index, event, None, None, None, None, code, message)
-
-        if measure:
+        A valid event's size is read off its publish value (the same members plus payload_hash, so
+        exactly _HASH_MEMBER_BYTES more), so only events that fail validation are encoded to be sized."""
+        if not measure:
+            return self._check(index, event)[0]
+        try:
+            checked, value_bytes = self._check(index, event)
+        except Exception:  # sized first, as the gate always did, then the same error
             size = raw_size(event)
             if size > self.limits.max_event_bytes:
-                return bad("EVENT_TOO_LARGE", f"event {index} is {size} bytes, over IG_MAX_EVENT_BYTES="
-                           f"{self.limits.max_event_bytes}; only its size, sha256 and an excerpt are kept")
+                return self._too_large(index, event, size)
+            raise
+        known = value_bytes is not None and "payload_hash" not in event
+        size = value_bytes - _HASH_MEMBER_BYTES if known and value_bytes is not None else raw_size(event)
+        return self._too_large(index, event, size) if size > self.limits.max_event_bytes else checked
+
+    def _too_large(self, index: int, event: Any, size: int) -> CheckedEvent:
+        return CheckedEvent(index, event, None, None, None, None, "EVENT_TOO_LARGE",
+                            f"event {index} is {size} bytes, over IG_MAX_EVENT_BYTES={self.limits.max_event_bytes};"
+                            " only its size, sha256 and an excerpt are kept")
+
+    def _check(self, index: int, event: Any) -> tuple[CheckedEvent, int | None]:
+        """The checks of one event, and the length of its publish value when it got that far."""
+
+        def bad(code: str, message: str) -> tuple[CheckedEvent, int | None]:
+            return CheckedEvent(index, event, None, None, None, None, code, message), None
+
         if not isinstance(event, dict):
             return bad("ENVELOPE_NOT_OBJECT", f"event {index} is a {type(event).__name__}, not an object")
         if "event_id" not in event:
@@ -245,13 +294,19 @@ class EventValidator:
         problem = self._payloads[event_class](payload, "payload")
         if problem:
             return bad("PAYLOAD_INVALID", problem)
-        digest = sha256_hex(canonical_json(payload))
-        value = canonical_json({**event, "payload_hash": digest})
+        payload_bytes = canonical_json(payload)
+        digest = sha256_hex(payload_bytes)
+        value = canonical_value(event, payload_bytes, digest)
         if len(value) > self.limits.max_event_bytes:
-            return bad("EVENT_TOO_LARGE", f"{len(value)} bytes exceed IG_MAX_EVENT_BYTES={self.limits.max_event_bytes};"
-                       " only its size, sha256 and an excerpt are kept")
+            return (CheckedEvent(index, event, None, None, None, None, "EVENT_TOO_LARGE",
+                                 f"{len(value)} bytes exceed IG_MAX_EVENT_BYTES={self.limits.max_event_bytes};"
+                                 " only its size, sha256 and an excerpt are kept"), len(value))
         identity = (event["platform_run_id"], event_class, event["event_id"])
-        return CheckedEvent(index, event, identity, digest, self._topics[event_class], value)
+        return CheckedEvent(index, event, identity, digest, self._topics[event_class], value), len(value)
+
+
+#: What `"payload_hash": <sha256 hex>` adds to an event's compact JSON: a comma, the key, the 64 hex digits.
+_HASH_MEMBER_BYTES = len(canonical_json({"payload_hash": "0" * 64})) - 2 + 1
 
 
 class Action(StrEnum):

@@ -8,11 +8,12 @@ overwritten. The Postgres index (ig_receipts) finds a receipt by id: batch key +
 
 from __future__ import annotations
 
-import json
+import os
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from runtime.contracts.canonical import compact_json
 from runtime.contracts.ids import utc_iso
 from runtime.contracts.registry import Registry
 from runtime.errors import PlatformError
@@ -25,8 +26,18 @@ def batch_name() -> str:
 
 
 def new_receipt_id() -> str:
-    """A fresh receipt id (32 hex)."""
-    return uuid.uuid4().hex
+    """A fresh receipt id (32 hex): a random UUID version 4, as `uuid.uuid4().hex` (a third of its cost)."""
+    return uuid4_hex(os.urandom(16))
+
+
+#: The version (4) and variant (RFC 4122) bits a version 4 UUID sets, and the bits they replace.
+_UUID4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
+_UUID4_SET = (0x8000 << 48) | (4 << 76)
+
+
+def uuid4_hex(random16: bytes) -> str:
+    """`uuid.UUID(bytes=random16, version=4).hex`, without building the UUID object."""
+    return "%032x" % ((int.from_bytes(random16, "big") & _UUID4_CLEAR) | _UUID4_SET)
 
 
 class BatchWriter:
@@ -72,4 +83,4 @@ class BatchWriter:
 
 
 def _encode(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8")
+    return compact_json(doc, default=str)

@@ -3,8 +3,10 @@
 Two short transactions per request: `claim` (insert-or-read the identities) before publishing,
 and `commit` (admissions ADMITTED + receipts index + quarantine index) after the receipt batch
 object is durable. Every statement works on whole batches (unnest of arrays) so a request of 500
-events costs a handful of round trips. The connections and their errors come from runtime/db/postgres.py
-(Database, open_session): unreachable is DatabaseUnavailable (-> 503).
+events costs a handful of round trips. The arrays go in binary (%b): psycopg's text form escapes
+every element with a regular expression, which was the largest part of the commit's CPU. The
+connections and their errors come from runtime/db/postgres.py (Database, open_session):
+unreachable is DatabaseUnavailable (-> 503).
 
 Claims are owned. Each IG process has an owner key and holds a session advisory lock on it for its
 whole life (`ClaimOwner`). A claim row carries the key of the process whose request works on it;
@@ -24,8 +26,10 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import psycopg
 
+from runtime.contracts.canonical import orjson_writes_as_json
 from runtime.db.postgres import Database, open_session, translated
 from runtime.errors import DatabaseUnavailable, PlatformError
 from runtime.ig.domain import Admission, Identity
@@ -121,6 +125,15 @@ class QuarantineRow:
 
 
 def _j(value: Any) -> str:
+    """`json.dumps(value, separators=(",", ":"))` (ASCII, \\u escapes), byte for byte: orjson's output
+    when it is plain ASCII without DEL and orjson writes it as json does (runtime.contracts.canonical)."""
+    if orjson_writes_as_json(value):
+        try:
+            text = orjson.dumps(value)
+        except TypeError:
+            text = None
+        if text is not None and text.isascii() and b"\x7f" not in text:
+            return text.decode("ascii")
     return json.dumps(value, separators=(",", ":"))
 
 
@@ -163,7 +176,7 @@ class AdmissionStore:
             inserted = conn.execute(
                 "INSERT INTO ig_admissions (platform_run_id, event_class, event_id, payload_hash, state, claim_owner,"
                 " event_ts_micros) SELECT r, c, i, h, 'PENDING', %s, ts"
-                " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[]) AS t(r, c, i, h, ts)"
+                " FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[]) AS t(r, c, i, h, ts)"
                 " ON CONFLICT DO NOTHING RETURNING platform_run_id, event_class, event_id",
                 (me, runs, classes, ids, hashes, times),
             ).fetchall()
@@ -178,7 +191,7 @@ class AdmissionStore:
                 # request the only one here. Another owner: only when its lock can be taken (it is dead).
                 taken = {(r[0], r[1], r[2]) for r in conn.execute(
                     "UPDATE ig_admissions a SET claim_owner = %s, updated_at = now()"
-                    " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS t(r, c, i, h)"
+                    " FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[]) AS t(r, c, i, h)"
                     " WHERE a.platform_run_id = t.r AND a.event_class = t.c AND a.event_id = t.i"
                     " AND a.state <> 'ADMITTED' AND a.payload_hash = t.h"
                     " AND (a.claim_owner IS NULL OR a.claim_owner = %s OR pg_try_advisory_xact_lock(a.claim_owner))"
@@ -187,7 +200,7 @@ class AdmissionStore:
                 ).fetchall()}
                 rows = conn.execute(
                     "SELECT a.platform_run_id, a.event_class, a.event_id, a.payload_hash, a.state, a.receipt_id, a.eb_ref"
-                    " FROM ig_admissions a JOIN unnest(%s::text[], %s::text[], %s::text[]) AS t(r, c, i)"
+                    " FROM ig_admissions a JOIN unnest(%b::text[], %b::text[], %b::text[]) AS t(r, c, i)"
                     " ON a.platform_run_id = t.r AND a.event_class = t.c AND a.event_id = t.i",
                     (o_runs, o_classes, o_ids),
                 ).fetchall()
@@ -199,11 +212,11 @@ class AdmissionStore:
         other `held` ones stay as they are but owned by nobody, so any process can finish them."""
         with self._conn() as conn, conn.transaction():
             for sql, idents in (
-                ("DELETE FROM ig_admissions a USING unnest(%s::text[], %s::text[], %s::text[]) AS t(r, c, i)"
+                ("DELETE FROM ig_admissions a USING unnest(%b::text[], %b::text[], %b::text[]) AS t(r, c, i)"
                  " WHERE a.platform_run_id = t.r AND a.event_class = t.c AND a.event_id = t.i AND a.state = 'PENDING'"
                  " AND a.receipt_id IS NULL AND a.claim_owner = %s", fresh),
                 ("UPDATE ig_admissions a SET claim_owner = NULL, updated_at = now()"
-                 " FROM unnest(%s::text[], %s::text[], %s::text[]) AS t(r, c, i)"
+                 " FROM unnest(%b::text[], %b::text[], %b::text[]) AS t(r, c, i)"
                  " WHERE a.platform_run_id = t.r AND a.event_class = t.c AND a.event_id = t.i AND a.claim_owner = %s",
                  held),
             ):
@@ -221,7 +234,7 @@ class AdmissionStore:
             conn.execute(
                 "UPDATE ig_admissions a SET state = 'PUBLISHED', eb_ref = t.e::jsonb, updated_at = now(),"
                 " publish_attempts = a.publish_attempts + 1, claim_owner = NULL"
-                " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS t(r, c, i, e)"
+                " FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[]) AS t(r, c, i, e)"
                 " WHERE a.platform_run_id = t.r AND a.event_class = t.c AND a.event_id = t.i AND a.state <> 'ADMITTED'"
                 " AND a.claim_owner = %s",
                 (runs, classes, ids, [_j(refs[k]) for k in idents], self.owner.key),
@@ -239,22 +252,29 @@ class AdmissionStore:
                 conn.execute(
                     "UPDATE ig_admissions a SET receipt_id = t.rid, updated_at = now(), publish_attempts = a.publish_attempts + 1,"
                     " claim_owner = NULL"
-                    " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS t(r, c, i, rid)"
+                    " FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[]) AS t(r, c, i, rid)"
                     " WHERE a.platform_run_id = t.r AND a.event_class = t.c AND a.event_id = t.i AND a.state = 'PENDING'"
                     " AND a.claim_owner = %s",
                     (a_runs, a_classes, a_ids, [ambiguous[k] for k in a_idents], self.owner.key),
                 )
+            eb_texts: dict[int, str] = {}  # one JSON text per eb_ref object (the admission and its receipt share it)
+
+            def eb_text(eb: dict[str, Any]) -> str:
+                text = eb_texts.get(id(eb))
+                if text is None:
+                    text = eb_texts[id(eb)] = _j(eb)
+                return text
             if admitted:
                 idents = list(admitted)
                 runs, classes, ids = (list(x) for x in zip(*idents, strict=True))
                 done = conn.execute(
                     "UPDATE ig_admissions a SET state = 'ADMITTED', receipt_id = t.rid, eb_ref = t.e::jsonb,"
                     " updated_at = now(), publish_attempts = a.publish_attempts + 1, claim_owner = NULL"
-                    " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) AS t(r, c, i, rid, e)"
+                    " FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[]) AS t(r, c, i, rid, e)"
                     " WHERE a.platform_run_id = t.r AND a.event_class = t.c AND a.event_id = t.i"
                     " AND a.state <> 'ADMITTED' AND a.claim_owner = %s",
                     (runs, classes, ids, [admitted[k][0] for k in idents],
-                     [_j(admitted[k][1]) for k in idents], self.owner.key),
+                     [eb_text(admitted[k][1]) for k in idents], self.owner.key),
                 ).rowcount
                 if done != len(idents):
                     raise ClaimLost(f"{len(idents) - done} of {len(idents)} identities were taken over by another IG"
@@ -270,13 +290,13 @@ class AdmissionStore:
                         eb = r.get("eb_ref")
                         copy.write_row((r["receipt_id"], r["platform_run_id"], r.get("event_class"), r.get("event_id"),
                                         r["outcome"], (r.get("error") or {}).get("code"), r.get("payload_hash"),
-                                        None if eb is None else _j(eb), r.get("original_receipt_id"), row.batch_key,
+                                        None if eb is None else eb_text(eb), r.get("original_receipt_id"), row.batch_key,
                                         row.batch_index, _j(r)))
             if quarantine:
                 conn.execute(
                     "INSERT INTO ig_quarantine (receipt_id, platform_run_id, event_class, event_id, reason, object_key,"
-                    " object_index) SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
-                    " %s::text[], %s::int[])",
+                    " object_index) SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[],"
+                    " %b::text[], %b::int[])",
                     ([q.receipt_id for q in quarantine], [q.platform_run_id for q in quarantine],
                      [q.event_class for q in quarantine], [q.event_id for q in quarantine],
                      [q.reason for q in quarantine], [q.object_key for q in quarantine],

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import copy
+import random
+import zlib
+from pathlib import Path
 
 import pytest
 
 from runtime.contracts.schemas import compiled_validator, load_schema
-from runtime.ig.compiled import Unsupported, compile_schema
+from runtime.ig.compiled import Unsupported, compile_predicate, compile_schema
 from tests.support.events import OUTPUT_OF, envelope
 
 ODD_VALUES = [None, True, False, 0, 1, 1.0, 1.5, -3, "", "x", "ABC", "GB", "2026-13-01T00:00:00Z", "2026-01-01T00:00:00",
@@ -95,3 +98,184 @@ def test_gate_refuses_a_trailing_newline_in_every_patterned_event_field(event_cl
     doc = event if event_class is None else event["payload"]
     assert not compiled_validator(schema).is_valid(doc)
     assert compile_schema(load_schema(schema))(doc, "(root)") is not None
+
+
+# --- generated predicates: the same decision as the closures, the closures' own message --------------
+
+RUN = "platform_20260101T000000Z"
+HOSTILE = [None, True, False, 0, -1, 1, 2, 1.0, -0.0, 0.5, 3.0, 2**63, 2**70, -(2**70), 1e16, 1e300, 5e-324, "", " ",
+           "x", "é", "\x00", "a\n", "\u2028", "GB", "GBP", "gbp", "GBPX", "0" * 31, "0" * 32, "0" * 33, "A" * 32,
+           "f" * 32 + "\n", "a" * 64, "a" * 65, "a" * 128, "a" * 129, "a" * 70_000, "2026-01-01T00:00:00Z",
+           "2026-01-01T00:00:00.123456+05:30", "2026-02-30T00:00:00Z", "2026-01-01 00:00:00Z", "2026-01-01T24:00:00Z",
+           "platform_20260101T000000Z", "platform_20260101T000000Z\n", "v1", "v2", "auth_request", "traffic_fraud",
+           "context_arrival_events", [], [1], ["x"], [{}], {}, {"a": 1}, {"event_class": "traffic_fraud"}]
+
+
+class _Str(str):
+    """A str that is not exactly a str (const/enum compare the exact type)."""
+
+
+def _mutate(doc, rng, depth=0):
+    """`doc` with one random change somewhere inside it (drop, add, replace, retype, nest)."""
+    if isinstance(doc, dict) and doc and (depth == 0 or rng.random() < 0.7):
+        key = rng.choice(sorted(doc))
+        out = dict(doc)
+        roll = rng.random()
+        if roll < 0.15:
+            out.pop(key)
+        elif roll < 0.25:
+            out[rng.choice(["unexpected", "payload_hash", "x", key + "_"])] = rng.choice(HOSTILE)
+        elif roll < 0.6 and isinstance(doc[key], (dict, list)):
+            out[key] = _mutate(doc[key], rng, depth + 1)
+        elif roll < 0.7 and isinstance(doc[key], str):
+            out[key] = rng.choice([_Str(doc[key]), doc[key] + rng.choice(["\n", "x", "é"]), doc[key][:-1], doc[key].upper()])
+        else:
+            out[key] = rng.choice(HOSTILE)
+        return out
+    if isinstance(doc, list) and doc:
+        out = list(doc)
+        i = rng.randrange(len(out))
+        out[i] = _mutate(out[i], rng, depth + 1) if rng.random() < 0.5 else rng.choice(HOSTILE)
+        return out
+    return rng.choice(HOSTILE)
+
+
+def _random_documents(seed, base, count):
+    rng = random.Random(seed)
+    out = [base]
+    for _ in range(count):
+        doc = base
+        for _ in range(rng.choice([1, 1, 2, 3])):
+            doc = _mutate(doc, rng)
+        out.append(doc)
+    return out
+
+
+def _all_event_schemas():
+    root = Path(__file__).resolve().parents[3] / "schemas" / "events"
+    return sorted(str(p.relative_to(root.parent)) for p in root.rglob("*.schema.json"))
+
+
+@pytest.mark.parametrize("name", _all_event_schemas())
+def test_generated_predicate_accepts_exactly_what_the_compiled_check_accepts(name):
+    schema = load_schema(name)
+    try:
+        check = compile_schema(schema)
+    except Unsupported:  # outside the subset: neither is compiled, jsonschema checks it
+        with pytest.raises(Unsupported):
+            compile_predicate(schema)
+        return
+    predicate = compile_predicate(schema)
+    event_class = name.rsplit("/", 1)[1].split(".")[0]
+    if name == "events/envelope.schema.json":
+        base = envelope(RUN, 7)
+    elif event_class in OUTPUT_OF:
+        base = envelope(RUN, 7, event_class)["payload"]
+    else:  # payloads IG never admits: random shapes, mostly invalid, still the same answer
+        base = {"decision_id": "0" * 32, "platform_run_id": RUN, "event_class": "traffic_fraud"}
+    docs = _random_documents(zlib.crc32(name.encode()), base, 3000) + HOSTILE + [_Str("x")]
+    accepted = 0
+    for doc in docs:
+        assert predicate(doc) is (check(doc, "(root)") is None), doc
+        accepted += predicate(doc)
+    if event_class in OUTPUT_OF or event_class == "envelope":
+        assert accepted >= 20  # the mutations cover valid documents too, not only broken ones
+
+
+def _reference_check(gate, index, event, measure):
+    """The gate's check as it was before predicates and orjson: closures walk every document, the
+    standard encoder writes every byte, and `measure` sizes the event before anything else."""
+    import hashlib
+    import json
+
+    def canonical(doc):
+        return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+    envelope_check = compile_schema(load_schema("events/envelope.schema.json"))
+    limit = gate.limits.max_event_bytes
+    if measure:
+        size = len(json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass"))
+        if size > limit:
+            return ("EVENT_TOO_LARGE", f"event {index} is {size} bytes, over IG_MAX_EVENT_BYTES={limit}; only its size,"
+                    " sha256 and an excerpt are kept", None, None, None)
+    if not isinstance(event, dict):
+        return ("ENVELOPE_NOT_OBJECT", f"event {index} is a {type(event).__name__}, not an object", None, None, None)
+    if "event_id" not in event:
+        return ("EVENT_ID_MISSING", "the envelope has no event_id", None, None, None)
+    event_class = event.get("event_class")
+    if not isinstance(event_class, str) or event_class not in gate._payloads:
+        return ("UNKNOWN_EVENT_CLASS", f"event_class {event_class!r} is not one of {sorted(gate._payloads)}", None, None, None)
+    allowed = gate._event_types.get(event_class)
+    if allowed is not None and isinstance(event.get("event_type"), str) and event["event_type"] not in allowed:
+        return ("EVENT_TYPE_NOT_OF_CLASS", f"event_type {event.get('event_type')!r:.80} is not one of"
+                f" {event_class}: {sorted(allowed)}", None, None, None)
+    problem = envelope_check(event, "(root)")
+    if problem:
+        return ("ENVELOPE_INVALID", problem, None, None, None)
+    if event["platform_run_id"] != gate.platform_run_id:
+        return ("RUN_PIN_MISMATCH", f"platform_run_id {event['platform_run_id']} is not the pinned run {gate.platform_run_id}",
+                None, None, None)
+    problem = compile_schema(load_schema(f"events/payloads/{event_class}.schema.json"))(event["payload"], "payload")
+    if problem:
+        return ("PAYLOAD_INVALID", problem, None, None, None)
+    digest = hashlib.sha256(canonical(event["payload"])).hexdigest()
+    value = canonical({**event, "payload_hash": digest})
+    if len(value) > limit:
+        return ("EVENT_TOO_LARGE", f"{len(value)} bytes exceed IG_MAX_EVENT_BYTES={limit}; only its size, sha256 and an"
+                " excerpt are kept", None, None, None)
+    return (None, None, (event["platform_run_id"], event_class, event["event_id"]), digest, value)
+
+
+def _gate():
+    from runtime.ig.domain import EventValidator, Limits
+    from runtime.settings import load_settings
+
+    return EventValidator(load_settings({"FP_ENV": "local_parity"}).registry, RUN, Limits(500, 4 << 20, 65536))
+
+
+def _same_as_before(gate, i, event, measure):
+    got = gate.check(i, event, measure=measure)
+    assert (got.error_code, got.error_message, got.identity, got.payload_hash, got.value) == \
+           _reference_check(gate, i, event, measure), event
+    return got.error_code
+
+
+@pytest.mark.parametrize("event_class", sorted(OUTPUT_OF))
+def test_gate_decides_and_explains_every_mutated_envelope_as_it_did_before_predicates(event_class):
+    gate = _gate()
+    codes = set()
+    for i, event in enumerate(_random_documents(len(event_class), envelope(RUN, 3, event_class), 1500)):
+        for measure in (False, True):
+            codes.add(_same_as_before(gate, i, event, measure))
+    assert {None, "ENVELOPE_INVALID", "PAYLOAD_INVALID", "EVENT_TOO_LARGE"} <= codes, codes
+
+
+@pytest.mark.parametrize(("in_payload", "in_envelope"), [
+    ({}, {}), ({"note": 1.5e-7}, {}), ({"note": "é\x7f\n"}, {}), ({}, {"payload_hash": "0" * 64}), ({}, {"x": 1})])
+def test_gate_sizes_events_around_the_limit_as_it_did_before(in_payload, in_envelope):
+    gate = _gate()
+    messages = set()
+    for pad in range(65536 - 800, 65536 - 400):
+        event = {**envelope(RUN, 5), **in_envelope}
+        event["payload"] = {**event["payload"], **in_payload, "pad": "x" * pad}
+        for measure in (False, True):
+            _same_as_before(gate, 0, event, measure)
+            got = gate.check(0, event, measure=measure)
+            messages.add((got.error_code, (got.error_message or "").startswith("event ")))
+    if not in_envelope:  # valid below the limit, then over it by the publish value, then by the event itself
+        assert messages == {(None, False), ("EVENT_TOO_LARGE", False), ("EVENT_TOO_LARGE", True)}, messages
+
+
+def test_gate_sizes_an_event_it_cannot_encode_before_failing_as_it_did_before():
+    gate = _gate()
+    small, large = envelope(RUN, 5), envelope(RUN, 6)
+    small["payload"]["note"] = "\ud800"
+    large["payload"]["note"] = "\ud800" + "x" * 70_000
+    assert gate.check(0, large, measure=True).error_code == "EVENT_TOO_LARGE"
+    with pytest.raises(UnicodeEncodeError):
+        gate.check(0, small, measure=True)
+
+
+def test_predicate_refuses_a_schema_outside_the_compiled_subset():
+    with pytest.raises(Unsupported):
+        compile_predicate({"type": "object", "properties": {"a": {"oneOf": [{"type": "string"}]}}})

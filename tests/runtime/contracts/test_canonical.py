@@ -1,0 +1,51 @@
+"""Canonical and compact JSON are byte for byte what the standard encoder writes, on any document."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from runtime.contracts.canonical import canonical_json, compact_json
+from tests.support.json_documents import JSON
+from tests.support.json_documents import outcome as _outcome
+
+
+def _standard(document, sort_keys):
+    return json.dumps(document, sort_keys=sort_keys, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+@settings(max_examples=1500, deadline=None)
+@given(JSON, st.booleans())
+def test_compact_json_writes_the_standard_encoders_bytes_or_raises_as_it_does(document, sort_keys):
+    assert _outcome(compact_json, document, sort_keys=sort_keys) == _outcome(_standard, document, sort_keys)
+
+
+@pytest.mark.parametrize("document", [
+    {1: "int key"}, {"a": datetime(2026, 1, 1, tzinfo=UTC)}, {"a": (1, 2)}, {"a": {1, 2}}, {"a": b"x"},
+    {"a": math.nan}, [math.inf, -math.inf], {"a": 2**64}, {"b": 1, "a": [1.5e-7, 3e17]},
+])
+def test_documents_orjson_writes_differently_take_the_standard_encoder(document):
+    for sort_keys in (False, True):
+        assert _outcome(compact_json, document, sort_keys=sort_keys) == _outcome(_standard, document, sort_keys)
+
+
+def test_nesting_deeper_than_orjson_allows_is_written_as_the_standard_encoder_writes_it():
+    deep: list = []
+    for _ in range(400):
+        deep = [deep]
+    assert canonical_json(deep) == _standard(deep, True)
+    assert canonical_json({"z": 1, "a": deep}) == _standard({"z": 1, "a": deep}, True)
+
+
+@settings(max_examples=500, deadline=None)
+@given(JSON)
+def test_compact_json_with_a_default_writes_what_the_standard_encoder_with_it_writes(document):
+    doc = {"at": datetime(2026, 1, 1, tzinfo=UTC), "items": [document, (1, "x")]}
+    want = _outcome(lambda: json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8"))
+    assert _outcome(compact_json, doc, default=str) == want
+    assert _outcome(compact_json, document, default=str) == _outcome(_standard, document, False)
