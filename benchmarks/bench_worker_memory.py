@@ -15,11 +15,13 @@ tracemalloc's own bookkeeping is subtracted from the RSS figures (`rss` below is
 
 Size: FP_BENCH_MEMORY_SCALE (engine scale, default 37000: about 200k records, 50k traffic);
 FP_BENCH_MEMORY_WORKERS (default all of them) picks workers (df needs ofp, ieg, csfb before it, dla
-needs df); FP_BENCH_MEMORY_TRACE=0 measures RSS without tracemalloc. `main(smoke=True)` runs tiny.
+needs df); FP_BENCH_MEMORY_TRACE=0 measures RSS without tracemalloc; FP_BENCH_MEMORY_TRIM=0 runs the
+loop without giving freed pages back after a batch (`runtime/worker/memory.py`), for comparison. `main(smoke=True)` runs tiny.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -46,6 +48,8 @@ WORKERS = ("archive_writer", "ieg", "ofp", "csfb", "df", "dla")
 MARKS = (0.1, 0.5, 1.0)
 GOAL = 0.20
 TOP_SITES = 6
+#: Seconds the worker pauses after its first batch, for librdkafka to fill its prefetch queue.
+PREFETCH_S = 3.0
 
 
 def rss_bytes() -> int:
@@ -56,13 +60,15 @@ def rss_bytes() -> int:
     return 0
 
 
-def sample(trace: bool) -> dict[str, Any]:
-    """RSS (minus tracemalloc's own bookkeeping), the Python heap traced, and a snapshot."""
+def sample(trace: bool, dump: Path) -> dict[str, Any]:
+    """RSS (minus tracemalloc's own bookkeeping), the Python heap traced, and a snapshot (dumped to
+    `dump` and dropped, so the snapshots taken are not counted in the later samples)."""
     if not trace:
         return {"rss": rss_bytes(), "traced": None, "snapshot": None}
-    overhead = tracemalloc.get_tracemalloc_memory()
-    return {"rss": rss_bytes() - overhead, "traced": tracemalloc.get_traced_memory()[0],
-            "snapshot": tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])}
+    rss, traced = rss_bytes() - tracemalloc.get_tracemalloc_memory(), tracemalloc.get_traced_memory()[0]
+    tracemalloc.take_snapshot().dump(str(dump))
+    gc.collect()
+    return {"rss": rss, "traced": traced, "snapshot": str(dump)}
 
 
 def drain_measured(component: str, expected: int, trace: bool) -> dict[str, Any]:
@@ -73,16 +79,27 @@ def drain_measured(component: str, expected: int, trace: bool) -> dict[str, Any]
     # the daemon's own assembly (database pool, consumer, publisher, admin, health writer)
     assembled = assemble(settings, component, RUN, environ=os.environ)
     worker = assembled.worker
+    if os.environ.get("FP_BENCH_MEMORY_TRIM", "1") == "0":
+        worker.memory.trim = None  # the loop as it was before it gave freed pages back (the comparison)
     samples: list[dict[str, Any]] = []
     try:
         deadline, done, start = time.monotonic() + 1800, 0, time.perf_counter()
         marks = list(MARKS)
+        prefetch: list[int] = []
         while marks and time.monotonic() < deadline:
             worker.step()
+            if not prefetch and worker.counters.batches:
+                # librdkafka fills its prefetch queue (queued.max.messages.kbytes) with the backlog
+                # in the background: RSS before and after it has had PREFETCH_S to do so
+                prefetch.append(rss_bytes())
+                time.sleep(PREFETCH_S)
+                prefetch.append(rss_bytes())
             worker.flush_health()  # what the daemon's health thread does when due
             done = worker.counters.applied + worker.counters.dead_lettered + worker.counters.redelivered_skipped
             while marks and done >= marks[0] * expected:
-                samples.append({"share": marks.pop(0), "done": done, "seconds": time.perf_counter() - start, **sample(trace)})
+                share = marks.pop(0)
+                samples.append({"share": share, "done": done, "seconds": time.perf_counter() - start,
+                                **sample(trace, Path(tempfile.gettempdir()) / f"fp-memory-{os.getpid()}-{share}.snapshot")})
         worker.run(threading.Event(), idle_exit_after=1)
     finally:
         assembled.close()
@@ -91,11 +108,16 @@ def drain_measured(component: str, expected: int, trace: bool) -> dict[str, Any]
     first, last = samples[0], samples[-1]
     sites = []
     if trace:
-        grown = sorted(last["snapshot"].compare_to(first["snapshot"], "lineno"), key=lambda st: -st.size_diff)
+        late, early = (tracemalloc.Snapshot.load(s["snapshot"]) for s in (last, first))
+        own = [tracemalloc.Filter(False, tracemalloc.__file__)]
+        grown = sorted(late.filter_traces(own).compare_to(early.filter_traces(own), "lineno"), key=lambda st: -st.size_diff)
         for stat in grown[:TOP_SITES]:
             frame = stat.traceback[0]
             sites.append({"site": f"{_short(frame.filename)}:{frame.lineno}", "grew": stat.size_diff, "blocks": stat.count_diff})
-    return {"component": component, "expected": expected, "done": done, "sites": sites,
+    for s in samples:
+        if s["snapshot"]:
+            Path(s["snapshot"]).unlink(missing_ok=True)
+    return {"component": component, "expected": expected, "done": done, "sites": sites, "prefetch": prefetch,
             "samples": [{k: v for k, v in s.items() if k != "snapshot"} for s in samples]}
 
 
@@ -133,6 +155,10 @@ def report(result: dict[str, Any]) -> bool:
         heap = "; python heap " + " -> ".join(f"{s['traced'] / mib:.1f}" for s in samples) + " MiB"
     print(f"  {name:<15} {result['done']:>8} records in {last['seconds']:.0f} s; RSS at 10/50/100%: {rss} MiB,"
           f" {growth:+.0%} ({'within' if ok else 'OVER'} the {GOAL:.0%} goal){heap}", flush=True)
+    if len(result.get("prefetch") or []) == 2:
+        before, after = result["prefetch"]
+        print(f"      prefetch: RSS {before / mib:.0f} MiB after the first batch, {after / mib:.0f} MiB after {PREFETCH_S:.0f} s"
+              f" of librdkafka filling its queue with the backlog (before the 10% mark)")
     for site in result["sites"]:
         print(f"      {site['grew'] / 1024:>+9.0f} KiB {site['blocks']:>+8} blocks  {site['site']}")
     return ok

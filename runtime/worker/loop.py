@@ -32,6 +32,7 @@ from runtime.errors import (
 )
 from runtime.worker.handler import StreamHandler
 from runtime.worker.health import Dependencies, HealthInputs, HealthWriter, WorkerCounters, dependency_of, health_document
+from runtime.worker.memory import FreedMemory
 from runtime.worker.records import InputRecord, OutputRecord, decode
 from runtime.worker.store import DeadLetter, PartitionKey, WorkerStore, partition_key
 
@@ -60,7 +61,8 @@ class StreamWorker:
     def __init__(self, handler: StreamHandler, consumer: RunScopedConsumer, publisher: Publisher | None,
                  transaction: Transaction, store: WorkerStore, *, admin: BusAdmin | None = None,
                  health: HealthWriter | None = None, health_base: Callable[[], dict[str, Any]] | None = None,
-                 config: WorkerConfig | None = None, sleep: Callable[[float], None] = time.sleep):
+                 config: WorkerConfig | None = None, sleep: Callable[[float], None] = time.sleep,
+                 memory: FreedMemory | None = None):
         self.handler = handler
         self.consumer = consumer
         self.publisher = publisher
@@ -71,6 +73,8 @@ class StreamWorker:
         self.health_base = health_base
         self.config = config or WorkerConfig()
         self.sleep = sleep
+        #: Returns what a finished batch freed to the OS (RSS follows what the worker holds, not its biggest batch).
+        self.memory = memory or FreedMemory()
         self.counters = WorkerCounters()
         self.dependencies = Dependencies()
         self.last_error: PlatformError | None = None
@@ -130,7 +134,11 @@ class StreamWorker:
                 self._publish_outbox()
             self._pending = None
             self._backoff = 0.0
-            return len(batch)
+            finished = len(batch)
+            del batch  # the batch's records and what they decoded to are garbage now: give the pages back
+            if finished:
+                self.memory.release()
+            return finished
         except TransientError as e:
             self._transient(e)
             return 0
