@@ -48,8 +48,6 @@ WORKERS = ("archive_writer", "ieg", "ofp", "csfb", "df", "dla")
 MARKS = (0.1, 0.5, 1.0)
 GOAL = 0.20
 TOP_SITES = 6
-#: Seconds the worker pauses after its first batch, for librdkafka to fill its prefetch queue.
-PREFETCH_S = 3.0
 
 
 def rss_bytes() -> int:
@@ -85,15 +83,8 @@ def drain_measured(component: str, expected: int, trace: bool) -> dict[str, Any]
     try:
         deadline, done, start = time.monotonic() + 1800, 0, time.perf_counter()
         marks = list(MARKS)
-        prefetch: list[int] = []
         while marks and time.monotonic() < deadline:
             worker.step()
-            if not prefetch and worker.counters.batches:
-                # librdkafka fills its prefetch queue (queued.max.messages.kbytes) with the backlog
-                # in the background: RSS before and after it has had PREFETCH_S to do so
-                prefetch.append(rss_bytes())
-                time.sleep(PREFETCH_S)
-                prefetch.append(rss_bytes())
             worker.flush_health()  # what the daemon's health thread does when due
             done = worker.counters.applied + worker.counters.dead_lettered + worker.counters.redelivered_skipped
             while marks and done >= marks[0] * expected:
@@ -117,7 +108,7 @@ def drain_measured(component: str, expected: int, trace: bool) -> dict[str, Any]
     for s in samples:
         if s["snapshot"]:
             Path(s["snapshot"]).unlink(missing_ok=True)
-    return {"component": component, "expected": expected, "done": done, "sites": sites, "prefetch": prefetch,
+    return {"component": component, "expected": expected, "done": done, "sites": sites,
             "samples": [{k: v for k, v in s.items() if k != "snapshot"} for s in samples]}
 
 
@@ -155,10 +146,6 @@ def report(result: dict[str, Any]) -> bool:
         heap = "; python heap " + " -> ".join(f"{s['traced'] / mib:.1f}" for s in samples) + " MiB"
     print(f"  {name:<15} {result['done']:>8} records in {last['seconds']:.0f} s; RSS at 10/50/100%: {rss} MiB,"
           f" {growth:+.0%} ({'within' if ok else 'OVER'} the {GOAL:.0%} goal){heap}", flush=True)
-    if len(result.get("prefetch") or []) == 2:
-        before, after = result["prefetch"]
-        print(f"      prefetch: RSS {before / mib:.0f} MiB after the first batch, {after / mib:.0f} MiB after {PREFETCH_S:.0f} s"
-              f" of librdkafka filling its queue with the backlog (before the 10% mark)")
     for site in result["sites"]:
         print(f"      {site['grew'] / 1024:>+9.0f} KiB {site['blocks']:>+8} blocks  {site['site']}")
     return ok
