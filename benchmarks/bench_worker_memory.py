@@ -108,7 +108,8 @@ def drain_measured(component: str, expected: int, trace: bool) -> dict[str, Any]
     for s in samples:
         if s["snapshot"]:
             Path(s["snapshot"]).unlink(missing_ok=True)
-    return {"component": component, "expected": expected, "done": done, "sites": sites,
+    trims = {"trims": worker.memory.trims, "trim_seconds": round(worker.memory.seconds, 3)}
+    return {"component": component, "expected": expected, "done": done, "sites": sites, **trims,
             "samples": [{k: v for k, v in s.items() if k != "snapshot"} for s in samples]}
 
 
@@ -146,6 +147,8 @@ def report(result: dict[str, Any]) -> bool:
         heap = "; python heap " + " -> ".join(f"{s['traced'] / mib:.1f}" for s in samples) + " MiB"
     print(f"  {name:<15} {result['done']:>8} records in {last['seconds']:.0f} s; RSS at 10/50/100%: {rss} MiB,"
           f" {growth:+.0%} ({'within' if ok else 'OVER'} the {GOAL:.0%} goal){heap}", flush=True)
+    if result.get("trims"):
+        print(f"      {result['trims']} trims (runtime/worker/memory.py) took {result['trim_seconds']:.2f} s in all")
     for site in result["sites"]:
         print(f"      {site['grew'] / 1024:>+9.0f} KiB {site['blocks']:>+8} blocks  {site['site']}")
     return ok
