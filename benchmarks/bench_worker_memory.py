@@ -21,6 +21,7 @@ loop without giving freed pages back after a batch (`runtime/worker/memory.py`),
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -30,12 +31,13 @@ import tempfile
 import threading
 import time
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_decision_lane import admit, green, pin, records_of
-from benchmarks.servers import servers
-from runtime.bus.factory import publisher as bus_publisher
+from benchmarks.bench_decision_lane import publish_admitted
+from benchmarks.servers import Servers, servers
+from runtime.bus.port import OutboundRecord
 from runtime.db.postgres import connect
 from runtime.rtdl.events import TRAFFIC_CLASSES
 from runtime.settings import load_settings
@@ -154,25 +156,11 @@ def report(result: dict[str, Any]) -> bool:
     return ok
 
 
-def prepare(work: Path, scale: int) -> Any:
-    """Servers with the run pinned, published and admitted, DL's posture GREEN (a context manager)."""
-    import contextlib
-
-    @contextlib.contextmanager
-    def ready() -> Any:
-        with servers(work) as s:
-            pin(s.settings, RUN)
-            records = records_of(s.settings, RUN, scale)
-            pub = bus_publisher(s.settings)
-            with connect(s.dsn) as conn:
-                for i in range(0, len(records), 1000):
-                    batch = records[i:i + 1000]
-                    admit(conn, RUN, batch, pub.publish([r for _, r in batch]))
-                green(conn, RUN)
-            pub.close()
-            yield s, records
-
-    return ready()
+@contextlib.contextmanager
+def prepare(work: Path, scale: int) -> Iterator[tuple[Servers, list[tuple[str, OutboundRecord]]]]:
+    """Servers with the run pinned, published and admitted, DL's posture GREEN."""
+    with servers(work) as s:
+        yield s, publish_admitted(s.settings, s.dsn, RUN, scale, chunk=1000)
 
 
 def expected_of(component: str, settings: Any, records: list[Any], decisions: int) -> int:

@@ -8,14 +8,7 @@ import sys
 import pytest
 
 from runtime.worker.memory import TRIM_INTERVAL_S, FreedMemory
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.runtime.worker.test_health import Clock
 
 
 def test_the_heaps_are_trimmed_at_most_once_per_interval() -> None:
