@@ -9,14 +9,16 @@ traffic, dla over df's decisions and intents. Each worker process samples its RS
 (`/proc/self/status` VmRSS) at 10%, 50% and 100% of its records, and `tracemalloc` snapshots at
 the same points; it prints the RSS growth against the 20% goal, the Python heap's growth
 (`tracemalloc` traced bytes) beside it, and the top growth sites between 10% and 100% (RSS minus
-Python heap growth is the allocator's and the C libraries': glibc arenas, librdkafka, libpq).
-tracemalloc's own bookkeeping is subtracted from the RSS figures (`rss` below is VmRSS minus
-`tracemalloc.get_tracemalloc_memory()`).
+Python heap growth is the allocator's and the C libraries': glibc arenas, librdkafka, libpq), and
+how many times the loop trimmed the heaps and what that cost. tracemalloc's own bookkeeping is
+subtracted from the RSS figures (VmRSS minus `tracemalloc.get_tracemalloc_memory()`), and each
+snapshot is dumped to a file and dropped, so the later samples do not count it.
 
 Size: FP_BENCH_MEMORY_SCALE (engine scale, default 37000: about 200k records, 50k traffic);
 FP_BENCH_MEMORY_WORKERS (default all of them) picks workers (df needs ofp, ieg, csfb before it, dla
 needs df); FP_BENCH_MEMORY_TRACE=0 measures RSS without tracemalloc; FP_BENCH_MEMORY_TRIM=0 runs the
-loop without giving freed pages back after a batch (`runtime/worker/memory.py`), for comparison. `main(smoke=True)` runs tiny.
+loop without giving freed pages back after a batch (`runtime/worker/memory.py`), for comparison.
+`main(smoke=True)` runs archive_writer and df over a tiny run (its figures mean nothing).
 """
 
 from __future__ import annotations
