@@ -144,6 +144,7 @@ class StreamWorker:
             return 0
 
     def _transient(self, error: PlatformError) -> None:
+        _drop_frames(error)  # kept for health: its frames would keep the failed batch alive past its retry
         self.last_error = error
         self._note_down(error)
         self.counters.backoffs += 1
@@ -348,6 +349,17 @@ _STALLED: dict[str, type[TransientError]] = {"bus": BusUnavailable, "db": Databa
 class _OutboxPublishFailed(TransientError):
     code = "OUTBOX_PUBLISH_FAILED"
     next_step = "the outbox row stays unpublished and is retried with the same id; check the bus"
+
+
+def _drop_frames(error: BaseException) -> None:
+    """Forget the tracebacks of `error` and the errors it was raised from (their frames hold the
+    locals of the failed call: a whole batch). Code and message, all health reports, stay."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.__traceback__ = None
+        current = current.__cause__ or current.__context__
 
 
 def _as_transient(error: PlatformError) -> TransientError:

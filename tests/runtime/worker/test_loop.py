@@ -122,6 +122,15 @@ class TestEchoHandlerContract(StreamHandlerContract):
         assert len(calls) == worker.counters.batches
         worker.consumer.close()
 
+    def test_the_error_kept_for_health_does_not_keep_the_failed_batch_alive(self, env: WorkerEnv) -> None:
+        self.publish(env, self.inputs(env))
+        worker = self.worker(env, consumer=MembershipLost(env.broker.consumer([IN_TOPIC], env.group, env.platform_run_id)))
+        worker.step()  # the batch is durable, its commit fails: a transient error kept for health
+        error = worker.last_error
+        assert error is not None and error.code == "BUS_UNAVAILABLE"
+        assert error.__traceback__ is None  # its frames held the batch's locals
+        worker.consumer.close()
+
     def test_a_commit_that_hangs_turns_health_red_naming_the_bus_until_it_returns(self, env: WorkerEnv) -> None:
         self.publish(env, self.inputs(env))
         release = threading.Event()
