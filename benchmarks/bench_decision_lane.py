@@ -125,18 +125,25 @@ def drain(settings: Settings, db: Database, component: str, run: str, expected: 
     return done / busy if busy > 0 else 0.0
 
 
+def publish_admitted(settings: Settings, dsn: str, run: str, scale: int, chunk: int = 500) -> list[tuple[str, OutboundRecord]]:
+    """Pin `run`, publish an engine run of `scale` with IG's admissions and receipts, record DL's
+    GREEN posture; the (event_class, record) published."""
+    pin(settings, run)
+    records = records_of(settings, run, scale)
+    pub = bus_publisher(settings)
+    with connect(dsn) as conn:
+        for i in range(0, len(records), chunk):
+            batch = records[i:i + chunk]
+            admit(conn, run, batch, pub.publish([r for _, r in batch]))
+        green(conn, run)
+    pub.close()
+    return records
+
+
 def throughput(work: Path, scale: int, reps: int) -> None:
     """(1): DF decisions/s and the raw consume rate of the traffic topics, same servers, same run."""
     with servers(work) as s:
-        pin(s.settings, RUN)
-        records = records_of(s.settings, RUN, scale)
-        pub = bus_publisher(s.settings)
-        with connect(s.dsn) as conn:
-            for i in range(0, len(records), 500):
-                batch = records[i:i + 500]
-                admit(conn, RUN, batch, pub.publish([r for _, r in batch]))
-            green(conn, RUN)
-        pub.close()
+        records = publish_admitted(s.settings, s.dsn, RUN, scale)
         traffic = [r for cls, r in records if cls in TRAFFIC_CLASSES]
         topics = sorted({r.topic for r in traffic})
         raw = statistics.median(raw_consume_rate(s.bootstrap, topics, len(traffic)) for _ in range(reps))

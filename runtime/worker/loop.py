@@ -32,6 +32,7 @@ from runtime.errors import (
 )
 from runtime.worker.handler import StreamHandler
 from runtime.worker.health import Dependencies, HealthInputs, HealthWriter, WorkerCounters, dependency_of, health_document
+from runtime.worker.memory import FreedMemory
 from runtime.worker.records import InputRecord, OutputRecord, decode
 from runtime.worker.store import DeadLetter, PartitionKey, WorkerStore, partition_key
 
@@ -60,7 +61,8 @@ class StreamWorker:
     def __init__(self, handler: StreamHandler, consumer: RunScopedConsumer, publisher: Publisher | None,
                  transaction: Transaction, store: WorkerStore, *, admin: BusAdmin | None = None,
                  health: HealthWriter | None = None, health_base: Callable[[], dict[str, Any]] | None = None,
-                 config: WorkerConfig | None = None, sleep: Callable[[float], None] = time.sleep):
+                 config: WorkerConfig | None = None, sleep: Callable[[float], None] = time.sleep,
+                 memory: FreedMemory | None = None):
         self.handler = handler
         self.consumer = consumer
         self.publisher = publisher
@@ -71,6 +73,8 @@ class StreamWorker:
         self.health_base = health_base
         self.config = config or WorkerConfig()
         self.sleep = sleep
+        #: Returns what a finished batch freed to the OS (RSS follows what the worker holds, not its biggest batch).
+        self.memory = memory or FreedMemory()
         self.counters = WorkerCounters()
         self.dependencies = Dependencies()
         self.last_error: PlatformError | None = None
@@ -134,12 +138,17 @@ class StreamWorker:
                 self._publish_outbox()
             self._pending = None
             self._backoff = 0.0
-            return len(batch)
+            finished = len(batch)
+            del batch  # the batch's records and what they decoded to are garbage now: give the pages back
+            if finished:
+                self.memory.release()
+            return finished
         except TransientError as e:
             self._transient(e)
             return 0
 
     def _transient(self, error: PlatformError) -> None:
+        _drop_frames(error)  # kept for health: its frames would keep the failed batch alive past its retry
         self.last_error = error
         self._note_down(error)
         self.counters.backoffs += 1
@@ -349,6 +358,17 @@ _STALLED: dict[str, type[TransientError]] = {"bus": BusUnavailable, "db": Databa
 class _OutboxPublishFailed(TransientError):
     code = "OUTBOX_PUBLISH_FAILED"
     next_step = "the outbox row stays unpublished and is retried with the same id; check the bus"
+
+
+def _drop_frames(error: BaseException) -> None:
+    """Forget the tracebacks of `error` and the errors it was raised from (their frames hold the
+    locals of the failed call: a whole batch). Code and message, all health reports, stay."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.__traceback__ = None
+        current = current.__cause__ or current.__context__
 
 
 def _as_transient(error: PlatformError) -> TransientError:

@@ -64,6 +64,9 @@ POLL_S = 0.02
 #: How long one attempt re-checks before handing the batch back to the worker (which then backs
 #: off and retries): bounded, so a stop signal and the health writes are not held up.
 HOLD_MS = 1000
+#: Most decision ids `_first_wait` keeps: the worker holds one batch at a time (2,000 records), so
+#: more means batches this process no longer holds (a rebalance took them); they are forgotten.
+FIRST_WAIT_CAP = 20_000
 
 
 class DecisionInputsPending(TransientError):
@@ -232,8 +235,9 @@ class DecisionFabricHandler(StreamHandler):
         """True once the oldest of these events has waited DF_INPUT_WAIT_MS since its first wait (a
         batch redone record by record, or re-polled after a rebalance, does not start over)."""
         now = self.clock()
-        if len(self._first_wait) > 100_000:  # events of batches this process no longer holds
-            self._first_wait.clear()
+        if len(self._first_wait) + len(decision_ids) > FIRST_WAIT_CAP:  # keep only the batch in hand's
+            mine = set(decision_ids)
+            self._first_wait = {d: t for d, t in self._first_wait.items() if d in mine}
         started = min(self._first_wait.setdefault(d, now) for d in decision_ids)
         return now - started >= self.wait_s
 

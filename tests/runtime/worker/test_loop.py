@@ -11,6 +11,7 @@ from typing import Any
 from runtime.bus.port import BusRecord, RunScopedConsumer
 from runtime.errors import BusUnavailable
 from runtime.worker.handler import StreamHandler
+from runtime.worker.memory import FreedMemory
 from runtime.worker.records import InputRecord, OutputRecord, RecordRejected
 from runtime.worker.store import WorkerStore
 from tests.runtime.worker.contract import (
@@ -107,6 +108,29 @@ class TestEchoHandlerContract(StreamHandlerContract):
         self.drain(env)
         echoes = [json.loads(r.value)["echo"] for r in env.broker.records(OUT_TOPIC)]
         assert sorted(echoes) == sorted(e["event_id"] for _, _, e in self.inputs(env))
+
+    def test_freed_memory_is_given_back_after_each_finished_batch_and_never_while_idle(self, env: WorkerEnv) -> None:
+        self.publish(env, self.inputs(env))  # 40 records, batches of 7
+        worker = self.worker(env)
+        ticks = iter(range(0, 10_000, 10))  # every release finds its interval passed
+        calls: list[int] = []
+        worker.memory = FreedMemory(clock=lambda: float(next(ticks)), trim=lambda pad: calls.append(pad) or 1)
+        while worker.counters.applied < 40:
+            worker.step()
+        assert len(calls) == worker.counters.batches >= 6
+        for _ in range(3):
+            assert worker.step() == 0
+        assert len(calls) == worker.counters.batches
+        worker.consumer.close()
+
+    def test_the_error_kept_for_health_does_not_keep_the_failed_batch_alive(self, env: WorkerEnv) -> None:
+        self.publish(env, self.inputs(env))
+        worker = self.worker(env, consumer=MembershipLost(env.broker.consumer([IN_TOPIC], env.group, env.platform_run_id)))
+        worker.step()  # the batch is durable, its commit fails: a transient error kept for health
+        error = worker.last_error
+        assert error is not None and error.code == "BUS_UNAVAILABLE"
+        assert error.__traceback__ is None  # its frames held the batch's locals
+        worker.consumer.close()
 
     def test_a_commit_that_hangs_turns_health_red_naming_the_bus_until_it_returns(self, env: WorkerEnv) -> None:
         self.publish(env, self.inputs(env))

@@ -14,7 +14,7 @@ from runtime.bus.port import EbRef
 from runtime.db.postgres import Database
 from runtime.decision.df import store
 from runtime.decision.df.domain import action_intents
-from runtime.decision.df.handler import DecisionFabricHandler, DecisionInputsPending
+from runtime.decision.df.handler import FIRST_WAIT_CAP, DecisionFabricHandler, DecisionInputsPending
 from runtime.errors import PermanentError
 from runtime.rtdl.csfb.handler import CsfbHandler
 from runtime.worker.handler import StreamHandler
@@ -158,13 +158,30 @@ def test_a_store_behind_the_event_holds_the_batch_then_decides_under_explicit_de
         clock.now = at
         with pytest.raises(DecisionInputsPending), db.transaction() as conn:
             handler.apply(conn, [_record(event, 3)])
+        assert len(handler._first_wait) == 1  # the first wait is kept across attempts
     clock.now = 2.0
     with db.transaction() as conn:
         outputs = handler.apply(conn, [_record(event, 3)])
+    assert handler._first_wait == {}  # dropped once decided
     decision = json.loads(outputs[0].value)["payload"]
     assert [d["code"] for d in decision["degrade_reasons"]] == ["FEATURES_LATE", "GRAPH_LATE", "CONTEXT_MISSING"]
     assert decision["outcome"] != "APPROVE" and decision["outcome_floor"] == "DEGRADED_INPUTS"
     assert handler.counters()["df_waits"] == 2 and handler.counters()["df_waited_out"] == 1
+
+
+def test_first_waits_of_batches_no_longer_held_are_forgotten_at_the_cap_keeping_the_batch_in_hand() -> None:
+    clock = Clock()
+    handler = _handler(random_run_id(), wait_ms=2000, clock=clock)
+    batch = 2000
+    for n in range(0, 3 * FIRST_WAIT_CAP, batch):  # batches abandoned while waiting (a rebalance took them)
+        handler.waited_out([f"{i:032x}" for i in range(n, n + batch)])
+        assert len(handler._first_wait) <= FIRST_WAIT_CAP
+    clock.now = 1.0
+    in_hand = [f"{i:032x}" for i in range(3 * FIRST_WAIT_CAP - batch, 3 * FIRST_WAIT_CAP)]
+    handler._first_wait.update({f"x{i}": 0.0 for i in range(FIRST_WAIT_CAP)})  # over the cap: the next wait trims
+    assert handler.waited_out(in_hand) is False and set(handler._first_wait) == set(in_hand)
+    clock.now = 2.0
+    assert handler.waited_out(in_hand) is True  # the batch in hand kept its first wait (at 0.0)
 
 
 def _admission(conn: Any, run: str, offset: int, ts_micros: int | None, *, partition: int = 0) -> None:
