@@ -75,6 +75,8 @@ class StreamWorker:
         self.sleep = sleep
         #: Returns what a finished batch freed to the OS (RSS follows what the worker holds, not its biggest batch).
         self.memory = memory or FreedMemory()
+        #: Whether a batch finished since the last trim (an idle worker has nothing to give back).
+        self._freed = False
         self.counters = WorkerCounters()
         self.dependencies = Dependencies()
         self.last_error: PlatformError | None = None
@@ -139,9 +141,8 @@ class StreamWorker:
             self._pending = None
             self._backoff = 0.0
             finished = len(batch)
-            del batch  # the batch's records and what they decoded to are garbage now: give the pages back
-            if finished:
-                self.memory.release()
+            del batch  # the batch's records and what they decoded to are garbage now: the health thread gives the pages back
+            self._freed = self._freed or finished > 0
             return finished
         except TransientError as e:
             self._transient(e)
@@ -297,6 +298,15 @@ class StreamWorker:
         while not done.wait(HEALTH_TICK_S):
             with suppress(PlatformError, RuntimeError):  # RuntimeError: a counter dict the loop is growing
                 self.flush_health()
+            self.give_back_memory()
+
+    def give_back_memory(self) -> None:
+        """Return the pages finished batches freed to the OS (at most every `memory.interval_s`).
+
+        Called by the health thread: a trim takes 10-70 ms and releases the GIL, so the loop keeps
+        going meanwhile instead of holding a batch up."""
+        if self._freed and self.memory.release():
+            self._freed = False
 
     def _write_health(self, backing_off: bool) -> None:
         """Write the document from the last view (the watchdog calls this while the loop is stuck)."""

@@ -7,9 +7,9 @@ thread, an archive put pool) instead of returning them, so RSS rises to the larg
 the most fragmented arenas seen so far and never comes down: a worker that falls behind (full
 batches from then on) looks like one whose memory grows with the events (issue 16 item 4,
 docs/performance.md). `malloc_trim(0)` returns the free pages of every arena (madvise); it walks
-every free chunk, 15-70 ms on a fragmented 150 MiB heap, so the loop calls it after a batch at most
-every `TRIM_INTERVAL_S` (under 1.5% of the loop's time). Where the C library is not glibc (macOS,
-musl) it is a no-op.
+every free chunk, 15-70 ms on a fragmented 150 MiB heap, so the worker's health thread calls it
+(off the loop's path; ctypes releases the GIL) once batches have finished, at most every
+`TRIM_INTERVAL_S`. Where the C library is not glibc (macOS, musl) it is a no-op.
 """
 
 from __future__ import annotations

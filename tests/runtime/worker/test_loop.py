@@ -109,19 +109,39 @@ class TestEchoHandlerContract(StreamHandlerContract):
         echoes = [json.loads(r.value)["echo"] for r in env.broker.records(OUT_TOPIC)]
         assert sorted(echoes) == sorted(e["event_id"] for _, _, e in self.inputs(env))
 
-    def test_freed_memory_is_given_back_after_each_finished_batch_and_never_while_idle(self, env: WorkerEnv) -> None:
+    def test_freed_memory_is_given_back_after_finished_batches_and_never_while_idle(self, env: WorkerEnv) -> None:
         self.publish(env, self.inputs(env))  # 40 records, batches of 7
         worker = self.worker(env)
         ticks = iter(range(0, 10_000, 10))  # every release finds its interval passed
         calls: list[int] = []
         worker.memory = FreedMemory(clock=lambda: float(next(ticks)), trim=lambda pad: calls.append(pad) or 1)
+        worker.give_back_memory()
+        assert calls == []  # nothing finished yet
         while worker.counters.applied < 40:
             worker.step()
+            worker.give_back_memory()  # what the health thread does on each tick
         assert len(calls) == worker.counters.batches >= 6
         for _ in range(3):
             assert worker.step() == 0
+            worker.give_back_memory()
         assert len(calls) == worker.counters.batches
         worker.consumer.close()
+
+    def test_the_health_thread_gives_freed_memory_back_while_the_loop_runs(self, env: WorkerEnv) -> None:
+        self.publish(env, self.inputs(env))
+        worker = self.worker(env)
+        calls: list[int] = []
+        worker.memory = FreedMemory(interval_s=0.0, trim=lambda pad: calls.append(pad) or 1)
+        stop = threading.Event()
+        runner = threading.Thread(target=worker.run, args=(stop,))
+        runner.start()
+        deadline = time.monotonic() + 10
+        while (worker.counters.applied < 40 or not calls) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stop.set()
+        runner.join(10)
+        worker.consumer.close()
+        assert worker.counters.applied == 40 and calls
 
     def test_the_error_kept_for_health_does_not_keep_the_failed_batch_alive(self, env: WorkerEnv) -> None:
         self.publish(env, self.inputs(env))
