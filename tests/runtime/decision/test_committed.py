@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 from typing import Any
 
@@ -111,6 +112,16 @@ def _lane(settings: Settings, run: str, *, events: int = EVENTS, undecided: int 
     return envelopes
 
 
+def _edit_first_outcome(batch: bytes) -> bytes:
+    """The batch with its first record's outcome changed: every audit record (decision, intent,
+    outcome) carries one, whichever records the batch happens to hold (their order follows ids
+    derived from the random run id, so a fixed word such as APPROVE is not always there)."""
+    found = re.search(rb'"outcome":"([A-Z_]+)"', batch)
+    assert found is not None, batch[:500]
+    other = b"REVIEW" if found.group(1) != b"REVIEW" else b"DECLINE"
+    return batch[:found.start(1)] + other + batch[found.end(1):]
+
+
 def _outbound(envelope: dict[str, Any]) -> Any:
     from runtime.bus.port import OutboundRecord
 
@@ -190,7 +201,7 @@ def test_an_edited_audit_batch_fails_the_gate_and_verify_names_it(settings: Sett
                            (run,)).fetchone()[0]
     ok = runner.invoke(app, ["verify", "--platform-run-id", run])
     assert ok.exit_code == 0 and "verified" in ok.output
-    store.put(key, store.get(key).replace(b'"APPROVE"', b'"DECLINE"').replace(b'"DECLINE"', b'"REVIEW"', 1))
+    store.put(key, _edit_first_outcome(store.get(key)))
     broken = runner.invoke(app, ["verify", "--platform-run-id", run])
     assert broken.exit_code == 1 and "BATCH_EDITED" in broken.output
     with pytest.raises(Exception) as info:
