@@ -38,6 +38,12 @@ def compute_backend(ctx: RunContext) -> ComputeBackend:
     return ctx.backend
 
 
+#: A gate job (P8, P9, P10) fails on its own once its plane stops advancing (its `--wait`,
+#: runtime/evidence/gate_wait.py); the job timeout only catches one that hangs outside that loop,
+#: so it must outlast the longest full-cap run a plane can still be advancing through.
+GATE_JOB_TIMEOUT_S = 6 * 3600.0
+
+
 def run_job(ctx: RunContext, component: str, argv: list[str], *, default_timeout: float = 3600.0) -> JobResult:
     """Run one job of this run on its compute backend, scoped to the run, with the run's job
     timeout (`job_timeout`) and the operator's progress line (`job_progress`). The result (task

@@ -9,7 +9,7 @@ caught up. The phase collects both and gates on them: every (group, partition) c
 from __future__ import annotations
 
 from controller.phases.base import Check, Phase, PhaseOutcome, RunContext, collected
-from controller.phases.compute import ensure_pack, run_job
+from controller.phases.compute import GATE_JOB_TIMEOUT_S, ensure_pack, run_job
 
 #: The job component of P8 (runtime/components.py).
 CAUGHT_UP_JOB = "rtdl_caught_up"
@@ -27,7 +27,8 @@ class RtdlCaughtUp(Phase):
         """Make sure the pack runs for this run (a run resumed `--from P8` after a `--to P7` slice never
         started it at P2), run the caught-up job, collect its evidence, gate on it."""
         ensure_pack(ctx, PACK)
-        run_job(ctx, CAUGHT_UP_JOB, ["rtdl", "caught-up", "--platform-run-id", ctx.platform_run_id], default_timeout=900)
+        run_job(ctx, CAUGHT_UP_JOB, ["rtdl", "caught-up", "--platform-run-id", ctx.platform_run_id],
+                default_timeout=GATE_JOB_TIMEOUT_S)
         evidence = collected(ctx, "OFFSETS_SNAPSHOT_PATH_PATTERN", "RTDL_CORE_EVIDENCE_PATH_PATTERN")
         doc = ctx.writer.read("RTDL_CORE_EVIDENCE_PATH_PATTERN") or {}
         snapshot = ctx.writer.read("OFFSETS_SNAPSHOT_PATH_PATTERN") or {}

@@ -11,7 +11,7 @@ the decisions' policy the one P1 pinned in run.json, and a decision digest.
 from __future__ import annotations
 
 from controller.phases.base import Check, Phase, PhaseOutcome, RunContext, collected
-from controller.phases.compute import compute_backend, run_job
+from controller.phases.compute import GATE_JOB_TIMEOUT_S, compute_backend, run_job
 
 #: The job component of P9 (runtime/components.py).
 COMMITTED_JOB = "decision_committed"
@@ -33,7 +33,8 @@ class DecisionChainCommitted(Phase):
         state = backend.pack_state(PACK)
         if not (state.running and state.run_scope == ctx.platform_run_id):
             backend.start_pack(PACK, ctx.platform_run_id, progress=ctx.options.get("job_progress"))
-        run_job(ctx, COMMITTED_JOB, ["decision", "committed", "--platform-run-id", ctx.platform_run_id], default_timeout=900)
+        run_job(ctx, COMMITTED_JOB, ["decision", "committed", "--platform-run-id", ctx.platform_run_id],
+                default_timeout=GATE_JOB_TIMEOUT_S)
         evidence = collected(ctx, *EVIDENCE)
         decision = ctx.writer.read("DECISION_LANE_EVIDENCE_PATH_PATTERN") or {}
         action = ctx.writer.read("ACTION_SUMMARY_PATH_PATTERN") or {}

@@ -11,7 +11,7 @@ case_trigger/cm/ls GREEN, dead letters 0 or explained, both digests.
 from __future__ import annotations
 
 from controller.phases.base import Check, Phase, PhaseOutcome, RunContext, collected
-from controller.phases.compute import ensure_pack, run_job
+from controller.phases.compute import GATE_JOB_TIMEOUT_S, ensure_pack, run_job
 
 #: The job components of P10 (runtime/components.py).
 INTAKE_JOB = "ls_bank_view_intake"
@@ -31,7 +31,8 @@ class CaseLabelsCommitted(Phase):
         the bank view intake and the gate job, collect their evidence, gate on it."""
         ensure_pack(ctx, PACK)
         run_job(ctx, INTAKE_JOB, ["ls", "ingest-bank-view", "--platform-run-id", ctx.platform_run_id], default_timeout=900)
-        run_job(ctx, COMMITTED_JOB, ["case", "committed", "--platform-run-id", ctx.platform_run_id], default_timeout=900)
+        run_job(ctx, COMMITTED_JOB, ["case", "committed", "--platform-run-id", ctx.platform_run_id],
+                default_timeout=GATE_JOB_TIMEOUT_S)
         evidence = collected(ctx, "CASE_EVIDENCE_PATH_PATTERN", "LABEL_EVIDENCE_PATH_PATTERN")
         cases = ctx.writer.read("CASE_EVIDENCE_PATH_PATTERN") or {}
         labels = ctx.writer.read("LABEL_EVIDENCE_PATH_PATTERN") or {}

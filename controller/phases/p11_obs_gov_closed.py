@@ -60,7 +60,7 @@ class ObsGovClosed(Phase):
         files, gate on them."""
         stopped = stop_obs_gov(ctx)
         inputs = write_close_inputs(ctx)
-        run_job(ctx, REPORTER_JOB, ["reporter", "close", "--platform-run-id", ctx.platform_run_id], default_timeout=900)
+        run_job(ctx, REPORTER_JOB, ["reporter", "close", "--platform-run-id", ctx.platform_run_id], default_timeout=3600)
         evidence = [*inputs, *collected(ctx, *CLOSURE_KEYS)]
         collected(ctx, "RUN_REPORT_HTML_PATH_PATTERN")
         docs = {key: ctx.writer.read(key) or {} for key in CLOSURE_KEYS}

@@ -215,7 +215,7 @@ def close(platform_run_id: RunIdOpt, case_id: CaseIdArg, actor: ActorOpt,
 @app.command("committed")
 def committed(
     platform_run_id: RunIdOpt,
-    wait: Annotated[float, typer.Option(min=0, max=3600, help="seconds to wait for the plane to catch up")] = 600.0,
+    wait: Annotated[float, typer.Option(min=0, max=3600, help="seconds without progress before it fails")] = 600.0,
 ) -> None:
     """P10's job: wait until CaseTrigger, CM and LS made the run's records durable (every triggered subject
     has its case, GREEN, dead letters 0 or explained), require triggers and labels, write case_summary.json

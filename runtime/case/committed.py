@@ -24,6 +24,7 @@ from typing import Any
 from runtime.case.figures import COMPONENTS, CaseLabelsState, case_labels_state
 from runtime.components import consumer_group_id
 from runtime.errors import PlatformError
+from runtime.evidence.gate_wait import StallBound
 from runtime.evidence.writer import EvidenceWriter, WrittenEvidence, run_bundle
 from runtime.rtdl.caught_up import Observation, Target, input_topics, observe
 from runtime.settings import Settings
@@ -61,6 +62,11 @@ class PlaneObservation:
     dead_by_code: dict[str, dict[str, int]]
     #: (code, reason) pairs, in the order the gate reports them.
     reasons: list[tuple[str, str]] = field(default_factory=list)
+
+    def mark(self) -> tuple[int, ...]:
+        """What the plane has done so far (positions, the run's published records, the outbox still
+        to publish), for the gate's stall bound."""
+        return (*self.seen.mark(), sum(self.unpublished.values()))
 
     def health_state(self, component: str) -> str:
         """The component's last health state (MISSING without a health document)."""
@@ -143,7 +149,8 @@ def observe_plane(settings: Settings, conn: Any, platform_run_id: str, groups: d
 
 def write_committed(settings: Settings, platform_run_id: str, *, wait_s: float = 600.0, poll_s: float = 2.0,
                     progress: Progress = print, sleep: Callable[[float], None] = time.sleep) -> list[WrittenEvidence]:
-    """Wait (bounded, with progress) until the plane committed the run, gate it, write both P10 files."""
+    """Wait until the plane committed the run (failing once it stood still for `wait_s`, with
+    progress), gate it, write both P10 files."""
     from runtime.db.postgres import Database
 
     registry = settings.registry
@@ -152,7 +159,7 @@ def write_committed(settings: Settings, platform_run_id: str, *, wait_s: float =
                             next_step="set FP_DB_DSN")
     groups = {c: consumer_group_id(registry, c, platform_run_id) for c in COMPONENTS}
     topics = input_topics(settings, platform_run_id, groups)
-    deadline = time.monotonic() + wait_s
+    bound = StallBound(wait_s)
     with Database(settings.db_dsn, name="case committed", max_size=1) as db:
         while True:
             with db.transaction() as conn:
@@ -161,12 +168,12 @@ def write_committed(settings: Settings, platform_run_id: str, *, wait_s: float =
                 raise _dead_letters(seen)
             if seen.judge(groups):
                 break
-            left = deadline - time.monotonic()
+            left = bound.left(seen.mark())
             if left <= 0:
                 code = next(c for c in FAILURE_PRIORITY if any(c == r for r, _ in seen.reasons))
-                raise CaseLabelsNotCommitted(f"not committed after {wait_s:.0f}s: " + "; ".join(r for _, r in seen.reasons)[:1500],
+                raise CaseLabelsNotCommitted(f"not committed, {bound.describe()}: " + "; ".join(r for _, r in seen.reasons)[:1500],
                                              code=code, next_step=NEXT_STEPS.get(code, CaseLabelsNotCommitted.next_step))
-            progress(f"P10 waiting ({left:.0f}s left): " + "; ".join(r for _, r in seen.reasons)[:300])
+            progress(f"P10 waiting ({left:.0f}s left without progress): " + "; ".join(r for _, r in seen.reasons)[:300])
             sleep(min(poll_s, left))
     _require_truth(seen)
     return _write(EvidenceWriter(registry, platform_run_id, [run_bundle(settings, platform_run_id)]), seen, groups)

@@ -53,7 +53,7 @@ def _settings_for(platform_run_id: str) -> Any:
 @app.command("committed")
 def committed(
     platform_run_id: RunOpt,
-    wait: Annotated[float, typer.Option(min=0, max=3600, help="seconds to wait for the lane to commit the chain")] = 600.0,
+    wait: Annotated[float, typer.Option(min=0, max=3600, help="seconds without progress before it fails")] = 600.0,
 ) -> None:
     """P9: wait until every admitted traffic event is decided, acted on and logged
     (GREEN, no dead letter, lineage resolved), verify the audit chain, write the

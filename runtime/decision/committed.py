@@ -20,6 +20,7 @@ from typing import Any
 
 from runtime.components import consumer_group_id
 from runtime.errors import PermanentError, PlatformError
+from runtime.evidence.gate_wait import StallBound
 from runtime.evidence.writer import EvidenceWriter, WrittenEvidence, run_bundle
 from runtime.rtdl.events import TRAFFIC_CLASSES
 from runtime.settings import Settings
@@ -71,6 +72,10 @@ class LaneObservation:
     health: dict[str, dict[str, Any] | None]
     dead_letters: dict[str, int]
     reasons: list[str] = field(default_factory=list)
+
+    def mark(self) -> tuple[int, ...]:
+        """What the lane has done so far, for the gate's stall bound."""
+        return (self.decisions, len(self.undecided), self.executed, *(self.logged.get(k, 0) for k in sorted(self.logged)))
 
     def judge(self) -> bool:
         """Committed: every admitted traffic event decided, every intent executed and every record
@@ -158,7 +163,8 @@ def pinned_policy(writer: EvidenceWriter, platform_run_id: str) -> dict[str, Any
 
 def write_committed(settings: Settings, platform_run_id: str, *, wait_s: float = 600.0, poll_s: float = 2.0,
                     progress: Progress = print, sleep: Callable[[float], None] = time.sleep) -> list[WrittenEvidence]:
-    """Wait (bounded, with progress) until the lane committed the run's chain, then write the three P9 files."""
+    """Wait until the lane committed the run's chain (failing once it stood still for `wait_s`, with
+    progress), then write the three P9 files."""
     from runtime.db.postgres import Database
 
     registry = settings.registry
@@ -168,17 +174,17 @@ def write_committed(settings: Settings, platform_run_id: str, *, wait_s: float =
         raise PlatformError("P9 reads the lane's tables from PostgreSQL but no DSN is set", code="DB_DSN_MISSING",
                             next_step="set FP_DB_DSN")
     groups = {c: consumer_group_id(registry, c, platform_run_id) for c in WORKERS}
-    deadline = time.monotonic() + wait_s
+    bound = StallBound(wait_s)
     with Database(settings.db_dsn, name="decision committed", max_size=1) as db:
         while True:
             with db.connection() as conn:
                 seen = observe(settings, conn, platform_run_id, groups)
             if seen.judge():
                 break
-            left = deadline - time.monotonic()
+            left = bound.left(seen.mark())
             if left <= 0:
-                raise DecisionChainNotCommitted(f"not committed after {wait_s:.0f}s: " + "; ".join(seen.reasons)[:1500])
-            progress(f"P9 waiting ({left:.0f}s left): " + "; ".join(seen.reasons)[:300])
+                raise DecisionChainNotCommitted(f"not committed, {bound.describe()}: " + "; ".join(seen.reasons)[:1500])
+            progress(f"P9 waiting ({left:.0f}s left without progress): " + "; ".join(seen.reasons)[:300])
             sleep(min(poll_s, left))
         with db.transaction() as conn:
             documents = summaries(settings, conn, platform_run_id, policy, seen)

@@ -19,6 +19,7 @@ from typing import Any
 from runtime.components import consumer_group_id
 from runtime.contracts.ids import utc_iso
 from runtime.errors import PermanentError, PlatformError
+from runtime.evidence.gate_wait import StallBound
 from runtime.evidence.writer import EvidenceWriter, WrittenEvidence, run_bundle
 from runtime.rtdl.digest import rows_digest
 from runtime.settings import Settings
@@ -69,6 +70,11 @@ class Observation:
     #: group -> the topics its component reads (a group covers only partitions of those).
     topics: dict[str, set[str]] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
+
+    def mark(self) -> tuple[int, int]:
+        """What the groups have done so far (positions only grow), for the gate's stall bound; the
+        run's last offsets too (they grow while the plane's producers still publish)."""
+        return (sum(p for group in self.positions.values() for p in group.values()), sum(t.end for t in self.targets))
 
     def covered(self, group: str) -> list[Target]:
         """The partitions `group` must cover: those of its input topics holding records of the run."""
@@ -174,7 +180,8 @@ DEGRADE_COUNTERS = ("flow_anchor_missing", "arrival_missing", "context_conflicts
 
 def write_caught_up(settings: Settings, platform_run_id: str, *, wait_s: float = 600.0, poll_s: float = 2.0,
                     progress: Progress = print, sleep: Callable[[float], None] = time.sleep) -> list[WrittenEvidence]:
-    """Wait (bounded, with progress) until the RTDL core caught up, then write both P8 files."""
+    """Wait until the RTDL core caught up (failing once it stood still for `wait_s`, with progress),
+    then write both P8 files."""
     from runtime.db.postgres import Database
 
     registry = settings.registry
@@ -190,7 +197,7 @@ def write_caught_up(settings: Settings, platform_run_id: str, *, wait_s: float =
         raise PlatformError("P8 reads worker positions from PostgreSQL but no DSN is set", code="DB_DSN_MISSING",
                             next_step="set FP_DB_DSN")
     topics = input_topics(settings, platform_run_id, groups)
-    deadline = time.monotonic() + wait_s
+    bound = StallBound(wait_s)
     with Database(settings.db_dsn, name="rtdl caught-up", max_size=1) as db:
         with db.connection() as conn:
             tgts = targets(p7, run_last_offsets(conn, platform_run_id))
@@ -202,10 +209,10 @@ def write_caught_up(settings: Settings, platform_run_id: str, *, wait_s: float =
                 seen = observe(settings, conn, platform_run_id, groups, tgts, topics)
             if seen.judge(groups):
                 break
-            left = deadline - time.monotonic()
+            left = bound.left(seen.mark())
             if left <= 0:
-                raise RtdlNotCaughtUp(f"not caught up after {wait_s:.0f}s: " + "; ".join(seen.reasons)[:1500])
-            progress(f"P8 waiting ({left:.0f}s left): " + "; ".join(seen.reasons)[:300])
+                raise RtdlNotCaughtUp(f"not caught up, {bound.describe()}: " + "; ".join(seen.reasons)[:1500])
+            progress(f"P8 waiting ({left:.0f}s left without progress): " + "; ".join(seen.reasons)[:300])
             sleep(min(poll_s, left))
         with db.transaction() as conn:
             digest = rows_digest({s: list(read(conn, platform_run_id)) for s, read in digest_readers.items()})

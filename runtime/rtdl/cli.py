@@ -67,7 +67,7 @@ def rebuild(
 @app.command("caught-up")
 def caught_up(
     platform_run_id: Annotated[str, typer.Option("--platform-run-id", envvar="REQUIRED_PLATFORM_RUN_ID", help="the pinned run")],
-    wait: Annotated[float, typer.Option(min=0, max=3600, help="seconds to wait for the workers to catch up")] = 600.0,
+    wait: Annotated[float, typer.Option(min=0, max=3600, help="seconds without progress before it fails")] = 600.0,
 ) -> None:
     """P8: wait until every rtdl_core group reached the run's last records, GREEN, no dead letters; write the evidence.
     Nothing is written when it is not caught up (RTDL_NOT_CAUGHT_UP) or a store is missing (RTDL_STATE_MISSING)."""
