@@ -34,8 +34,14 @@ class Settings:
     oracle_engine_cache: str | None = None  # local engine-run cache shared between runs (unset on ECS)
 
     def s3(self) -> Any:
-        """A boto3 S3 client for the configured endpoint."""
-        return s3_client(self.object_store_endpoint, self.aws_region)
+        """The S3 client of these settings, made at the first use: daemons read health documents and
+        bundles every tick, and making a boto3 client costs far more than the read (boto3 clients are
+        thread-safe)."""
+        client = self.__dict__.get("_s3_client")
+        if client is None:
+            client = s3_client(self.object_store_endpoint, self.aws_region)
+            object.__setattr__(self, "_s3_client", client)
+        return client
 
     def bucket(self, bucket_key: str) -> S3Store:
         """The object store of the bucket named by handle `bucket_key`."""

@@ -20,7 +20,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
 from typing import Any
 
 from runtime.contracts.ids import utc_iso
@@ -71,25 +70,6 @@ def write_live(path_key: str, document: dict[str, Any], targets: list[tuple[Obje
         store.put(key, data, content_type="application/json")
 
 
-@dataclass(frozen=True)
-class _OneClientSettings(Settings):
-    """Settings whose S3 client is made once: a daemon reads the bundle and the health documents
-    every refresh, and a new boto3 client per read costs more than the read."""
-
-    def s3(self) -> Any:
-        """The one client of this process (boto3 clients are thread-safe)."""
-        client = self.__dict__.get("_s3_client")
-        if client is None:
-            client = super().s3()
-            object.__setattr__(self, "_s3_client", client)
-        return client
-
-
-def one_client(settings: Settings) -> Settings:
-    """`settings` with its S3 client made once."""
-    return _OneClientSettings(**{f.name: getattr(settings, f.name) for f in fields(settings)})
-
-
 class _Refresher:
     """What both daemons share: start-up checks, the refresh loop, counters."""
 
@@ -98,7 +78,7 @@ class _Refresher:
 
     def __init__(self, settings: Settings, platform_run_id: str, *, environ: Mapping[str, str], interval_s: float | None = None,
                  progress: Progress = print):
-        self.settings = settings = one_client(settings)
+        self.settings = settings
         self.registry = settings.registry
         self.platform_run_id = platform_run_id
         self.interval_s = interval_s if interval_s is not None else self.registry.integer("OBS_LIVE_REFRESH_INTERVAL_MS") / 1000
