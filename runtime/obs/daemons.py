@@ -70,6 +70,18 @@ def write_live(path_key: str, document: dict[str, Any], targets: list[tuple[Obje
         store.put(key, data, content_type="application/json")
 
 
+#: The most of the time a live daemon spends refreshing: a refresh reads the whole run (every hop's
+#: counts), so at full cap it takes seconds and, every 5 s, would keep PostgreSQL scanning while the
+#: spine it reports on waits for CPU. After a refresh that took t seconds the daemon pauses at least
+#: t * (1 / REFRESH_DUTY - 1): the summary gets older as the run grows, never costlier per minute.
+REFRESH_DUTY = 0.05
+
+
+def pause_after(took_s: float, interval_s: float) -> float:
+    """Seconds to wait before the next refresh: the interval, stretched to keep within REFRESH_DUTY."""
+    return max(interval_s, took_s * (1 / REFRESH_DUTY - 1))
+
+
 class _Refresher:
     """What both daemons share: start-up checks, the refresh loop, counters."""
 
@@ -127,10 +139,12 @@ class _Refresher:
         return False
 
     def run(self, stop: threading.Event, *, max_refreshes: int | None = None) -> dict[str, int]:
-        """Refresh every interval until `stop` (or `max_refreshes` attempts)."""
+        """Refresh every interval (longer when refreshes grow slow: `pause_after`) until `stop` (or
+        `max_refreshes` attempts)."""
         attempts = 0
         try:
             while not stop.is_set():
+                began = time.monotonic()
                 try:
                     if self.refresh():
                         self._last_skip = ""
@@ -140,7 +154,7 @@ class _Refresher:
                 attempts += 1
                 if max_refreshes is not None and attempts >= max_refreshes:
                     break
-                stop.wait(self.interval_s)
+                stop.wait(pause_after(time.monotonic() - began, self.interval_s))
         finally:
             self.finish()
         return dict(self.counters)

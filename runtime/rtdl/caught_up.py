@@ -18,7 +18,7 @@ from typing import Any
 
 from runtime.components import consumer_group_id
 from runtime.contracts.ids import utc_iso
-from runtime.errors import PermanentError, PlatformError
+from runtime.errors import ObjectMissing, PermanentError, PlatformError
 from runtime.evidence.gate_wait import StallBound
 from runtime.evidence.writer import EvidenceWriter, WrittenEvidence, run_bundle
 from runtime.rtdl.digest import rows_digest
@@ -149,8 +149,10 @@ def read_health(settings: Settings, platform_run_id: str, component: str) -> dic
     registry = settings.registry
     key = (registry.render("S3_EVIDENCE_PREFIX_PATTERN", platform_run_id=platform_run_id)
            + registry.render("COMPONENT_HEALTH_PATH_PATTERN", component_dir=component_dir(component)))
-    store = settings.bucket("S3_EVIDENCE_BUCKET")
-    return dict(json.loads(store.get(key))) if store.exists(key) else None
+    try:
+        return dict(json.loads(settings.bucket("S3_EVIDENCE_BUCKET").get(key)))
+    except ObjectMissing:  # one GET, not a HEAD first: DL reads three of these every tick
+        return None
 
 
 def input_topics(settings: Settings, platform_run_id: str, groups: dict[str, str]) -> dict[str, set[str]]:

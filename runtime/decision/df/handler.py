@@ -222,14 +222,12 @@ class DecisionFabricHandler(StreamHandler):
     def complete_per_event(self, conn: Any, fresh: list[tuple[InputRecord, Admitted, str]], view: store.InputsView,
                            batch: dict[str, bool]) -> dict[str, dict[str, bool]]:
         """After the wait: which store is complete for each event on its own (an earlier event of
-        the batch may be complete where the newest is not). One probe per distinct event time,
-        against the positions the last check read."""
+        the batch may be complete where the newest is not), in one statement, against the positions
+        the last check read."""
         behind = [u for u in self.upstreams if not batch[u.component]]
-        by_time: dict[int, dict[str, bool]] = {}
-        for ts in sorted({e.ts_micros for _, e, _ in fresh}):
-            by_time[ts] = {**batch, **store.stores_complete(conn, self.platform_run_id, behind, ts, view.run_last,
-                                                            view.frontiers, view.positions)}
-        return {did: by_time[event.ts_micros] for _, event, did in fresh}
+        by_time = store.stores_complete_at(conn, self.platform_run_id, behind, (e.ts_micros for _, e, _ in fresh),
+                                           view.run_last, view.frontiers, view.positions)
+        return {did: {**batch, **by_time[event.ts_micros]} for _, event, did in fresh}
 
     def waited_out(self, decision_ids: list[str]) -> bool:
         """True once the oldest of these events has waited DF_INPUT_WAIT_MS since its first wait (a

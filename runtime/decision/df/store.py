@@ -259,17 +259,7 @@ def stores_complete(conn: Any, platform_run_id: str, upstreams: Sequence[Upstrea
     group -> its positions, read with or after `run_last`) spares reading them again; the
     admissions of every store's partitions behind its run_last are probed in one statement."""
     complete = {u.component: not streams_behind(frontiers, u, ts_micros) for u in upstreams}
-    probes: dict[tuple[str, str, int], set[str]] = {}
-    for u in upstreams:
-        behind = [p for p in sorted(run_last) if p[0] in u.topics]
-        if not complete[u.component] or not behind:
-            continue
-        held = positions[u.consumer_group] if positions is not None and u.consumer_group in positions else None
-        held = held if held is not None else group_positions(conn, u.consumer_group)
-        for topic, partition in behind:
-            position = held.get((topic, partition), -1)
-            if position < run_last[(topic, partition)]:
-                probes.setdefault((topic, partition, position), set()).add(u.component)
+    probes = _unapplied(conn, [u for u in upstreams if complete[u.component]], run_last, positions)
     if probes:
         keys = sorted(probes)
         # One index probe per (partition, position): a LATERAL ... LIMIT 1 is never turned into a
@@ -284,6 +274,50 @@ def stores_complete(conn: Any, platform_run_id: str, upstreams: Sequence[Upstrea
             for component in probes[keys[int(index) - 1]]:
                 complete[component] = False
     return complete
+
+
+def _unapplied(conn: Any, upstreams: Sequence[Upstream], run_last: dict[Partition, int],
+               positions: dict[str, dict[Partition, int]] | None) -> dict[tuple[str, str, int], set[str]]:
+    """(topic, partition, the store's position) -> the stores behind run_last on that partition."""
+    probes: dict[tuple[str, str, int], set[str]] = {}
+    for u in upstreams:
+        behind = [p for p in sorted(run_last) if p[0] in u.topics]
+        if not behind:
+            continue
+        held = positions[u.consumer_group] if positions is not None and u.consumer_group in positions else None
+        held = held if held is not None else group_positions(conn, u.consumer_group)
+        for topic, partition in behind:
+            position = held.get((topic, partition), -1)
+            if position < run_last[(topic, partition)]:
+                probes.setdefault((topic, partition, position), set()).add(u.component)
+    return probes
+
+
+def stores_complete_at(conn: Any, platform_run_id: str, upstreams: Sequence[Upstream], times: Iterable[int],
+                       run_last: dict[Partition, int], frontiers: StreamFrontiers,
+                       positions: dict[str, dict[Partition, int]] | None = None) -> dict[int, dict[str, bool]]:
+    """`stores_complete` at each of many event times, in one statement: per partition a store is
+    behind on, the earliest event time among the admissions it has not applied (an admission
+    without an event time counts as the earliest of all); a store is complete at T when every such
+    time is after T. A batch of 2,000 events waited out is one scan per partition, not 2,000 probes
+    (each of which scans to the partition's end when the store is complete at that time)."""
+    times = sorted(set(times))
+    probes = _unapplied(conn, upstreams, run_last, positions)
+    earliest: dict[str, float] = {}  # component -> earliest unapplied event time over its partitions
+    if probes:
+        keys = sorted(probes)
+        rows = conn.execute(
+            "SELECT p.i, m.missing_ts, m.earliest FROM unnest(%s::text[], %s::text[], %s::numeric[]) WITH ORDINALITY"
+            " AS p(t, part, pos, i) CROSS JOIN LATERAL (SELECT bool_or(event_ts_micros IS NULL) AS missing_ts,"
+            " min(event_ts_micros) AS earliest FROM ig_admissions WHERE platform_run_id = %s AND eb_ref->>'topic' = p.t"
+            " AND eb_ref->>'partition' = p.part AND (eb_ref->>'offset')::numeric > p.pos) AS m",
+            ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], platform_run_id)).fetchall()
+        for index, missing_ts, first in rows:
+            at = float("-inf") if missing_ts else (float(first) if first is not None else float("inf"))
+            for component in probes[keys[int(index) - 1]]:
+                earliest[component] = min(earliest.get(component, float("inf")), at)
+    return {ts: {u.component: not streams_behind(frontiers, u, ts) and earliest.get(u.component, float("inf")) > ts
+                 for u in upstreams} for ts in times}
 
 
 @dataclass(frozen=True)

@@ -224,6 +224,7 @@ def test_a_store_is_complete_for_an_event_once_it_applied_every_admission_at_or_
         _applied(conn, ofp.consumer_group, 8, partition=1)
         _applied(conn, ofp.consumer_group, 6)
         assert not store.upstream_complete(conn, run, ofp, 200, last)
+        assert store.stores_complete_at(conn, run, [ofp], (1, 200), last, {}) == {1: {"ofp": False}, 200: {"ofp": False}}
 
 
 def test_one_inputs_view_and_one_probe_answer_what_the_reads_one_by_one_answer(db: Database) -> None:
@@ -258,6 +259,10 @@ def test_one_inputs_view_and_one_probe_answer_what_the_reads_one_by_one_answer(d
         for ts in (50, 99, 100, 149, 150, 200, 249, 250, 299, 300, 10**18):
             one_by_one = {u.component: store.upstream_complete(conn, run, u, ts, last, view.frontiers) for u in upstreams}
             assert store.stores_complete(conn, run, upstreams, ts, view.run_last, view.frontiers, view.positions) == one_by_one, ts
+        times = (50, 99, 100, 149, 150, 200, 249, 250, 299, 300, 10**18)
+        at_once = store.stores_complete_at(conn, run, upstreams, times, view.run_last, view.frontiers, view.positions)
+        assert at_once == {ts: store.stores_complete(conn, run, upstreams, ts, last, view.frontiers, view.positions)
+                           for ts in times}  # many event times in one statement answer what one probe each answers
         assert store.stores_complete(conn, run, upstreams, 200, last, view.frontiers, view.positions) == {
             "ofp": False, "ieg": False, "csfb": False}  # ofp misses 8 at 150; ieg 5 at 100; csfb's stream is at 250
         assert store.stores_complete(conn, run, upstreams, 120, last, view.frontiers, view.positions) == {
