@@ -61,6 +61,10 @@ UPSTREAMS = ("ofp", "ieg", "csfb")
 #: While a batch's inputs are pending, DF re-checks them this often inside one attempt (the
 #: worker's back-off, 0.2 s doubling, is for failures: a store ~50 ms behind must not cost seconds).
 POLL_S = 0.02
+#: A re-check that took t seconds is followed by a pause of at least CHECK_PAUSE_FACTOR * t: when a
+#: store is far behind (a full-cap backlog) a check scans many admissions, and checking back to
+#: back would spend PostgreSQL's CPU the stores need to catch up (a 50 ms check: 100 ms pause).
+CHECK_PAUSE_FACTOR = 2.0
 #: How long one attempt re-checks before handing the batch back to the worker (which then backs
 #: off and retries): bounded, so a stop signal and the health writes are not held up.
 HOLD_MS = 1000
@@ -179,6 +183,7 @@ class DecisionFabricHandler(StreamHandler):
         while True:
             # one statement (one snapshot) for frontiers, run_last, positions, posture and receipts,
             # at most one more for the stores' admissions still to apply
+            began = self.clock()
             view = store.inputs_view(conn, self.platform_run_id, self.upstreams, identities)
             complete = store.stores_complete(conn, self.platform_run_id, self.upstreams, newest, view.run_last,
                                              view.frontiers, view.positions)
@@ -192,7 +197,7 @@ class DecisionFabricHandler(StreamHandler):
                 self._counts["df_waits"] += 1
                 raise DecisionInputsPending(f"{len(fresh)} event(s) up to {micros_to_iso(newest)}: waiting for "
                                             f"{', '.join(pending)}")
-            self.sleep(POLL_S)
+            self.sleep(max(POLL_S, CHECK_PAUSE_FACTOR * (self.clock() - began)))
         per_event = None
         if pending:
             self._counts["df_waited_out"] += 1

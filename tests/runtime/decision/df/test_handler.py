@@ -14,7 +14,7 @@ from runtime.bus.port import EbRef
 from runtime.db.postgres import Database
 from runtime.decision.df import store
 from runtime.decision.df.domain import action_intents
-from runtime.decision.df.handler import FIRST_WAIT_CAP, DecisionFabricHandler, DecisionInputsPending
+from runtime.decision.df.handler import CHECK_PAUSE_FACTOR, FIRST_WAIT_CAP, POLL_S, DecisionFabricHandler, DecisionInputsPending
 from runtime.errors import PermanentError
 from runtime.rtdl.csfb.handler import CsfbHandler
 from runtime.worker.handler import StreamHandler
@@ -317,6 +317,35 @@ def test_a_batch_whose_stores_catch_up_within_the_hold_is_decided_in_that_attemp
                                                                                  "flow_anchor_missing,arrival_missing")]
     assert decision["posture"] == "GREEN" and len(checks) == 3
     assert handler.counters()["df_waits"] == 0 and handler.counters()["df_waited_out"] == 0
+
+
+def test_a_slow_check_of_pending_inputs_is_followed_by_a_longer_pause(db: Database) -> None:
+    # far behind (a full-cap backlog) a check scans many admissions: DF must not re-check back to back
+    run = random_run_id()
+    slept: list[float] = []
+
+    class SlowChecks(Clock):
+        def __call__(self) -> float:
+            self.now += 0.1  # each look at the clock is 0.1 s later: the checks take time
+            return self.now
+
+    clock = SlowChecks()
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.now += seconds
+
+    p = policy()
+    handler = DecisionFabricHandler(run, [TRAFFIC_TOPIC], RTDL_TOPIC, p, p.digest, _upstreams(run), wait_ms=60_000,
+                                    hold_ms=3000, clock=clock, sleep=sleep)
+    event = _traffic(run, 1)[0]
+    with db.transaction() as conn:
+        _posture(conn, run, "GREEN")
+        _receipt(conn, run, event, uuid.uuid4().hex)
+        _admission(conn, run, 9, 0)  # no store ever applies it
+    with pytest.raises(DecisionInputsPending), db.transaction() as conn:
+        handler.apply(conn, [_record(event, 9)])
+    assert slept and all(s >= CHECK_PAUSE_FACTOR * 0.1 > POLL_S for s in slept)
 
 
 def test_the_decision_takes_the_posture_dl_last_recorded(db: Database) -> None:
