@@ -24,8 +24,9 @@ from typing import Any
 from runtime.case.figures import COMPONENTS, CaseLabelsState, case_labels_state
 from runtime.components import consumer_group_id
 from runtime.errors import PlatformError
-from runtime.evidence.gate_wait import StallBound
+from runtime.evidence.gate_wait import LOOK_DUTY, StallBound
 from runtime.evidence.writer import EvidenceWriter, WrittenEvidence, run_bundle
+from runtime.pacing import pause_after
 from runtime.rtdl.caught_up import Observation, Target, input_topics, observe
 from runtime.settings import Settings
 
@@ -162,6 +163,7 @@ def write_committed(settings: Settings, platform_run_id: str, *, wait_s: float =
     bound = StallBound(wait_s)
     with Database(settings.db_dsn, name="case committed", max_size=1) as db:
         while True:
+            began = time.monotonic()
             with db.transaction() as conn:
                 seen = observe_plane(settings, conn, platform_run_id, groups, topics)
             if seen.unexplained_dead_letters():
@@ -174,7 +176,7 @@ def write_committed(settings: Settings, platform_run_id: str, *, wait_s: float =
                 raise CaseLabelsNotCommitted(f"not committed, {bound.describe()}: " + "; ".join(r for _, r in seen.reasons)[:1500],
                                              code=code, next_step=NEXT_STEPS.get(code, CaseLabelsNotCommitted.next_step))
             progress(f"P10 waiting ({left:.0f}s left without progress): " + "; ".join(r for _, r in seen.reasons)[:300])
-            sleep(min(poll_s, left))
+            sleep(min(pause_after(time.monotonic() - began, poll_s, LOOK_DUTY), left))
     _require_truth(seen)
     return _write(EvidenceWriter(registry, platform_run_id, [run_bundle(settings, platform_run_id)]), seen, groups)
 

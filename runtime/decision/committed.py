@@ -20,8 +20,9 @@ from typing import Any
 
 from runtime.components import consumer_group_id
 from runtime.errors import PermanentError, PlatformError
-from runtime.evidence.gate_wait import StallBound
+from runtime.evidence.gate_wait import LOOK_DUTY, StallBound
 from runtime.evidence.writer import EvidenceWriter, WrittenEvidence, run_bundle
+from runtime.pacing import pause_after
 from runtime.rtdl.events import TRAFFIC_CLASSES
 from runtime.settings import Settings
 
@@ -177,6 +178,7 @@ def write_committed(settings: Settings, platform_run_id: str, *, wait_s: float =
     bound = StallBound(wait_s)
     with Database(settings.db_dsn, name="decision committed", max_size=1) as db:
         while True:
+            began = time.monotonic()
             with db.connection() as conn:
                 seen = observe(settings, conn, platform_run_id, groups)
             if seen.judge():
@@ -185,7 +187,7 @@ def write_committed(settings: Settings, platform_run_id: str, *, wait_s: float =
             if left <= 0:
                 raise DecisionChainNotCommitted(f"not committed, {bound.describe()}: " + "; ".join(seen.reasons)[:1500])
             progress(f"P9 waiting ({left:.0f}s left without progress): " + "; ".join(seen.reasons)[:300])
-            sleep(min(poll_s, left))
+            sleep(min(pause_after(time.monotonic() - began, poll_s, LOOK_DUTY), left))
         with db.transaction() as conn:
             documents = summaries(settings, conn, platform_run_id, policy, seen)
     return [writer.write(key, {**writer.base_fields("P9", sources), **doc}) for key, sources, doc in documents]

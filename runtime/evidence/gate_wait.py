@@ -14,6 +14,10 @@ import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
+#: The most of its time a gate job spends looking at its plane (runtime/pacing.py): at full cap one
+#: look reads hundreds of thousands of rows.
+LOOK_DUTY = 0.1
+
 
 @dataclass
 class StallBound:

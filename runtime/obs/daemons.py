@@ -32,6 +32,7 @@ from runtime.obs.live import LIVE_SCHEMAS, live_conformance, live_run_report, ph
 from runtime.obs.lock import ReporterLock, default_holder_name
 from runtime.obs.run_report import phase_rows
 from runtime.obs.spine_hops import spine_hops
+from runtime.pacing import pause_after
 from runtime.settings import Settings
 from runtime.store.port import ObjectStore
 
@@ -70,16 +71,9 @@ def write_live(path_key: str, document: dict[str, Any], targets: list[tuple[Obje
         store.put(key, data, content_type="application/json")
 
 
-#: The most of the time a live daemon spends refreshing: a refresh reads the whole run (every hop's
-#: counts), so at full cap it takes seconds and, every 5 s, would keep PostgreSQL scanning while the
-#: spine it reports on waits for CPU. After a refresh that took t seconds the daemon pauses at least
-#: t * (1 / REFRESH_DUTY - 1): the summary gets older as the run grows, never costlier per minute.
+#: The most of its time a live daemon spends refreshing (runtime/pacing.py): a refresh reads the
+#: whole run, so the summary gets older as the run grows instead of costlier per minute.
 REFRESH_DUTY = 0.05
-
-
-def pause_after(took_s: float, interval_s: float) -> float:
-    """Seconds to wait before the next refresh: the interval, stretched to keep within REFRESH_DUTY."""
-    return max(interval_s, took_s * (1 / REFRESH_DUTY - 1))
 
 
 class _Refresher:
@@ -154,7 +148,7 @@ class _Refresher:
                 attempts += 1
                 if max_refreshes is not None and attempts >= max_refreshes:
                     break
-                stop.wait(pause_after(time.monotonic() - began, self.interval_s))
+                stop.wait(pause_after(time.monotonic() - began, self.interval_s, REFRESH_DUTY))
         finally:
             self.finish()
         return dict(self.counters)

@@ -19,8 +19,9 @@ from typing import Any
 from runtime.components import consumer_group_id
 from runtime.contracts.ids import utc_iso
 from runtime.errors import ObjectMissing, PermanentError, PlatformError
-from runtime.evidence.gate_wait import StallBound
+from runtime.evidence.gate_wait import LOOK_DUTY, StallBound
 from runtime.evidence.writer import EvidenceWriter, WrittenEvidence, run_bundle
+from runtime.pacing import pause_after
 from runtime.rtdl.digest import rows_digest
 from runtime.settings import Settings
 from runtime.worker.run import build_handler, component_dir, import_built
@@ -207,6 +208,7 @@ def write_caught_up(settings: Settings, platform_run_id: str, *, wait_s: float =
             raise RtdlNotCaughtUp(f"run {platform_run_id}: no partition holds admitted records of the run",
                                   next_step="P7 must have admitted events; rerun from P6")
         while True:
+            began = time.monotonic()
             with db.connection() as conn:
                 seen = observe(settings, conn, platform_run_id, groups, tgts, topics)
             if seen.judge(groups):
@@ -215,7 +217,7 @@ def write_caught_up(settings: Settings, platform_run_id: str, *, wait_s: float =
             if left <= 0:
                 raise RtdlNotCaughtUp(f"not caught up, {bound.describe()}: " + "; ".join(seen.reasons)[:1500])
             progress(f"P8 waiting ({left:.0f}s left without progress): " + "; ".join(seen.reasons)[:300])
-            sleep(min(poll_s, left))
+            sleep(min(pause_after(time.monotonic() - began, poll_s, LOOK_DUTY), left))
         with db.transaction() as conn:
             digest = rows_digest({s: list(read(conn, platform_run_id)) for s, read in digest_readers.items()})
             totals = durable_counters(conn, platform_run_id, components)

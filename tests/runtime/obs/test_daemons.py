@@ -17,9 +17,10 @@ from typer.testing import CliRunner
 
 from runtime.db.postgres import connect
 from runtime.obs.cli import app, conformance_app
-from runtime.obs.daemons import HOLDER_PREFIX, REFRESH_DUTY, ConformanceDaemon, RunReporterDaemon, pause_after, run_daemon
+from runtime.obs.daemons import HOLDER_PREFIX, REFRESH_DUTY, ConformanceDaemon, RunReporterDaemon, run_daemon
 from runtime.obs.gather import POLICY_PIN_CHECK, REGISTRY_PIN_CHECK
 from runtime.obs.lock import ReporterLock, current_holder
+from runtime.pacing import pause_after
 from runtime.settings import Settings
 from tests.runtime.obs.test_close import REG, _bundle, _closed, _put
 from tests.runtime.obs.test_close import settings as settings  # the fixture, re-exported
@@ -182,6 +183,6 @@ def test_obs_gov_pack_runs_both_daemons_and_close_is_refused_until_the_pack_stop
 
 
 def test_a_slow_refresh_stretches_the_pause_so_the_daemon_refreshes_at_most_a_twentieth_of_the_time() -> None:
-    assert pause_after(0.01, 5.0) == 5.0  # a quick refresh keeps the registry's interval
-    assert pause_after(10.0, 5.0) == pytest.approx(190.0)  # a 10 s refresh (a full-cap run): 5% of the time
-    assert 10.0 / (10.0 + pause_after(10.0, 5.0)) == pytest.approx(REFRESH_DUTY)
+    assert pause_after(0.01, 5.0, REFRESH_DUTY) == 5.0  # a quick refresh keeps the registry's interval
+    assert pause_after(10.0, 5.0, REFRESH_DUTY) == pytest.approx(190.0)  # a 10 s refresh (a full-cap run)
+    assert 10.0 / (10.0 + pause_after(10.0, 5.0, REFRESH_DUTY)) == pytest.approx(REFRESH_DUTY)
