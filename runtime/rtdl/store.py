@@ -10,7 +10,7 @@ the three components' canonical rows back and hashes them the way the in-memory 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from runtime.rtdl.digest import SECTIONS, rows_digest
@@ -118,17 +118,22 @@ def has_progress(conn: Any, platform_run_id: str, component: str) -> bool:
     return row is not None
 
 
-def section_rows(conn: Any, platform_run_id: str, section: str) -> list[dict[str, Any]]:
-    """The canonical rows of one digest section read from its store."""
+def section_stream(conn: Any, platform_run_id: str, section: str) -> Iterator[dict[str, Any]]:
+    """The canonical rows of one digest section, streamed from its store."""
     from runtime.rtdl.csfb import store as csfb_store
     from runtime.rtdl.ieg import store as ieg_store
     from runtime.rtdl.ofp import store as ofp_store
 
     readers = {"ofp": ofp_store.state_rows, "ieg": ieg_store.state_rows, "csfb": csfb_store.state_rows}
-    return list(readers[section](conn, platform_run_id))
+    return iter(readers[section](conn, platform_run_id))
+
+
+def section_rows(conn: Any, platform_run_id: str, section: str) -> list[dict[str, Any]]:
+    """The canonical rows of one digest section read from its store."""
+    return list(section_stream(conn, platform_run_id, section))
 
 
 def state_digest(conn: Any, platform_run_id: str, sections: Iterable[str] = SECTIONS) -> str:
     """The RTDL state digest of a run read from Postgres: equal to `digest.state_digest` of the
     in-memory states fed the same events (P8's `state_digest`, and what a rebuild must reproduce)."""
-    return rows_digest({name: section_rows(conn, platform_run_id, name) for name in sections})
+    return rows_digest({name: section_stream(conn, platform_run_id, name) for name in sections})  # streamed: millions of rows at full cap
