@@ -23,6 +23,7 @@ a `transaction()` inside it runs on that same connection.
 
 from __future__ import annotations
 
+import secrets
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -213,3 +214,15 @@ def redact(dsn: str | None) -> str | None:
     if "password" in params:
         params["password"] = "***"
     return make_conninfo("", **params)
+
+
+def stream_rows(conn: psycopg.Connection[TupleRow], query: str, params: Sequence[Any], *,
+                batch: int = 2_000) -> Iterator[TupleRow]:
+    """The rows of `query`, fetched `batch` at a time through a server-side cursor, inside a
+    transaction block (a savepoint in the caller's open transaction, else its own): `conn.execute`
+    holds a result whole in the client, and a run's decisions at full cap (500k JSON documents)
+    held the live reporter at 1.4 GB."""
+    with conn.transaction(), conn.cursor(name=f"stream_{secrets.token_hex(4)}") as cursor:
+        cursor.itersize = batch
+        cursor.execute(query, params)
+        yield from cursor

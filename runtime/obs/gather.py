@@ -146,8 +146,9 @@ def triggers_expected(conn: Any, platform_run_id: str) -> int:
     """Decisions of the run that need a human under CaseTrigger's policy (its own `trigger_for`)."""
     from runtime.case.trigger.domain import trigger_for
     from runtime.case.trigger.handler import decision_fields
+    from runtime.db.postgres import stream_rows
 
-    rows = conn.execute("SELECT record, event_ts_utc FROM df_decisions WHERE platform_run_id = %s", (platform_run_id,)).fetchall()
+    rows = stream_rows(conn, "SELECT record, event_ts_utc FROM df_decisions WHERE platform_run_id = %s", (platform_run_id,))
     return sum(1 for record, ts in rows
                if trigger_for(decision_fields(record, str(record.get("event_ts_utc") or ts))) is not None)
 

@@ -479,9 +479,10 @@ def decision_latency(conn: Any, platform_run_id: str) -> dict[str, Any]:
 
 def run_decision_records(conn: Any, platform_run_id: str) -> Iterable[dict[str, Any]]:
     """Every decision record of the run, in decision_id order."""
-    cursor = conn.execute("SELECT record FROM df_decisions WHERE platform_run_id = %s ORDER BY decision_id",
-                          (platform_run_id,))
-    for (record,) in cursor:
+    from runtime.db.postgres import stream_rows
+
+    for (record,) in stream_rows(conn, "SELECT record FROM df_decisions WHERE platform_run_id = %s ORDER BY decision_id",
+                                 (platform_run_id,)):
         yield dict(record)
 
 

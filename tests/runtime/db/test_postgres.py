@@ -10,7 +10,7 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from controller.substrate.processes import free_port
-from runtime.db.postgres import Database, redact, with_credentials
+from runtime.db.postgres import Database, redact, stream_rows, with_credentials
 from runtime.errors import (
     AppendOnlyViolation,
     DatabaseConflict,
@@ -134,3 +134,15 @@ def test_dsns_are_redacted_and_rebuilt_with_other_credentials() -> None:
     shown = redact(dsn) or ""
     assert "s3cret" not in shown and "password=***" in shown
     assert redact("postgresql://u:pw@h:1/d") is not None and "pw" not in (redact("postgresql://u:pw@h:1/d") or "")
+
+
+def test_stream_rows_yields_every_row_in_order_in_autocommit_and_inside_a_transaction(table: tuple[Database, str]) -> None:
+    db, _ = table
+    query = "SELECT g FROM generate_series(1, 5000) AS g ORDER BY g"
+    with db.connection() as conn:  # autocommit: the stream opens its own transaction block
+        assert [r[0] for r in stream_rows(conn, query, (), batch=700)] == list(range(1, 5001))
+    with db.transaction() as conn:  # inside the caller's transaction: a savepoint, the caller's work stays
+        conn.execute("CREATE TEMP TABLE streamed_probe (n int) ON COMMIT DROP")
+        conn.execute("INSERT INTO streamed_probe VALUES (1)")
+        assert sum(1 for _ in stream_rows(conn, query, ())) == 5000
+        assert conn.execute("SELECT count(*) FROM streamed_probe").fetchone() == (1,)
