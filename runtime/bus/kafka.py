@@ -10,17 +10,14 @@ Driver errors become BusUnavailable / PublishAmbiguous / TopicMissing / RecordTo
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from datetime import datetime
 from typing import Any
 
 from confluent_kafka import Consumer as KafkaConsumer
 from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from runtime.bus.align import PartitionAlignment, PartitionKey
 from runtime.bus.port import (
     MAX_RECORD_BYTES,
     BusAdmin,
@@ -42,8 +39,6 @@ DEFAULT_DELIVERY_TIMEOUT_MS = 30_000
 #: The longest single wait of a poll that holds no record yet (so the run scope's commits of skipped
 #: records and the rebalance callbacks are served at least this often).
 FIRST_RECORD_WAIT_S = 1.0
-#: How long a new assignment may take to read where the group starts on each partition.
-ALIGN_START_TIMEOUT_S = 5.0
 #: How long the broker may hold a consumer's fetch when it has nothing new. The consumer's latency
 #: floor on brokers that answer at a timer instead of when records arrive (Tansu answers an empty
 #: fetch after about half of it: 500 ms, librdkafka's default, put ~250 ms on every hop of the
@@ -250,11 +245,6 @@ class KafkaBusConsumer(RunScopedConsumer):
             self._consumer.close()
             raise
         self._assigned: set[tuple[str, str]] = set()
-        #: partition -> the offset after the last record this member handed out or skipped (or,
-        #: before any, where the group starts on it); with the high watermark: records still to read
-        self._next: dict[PartitionKey, int] = {}
-        self._high: dict[PartitionKey, int] = {}  # partition -> its high watermark at assignment
-        self._alignment = PartitionAlignment()
         self.rebalances = 0
         self._consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
 
@@ -263,27 +253,6 @@ class KafkaBusConsumer(RunScopedConsumer):
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         self.rebalances += 1
         self._assigned |= {(str(p.topic), str(p.partition)) for p in partitions}
-        consumer.resume(partitions)  # a partition paused by an earlier assignment starts unpaused
-        self._start_positions(consumer, partitions)
-
-    def _start_positions(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        """Where the group starts on each new partition (its commit, else the low watermark), so
-        alignment knows whether a partition that handed out nothing yet has records to read. A
-        partition whose start cannot be read is left out of alignment (never held back, never
-        holding others back) until it hands out a record."""
-        try:
-            committed = consumer.committed(partitions, timeout=ALIGN_START_TIMEOUT_S)
-        except KafkaException as e:
-            _LIBRDKAFKA_LOG.warning("committed offsets unknown on assignment (alignment waits for records): %s", e)
-            return
-        for tp in committed:
-            key = (str(tp.topic), str(tp.partition))
-            try:  # the high watermark too: a partition not fetched yet has no cached one
-                low, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=ALIGN_START_TIMEOUT_S)
-            except KafkaException:
-                continue
-            self._next[key] = int(tp.offset) if tp.offset >= 0 else int(low)
-            self._high[key] = int(high)
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         """Commit what this member finished on the revoked partitions, then drop their state: the
@@ -303,10 +272,6 @@ class KafkaBusConsumer(RunScopedConsumer):
         keys = [(str(p.topic), str(p.partition)) for p in partitions]
         self._assigned -= set(keys)
         self._tracker.drop(keys)
-        self._alignment.forget(keys)
-        for key in keys:
-            self._next.pop(key, None)
-            self._high.pop(key, None)
 
     @property
     def counts(self) -> ScopeCounts:
@@ -317,7 +282,6 @@ class KafkaBusConsumer(RunScopedConsumer):
         """Up to `max_records` records of the pinned run; other runs' records are committed past."""
         deadline = time.monotonic() + timeout_s
         out: list[BusRecord] = []
-        newest: dict[PartitionKey, dict[str, Any] | None] = {}  # per partition, its last record handed out
         while len(out) < max_records:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -335,10 +299,8 @@ class KafkaBusConsumer(RunScopedConsumer):
                 offset = int(message.offset() or 0)
                 value = message.value() or b""
                 admitted, document = self.scope.admit(value)
-                self._next[key] = offset + 1
                 if admitted:
                     self._tracker.handed_out(key, offset)
-                    newest[key] = document
                     raw_key = message.key()
                     out.append(
                         BusRecord(
@@ -358,40 +320,7 @@ class KafkaBusConsumer(RunScopedConsumer):
                 raise
             if out and not messages:
                 break
-        self._align(newest)
         return out
-
-    def _align(self, newest: dict[PartitionKey, dict[str, Any] | None]) -> None:
-        """Pause the partitions running ahead in event time, resume those that no longer are
-        (runtime/bus/align.py); a consumer of one partition has nothing to align."""
-        for key, document in newest.items():
-            stamp = document.get("ts_utc") if isinstance(document, dict) else None
-            if isinstance(stamp, str):
-                with contextlib.suppress(ValueError):  # the worker refuses such a record; its time aligns nothing
-                    self._alignment.saw(key, datetime.fromisoformat(stamp).timestamp())
-        if len(self._assigned) < 2:
-            return
-        lagging = set()
-        for key in self._assigned:
-            start = self._next.get(key)
-            if start is None:
-                continue
-            try:
-                _, high = self._consumer.get_watermark_offsets(TopicPartition(key[0], int(key[1])), cached=True)
-            except KafkaException:
-                continue
-            if max(high, self._high.get(key, -1)) > start:
-                lagging.add(key)
-        pause, resume = self._alignment.decide(self._assigned, lagging)
-        try:
-            if pause:
-                self._consumer.pause([TopicPartition(t, int(p)) for t, p in pause])
-            if resume:
-                self._consumer.resume([TopicPartition(t, int(p)) for t, p in resume])
-        except KafkaException as e:  # alignment is an order, never a reason to stop reading
-            _LIBRDKAFKA_LOG.warning("pause/resume for event-time alignment failed: %s", e)
-            self._consumer.resume([TopicPartition(t, int(p)) for t, p in self._assigned])
-            self._alignment.paused.clear()
 
     def _next_messages(self, wanted: int, wait_s: float, holding: bool) -> list[Message]:
         """What librdkafka has fetched, up to `wanted`, without waiting for a batch to fill.
