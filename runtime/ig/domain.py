@@ -1,7 +1,7 @@
 """IG domain: request shape, per-event validation, payload hash and the dedupe decision.
 
 Plain Python over plain data. Validators are compiled once per event class when the gate starts
-(runtime.ig.compiled: each schema becomes one generated predicate that answers valid events, and
+(runtime.contracts.compiled: each schema becomes one generated predicate that answers valid events, and
 closures that name the first problem of an invalid one; no meta-schema check, no jsonschema
 dispatch per call). The dedupe identity is exactly (platform_run_id, event_class, event_id); the
 same identity with another payload hash is an ANOMALY, never an overwrite.
@@ -18,10 +18,10 @@ from typing import Any
 import orjson
 
 from runtime.contracts.canonical import canonical_json, orjson_writes_as_json, sha256_hex
+from runtime.contracts.compiled import Check, fast_check
 from runtime.contracts.registry import Registry
-from runtime.contracts.schemas import compiled_validator, load_schema
+from runtime.contracts.schemas import load_schema
 from runtime.errors import PlatformError
-from runtime.ig.compiled import Check, Predicate, Unsupported, compile_predicate, compile_schema
 
 Identity = tuple[str, str, str]
 
@@ -147,38 +147,6 @@ class CheckedEvent:
     def field(self, name: str) -> Any:
         """A top-level field of the raw event when it is an object."""
         return self.raw.get(name) if isinstance(self.raw, dict) else None
-
-
-def fast_check(schema_name: str) -> Check:
-    """The compiled check of a schema, or (for keywords outside the compiled subset) one backed by jsonschema.
-
-    A valid document is answered by the schema's generated predicate alone; only a document it
-    refuses goes through the closures, which name the first problem (runtime.ig.compiled)."""
-    try:
-        schema = load_schema(schema_name)
-        return checked_by_predicate(compile_predicate(schema), compile_schema(schema))
-    except Unsupported:
-        validator = compiled_validator(schema_name)
-
-        def check(document: Any, at: str = "(root)") -> str | None:
-            return None if validator.is_valid(document) else _first_error(validator, document)
-        return check
-
-
-def checked_by_predicate(valid: Predicate, explain: Check) -> Check:
-    """A check answering None when `valid` says so, else the problem `explain` finds."""
-    def check(document: Any, at: str = "(root)") -> str | None:
-        return None if valid(document) else explain(document, at)
-    return check
-
-
-def _first_error(validator: Any, document: Any) -> str:
-    errors = sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
-    if not errors:
-        return "invalid"
-    e = errors[0]
-    where = "/".join(str(p) for p in e.absolute_path) or "(root)"
-    return f"{where}: {e.message}"[:300]
 
 
 def event_types_by_class(envelope_schema: dict[str, Any]) -> dict[str, frozenset[str]]:

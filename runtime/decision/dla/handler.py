@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from runtime.contracts.schemas import compiled_validator
+from runtime.contracts.compiled import Check, fast_check
 from runtime.decision.dla.domain import AuditChain, AuditRecordInvalid, audit_record
 from runtime.decision.dla.store import (
     batch_key,
@@ -68,6 +68,8 @@ class AuditHandler(StreamHandler):
         self.lineage_interval_s = lineage_interval_s
         self.clock = clock
         self._lineage_at: float | None = None
+        #: event class -> its payload schema's compiled check (half of DLA's time went to jsonschema)
+        self._checks: dict[str, Check] = {}
 
     def input_topics(self) -> list[str]:
         """FP_BUS_RTDL_V1."""
@@ -77,12 +79,12 @@ class AuditHandler(StreamHandler):
         """The audit entry of one lane record: its audit record, parent id, eb_ref and content."""
         kind = KIND_OF_CLASS[record.event_class]
         payload = record.payload
-        errors = sorted(compiled_validator(f"events/payloads/{record.event_class}.schema.json").iter_errors(payload),
-                        key=lambda e: list(e.absolute_path))
-        if errors:
-            where = "/".join(str(p) for p in errors[0].absolute_path) or "(payload)"
-            raise AuditRecordInvalid(f"{record.event_class} {record.event_id} breaks its schema at {where}: "
-                                     f"{errors[0].message[:200]}")
+        check = self._checks.get(record.event_class)
+        if check is None:
+            check = self._checks[record.event_class] = fast_check(f"events/payloads/{record.event_class}.schema.json")
+        problem = check(payload, "(root)")
+        if problem:
+            raise AuditRecordInvalid(f"{record.event_class} {record.event_id} breaks its schema at {problem[:240]}")
         audit = audit_record(kind, payload)
         if audit["record_id"] != record.event_id:
             raise AuditRecordInvalid(f"envelope event_id {record.event_id} is not the {kind}'s id {audit['record_id']}")

@@ -1,12 +1,15 @@
-"""Compiles the simple JSON Schemas of envelopes and payloads into plain Python checks.
+"""Compiles the simple JSON Schemas of events into plain Python checks, for the per-event hot paths.
 
-jsonschema costs ~125 us per event for envelope + payload; IG validates every event of every
-batch, so the gate compiles the subset of keywords our event schemas use (type, required,
-properties, additionalProperties: false, enum, const, pattern, min/maxLength, minimum/maximum,
-items, min/maxItems, format date-time, allOf, if/then/else) into closures once, at start. Patterns
-have their JSON Schema (ECMA-262) meaning, as in runtime.contracts.schemas: `$` is the real end. A schema using any other
-keyword is not compiled: the caller falls back to the jsonschema validator for it. Tests prove the
-compiled check agrees with jsonschema on valid and broken documents.
+jsonschema costs ~125 us per event for envelope + payload, and IG checks every event it admits and
+DLA every lane record it logs; so the subset of keywords our event schemas use (type, required,
+properties, additionalProperties (false or a schema), min/maxProperties, enum, const, pattern,
+min/maxLength, minimum/maximum, items, min/maxItems, uniqueItems, format date-time, allOf, oneOf,
+if/then/else) is
+compiled once per schema: one generated predicate answers valid documents, and closures name the
+first problem of an invalid one (`fast_check` puts the two together). Patterns have their JSON
+Schema (ECMA-262) meaning, as in runtime.contracts.schemas: `$` is the real end. A schema using
+any other keyword is not compiled: `fast_check` falls back to the jsonschema validator for it.
+Tests prove the compiled checks agree with jsonschema on valid and broken documents.
 """
 
 from __future__ import annotations
@@ -16,15 +19,15 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from runtime.contracts.schemas import ecma_regex
+from runtime.contracts.schemas import compiled_validator, ecma_regex, load_schema
 
 #: instance -> None when valid, else "path: message"
 Check = Callable[[Any, str], str | None]
 
 _META = {"$schema", "$id", "title", "description", "$comment", "examples", "default"}
-_SUPPORTED = _META | {"type", "required", "properties", "additionalProperties", "enum", "const", "pattern", "minLength",
-                      "maxLength", "minimum", "maximum", "items", "minItems", "maxItems", "format", "allOf", "if",
-                      "then", "else"}
+_SUPPORTED = _META | {"type", "required", "properties", "additionalProperties", "minProperties", "maxProperties", "enum",
+                      "const", "pattern", "minLength", "maxLength", "minimum", "maximum", "items", "minItems", "maxItems",
+                      "uniqueItems", "format", "allOf", "oneOf", "if", "then", "else"}
 _DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII)
 
 
@@ -130,6 +133,26 @@ def _num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _json_equal(a: Any, b: Any) -> bool:
+    """Equality as JSON Schema defines it: 1 == 1.0, but true is not 1; arrays and objects by content."""
+    if _num(a) and _num(b):
+        return bool(a == b)
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
+    return bool(a == b)
+
+
+def _all_unique(items: list[Any]) -> bool:
+    """`uniqueItems`: no two items equal (a set for the usual list of strings, pairs otherwise)."""
+    if all(type(x) is str for x in items):
+        return len(set(items)) == len(items)
+    return not any(_json_equal(items[i], items[j]) for i in range(len(items)) for j in range(i + 1, len(items)))
+
+
 def _string_checks(schema: dict[str, Any], checks: list[Check]) -> None:
     if "pattern" in schema:
         rx = ecma_regex(schema["pattern"])
@@ -177,19 +200,25 @@ def _object_checks(schema: dict[str, Any], checks: list[Check]) -> None:
     required = list(schema.get("required", []))
     props = {name: compile_schema(sub) for name, sub in schema.get("properties", {}).items()}
     extra = schema.get("additionalProperties", True)
-    if not isinstance(extra, bool):
-        raise Unsupported("additionalProperties as a schema")
-    if not (required or props or extra is False):
+    if not isinstance(extra, (bool, dict)):
+        raise Unsupported("additionalProperties of another kind than a boolean or a schema")
+    other: Check | None = compile_schema(extra) if isinstance(extra, dict) else None
+    lo, hi = schema.get("minProperties"), schema.get("maxProperties")
+    if not (required or props or extra is not True or lo is not None or hi is not None):
         return
 
     def check_object(v: Any, at: str) -> str | None:
         if not isinstance(v, dict):
             return None
+        if lo is not None and len(v) < lo:
+            return f"{at}: should have at least {lo} properties"
+        if hi is not None and len(v) > hi:
+            return f"{at}: should have at most {hi} properties"
         for name in required:
             if name not in v:
                 return f"{at}: '{name}' is a required property"
         for name, value in v.items():
-            sub = props.get(name)
+            sub = props.get(name, other)
             if sub is not None:
                 problem = sub(value, name if at == "(root)" else f"{at}/{name}")
                 if problem:
@@ -203,7 +232,8 @@ def _object_checks(schema: dict[str, Any], checks: list[Check]) -> None:
 def _array_checks(schema: dict[str, Any], checks: list[Check]) -> None:
     item = compile_schema(schema["items"]) if "items" in schema else None
     lo, hi = schema.get("minItems"), schema.get("maxItems")
-    if item is None and lo is None and hi is None:
+    unique = schema.get("uniqueItems") is True
+    if item is None and lo is None and hi is None and not unique:
         return
 
     def check_array(v: Any, at: str) -> str | None:
@@ -213,6 +243,8 @@ def _array_checks(schema: dict[str, Any], checks: list[Check]) -> None:
             return f"{at}: too few items"
         if hi is not None and len(v) > hi:
             return f"{at}: too many items"
+        if unique and not _all_unique(v):
+            return f"{at}: has non-unique elements"
         if item is not None:
             for i, x in enumerate(v):
                 problem = item(x, f"{at}/{i}")
@@ -234,6 +266,15 @@ def _combinator_checks(schema: dict[str, Any], checks: list[Check]) -> None:
             branch = then if condition(v, at) is None else otherwise
             return None if branch is None else branch(v, at)
         checks.append(check_if)
+    if "oneOf" in schema:
+        options = [compile_schema(sub) for sub in schema["oneOf"]]
+
+        def check_one_of(v: Any, at: str) -> str | None:
+            matched = sum(1 for option in options if option(v, at) is None)
+            if matched == 1:
+                return None
+            return f"{at}: {v!r:.60} is {'not valid under any' if matched == 0 else 'valid under more than one'} of the given schemas"
+        checks.append(check_one_of)
 
 
 # --- generated predicates ------------------------------------------------------------------------
@@ -265,7 +306,7 @@ class _Writer:
 
     def __init__(self) -> None:
         self.lines: list[str] = []
-        self.names: dict[str, Any] = {"_date_time_ok": _date_time_ok, "_MISSING": _MISSING}
+        self.names: dict[str, Any] = {"_date_time_ok": _date_time_ok, "_all_unique": _all_unique, "_MISSING": _MISSING}
         self.count = 0
 
     def name(self, prefix: str) -> str:
@@ -323,6 +364,9 @@ class _Writer:
         self._array(schema, v, depth, known == "array", out)
         for sub in schema.get("allOf", []):
             self.emit(sub, v, depth, out)
+        if "oneOf" in schema:
+            options = [self.function(sub) for sub in schema["oneOf"]]
+            out.append(f"{pad}if ({' + '.join(f'{o}({v})' for o in options)}) != 1: return False")
         if "if" in schema:
             condition = self.function(schema["if"])
             then, otherwise = schema.get("then"), schema.get("else")
@@ -355,18 +399,28 @@ class _Writer:
         required = list(schema.get("required", []))
         props: dict[str, Any] = schema.get("properties", {})
         extra = schema.get("additionalProperties", True)
-        if not isinstance(extra, bool):
-            raise Unsupported("additionalProperties as a schema")
-        if not (required or props or extra is False):
+        lo, hi = schema.get("minProperties"), schema.get("maxProperties")
+        if not isinstance(extra, (bool, dict)):
+            raise Unsupported("additionalProperties of another kind than a boolean or a schema")
+        if not (required or props or extra is not True or lo is not None or hi is not None):
             return
         depth = _guarded("dict", v, depth, is_dict, out)
         pad = "    " * depth
+        if lo is not None:
+            out.append(f"{pad}if len({v}) < {self.const(lo)}: return False")
+        if hi is not None:
+            out.append(f"{pad}if len({v}) > {self.const(hi)}: return False")
         if required:
             out.append(f"{pad}if not ({' and '.join(f'{name!r} in {v}' for name in required)}): return False")
         if extra is False:
             allowed = self.const(frozenset(props))
             out.append(f"{pad}for k in {v}:")
             out.append(f"{pad}    if k not in {allowed}: return False")
+        elif isinstance(extra, dict):
+            allowed, x = self.const(frozenset(props)), self.name("v")
+            out.append(f"{pad}for k, {x} in {v}.items():")
+            out.append(f"{pad}    if k in {allowed}: continue")
+            self.emit(extra, x, depth + 1, out)
         for name, sub in props.items():
             x = self.name("v")
             body: list[str] = []
@@ -382,7 +436,8 @@ class _Writer:
 
     def _array(self, schema: dict[str, Any], v: str, depth: int, is_list: bool, out: list[str]) -> None:
         lo, hi = schema.get("minItems"), schema.get("maxItems")
-        if "items" not in schema and lo is None and hi is None:
+        unique = schema.get("uniqueItems") is True
+        if "items" not in schema and lo is None and hi is None and not unique:
             return
         depth = _guarded("list", v, depth, is_list, out)
         pad = "    " * depth
@@ -390,6 +445,8 @@ class _Writer:
             out.append(f"{pad}if len({v}) < {self.const(lo)}: return False")
         if hi is not None:
             out.append(f"{pad}if len({v}) > {self.const(hi)}: return False")
+        if unique:
+            out.append(f"{pad}if not _all_unique({v}): return False")
         if "items" in schema:
             x = self.name("v")
             out.append(f"{pad}for {x} in {v}:")
@@ -430,3 +487,35 @@ def compile_predicate(schema: dict[str, Any]) -> Predicate:
     exec(compile("\n".join(writer.lines), f"<predicate {schema.get('$id', entry)}>", "exec"), namespace)
     predicate: Predicate = namespace[entry]
     return predicate
+
+
+def fast_check(schema_name: str) -> Check:
+    """The compiled check of a schema, or (for keywords outside the compiled subset) one backed by jsonschema.
+
+    A valid document is answered by the schema's generated predicate alone; only a document it
+    refuses goes through the closures, which name the first problem ("path: message")."""
+    try:
+        schema = load_schema(schema_name)
+        return checked_by_predicate(compile_predicate(schema), compile_schema(schema))
+    except Unsupported:
+        validator = compiled_validator(schema_name)
+
+        def check(document: Any, at: str = "(root)") -> str | None:
+            return None if validator.is_valid(document) else _first_error(validator, document)
+        return check
+
+
+def checked_by_predicate(valid: Predicate, explain: Check) -> Check:
+    """A check answering None when `valid` says so, else the problem `explain` finds."""
+    def check(document: Any, at: str = "(root)") -> str | None:
+        return None if valid(document) else explain(document, at)
+    return check
+
+
+def _first_error(validator: Any, document: Any) -> str:
+    errors = sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
+    if not errors:
+        return "invalid"
+    e = errors[0]
+    where = "/".join(str(p) for p in e.absolute_path) or "(root)"
+    return f"{where}: {e.message}"[:300]

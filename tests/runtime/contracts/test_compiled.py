@@ -6,11 +6,12 @@ import copy
 import random
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from runtime.contracts.compiled import Unsupported, compile_predicate, compile_schema
 from runtime.contracts.schemas import compiled_validator, load_schema
-from runtime.ig.compiled import Unsupported, compile_predicate, compile_schema
 from tests.support.events import OUTPUT_OF, envelope
 
 ODD_VALUES = [None, True, False, 0, 1, 1.0, 1.5, -3, "", "x", "ABC", "GB", "2026-13-01T00:00:00Z", "2026-01-01T00:00:00",
@@ -55,7 +56,101 @@ def test_compiled_envelope_check_agrees_with_jsonschema():
 
 def test_unsupported_keywords_are_not_compiled():
     with pytest.raises(Unsupported):
-        compile_schema({"type": "object", "oneOf": [{"type": "object"}]})
+        compile_schema({"type": "object", "anyOf": [{"type": "object"}]})
+    with pytest.raises(Unsupported):
+        compile_schema({"type": "object", "additionalProperties": 3})
+
+
+def _deep_mutations(doc: Any, depth: int = 3) -> list[Any]:
+    """`doc` with one value anywhere (to `depth`) removed, replaced by an odd value, or (in an
+    array) doubled: the shapes the new keywords (oneOf, uniqueItems, min/maxProperties, a schema
+    for additionalProperties) decide on, nested as the lane payloads nest them."""
+    out: list[Any] = []
+    if depth == 0:
+        return out
+    if isinstance(doc, dict):
+        for key in list(doc):
+            gone = copy.deepcopy(doc)
+            gone.pop(key)
+            out.append(gone)
+            for value in [*ODD_VALUES, {"k": 1}, {"k": [1]}, {"a": 1, "b": "x", "c": None}]:
+                changed = copy.deepcopy(doc)
+                changed[key] = value
+                out.append(changed)
+            for inner in _deep_mutations(doc[key], depth - 1):
+                changed = copy.deepcopy(doc)
+                changed[key] = inner
+                out.append(changed)
+    elif isinstance(doc, list) and doc:
+        out += [[*doc, copy.deepcopy(doc[0])], [*doc, 1, 1.0], [*doc, True, 1], []]
+        for inner in _deep_mutations(doc[0], depth - 1):
+            out.append([inner, *copy.deepcopy(doc[1:])])
+    return out
+
+
+def _lane_documents() -> dict[str, list[dict[str, Any]]]:
+    """Real lane payloads (as DF and AL write them), one decision with reasons and feature values."""
+    from tests.runtime.decision.lane_bus import lane_items
+
+    out: dict[str, list[dict[str, Any]]] = {}
+    for _, _, item in lane_items(RUN, 2):
+        out.setdefault(item["event_class"], []).append(item["payload"])
+    reasoned = copy.deepcopy(out["decision_response"][0])
+    reasoned["reasons"] = [{"code": "HIGH_AMOUNT", "rule_id": "high_amount", "weight": 0.5,
+                            "values": {"amount": 12.5, "flag": True, "label": "x", "none": None}}]
+    reasoned["posture_mark"] = "AMBER_MARK"
+    out["decision_response"].append(reasoned)
+    return out
+
+
+@pytest.mark.parametrize("event_class", ["decision_response", "action_intent", "action_outcome"])
+def test_compiled_lane_payload_checks_agree_with_jsonschema_on_real_and_mutated_records(event_class):
+    name = f"events/payloads/{event_class}.schema.json"
+    schema = load_schema(name)
+    check, predicate, slow = compile_schema(schema), compile_predicate(schema), compiled_validator(name)
+    docs = []
+    for doc in _lane_documents()[event_class]:
+        docs += [doc, *_deep_mutations(doc)]
+    valid = 0
+    for doc in docs:
+        expected = slow.is_valid(doc)
+        assert (check(doc, "(root)") is None) is expected, doc
+        assert predicate(doc) is expected, doc
+        valid += expected
+    assert valid >= 3 and len(docs) - valid >= 100  # both answers are exercised
+
+
+@pytest.mark.parametrize(("schema", "good", "bad"), [
+    ({"type": "array", "uniqueItems": True}, [[], ["a", "b"], [1, True], [[1], [2]], [{"a": 1}, {"a": 2}]],
+     [["a", "a"], [1, 1.0], [[1], [1.0]], [{"a": 1}, {"a": 1.0}]]),
+    ({"oneOf": [{"type": "null"}, {"type": "string", "minLength": 2}]}, [None, "ab"], ["a", 1, []]),
+    ({"oneOf": [{"type": "number"}, {"type": "integer"}]}, [1.5], [1, 2.0, "x"]),
+    ({"type": "object", "minProperties": 1, "maxProperties": 2, "additionalProperties": {"type": "string"}},
+     [{"a": "x"}, {"a": "x", "b": "y"}], [{}, {"a": 1}, {"a": "x", "b": "y", "c": "z"}]),
+    ({"type": "object", "properties": {"n": {"type": "integer"}}, "additionalProperties": {"type": "string"}},
+     [{"n": 1, "s": "x"}, {"n": 2}], [{"n": "x"}, {"s": 1}]),
+])
+def test_new_keywords_decide_as_jsonschema_does(schema, good, bad):
+    from runtime.contracts.schemas import validator_for
+
+    check, predicate, slow = compile_schema(schema), compile_predicate(schema), validator_for(schema)
+    for doc, ok in [(d, True) for d in good] + [(d, False) for d in bad]:  # by position: [1, 1.0] == [1, True]
+        assert slow.is_valid(doc) is ok, doc
+        assert (check(doc, "(root)") is None) is ok, doc
+        assert predicate(doc) is ok, doc
+
+
+def test_fast_check_names_the_first_problem_of_a_lane_record():
+    from runtime.contracts.compiled import fast_check
+
+    check = fast_check("events/payloads/decision_response.schema.json")
+    doc = copy.deepcopy(_lane_documents()["decision_response"][-1])
+    assert check(doc) is None
+    doc["reasons"][0]["values"] = {}
+    assert check(doc) == "reasons/0/values: should have at least 1 properties"
+    doc = copy.deepcopy(_lane_documents()["decision_response"][0])
+    doc["actions"] = ["approve", "approve"]
+    assert check(doc) == "actions: has non-unique elements"
 
 
 def _event_fields() -> list:
@@ -278,4 +373,4 @@ def test_gate_sizes_an_event_it_cannot_encode_before_failing_as_it_did_before():
 
 def test_predicate_refuses_a_schema_outside_the_compiled_subset():
     with pytest.raises(Unsupported):
-        compile_predicate({"type": "object", "properties": {"a": {"oneOf": [{"type": "string"}]}}})
+        compile_predicate({"type": "object", "properties": {"a": {"anyOf": [{"type": "string"}]}}})
