@@ -37,11 +37,16 @@ from runtime.decision.dla.store import (
     put_batch,
 )
 from runtime.decision.lane import AUDIT_RECORD, KIND_OF_CLASS, lane_envelope, lane_output
+from runtime.pacing import pause_after
 from runtime.settings import Settings
 from runtime.store.port import ObjectStore
 from runtime.worker.handler import StreamHandler
 from runtime.worker.records import InputRecord, OutputRecord
 
+#: Most of DLA's time the lineage counts may take: they scan the run's whole index (0.3 s at 300k
+#: records, inside the batch's transaction), so at full cap a fixed interval would spend a growing
+#: share of DLA and PostgreSQL on a health figure (`runtime.pacing.pause_after`).
+LINEAGE_DUTY = 0.05
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 _PARENT_FIELD = {"decision": None, "intent": "decision_id", "outcome": "intent_id"}
 
@@ -64,10 +69,11 @@ class AuditHandler(StreamHandler):
         self.batches_written = 0
         self.lineage_pending = 0
         self.lineage_unresolvable = 0
-        #: The lineage counts read the whole run's index: refreshed at most this often (health only).
+        #: The lineage counts read the whole run's index: refreshed at most this often (health only),
+        #: and less often once they take long (`LINEAGE_DUTY`).
         self.lineage_interval_s = lineage_interval_s
         self.clock = clock
-        self._lineage_at: float | None = None
+        self._lineage_due: float | None = None
         #: event class -> its payload schema's compiled check (half of DLA's time went to jsonschema)
         self._checks: dict[str, Check] = {}
 
@@ -130,10 +136,11 @@ class AuditHandler(StreamHandler):
                                          scenario_run_id=record.envelope.get("scenario_run_id"),
                                          ts_utc=str(record.envelope["ts_utc"]), producer=self.component)
                 outputs.append(lane_output(self.audit_topic, str(e["decision_id"]), envelope))
-            now = self.clock()
-            if self._lineage_at is None or now - self._lineage_at >= self.lineage_interval_s:
+            if self._lineage_due is None or self.clock() >= self._lineage_due:
+                began = self.clock()
                 self.lineage_pending, self.lineage_unresolvable = lineage_counts(conn, self.platform_run_id)
-                self._lineage_at = now
+                took = self.clock() - began
+                self._lineage_due = began + took + pause_after(took, self.lineage_interval_s, LINEAGE_DUTY)
             self.batches_written += 1
         self.logged += len(fresh)
         self.duplicates += duplicates

@@ -160,6 +160,33 @@ class TestAuditHandlerContract(StreamHandlerContract):
         self.drain(env, handler=handler, batch_size=1000)
         assert handler.counters()["dla_lineage_pending"] == 0
 
+    def test_slow_lineage_counts_are_refreshed_less_often(self, env: WorkerEnv, monkeypatch) -> None:
+        import runtime.decision.dla.handler as dla_handler
+
+        now = [0.0]
+        real = dla_handler.lineage_counts
+
+        def slow_counts(conn, run):  # a full-cap index: the counts take 2 s of the batch
+            now[0] += 2.0
+            return real(conn, run)
+        monkeypatch.setattr(dla_handler, "lineage_counts", slow_counts)
+        handler = AuditHandler(RTDL_TOPIC, AUDIT_TOPIC, self.store, f"platform/{env.platform_run_id}/decision_lane/audit/",
+                               env.platform_run_id, lineage_interval_s=5.0, clock=lambda: now[0])
+        items = self.inputs(env)
+        outcomes = [i for i in items if i[2]["event_class"] == "action_outcome"]
+        self.publish(env, outcomes)
+        self.drain(env, handler=handler, batch_size=1000)
+        assert handler.counters()["dla_lineage_pending"] == len(outcomes) and now[0] == 2.0
+        # 2 s at a 5% duty: 38 s of pause after it ends, not the 5 s interval
+        now[0] = 39.9
+        self.publish(env, [i for i in items if i[2]["event_class"] == "action_intent"])
+        self.drain(env, handler=handler, batch_size=1000)
+        assert handler.counters()["dla_lineage_pending"] == len(outcomes) and now[0] == 39.9
+        now[0] = 40.0
+        self.publish(env, [i for i in items if i[2]["event_class"] == "decision_response"])
+        self.drain(env, handler=handler, batch_size=1000)
+        assert handler.counters()["dla_lineage_pending"] == 0 and now[0] == 42.0
+
     def test_lineage_breaks_from_the_index_are_those_of_the_domain(self, env: WorkerEnv) -> None:
         items = self.inputs(env)
         kept = [i for n, i in enumerate(items) if n not in (0, 2, 7)]  # a decision, an intent, something else gone
