@@ -171,3 +171,24 @@ def test_store_lags_are_the_admitted_records_each_group_has_not_applied_per_part
         lags = store_lags(conn, run, {ieg: [TOPIC, OTHER], ofp: [TOPIC]})
     assert lags == {(ieg, TOPIC, "0"): 4, (ieg, TOPIC, "1"): 4, (ieg, OTHER, "0"): 4,
                     (ofp, TOPIC, "0"): 0, (ofp, TOPIC, "1"): 4}
+
+
+def test_the_gate_of_a_run_watches_the_groups_df_reads_and_is_off_at_zero(runtime_dsn: str, monkeypatch) -> None:
+    from runtime.settings import load_settings
+    from runtime.wsp.flow import flow_gate
+
+    settings = load_settings({"FP_ENV": "local_parity", "FP_DB_DSN": runtime_dsn})
+    run = "platform_20260101T000000Z"
+    lines: list[str] = []
+    database = Database(runtime_dsn, name="wsp flow test", max_size=1)
+    try:
+        gate = flow_gate(settings, run, database, lines.append)
+        assert gate is not None and (gate.limits.high, gate.limits.low) == (4000, 1000)
+        lags = gate.read_lags()  # nothing admitted for this run: nothing behind
+        assert lags == {}
+        assert lines == ["WSP flow control on: pushes wait while ofp, ieg, csfb are more than 4000 records behind on a"
+                         " partition (resume at 1000)"]
+        monkeypatch.setattr(type(settings.registry), "integer", lambda self, key: 0 if key == "WSP_FLOW_LAG_HIGH" else 1)
+        assert flow_gate(settings, run, database, lines.append) is None
+    finally:
+        database.close()
