@@ -136,6 +136,8 @@ REQUIRED_KEYS: Final[dict[str, tuple[tuple[str, ...], str]]] = {
     "WSP_STOP_ON_NONRETRYABLE": (_BOTH, "P6"),
     "WSP_BATCH_SIZE": (_BOTH, "P6"),
     "WSP_CONTEXT_LEAD_SECONDS": (_BOTH, "P6"),
+    "WSP_FLOW_LAG_HIGH": (_BOTH, "P6"),
+    "WSP_FLOW_LAG_LOW": (_BOTH, "P6"),
     # RTDL, decision lane, case/labels, reporter
     "RTDL_CORE_OFFSET_COMMIT_POLICY": (_BOTH, "P8"),
     "RTDL_CAUGHT_UP_LAG_MAX": (_BOTH, "P8"),

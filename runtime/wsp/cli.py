@@ -36,9 +36,11 @@ def run(
 
     from runtime.components import consumer_group_id
     from runtime.db.migrate import require_migrations
+    from runtime.db.postgres import Database
     from runtime.settings import load_settings
     from runtime.wsp.checkpoint import WspCheckpoint
     from runtime.wsp.envelope import OutputPlan
+    from runtime.wsp.flow import flow_gate
     from runtime.wsp.run import WspOptions, run_wsp
     from runtime.wsp.settings import load_wsp_settings
 
@@ -58,14 +60,18 @@ def run(
                                 next_step="install the bus adapters") from e
         consumer = factory.consumer(settings, [reg.topic("FP_BUS_CONTROL_V1").name],
                                     group=consumer_group_id(reg, "wsp", run_id), required_platform_run_id=run_id)
+        lags = Database(wsp.db_dsn, name="WSP flow control", max_size=1)
         try:
+            def say(line: str) -> None:
+                console.print(line, highlight=False)
             result = run_wsp(settings, run_id, consumer, ig_base_url=wsp.ig_base_url, api_key=wsp.api_key,
                              checkpoint=WspCheckpoint(wsp.db_dsn),
                              options=WspOptions(mode=mode, max_events_per_output=cap, speedup=speedup,
                                                 ready_timeout_s=ready_timeout, restream=restream),
-                             progress=lambda line: console.print(line, highlight=False))
+                             progress=say, flow=flow_gate(settings, run_id, lags, say))
         finally:
             consumer.close()
+            lags.close()
     except PlatformError as e:
         console.print(f"[bold red]error[/] {e.operator_line()}", highlight=False)
         raise typer.Exit(1) from None

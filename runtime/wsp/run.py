@@ -27,13 +27,15 @@ from runtime.store.port import ObjectStore
 from runtime.wsp.align import EventTimeAlignment
 from runtime.wsp.checkpoint import WspCheckpoint
 from runtime.wsp.envelope import OutputPlan, to_envelope
+from runtime.wsp.flow import FlowGate
 from runtime.wsp.sender import IgClient
 from runtime.wsp.stream import OutputStats, StreamKnobs, stream_output
 from runtime.wsp.views import StreamView
 
 SOURCE_HANDLES = ["FP_BUS_CONTROL_V1", "S3_ORACLE_BUCKET", "S3_STREAM_VIEW_PREFIX_PATTERN", "IG_BASE_URL",
                   "IG_AUTH_HEADER_NAME", "SSM_IG_API_KEY_PATH", "WSP_BATCH_SIZE", "WSP_RETRY_MAX_ATTEMPTS",
-                  "WSP_RETRY_BACKOFF_MS", "WSP_CONTEXT_LEAD_SECONDS", "S3_EVIDENCE_BUCKET"]
+                  "WSP_RETRY_BACKOFF_MS", "WSP_CONTEXT_LEAD_SECONDS", "WSP_FLOW_LAG_HIGH", "WSP_FLOW_LAG_LOW",
+                  "S3_EVIDENCE_BUCKET"]
 
 
 class ReadyMissing(PlatformError):
@@ -151,8 +153,10 @@ def find_ready(consumer: RunScopedConsumer, platform_run_id: str, checkpoint: Ws
 def run_wsp(settings: Settings, platform_run_id: str, ready_consumer: RunScopedConsumer, *, ig_base_url: str, api_key: str,
             checkpoint: WspCheckpoint, oracle_store: ObjectStore | None = None,
             evidence_targets: list[BundleTarget] | None = None, options: WspOptions | None = None,
-            progress: Callable[[str], None] = print) -> WspResult:
-    """Stream the pinned run's stream views to IG once READY is found; the controller's P6 entry point."""
+            progress: Callable[[str], None] = print, flow: FlowGate | None = None) -> WspResult:
+    """Stream the pinned run's stream views to IG once READY is found; the controller's P6 entry point.
+
+    With `flow` every push first waits while an RTDL store is far behind (runtime/wsp/flow.py)."""
     options = options or WspOptions()
     reg = settings.registry
     result = WspResult("COMPLETED", platform_run_id)
@@ -219,7 +223,7 @@ def run_wsp(settings: Settings, platform_run_id: str, ready_consumer: RunScopedC
                 client, knobs, resumed_from=skip,
                 advance=lambda n, frontier, ended: checkpoint.advance(platform_run_id, ready.scenario_run_id, output_id, n,
                                                                       frontier, ended),
-                stop=stop, progress=progress, stats=stats[output_id], alignment=alignment)
+                stop=stop, progress=progress, stats=stats[output_id], alignment=alignment, flow=flow)
         except PlatformError as e:
             stop.set()
             errors.append(e)
@@ -245,6 +249,7 @@ def run_wsp(settings: Settings, platform_run_id: str, ready_consumer: RunScopedC
         "totals": {"sends": sum(s.sends for s in result.per_output), "retries": sum(s.retries for s in result.per_output),
                    "failures": sum(s.failures for s in result.per_output),
                    "emitted": sum(s.emitted for s in result.per_output)},
+        "flow_control": flow.summary() if flow is not None else None,
         "skipped_other_runs": result.skipped_other_runs,
         "skipped_duplicate_ready": result.skipped_duplicate_ready,
         "error": errors[0].operator_line() if errors else None,

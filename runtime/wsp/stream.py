@@ -17,6 +17,7 @@ from typing import Any
 from runtime.contracts.ids import event_time_micros
 from runtime.errors import PlatformError
 from runtime.wsp.align import EventTimeAlignment
+from runtime.wsp.flow import FlowGate
 from runtime.wsp.sender import IgClient, RetryableSend
 
 FINAL_OK = frozenset({"ADMIT", "DUPLICATE"})
@@ -55,6 +56,7 @@ class OutputStats:
     retries: int = 0
     failures: int = 0
     aligned_wait_s: float = 0.0  # time spent waiting for the other outputs to reach this one's event time
+    flow_wait_s: float = 0.0  # time its pushes waited for the RTDL stores (runtime/wsp/flow.py)
     outcomes: dict[str, int] = field(default_factory=dict)
     error: str | None = None
 
@@ -62,7 +64,8 @@ class OutputStats:
         """The per-output entry of wsp_summary.json."""
         return {"output_id": self.output_id, "emitted": self.emitted, "resumed_from": self.resumed_from,
                 "sends": self.sends, "retries": self.retries, "failures": self.failures,
-                "aligned_wait_s": round(self.aligned_wait_s, 3), "outcomes": dict(self.outcomes),
+                "aligned_wait_s": round(self.aligned_wait_s, 3), "flow_wait_s": round(self.flow_wait_s, 3),
+                "outcomes": dict(self.outcomes),
                 "error": self.error}
 
 
@@ -90,6 +93,7 @@ def stream_output(
     progress: Callable[[str], None],
     stats: OutputStats | None = None,
     alignment: EventTimeAlignment | None = None,
+    flow: FlowGate | None = None,
 ) -> OutputStats:
     """Send `envelopes` (already past the checkpoint) until the cap or the end of the view.
 
@@ -97,7 +101,8 @@ def stream_output(
     output got: its row count and its event-time frontier (the time of the first row not yet
     answered: every row before it in the ts-ordered view has been answered), `ended` once nothing
     more will be sent. With `alignment` the output never runs ahead of the others in event time
-    (runtime/wsp/align.py)."""
+    (runtime/wsp/align.py); with `flow` a push first waits while an RTDL store is far behind
+    (runtime/wsp/flow.py)."""
     stats = stats or OutputStats(output_id)
     stats.resumed_from = stats.emitted = resumed_from
     position = resumed_from
@@ -112,6 +117,8 @@ def stream_output(
         if not batch and not ended and frontier == recorded:
             return  # nothing sent and nothing new to record
         if batch:
+            if flow is not None:
+                stats.flow_wait_s += flow.wait_for_room(stop)
             _send_batch(batch, client, knobs, stats, stop)
         position += len(batch)
         stats.emitted = position
