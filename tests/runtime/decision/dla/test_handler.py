@@ -187,6 +187,25 @@ class TestAuditHandlerContract(StreamHandlerContract):
         self.drain(env, handler=handler, batch_size=1000)
         assert handler.counters()["dla_lineage_pending"] == 0 and now[0] == 42.0
 
+    def test_an_interval_of_zero_refreshes_the_lineage_counts_at_every_batch_however_slow(self, env: WorkerEnv,
+                                                                                          monkeypatch) -> None:
+        import runtime.decision.dla.handler as dla_handler
+
+        now = [0.0]
+        real = dla_handler.lineage_counts
+
+        def slow_counts(conn, run):
+            now[0] += 2.0
+            return real(conn, run)
+        monkeypatch.setattr(dla_handler, "lineage_counts", slow_counts)
+        handler = AuditHandler(RTDL_TOPIC, AUDIT_TOPIC, self.store, f"platform/{env.platform_run_id}/decision_lane/audit/",
+                               env.platform_run_id, lineage_interval_s=0.0, clock=lambda: now[0])
+        items = self.inputs(env)
+        for event_class, pending in (("action_outcome", 12), ("action_intent", 12), ("decision_response", 0)):
+            self.publish(env, [i for i in items if i[2]["event_class"] == event_class])
+            self.drain(env, handler=handler, batch_size=1000)
+            assert handler.counters()["dla_lineage_pending"] == pending
+
     def test_lineage_breaks_from_the_index_are_those_of_the_domain(self, env: WorkerEnv) -> None:
         items = self.inputs(env)
         kept = [i for n, i in enumerate(items) if n not in (0, 2, 7)]  # a decision, an intent, something else gone
