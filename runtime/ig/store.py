@@ -22,6 +22,7 @@ import contextlib
 import json
 import secrets
 import threading
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -346,3 +347,28 @@ class AdmissionStore:
                 "SELECT DISTINCT object_key FROM ig_quarantine WHERE platform_run_id = %s ORDER BY 1",
                 (platform_run_id,)).fetchall()]
         return by_reason, objects
+
+
+def run_last_offsets(conn: Any, platform_run_id: str, topics: Iterable[str]) -> dict[tuple[str, str], int]:
+    """Per partition of `topics`, the offset of the last record of the run IG admitted there.
+
+    One statement for all topics: each topic's partitions are walked with index probes (a loose
+    scan of migration 0610's index on the admissions' eb_ref) and each one's maximum offset read
+    from the same index: a few probes per partition, whatever the size of the run (a GROUP BY over
+    the run's admissions took ~0.3 s at 100k admissions, per batch)."""
+    names = sorted(set(topics))
+    if not names:
+        return {}
+    rows = conn.execute(f"SELECT topic, part, last FROM ({RUN_LAST_OFFSETS_SQL}) AS r", {"run": platform_run_id, "ts": names}).fetchall()
+    return {(str(r[0]), str(r[1])): int(r[2]) for r in rows if r[2] is not None}
+
+
+#: Per partition of the topics %(ts)s: (topic, part, last offset of the run %(run)s IG admitted there).
+RUN_LAST_OFFSETS_SQL = (
+    "WITH RECURSIVE parts(topic, part) AS ("
+    " SELECT t, (SELECT min(eb_ref->>'partition') FROM ig_admissions WHERE platform_run_id = %(run)s"
+    " AND eb_ref->>'topic' = t) FROM unnest(%(ts)s::text[]) AS t"
+    " UNION ALL SELECT parts.topic, (SELECT min(eb_ref->>'partition') FROM ig_admissions WHERE platform_run_id = %(run)s"
+    " AND eb_ref->>'topic' = parts.topic AND eb_ref->>'partition' > parts.part) FROM parts WHERE parts.part IS NOT NULL)"
+    " SELECT topic, part, (SELECT max((eb_ref->>'offset')::numeric) FROM ig_admissions WHERE platform_run_id = %(run)s"
+    " AND eb_ref->>'topic' = parts.topic AND eb_ref->>'partition' = parts.part) AS last FROM parts WHERE part IS NOT NULL")

@@ -21,10 +21,12 @@ from runtime.contracts.ids import utc_iso
 from runtime.errors import ObjectMissing, PermanentError, PlatformError
 from runtime.evidence.gate_wait import LOOK_DUTY, StallBound
 from runtime.evidence.writer import EvidenceWriter, WrittenEvidence, run_bundle
+from runtime.ig.store import run_last_offsets
 from runtime.pacing import pause_after
 from runtime.rtdl.digest import rows_digest
 from runtime.settings import Settings
 from runtime.worker.run import build_handler, component_dir, import_built
+from runtime.worker.store import group_positions
 
 #: Digest section -> the store module exposing `state_rows(conn, platform_run_id)`.
 STATE_STORES: dict[str, str] = {"ofp": "runtime.rtdl.ofp.store", "ieg": "runtime.rtdl.ieg.store",
@@ -126,14 +128,6 @@ def targets(p7_snapshot: dict[str, Any], run_last: dict[tuple[str, str], int]) -
     return sorted(out, key=lambda t: (t.topic, t.partition))
 
 
-def run_last_offsets(conn: Any, platform_run_id: str) -> dict[tuple[str, str], int]:
-    """Per partition, the last offset/sequence of the run's admitted events (IG's admissions)."""
-    rows = conn.execute(
-        "SELECT eb_ref->>'topic', eb_ref->>'partition', max((eb_ref->>'offset')::numeric) FROM ig_admissions"
-        " WHERE platform_run_id = %s AND eb_ref IS NOT NULL GROUP BY 1, 2", (platform_run_id,)).fetchall()
-    return {(r[0], r[1]): int(r[2]) for r in rows}
-
-
 def state_rows_of(section: str) -> Callable[[Any, str], Iterable[dict[str, Any]]]:
     """The store's `state_rows(conn, platform_run_id)`; RTDL_STATE_MISSING names a missing one."""
     module_name = STATE_STORES[section]
@@ -167,9 +161,7 @@ def observe(settings: Settings, conn: Any, platform_run_id: str, groups: dict[st
     positions: dict[str, dict[tuple[str, str], int]] = {}
     dead: dict[str, int] = {}
     for component, group in groups.items():
-        rows = conn.execute("SELECT topic, partition, position FROM worker_positions WHERE consumer_group = %s",
-                            (group,)).fetchall()
-        positions[group] = {(r[0], r[1]): int(r[2]) for r in rows}
+        positions[group] = group_positions(conn, group)
         row = conn.execute("SELECT count(*) FROM worker_dead_letters WHERE consumer_group = %s", (group,)).fetchone()
         dead[component] = int(row[0]) if row else 0
     health = {c: read_health(settings, platform_run_id, c) for c in groups}
@@ -203,7 +195,7 @@ def write_caught_up(settings: Settings, platform_run_id: str, *, wait_s: float =
     bound = StallBound(wait_s)
     with Database(settings.db_dsn, name="rtdl caught-up", max_size=1) as db:
         with db.connection() as conn:
-            tgts = targets(p7, run_last_offsets(conn, platform_run_id))
+            tgts = targets(p7, run_last_offsets(conn, platform_run_id, {str(r["topic"]) for r in p7.get("offset_ranges", [])}))
         if not tgts:
             raise RtdlNotCaughtUp(f"run {platform_run_id}: no partition holds admitted records of the run",
                                   next_step="P7 must have admitted events; rerun from P6")

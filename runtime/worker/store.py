@@ -169,3 +169,10 @@ class WorkerStore:
             "SELECT topic, partition, position FROM worker_positions WHERE consumer_group = %s", (self.consumer_group,)
         ).fetchall()
         return {(r[0], r[1]): int(r[2]) for r in rows}
+
+
+def group_positions(conn: Any, consumer_group: str) -> dict[PartitionKey, int]:
+    """The durable positions of a consumer group (worker_positions)."""
+    rows = conn.execute("SELECT topic, partition, position FROM worker_positions WHERE consumer_group = %s",
+                        (consumer_group,)).fetchall()
+    return {(str(r[0]), str(r[1])): int(r[2]) for r in rows}

@@ -125,7 +125,8 @@ def store_lags(conn: Any, platform_run_id: str, groups: Mapping[str, Sequence[st
     """Per (group, topic, partition) of the groups' input topics: the run's last admitted offset
     there (IG's admissions) minus the group's durable position; a partition it has no position on
     counts from -1."""
-    from runtime.decision.df.store import group_positions, run_last_offsets
+    from runtime.ig.store import run_last_offsets
+    from runtime.worker.store import group_positions
 
     run_last = run_last_offsets(conn, platform_run_id, {t for topics in groups.values() for t in topics})
     lags: Lags = {}

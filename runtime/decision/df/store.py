@@ -39,11 +39,13 @@ from typing import Any
 from runtime.contracts.canonical import canonical_digest
 from runtime.decision.df.domain import DecisionInputs, DecisionRecord, Provenance, decision_digest
 from runtime.decision.df.inputs import graph_signals, readiness_input
+from runtime.ig.store import RUN_LAST_OFFSETS_SQL
 from runtime.rtdl.csfb import store as csfb_store
 from runtime.rtdl.csfb.domain import CsfbState
 from runtime.rtdl.events import Admitted
 from runtime.rtdl.ieg.domain import IegState, Seen
 from runtime.rtdl.ofp.domain import HORIZON_MICROS, EntityFacts, EventFact, facts_of, features_as_of
+from runtime.worker.store import group_positions
 
 Partition = tuple[str, str]
 
@@ -213,38 +215,6 @@ def streams_behind(frontiers: StreamFrontiers, upstream: Upstream, ts_micros: in
             if not all(ended or (frontier is not None and frontier > ts_micros) for frontier, ended in frontiers.get(o, ()))]
 
 
-def run_last_offsets(conn: Any, platform_run_id: str, topics: Iterable[str]) -> dict[Partition, int]:
-    """Per partition of `topics`, the offset of the last record of the run IG admitted there.
-
-    One statement for all topics: each topic's partitions are walked with index probes (a loose
-    scan of migration 0610's index on the admissions' eb_ref) and each one's maximum offset read
-    from the same index: a few probes per partition, whatever the size of the run (a GROUP BY over
-    the run's admissions took ~0.3 s at 100k admissions, per batch)."""
-    names = sorted(set(topics))
-    if not names:
-        return {}
-    rows = conn.execute(f"SELECT topic, part, last FROM ({_RUN_LAST_SQL}) AS r", {"run": platform_run_id, "ts": names}).fetchall()
-    return {(str(r[0]), str(r[1])): int(r[2]) for r in rows if r[2] is not None}
-
-
-#: Per partition of the topics %(ts)s: (topic, part, last offset of the run %(run)s IG admitted there).
-_RUN_LAST_SQL = (
-    "WITH RECURSIVE parts(topic, part) AS ("
-    " SELECT t, (SELECT min(eb_ref->>'partition') FROM ig_admissions WHERE platform_run_id = %(run)s"
-    " AND eb_ref->>'topic' = t) FROM unnest(%(ts)s::text[]) AS t"
-    " UNION ALL SELECT parts.topic, (SELECT min(eb_ref->>'partition') FROM ig_admissions WHERE platform_run_id = %(run)s"
-    " AND eb_ref->>'topic' = parts.topic AND eb_ref->>'partition' > parts.part) FROM parts WHERE parts.part IS NOT NULL)"
-    " SELECT topic, part, (SELECT max((eb_ref->>'offset')::numeric) FROM ig_admissions WHERE platform_run_id = %(run)s"
-    " AND eb_ref->>'topic' = parts.topic AND eb_ref->>'partition' = parts.part) AS last FROM parts WHERE part IS NOT NULL")
-
-
-def group_positions(conn: Any, consumer_group: str) -> dict[Partition, int]:
-    """The durable positions of a consumer group (worker_positions)."""
-    rows = conn.execute("SELECT topic, partition, position FROM worker_positions WHERE consumer_group = %s",
-                        (consumer_group,)).fetchall()
-    return {(str(r[0]), str(r[1])): int(r[2]) for r in rows}
-
-
 def upstream_complete(conn: Any, platform_run_id: str, upstream: Upstream, ts_micros: int,
                       run_last: dict[Partition, int], frontiers: StreamFrontiers | None = None) -> bool:
     """Whether the store has applied every record of the run at or before `ts_micros` and none
@@ -344,7 +314,7 @@ def inputs_view(conn: Any, platform_run_id: str, upstreams: Sequence[Upstream],
     row = conn.execute(
         "SELECT (SELECT coalesce(json_agg(json_build_array(output_id, frontier_ts_micros, ended)), '[]') FROM wsp_output_progress"
         " WHERE platform_run_id = %(run)s),"
-        f" (SELECT coalesce(json_agg(json_build_array(topic, part, last)), '[]') FROM ({_RUN_LAST_SQL}) AS r),"
+        f" (SELECT coalesce(json_agg(json_build_array(topic, part, last)), '[]') FROM ({RUN_LAST_OFFSETS_SQL}) AS r),"
         " (SELECT coalesce(json_agg(json_build_array(consumer_group, topic, partition, position)), '[]') FROM worker_positions"
         " WHERE consumer_group = ANY(%(groups)s::text[])),"
         " (SELECT posture FROM dl_posture_history WHERE platform_run_id = %(run)s ORDER BY seq DESC LIMIT 1),"

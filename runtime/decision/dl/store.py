@@ -21,9 +21,11 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from runtime.decision.df.store import Partition, Upstream, group_positions, run_last_offsets
+from runtime.decision.df.store import Partition, Upstream
 from runtime.decision.dl.domain import DegradeLadder, Limits, PostureEntry
+from runtime.ig.store import run_last_offsets
 from runtime.rtdl import store as progress
+from runtime.worker.store import group_positions
 
 
 def append_posture(conn: Any, platform_run_id: str, entry: PostureEntry) -> bool:

@@ -16,6 +16,7 @@ from runtime.decision.df import store
 from runtime.decision.df.domain import action_intents
 from runtime.decision.df.handler import CHECK_PAUSE_FACTOR, FIRST_WAIT_CAP, POLL_S, DecisionFabricHandler, DecisionInputsPending
 from runtime.errors import PermanentError
+from runtime.ig.store import run_last_offsets
 from runtime.rtdl.csfb.handler import CsfbHandler
 from runtime.worker.handler import StreamHandler
 from runtime.worker.records import InputRecord
@@ -208,7 +209,7 @@ def test_a_store_is_complete_for_an_event_once_it_applied_every_admission_at_or_
         _admission(conn, run, 6, 300)  # after the event's time: never waited for
         _admission(conn, run, 7, 400, partition=1)
         _admission(conn, run, 8, 150, partition=1)  # out of order on its partition: still waited for
-        last = store.run_last_offsets(conn, run, [TRAFFIC_TOPIC])
+        last = run_last_offsets(conn, run, [TRAFFIC_TOPIC])
         assert last == {(TRAFFIC_TOPIC, "0"): 6, (TRAFFIC_TOPIC, "1"): 8}
         assert not store.upstream_complete(conn, run, ofp, 200, last)
         _applied(conn, ofp.consumer_group, 5)
@@ -220,7 +221,7 @@ def test_a_store_is_complete_for_an_event_once_it_applied_every_admission_at_or_
         assert store.upstream_complete(conn, run, ofp, 299, last)
         assert not store.upstream_complete(conn, run, ofp, 300, last)  # at the event's time counts
         _admission(conn, run, 9, None)  # claimed before event times were kept: waited for
-        last = store.run_last_offsets(conn, run, [TRAFFIC_TOPIC])
+        last = run_last_offsets(conn, run, [TRAFFIC_TOPIC])
         _applied(conn, ofp.consumer_group, 8, partition=1)
         _applied(conn, ofp.consumer_group, 6)
         assert not store.upstream_complete(conn, run, ofp, 200, last)
@@ -249,7 +250,7 @@ def test_one_inputs_view_and_one_probe_answer_what_the_reads_one_by_one_answer(d
                      " ('a2', %s, %s, %s, 'ADMIT', 'k', 1, '{}', now()), ('a1', %s, %s, %s, 'ADMIT', 'k', 0, '{}',"
                      " now() - interval '1 ms')", (run, *ids[0], run, *ids[0], run, *ids[1]))
         view = store.inputs_view(conn, run, upstreams, ids)
-        last = store.run_last_offsets(conn, run, [TRAFFIC_TOPIC])
+        last = run_last_offsets(conn, run, [TRAFFIC_TOPIC])
         assert view.run_last == last == {(TRAFFIC_TOPIC, "0"): 6, (TRAFFIC_TOPIC, "1"): 8}
         assert view.frontiers == store.stream_frontiers(conn, run)
         assert view.posture == store.current_posture(conn, run) == "AMBER"
