@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from runtime.bus.port import BusRecord, EbRef
+from runtime.ig.store import run_last_offsets
 from runtime.worker.records import OutputRecord
 
 PartitionKey = tuple[str, str]
+#: (consumer group, topic, partition) -> admitted records of the run the group has not applied.
+Lags = dict[tuple[str, str, str], int]
 
 #: Bytes of a dead-lettered record kept as text for the operator (the sha256 covers all of it).
 DEAD_LETTER_EXCERPT_BYTES = 2048
@@ -176,3 +180,17 @@ def group_positions(conn: Any, consumer_group: str) -> dict[PartitionKey, int]:
     rows = conn.execute("SELECT topic, partition, position FROM worker_positions WHERE consumer_group = %s",
                         (consumer_group,)).fetchall()
     return {(str(r[0]), str(r[1])): int(r[2]) for r in rows}
+
+
+def admission_lags(conn: Any, platform_run_id: str, groups: Mapping[str, Sequence[str]]) -> Lags:
+    """Per (group, topic, partition) of the groups' input topics: the run's last admitted offset
+    there (IG's admissions) minus the group's durable position; a partition it has no position on
+    counts from -1. A few index probes per partition, whatever the size of the run."""
+    run_last = run_last_offsets(conn, platform_run_id, {t for topics in groups.values() for t in topics})
+    lags: Lags = {}
+    for group, topics in groups.items():
+        held = group_positions(conn, group)
+        for (topic, partition), last in run_last.items():
+            if topic in topics:
+                lags[(group, topic, partition)] = max(0, last - held.get((topic, partition), -1))
+    return lags

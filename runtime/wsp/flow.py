@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from runtime.errors import PlatformError
+from runtime.worker.store import Lags, admission_lags
 
 #: (consumer group, topic, partition) -> records of the run admitted there that the group has not applied.
-Lags = dict[tuple[str, str, str], int]
 
 
 @dataclass(frozen=True)
@@ -121,23 +121,6 @@ class FlowGate:
                 "stalls": self.stalls, "look_errors": self.look_errors, "worst_lag": self.worst_seen}
 
 
-def store_lags(conn: Any, platform_run_id: str, groups: Mapping[str, Sequence[str]]) -> Lags:
-    """Per (group, topic, partition) of the groups' input topics: the run's last admitted offset
-    there (IG's admissions) minus the group's durable position; a partition it has no position on
-    counts from -1."""
-    from runtime.ig.store import run_last_offsets
-    from runtime.worker.store import group_positions
-
-    run_last = run_last_offsets(conn, platform_run_id, {t for topics in groups.values() for t in topics})
-    lags: Lags = {}
-    for group, topics in groups.items():
-        held = group_positions(conn, group)
-        for (topic, partition), last in run_last.items():
-            if topic in topics:
-                lags[(group, topic, partition)] = max(0, last - held.get((topic, partition), -1))
-    return lags
-
-
 def flow_gate(settings: Any, platform_run_id: str, db: Any, progress: Callable[[str], None]) -> FlowGate | None:
     """The gate of a run over the stores DF waits for (their consumer groups and input topics), with
     WSP_FLOW_LAG_HIGH / WSP_FLOW_LAG_LOW; None when WSP_FLOW_LAG_HIGH is 0 (flow control off)."""
@@ -159,7 +142,7 @@ def flow_gate(settings: Any, platform_run_id: str, db: Any, progress: Callable[[
 
     def read() -> Lags:
         with db.transaction() as conn:
-            return store_lags(conn, platform_run_id, groups)
+            return admission_lags(conn, platform_run_id, groups)
     progress(f"WSP flow control on: pushes wait while {', '.join(UPSTREAMS)} are more than {high} records behind"
              f" on a partition (resume at {low})")
     return FlowGate(read, FlowLimits(high, low), progress=progress)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import threading
-import uuid
-from collections.abc import Iterator
 
 import pytest
 
 from runtime.db.postgres import Database
 from runtime.errors import TransientError
-from runtime.wsp.flow import FlowGate, FlowLimits, Lags, store_lags, worst_lag
+from runtime.worker.store import Lags
+from runtime.wsp.flow import FlowGate, FlowLimits, worst_lag
 
 G = ("fp_ieg", "fp.bus.traffic.fraud.v1", "1")
 
@@ -138,40 +136,7 @@ def test_every_push_of_a_stream_passes_the_gate_and_its_wait_is_the_outputs_flow
     assert stats.flow_wait_s == pytest.approx(2.5) and stats.summary()["flow_wait_s"] == 2.5 and gate.waits == 1
 
 
-# -- the lag read, on PostgreSQL ------------------------------------------------------------------
-
-TOPIC, OTHER = "fp.bus.traffic.fraud.v1", "fp.bus.context.arrival_events.v1"
-
-
-@pytest.fixture
-def db(runtime_dsn: str) -> Iterator[Database]:
-    database = Database(runtime_dsn, name="wsp flow test", max_size=1)
-    yield database
-    database.close()
-
-
-def _admit(conn, run: str, topic: str, partition: int, offset: int) -> None:
-    conn.execute("INSERT INTO ig_admissions (platform_run_id, event_class, event_id, payload_hash, state, eb_ref)"
-                 " VALUES (%s, 'traffic_fraud', %s, 'h', 'ADMITTED', %s)",
-                 (run, uuid.uuid4().hex, json.dumps({"topic": topic, "partition": partition, "offset": offset})))
-
-
-def test_store_lags_are_the_admitted_records_each_group_has_not_applied_per_partition(db: Database) -> None:
-    run = f"platform_20260101T{uuid.uuid4().int % 1000000:06d}Z"
-    ieg, ofp = f"ieg-{uuid.uuid4().hex[:8]}", f"ofp-{uuid.uuid4().hex[:8]}"
-    with db.transaction() as conn:
-        for offset in range(10, 20):
-            _admit(conn, run, TOPIC, 0, offset)
-        for offset in range(0, 4):
-            _admit(conn, run, TOPIC, 1, offset)
-            _admit(conn, run, OTHER, 0, offset)
-        _admit(conn, "platform_20990101T000000Z", TOPIC, 0, 500)  # another run's admission counts for nothing
-        conn.execute("INSERT INTO worker_positions (consumer_group, topic, partition, position) VALUES"
-                     " (%s, %s, '0', 15), (%s, %s, '0', 19)", (ieg, TOPIC, ofp, TOPIC))
-        lags = store_lags(conn, run, {ieg: [TOPIC, OTHER], ofp: [TOPIC]})
-    assert lags == {(ieg, TOPIC, "0"): 4, (ieg, TOPIC, "1"): 4, (ieg, OTHER, "0"): 4,
-                    (ofp, TOPIC, "0"): 0, (ofp, TOPIC, "1"): 4}
-
+# -- the gate of a run ------------------------------------------------------------------------------
 
 def test_the_gate_of_a_run_watches_the_groups_df_reads_and_is_off_at_zero(runtime_dsn: str, monkeypatch) -> None:
     from runtime.settings import load_settings
