@@ -8,6 +8,12 @@ workers (DL, DF, AL, DLA) report GREEN and no worker dead-lettered a record. The
 stored audit chain, checks every decision carries the policy digest P1 pinned in `run.json`, and
 writes `decision_lane/decision_summary.json`, `action_summary.json` and `audit_summary.json`.
 Nothing is written when the chain is not committed: the error names what broke and the next step.
+
+At full cap one look at the whole lane reads every row of the run (seconds to tens of seconds), so
+the job looks cheaply first: while DF has not read every admitted traffic record (its durable
+positions against the run's last admitted offsets, a few index probes) the lane cannot be
+committed, and the wait reports DF's lag instead. The whole look starts once DF has read them all,
+and its most costly part, the lineage walk, only once every count adds up.
 """
 
 from __future__ import annotations
@@ -69,7 +75,7 @@ class LaneObservation:
     intents_expected: int
     executed: int
     logged: dict[str, int]
-    lineage_unresolved: int
+    lineage_unresolved: int | None
     health: dict[str, dict[str, Any] | None]
     dead_letters: dict[str, int]
     reasons: list[str] = field(default_factory=list)
@@ -77,6 +83,12 @@ class LaneObservation:
     def mark(self) -> tuple[int, ...]:
         """What the lane has done so far, for the gate's stall bound."""
         return (self.decisions, len(self.undecided), self.executed, *(self.logged.get(k, 0) for k in sorted(self.logged)))
+
+    def counts_add_up(self) -> bool:
+        """Every admitted traffic event decided, every intent executed, every record logged."""
+        return (self.admitted > 0 and not self.undecided and self.executed == self.intents_expected
+                and self.logged.get("decision", 0) == self.decisions and self.logged.get("intent", 0) == self.intents_expected
+                and self.logged.get("outcome", 0) == self.executed)
 
     def judge(self) -> bool:
         """Committed: every admitted traffic event decided, every intent executed and every record
@@ -93,7 +105,9 @@ class LaneObservation:
         missing = {k: (self.logged.get(k, 0), n) for k, n in want.items() if self.logged.get(k, 0) != n}
         if missing:
             reasons.append("dla: logged " + ", ".join(f"{got} {k}(s) of {n}" for k, (got, n) in missing.items()))
-        if self.lineage_unresolved:
+        if self.lineage_unresolved is None:
+            reasons.append("dla: lineage not walked yet (the counts above do not add up)")
+        elif self.lineage_unresolved:
             reasons.append(f"dla: lineage_unresolved_total {self.lineage_unresolved}")
         for component in LANE:
             doc = self.health.get(component)
@@ -132,21 +146,43 @@ def dead_letters(conn: Any, groups: dict[str, str]) -> dict[str, int]:
 
 
 def observe(settings: Settings, conn: Any, platform_run_id: str, groups: dict[str, str]) -> LaneObservation:
-    """The lane's durable state and health, now."""
+    """The lane's durable state and health, now; the lineage walk only when the counts add up."""
     from runtime.decision.al.store import action_counts
     from runtime.decision.df.store import admitted_without_decision
     from runtime.decision.dla.store import lineage_unresolved_total, record_counts
     from runtime.rtdl.caught_up import read_health
 
     decisions = conn.execute("SELECT count(*) FROM df_decisions WHERE platform_run_id = %s", (platform_run_id,)).fetchone()
-    return LaneObservation(
+    seen = LaneObservation(
         admitted=admitted_traffic(conn, platform_run_id),
         undecided=admitted_without_decision(conn, platform_run_id, TRAFFIC_CLASSES),
         decisions=int(decisions[0]), intents_expected=intents_expected(conn, platform_run_id),
         executed=action_counts(conn, platform_run_id).executed, logged=record_counts(conn, platform_run_id),
-        lineage_unresolved=lineage_unresolved_total(conn, platform_run_id),
+        lineage_unresolved=None,
         health={c: read_health(settings, platform_run_id, c) for c in LANE},
         dead_letters=dead_letters(conn, groups))
+    if seen.counts_add_up():
+        seen.lineage_unresolved = lineage_unresolved_total(conn, platform_run_id)
+    return seen
+
+
+def df_lag(conn: Any, platform_run_id: str, inputs: dict[str, list[str]]) -> dict[tuple[str, str, str], int]:
+    """The partitions where DF (`inputs`: its group -> its traffic topics) has not read every
+    traffic record IG admitted for the run, with how far behind it is there."""
+    from runtime.worker.store import admission_lags
+
+    return {k: n for k, n in admission_lags(conn, platform_run_id, inputs).items() if n > 0}
+
+
+def df_inputs(settings: Settings, platform_run_id: str, group: str) -> dict[str, list[str]]:
+    """DF's group -> its input topics (from DF's own handler); empty (no cheap look, the whole
+    look says what is wrong) when this build cannot build DF."""
+    from runtime.worker.run import build_handler
+
+    try:
+        return {group: list(build_handler("df", settings, platform_run_id).input_topics())}
+    except PlatformError:
+        return {}
 
 
 def pinned_policy(writer: EvidenceWriter, platform_run_id: str) -> dict[str, Any]:
@@ -175,15 +211,23 @@ def write_committed(settings: Settings, platform_run_id: str, *, wait_s: float =
         raise PlatformError("P9 reads the lane's tables from PostgreSQL but no DSN is set", code="DB_DSN_MISSING",
                             next_step="set FP_DB_DSN")
     groups = {c: consumer_group_id(registry, c, platform_run_id) for c in WORKERS}
+    inputs = df_inputs(settings, platform_run_id, groups["df"])
     bound = StallBound(wait_s)
     with Database(settings.db_dsn, name="decision committed", max_size=1) as db:
         while True:
             began = time.monotonic()
             with db.connection() as conn:
+                lag = df_lag(conn, platform_run_id, inputs) if inputs else {}
+                left = bound.left(("df_lag", *sorted(lag.items()))) if lag else 0.0
+                if left > 0:
+                    progress(f"P9 waiting ({left:.0f}s left without progress): df has not read {sum(lag.values())}"
+                             f" admitted traffic record(s) on {len(lag)} partition(s)")
+                    sleep(min(pause_after(time.monotonic() - began, poll_s, LOOK_DUTY), left))
+                    continue
                 seen = observe(settings, conn, platform_run_id, groups)
             if seen.judge():
                 break
-            left = bound.left(seen.mark())
+            left = 0.0 if lag else bound.left(seen.mark())
             if left <= 0:
                 raise DecisionChainNotCommitted(f"not committed, {bound.describe()}: " + "; ".join(seen.reasons)[:1500])
             progress(f"P9 waiting ({left:.0f}s left without progress): " + "; ".join(seen.reasons)[:300])

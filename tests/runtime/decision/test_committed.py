@@ -172,12 +172,31 @@ def test_an_admitted_event_without_a_decision_fails_naming_it_and_writes_nothing
     run = random_run_id()
     envelopes = _lane(settings, run, undecided=1)
     _health(settings, run)
+    lines: list[str] = []
     with pytest.raises(DecisionChainNotCommitted) as info:
-        write_committed(settings, run, wait_s=0.3, poll_s=0.1, progress=lambda _: None)
+        write_committed(settings, run, wait_s=0.3, poll_s=0.1, progress=lines.append)
+    # DF never read the last admission (it never reached the bus): the cheap look says so while the
+    # wait lasts, and the failure carries the whole look's reasons.
+    assert lines and all("df has not read 1 admitted traffic record(s) on 1 partition(s)" in line for line in lines)
     assert info.value.code == "DECISION_CHAIN_NOT_COMMITTED"
     assert "1 admitted traffic event(s) without a decision" in info.value.message
     assert envelopes[-1]["event_id"] in info.value.message
     assert _read(settings, run, "DECISION_LANE_EVIDENCE_PATH_PATTERN") is None
+
+
+def test_the_lineage_walk_waits_until_every_count_adds_up() -> None:
+    from runtime.decision.committed import LaneObservation
+
+    def lane(logged_outcomes: int, lineage: int | None) -> LaneObservation:
+        return LaneObservation(admitted=4, undecided=[], decisions=4, intents_expected=5, executed=5,
+                               logged={"decision": 4, "intent": 5, "outcome": logged_outcomes}, lineage_unresolved=lineage,
+                               health={c: {"health_state": "GREEN"} for c in ("dl", "df", "al", "dla")}, dead_letters={})
+
+    short = lane(4, None)
+    assert not short.counts_add_up() and not short.judge()
+    assert short.reasons == ["dla: logged 4 outcome(s) of 5", "dla: lineage not walked yet (the counts above do not add up)"]
+    assert lane(5, None).counts_add_up()
+    assert lane(5, 0).judge() and not lane(5, 2).judge()
 
 
 def test_a_worker_not_green_or_without_health_fails_the_gate(settings: Settings) -> None:
