@@ -22,7 +22,7 @@ The comparison holds:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,17 +67,21 @@ class Backtest:
         return decision_digest(d.canonical() for d in self.decisions.values())
 
 
-def archived_stream(conn: Any, object_store: ObjectStore, platform_run_id: str, topics: list[str]) -> list[dict[str, Any]]:
-    """The run's archived envelopes of `topics` in the total order (ingest probes left out, as DF skips them)."""
+def archived_envelopes(conn: Any, object_store: ObjectStore, platform_run_id: str, topics: list[str]) -> Iterator[dict[str, Any]]:
+    """The run's archived envelopes of `topics` one at a time, in index order (ingest probes left
+    out, as DF skips them): a reader that keeps a few fields of each never holds the whole archive."""
     rows = index_rows(conn, platform_run_id, topics)
     if not rows:
         raise BacktestArchiveEmpty(f"run {platform_run_id} has no archived batches of {', '.join(topics)}")
-    envelopes = []
     for archived in read_records(object_store, rows):
         record = decode(BusRecord(archived.eb_ref, archived.key, archived.value))
         if record.envelope.get("platform_run_id") == platform_run_id and not is_ingest_probe(record.envelope):
-            envelopes.append(record.envelope)
-    return stream_order(envelopes)
+            yield record.envelope
+
+
+def archived_stream(conn: Any, object_store: ObjectStore, platform_run_id: str, topics: list[str]) -> list[dict[str, Any]]:
+    """The run's archived envelopes of `topics` in the total order (ingest probes left out, as DF skips them)."""
+    return stream_order(list(archived_envelopes(conn, object_store, platform_run_id, topics)))
 
 
 def backtest(envelopes: list[dict[str, Any]], policy: Policy, postures: Mapping[tuple[str, str], str],

@@ -12,6 +12,7 @@ A check that fails raises IG_NOT_READY / RECEIPTS_INCOHERENT instead of writing 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import httpx
@@ -43,9 +44,10 @@ class ReceiptsIncoherent(PlatformError):
     next_step = "inspect ig_receipts for the run; receipts are append-only, never edit them"
 
 
-def event_topics(registry: Registry) -> list[str]:
-    """The topics IG publishes to (every event class of the registry)."""
-    return sorted({registry.topic(spec["topic"]).name for spec in registry.mapping("EVENT_CLASS_MAP").values()})
+def event_topics(registry: Registry, classes: Collection[str] | None = None) -> list[str]:
+    """The topics IG publishes to: of every event class of the registry, or of `classes` only."""
+    return sorted({registry.topic(spec["topic"]).name for cls, spec in registry.mapping("EVENT_CLASS_MAP").items()
+                   if classes is None or cls in classes})
 
 
 def smoke_event(platform_run_id: str, scenario_run_id: str) -> dict[str, Any]:

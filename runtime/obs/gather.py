@@ -406,11 +406,16 @@ def _utc(value: Any) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
+#: What the quality join keeps of each archived traffic payload (the archive streams by; at full
+#: cap holding every envelope took the reporter to 3.9 GB).
+QUALITY_FIELDS = ("flow_id", "event_seq", "card_id", "amount")
+
+
 def quality_inputs(conn: Any, settings: Any, platform_run_id: str) -> QualityInputs:
     """The run's decisions with their traffic (the RTDL archive), the oracle's event and flow labels
     of that traffic, and the bank's view of those flows."""
     from runtime.case.ls.intake import BANK_VIEW_OUTPUT
-    from runtime.decision.backtest import archived_stream, truth_of
+    from runtime.decision.backtest import archived_envelopes, truth_of
     from runtime.decision.df.store import run_decision_records
     from runtime.ig.summaries import event_topics
     from runtime.obs.quality import BankView, Decision
@@ -420,8 +425,10 @@ def quality_inputs(conn: Any, settings: Any, platform_run_id: str) -> QualityInp
 
     registry = settings.registry
     try:
-        envelopes = archived_stream(conn, settings.bucket("S3_ARCHIVE_BUCKET"), platform_run_id, event_topics(registry))
-        traffic = {str(e["event_id"]): dict(e["payload"]) for e in envelopes if e["event_class"] in TRAFFIC_CLASSES}
+        envelopes = archived_envelopes(conn, settings.bucket("S3_ARCHIVE_BUCKET"), platform_run_id,
+                                       event_topics(registry, TRAFFIC_CLASSES))
+        traffic = {str(e["event_id"]): {k: e["payload"].get(k) for k in QUALITY_FIELDS}
+                   for e in envelopes if e["event_class"] in TRAFFIC_CLASSES}
         layout = OracleLayout(registry, platform_run_id)
         oracle = settings.bucket(layout.bucket_key)
         events, flows = truth_of(oracle, layout, traffic)

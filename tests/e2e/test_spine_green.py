@@ -197,6 +197,8 @@ def check_closure(out: dict[str, Any], bus: str, workdir: Path) -> dict[str, Any
     assert {h["hop_kind"] for h in recon["hops"]} >= {"wsp_to_ig", "topic_to_consumer", "cases_to_labels"}
     assert marker["status"] == "SPINE_GREEN", marker["conditions"]
     assert report["status"] == "SPINE_GREEN" and 0 <= report["decision_quality"]["flow"]["alert_rate"] <= 1
+    scored = report["decision_quality"]["decisions"]
+    assert scored["scored"] > 0 and scored["undecided"] == 0, scored  # the archived traffic joined the truth
     assert out["validate"].exit_code == 0, out["validate"].output
     assert out["local_report"] and out["html"].is_file()
     assert out["report_cli"].exit_code == 0 and "SPINE_GREEN" in out["report_cli"].output, out["report_cli"].output
