@@ -220,8 +220,9 @@ def write_committed(settings: Settings, platform_run_id: str, *, wait_s: float =
                 lag = df_lag(conn, platform_run_id, inputs) if inputs else {}
                 left = bound.left(("df_lag", *sorted(lag.items()))) if lag else 0.0
                 if left > 0:
-                    progress(f"P9 waiting ({left:.0f}s left without progress): df has not read {sum(lag.values())}"
-                             f" admitted traffic record(s) on {len(lag)} partition(s)")
+                    behind = f"{sum(lag.values())} admitted traffic record(s)" if settings.bus == "kafka" else "admitted traffic"
+                    progress(f"P9 waiting ({left:.0f}s left without progress): df has not read {behind}"
+                             f" on {len(lag)} partition(s)")
                     sleep(min(pause_after(time.monotonic() - began, poll_s, LOOK_DUTY), left))
                     continue
                 seen = observe(settings, conn, platform_run_id, groups)
