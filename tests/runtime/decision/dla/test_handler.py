@@ -143,68 +143,52 @@ class TestAuditHandlerContract(StreamHandlerContract):
         with env.db.transaction() as conn:
             assert lineage_unresolved_total(conn, env.platform_run_id) == 0
 
+    def paced(self, env: WorkerEnv, interval_s: float, now: list[float], monkeypatch=None, counts_take_s: float = 0.0) -> AuditHandler:
+        """A handler on the fake clock `now` whose lineage counts (the index scan) take `counts_take_s` of it."""
+        if counts_take_s:
+            import runtime.decision.dla.handler as dla_handler
+
+            real = dla_handler.lineage_counts
+
+            def slow_counts(conn, run):  # a full-cap index: the counts take seconds of the batch
+                now[0] += counts_take_s
+                return real(conn, run)
+            monkeypatch.setattr(dla_handler, "lineage_counts", slow_counts)
+        return AuditHandler(RTDL_TOPIC, AUDIT_TOPIC, self.store, f"platform/{env.platform_run_id}/decision_lane/audit/",
+                            env.platform_run_id, lineage_interval_s=interval_s, clock=lambda: now[0])
+
+    def feed(self, env: WorkerEnv, handler: AuditHandler, items: list, event_class: str) -> int:
+        """Publish the items of one class, drain them through `handler`; its pending lineage count after."""
+        self.publish(env, [i for i in items if i[2]["event_class"] == event_class])
+        self.drain(env, handler=handler, batch_size=1000)
+        return int(handler.counters()["dla_lineage_pending"])
+
     def test_the_lineage_counts_are_refreshed_at_most_once_per_interval(self, env: WorkerEnv) -> None:
         now = [0.0]
-        handler = AuditHandler(RTDL_TOPIC, AUDIT_TOPIC, self.store, f"platform/{env.platform_run_id}/decision_lane/audit/",
-                               env.platform_run_id, lineage_interval_s=5.0, clock=lambda: now[0])
-        items = self.inputs(env)
-        outcomes = [i for i in items if i[2]["event_class"] == "action_outcome"]
-        self.publish(env, outcomes)
-        self.drain(env, handler=handler, batch_size=1000)
-        assert handler.counters()["dla_lineage_pending"] == len(outcomes)
-        self.publish(env, [i for i in items if i[2]["event_class"] == "action_intent"])
-        self.drain(env, handler=handler, batch_size=1000)
-        assert handler.counters()["dla_lineage_pending"] == len(outcomes)  # not refreshed yet
+        handler, items = self.paced(env, 5.0, now), self.inputs(env)
+        outcomes = sum(1 for i in items if i[2]["event_class"] == "action_outcome")
+        assert self.feed(env, handler, items, "action_outcome") == outcomes
+        assert self.feed(env, handler, items, "action_intent") == outcomes  # not refreshed yet
         now[0] = 5.0
-        self.publish(env, [i for i in items if i[2]["event_class"] == "decision_response"])
-        self.drain(env, handler=handler, batch_size=1000)
-        assert handler.counters()["dla_lineage_pending"] == 0
+        assert self.feed(env, handler, items, "decision_response") == 0
 
     def test_slow_lineage_counts_are_refreshed_less_often(self, env: WorkerEnv, monkeypatch) -> None:
-        import runtime.decision.dla.handler as dla_handler
-
         now = [0.0]
-        real = dla_handler.lineage_counts
-
-        def slow_counts(conn, run):  # a full-cap index: the counts take 2 s of the batch
-            now[0] += 2.0
-            return real(conn, run)
-        monkeypatch.setattr(dla_handler, "lineage_counts", slow_counts)
-        handler = AuditHandler(RTDL_TOPIC, AUDIT_TOPIC, self.store, f"platform/{env.platform_run_id}/decision_lane/audit/",
-                               env.platform_run_id, lineage_interval_s=5.0, clock=lambda: now[0])
-        items = self.inputs(env)
-        outcomes = [i for i in items if i[2]["event_class"] == "action_outcome"]
-        self.publish(env, outcomes)
-        self.drain(env, handler=handler, batch_size=1000)
-        assert handler.counters()["dla_lineage_pending"] == len(outcomes) and now[0] == 2.0
+        handler, items = self.paced(env, 5.0, now, monkeypatch, counts_take_s=2.0), self.inputs(env)
+        outcomes = sum(1 for i in items if i[2]["event_class"] == "action_outcome")
+        assert self.feed(env, handler, items, "action_outcome") == outcomes and now[0] == 2.0
         # 2 s at a 5% duty: 38 s of pause after it ends, not the 5 s interval
         now[0] = 39.9
-        self.publish(env, [i for i in items if i[2]["event_class"] == "action_intent"])
-        self.drain(env, handler=handler, batch_size=1000)
-        assert handler.counters()["dla_lineage_pending"] == len(outcomes) and now[0] == 39.9
+        assert self.feed(env, handler, items, "action_intent") == outcomes and now[0] == 39.9
         now[0] = 40.0
-        self.publish(env, [i for i in items if i[2]["event_class"] == "decision_response"])
-        self.drain(env, handler=handler, batch_size=1000)
-        assert handler.counters()["dla_lineage_pending"] == 0 and now[0] == 42.0
+        assert self.feed(env, handler, items, "decision_response") == 0 and now[0] == 42.0
 
     def test_an_interval_of_zero_refreshes_the_lineage_counts_at_every_batch_however_slow(self, env: WorkerEnv,
                                                                                           monkeypatch) -> None:
-        import runtime.decision.dla.handler as dla_handler
-
         now = [0.0]
-        real = dla_handler.lineage_counts
-
-        def slow_counts(conn, run):
-            now[0] += 2.0
-            return real(conn, run)
-        monkeypatch.setattr(dla_handler, "lineage_counts", slow_counts)
-        handler = AuditHandler(RTDL_TOPIC, AUDIT_TOPIC, self.store, f"platform/{env.platform_run_id}/decision_lane/audit/",
-                               env.platform_run_id, lineage_interval_s=0.0, clock=lambda: now[0])
-        items = self.inputs(env)
+        handler, items = self.paced(env, 0.0, now, monkeypatch, counts_take_s=2.0), self.inputs(env)
         for event_class, pending in (("action_outcome", 12), ("action_intent", 12), ("decision_response", 0)):
-            self.publish(env, [i for i in items if i[2]["event_class"] == event_class])
-            self.drain(env, handler=handler, batch_size=1000)
-            assert handler.counters()["dla_lineage_pending"] == pending
+            assert self.feed(env, handler, items, event_class) == pending
 
     def test_lineage_breaks_from_the_index_are_those_of_the_domain(self, env: WorkerEnv) -> None:
         items = self.inputs(env)
