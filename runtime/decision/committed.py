@@ -12,8 +12,9 @@ Nothing is written when the chain is not committed: the error names what broke a
 At full cap one look at the whole lane reads every row of the run (seconds to tens of seconds), so
 the job looks cheaply first: while DF has not read every admitted traffic record (its durable
 positions against the run's last admitted offsets, a few index probes) the lane cannot be
-committed, and the wait reports DF's lag instead. The whole look starts once DF has read them all,
-and its most costly part, the lineage walk, only once every count adds up.
+committed, and the wait reports DF's lag instead. The whole look starts once DF has read them all
+(and is then paced at CLOSING_LOOK_DUTY: AL and DLA trail DF by seconds), and its most costly
+part, the lineage walk, only once every count adds up.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 
 from runtime.components import consumer_group_id
 from runtime.errors import PermanentError, PlatformError
-from runtime.evidence.gate_wait import LOOK_DUTY, StallBound
+from runtime.evidence.gate_wait import CLOSING_LOOK_DUTY, LOOK_DUTY, StallBound
 from runtime.evidence.writer import EvidenceWriter, WrittenEvidence, run_bundle
 from runtime.pacing import pause_after
 from runtime.rtdl.events import TRAFFIC_CLASSES
@@ -232,7 +233,8 @@ def write_committed(settings: Settings, platform_run_id: str, *, wait_s: float =
             if left <= 0:
                 raise DecisionChainNotCommitted(f"not committed, {bound.describe()}: " + "; ".join(seen.reasons)[:1500])
             progress(f"P9 waiting ({left:.0f}s left without progress): " + "; ".join(seen.reasons)[:300])
-            sleep(min(pause_after(time.monotonic() - began, poll_s, LOOK_DUTY), left))
+            duty = CLOSING_LOOK_DUTY if inputs else LOOK_DUTY  # with the cheap look, DF has read everything
+            sleep(min(pause_after(time.monotonic() - began, poll_s, duty), left))
         with db.transaction() as conn:
             documents = summaries(settings, conn, platform_run_id, policy, seen)
     return [writer.write(key, {**writer.base_fields("P9", sources), **doc}) for key, sources, doc in documents]

@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 #: The most of its time a gate job spends looking at its plane (runtime/pacing.py): at full cap one
 #: look reads hundreds of thousands of rows.
 LOOK_DUTY = 0.1
+#: The same once the plane's slowest worker has read all of its input (P9: DF): what is left
+#: finishes within seconds, and a 20 s look paced at LOOK_DUTY would sleep minutes past the end.
+CLOSING_LOOK_DUTY = 0.5
 
 
 @dataclass

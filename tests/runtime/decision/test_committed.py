@@ -184,6 +184,30 @@ def test_an_admitted_event_without_a_decision_fails_naming_it_and_writes_nothing
     assert _read(settings, run, "DECISION_LANE_EVIDENCE_PATH_PATTERN") is None
 
 
+def test_once_df_has_read_everything_a_slow_whole_look_is_followed_by_a_short_pause(settings: Settings, monkeypatch) -> None:
+    import time
+
+    import runtime.decision.committed as committed
+
+    run = random_run_id()
+    _lane(settings, run)  # DF read every admission; no health documents, so never committed
+    real = committed.observe
+    looks: list[float] = []
+
+    def slow_observe(*args: Any) -> Any:  # a full-cap whole look: 0.2 s and more here
+        began = time.monotonic()
+        time.sleep(0.2)
+        seen = real(*args)
+        looks.append(time.monotonic() - began)
+        return seen
+    monkeypatch.setattr(committed, "observe", slow_observe)
+    pauses: list[float] = []
+    with pytest.raises(DecisionChainNotCommitted):
+        write_committed(settings, run, wait_s=3.0, poll_s=0.01, progress=lambda _: None, sleep=pauses.append)
+    # at CLOSING_LOOK_DUTY (0.5) about as long as the look; at LOOK_DUTY (0.1) 9x as long
+    assert len(pauses) >= 2 and looks[0] <= pauses[0] < 3 * looks[0], (looks, pauses)
+
+
 def test_the_lineage_walk_waits_until_every_count_adds_up() -> None:
     from runtime.decision.committed import LaneObservation
 
