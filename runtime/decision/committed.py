@@ -217,16 +217,15 @@ def write_committed(settings: Settings, platform_run_id: str, *, wait_s: float =
     with Database(settings.db_dsn, name="decision committed", max_size=1) as db:
         while True:
             began = time.monotonic()
-            with db.connection() as conn:
+            with db.connection() as conn:  # the connection goes back to the pool before any pause
                 lag = df_lag(conn, platform_run_id, inputs) if inputs else {}
                 left = bound.left(("df_lag", *sorted(lag.items()))) if lag else 0.0
-                if left > 0:
-                    behind = f"{sum(lag.values())} admitted traffic record(s)" if settings.bus == "kafka" else "admitted traffic"
-                    progress(f"P9 waiting ({left:.0f}s left without progress): df has not read {behind}"
-                             f" on {len(lag)} partition(s)")
-                    sleep(min(pause_after(time.monotonic() - began, poll_s, LOOK_DUTY), left))
-                    continue
-                seen = observe(settings, conn, platform_run_id, groups)
+                seen = observe(settings, conn, platform_run_id, groups) if left <= 0 else None
+            if seen is None:
+                behind = f"{sum(lag.values())} admitted traffic record(s)" if settings.bus == "kafka" else "admitted traffic"
+                progress(f"P9 waiting ({left:.0f}s left without progress): df has not read {behind} on {len(lag)} partition(s)")
+                sleep(min(pause_after(time.monotonic() - began, poll_s, LOOK_DUTY), left))
+                continue
             if seen.judge():
                 break
             left = 0.0 if lag else bound.left(seen.mark())
