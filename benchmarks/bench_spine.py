@@ -65,12 +65,14 @@ DAEMON_STAGE: dict[str, tuple[str, str, str] | None] = {
 
 @dataclass
 class RssSampler:
-    """Every second: (wall time, RSS bytes) of each daemon of the running packs and of the servers."""
+    """Every second: (wall time, RSS bytes) of each daemon of the running packs and of the servers,
+    and the CPU seconds each has used so far (a server's with its children: PostgreSQL's backends)."""
 
     registry: Any
     runs_root: Path
     servers: dict[str, int]
     samples: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
 
     def pids(self) -> dict[str, int]:
@@ -95,6 +97,11 @@ class RssSampler:
                 rss = rss_bytes(pid)
                 if rss is not None:
                     self.samples.setdefault(name, []).append((now, rss))
+                used = cpu_seconds(pid, with_children=name.startswith("server:"))
+                if used is not None:
+                    self.cpu[name] = max(self.cpu.get(name, 0.0), used)
+            # this process runs the phases (P3's oracle, the gates) and reaps the gate jobs it starts
+            self.cpu["controller"] = max(self.cpu.get("controller", 0.0), cpu_seconds(os.getpid(), with_reaped=True) or 0.0)
             self.stop.wait(SAMPLE_EVERY_S)
 
 
@@ -107,6 +114,30 @@ def rss_bytes(pid: int) -> int | None:
     except (OSError, ValueError):
         return None
     return None
+
+
+def cpu_seconds(pid: int, *, with_children: bool = False, with_reaped: bool = False) -> float | None:
+    """User + system CPU seconds of a live process (/proc/<pid>/stat); `with_reaped` adds its
+    reaped children's, `with_children` those and its live children's (a server's backends)."""
+    def fields(p: int | str) -> list[str] | None:
+        try:
+            return Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            return None
+
+    tick = os.sysconf("SC_CLK_TCK")
+    own = fields(pid)
+    if own is None:
+        return None
+    total = int(own[11]) + int(own[12])
+    if with_children or with_reaped:
+        total += int(own[13]) + int(own[14])
+    if with_children:
+        for entry in Path("/proc").iterdir():
+            child = fields(entry.name) if entry.name.isdigit() else None
+            if child is not None and child[1] == str(pid):
+                total += int(child[11]) + int(child[12])
+    return total / tick
 
 
 def rss_at(samples: list[tuple[float, int]], at: float) -> int | None:
@@ -288,6 +319,12 @@ def spine(scale: int, baseline_records: int) -> int:
             flagged.append(name)
         print(f"{name:20} {_mib(max(r for _, r in series))} {_mib(at10)} {_mib(at100)}"
               f"  {f'{g:+.0%}' if g is not None else 'n/a':>6} {flag}")
+    spent = sum(sampler.cpu.values())
+    admitted = next((int(x["events"]) for x in report.get("throughput") or [] if x.get("stage") == "ig admitted"), 0)
+    print(f"CPU seconds from up to the end of P12: {spent:,.0f}"
+          + (f" ({spent / admitted * 1000:.2f} ms per admitted event)" if admitted else ""))
+    for name, used in sorted(sampler.cpu.items(), key=lambda kv: -kv[1]):
+        print(f"  {name:20} {used:8,.1f} s  {used / spent if spent else 0:5.1%}")
     print(f"bounded memory (RSS within {RSS_GROWTH_LIMIT:.0%} from 10% to 100% of each stage's stream): "
           + (f"FLAGGED {', '.join(flagged)}" if flagged else "every daemon within"))
     return 0 if report.get("status") == "SPINE_GREEN" and not failed else 1

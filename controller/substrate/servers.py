@@ -119,9 +119,21 @@ def _template_cluster(user: str | None, user_name: str) -> Path:
     return template
 
 
+#: Settings of the embedded substrate's durable cluster (fsync and synchronous commit stay on).
+#: PostgreSQL's defaults suit a small shared server: with max_wal_size 1GB a 100k spine forced a
+#: checkpoint every ~20 s, and every page first written after a checkpoint goes whole into the WAL
+#: (full-page images were ~80% of 9.4 GB of WAL in 6 minutes); 128MB of shared buffers left the
+#: backends writing out their own dirty pages. Checkpoints every 30 min or 8GB of WAL (the files
+#: are recycled after each checkpoint) and 512MB of buffers fit a laptop's disk and memory.
+DURABLE_SETTINGS = {"max_wal_size": "8GB", "checkpoint_timeout": "30min", "shared_buffers": "512MB"}
+#: Test and benchmark clusters: thrown away after use, so no flush to disk at all.
+THROWAWAY_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+
+
 def start_postgres(host: str, port: int, workdir: Path, *, user_name: str = "postgres",
                    durable: bool = True) -> StartedProcess:
-    """A PostgreSQL cluster in `workdir/pgdata` listening on host:port (initdb on first use)."""
+    """A PostgreSQL cluster in `workdir/pgdata` listening on host:port (initdb on first use);
+    `durable` (the substrate's) with DURABLE_SETTINGS, else THROWAWAY_SETTINGS."""
     pgdata = workdir / "pgdata"
     user = _pg_user()
     _prepare_dir(workdir, user)
@@ -134,8 +146,8 @@ def start_postgres(host: str, port: int, workdir: Path, *, user_name: str = "pos
     _write_hba(pgdata, user, user_name)
     # TCP only: Unix socket paths are limited to 107 bytes, which deep work folders exceed.
     argv = [str(_pg_bin() / "postgres"), "-D", str(pgdata), "-p", str(port), "-h", host, "-k", ""]
-    if not durable:
-        argv += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+    for name, value in (DURABLE_SETTINGS if durable else THROWAWAY_SETTINGS).items():
+        argv += ["-c", f"{name}={value}"]
     log = workdir / "logs" / "postgres.log"
     _prepare_dir(log.parent, user)
     started = start("postgres", argv, host=host, port=port, log=log, user=user, timeout=60)

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from controller.cli.main import app
 from controller.substrate import local
 from controller.substrate.processes import free_port, is_running
+from controller.substrate.servers import DURABLE_SETTINGS
 from controller.substrate.state import read_state, state_dir
 from runtime.contracts.registry import load_registry
 from runtime.paths import REPO_ROOT
@@ -166,3 +167,16 @@ def test_up_gives_the_runtime_its_own_role_with_the_ssm_password_and_it_cannot_w
     with Database(no_password, name="runtime", max_size=1, acquire_timeout_s=1) as db, \
             pytest.raises(DatabaseUnavailable, match="password authentication failed"):
         db.ping()
+
+
+def test_the_embedded_cluster_flushes_every_commit_and_checkpoints_rarely(workdir: Path) -> None:
+    from runtime.db.postgres import Database
+
+    result = runner.invoke(app, ["substrate", "up", *_ports()])
+    assert result.exit_code == 0, result.output
+    state = read_state(state_dir(load_registry("local_parity")))
+    assert state is not None and state.db_owner_dsn
+    with Database(state.db_owner_dsn, name="owner", max_size=1) as db, db.connection() as conn:
+        shown = {name: str(conn.execute(f"SHOW {name}").fetchone()[0])
+                 for name in ("fsync", "synchronous_commit", "full_page_writes", *DURABLE_SETTINGS)}
+    assert shown == {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on", **DURABLE_SETTINGS}
