@@ -177,6 +177,6 @@ def test_the_embedded_cluster_flushes_every_commit_and_checkpoints_rarely(workdi
     state = read_state(state_dir(load_registry("local_parity")))
     assert state is not None and state.db_owner_dsn
     with Database(state.db_owner_dsn, name="owner", max_size=1) as db, db.connection() as conn:
-        shown = {name: str(conn.execute(f"SHOW {name}").fetchone()[0])
-                 for name in ("fsync", "synchronous_commit", "full_page_writes", *DURABLE_SETTINGS)}
+        shown = {name: str(row[0]) for name in ("fsync", "synchronous_commit", "full_page_writes", *DURABLE_SETTINGS)
+                 for row in conn.execute(f"SHOW {name}").fetchall()}
     assert shown == {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on", **DURABLE_SETTINGS}
