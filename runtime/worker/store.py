@@ -148,19 +148,26 @@ class WorkerStore:
         return [PendingOutput(r[0], r[1], r[2], bytes(r[3])) for r in rows]
 
     def mark_published(self, conn: Any, published: dict[str, EbRef]) -> None:
-        """Record where each outbox row landed.
+        """Record where each outbox row landed, in one statement of primary-key probes.
 
-        One primary-key UPDATE per row, sent together (psycopg pipelines `executemany`): an
-        UPDATE ... FROM unnest join planned without statistics (a table not analysed yet, the first
-        minute of a run) walked every outbox row of the component's run for each batch."""
+        Each row is found by a LATERAL primary-key probe and updated through its ctid (a TID scan),
+        with hash and merge joins and sequential scans off for this transaction only (its own:
+        `StreamWorker._publish_outbox`). A plain `UPDATE ... FROM unnest(...)` or `record_id =
+        ANY(...)`, planned without statistics (a table not analysed yet, or a plan psycopg prepared
+        then), scanned every outbox row of the component's run for each batch (260-960 ms on 200k
+        rows); one UPDATE per row cost ~55 us of the server's time each (6.6% of PostgreSQL's
+        statement time in a 30k spine); this costs ~13 us a row."""
         if not published:
             return
-        with conn.cursor() as cur:
-            cur.executemany(
-                "UPDATE worker_outbox SET published_at = now(), eb_ref = %s::jsonb"
-                " WHERE component = %s AND platform_run_id = %s AND record_id = %s",
-                [(json.dumps(published[i].to_dict()), self.component, self.platform_run_id, i) for i in sorted(published)],
-            )
+        ids = sorted(published)
+        for setting in ("enable_hashjoin", "enable_mergejoin", "enable_seqscan"):
+            conn.execute(f"SET LOCAL {setting} = off")
+        conn.execute(
+            "UPDATE worker_outbox o SET published_at = now(), eb_ref = s.ref::jsonb FROM (SELECT x.ctid AS t, u.ref"
+            " FROM unnest(%b::text[], %b::text[]) AS u(i, ref) CROSS JOIN LATERAL (SELECT ctid FROM worker_outbox"
+            " WHERE component = %s AND platform_run_id = %s AND record_id = u.i OFFSET 0) AS x) AS s WHERE o.ctid = s.t",
+            (ids, [json.dumps(published[i].to_dict()) for i in ids], self.component, self.platform_run_id),
+        )
 
     def dead_letter_count(self, conn: Any) -> int:
         """Dead letters of this group (all partitions)."""
