@@ -155,8 +155,9 @@ class WorkerStore:
         `StreamWorker._publish_outbox`). A plain `UPDATE ... FROM unnest(...)` or `record_id =
         ANY(...)`, planned without statistics (a table not analysed yet, or a plan psycopg prepared
         then), scanned every outbox row of the component's run for each batch (260-960 ms on 200k
-        rows); one UPDATE per row cost ~55 us of the server's time each (6.6% of PostgreSQL's
-        statement time in a 30k spine); this costs ~13 us a row."""
+        rows). Against one UPDATE per row (pipelined) this saves the client's per-statement work
+        (~40 ms against ~47-74 ms for 2,000 rows, idle cluster); the server's time per row is the
+        same (~55 us in a 30k spine, pg_stat_statements, either way)."""
         if not published:
             return
         ids = sorted(published)
