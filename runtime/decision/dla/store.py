@@ -83,8 +83,9 @@ def index_batch(conn: Any, platform_run_id: str, seq: int, previous_sha256: str,
     """Append the batch row and one row per record (entries: audit record + kind's parent, eb_ref, record)."""
     conn.execute("INSERT INTO dla_audit_batches (platform_run_id, batch_seq, previous_sha256, sha256, record_count, object_key)"
                  " VALUES (%s, %s, %s, %s, %s, %s)", (platform_run_id, seq, previous_sha256, sha256, len(entries), key))
-    # COPY: one stream for the batch's rows (an INSERT per row cost ~110 us of the server's time each,
-    # 6.6% of PostgreSQL's statement time in a 30k spine); a row already there fails the batch alike.
+    # COPY: one stream for the batch's rows instead of an INSERT per row (dla's own CPU at 100k: 51.8
+    # -> 47.7 s; the server's time per row did not fall, docs/performance.md); a row already there
+    # fails the batch as the INSERT did.
     with conn.cursor() as cur, cur.copy("COPY dla_audit_records (platform_run_id, audit_id, kind, record_id, parent_id,"
                                         " decision_id, event_id, record_sha256, batch_seq, batch_position, eb_ref, record)"
                                         " FROM STDIN") as copy:
