@@ -79,9 +79,13 @@ def _validation_us(run_id: str, count: int) -> float:
 
 
 def _process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds a process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds the IG process has used so far (bench_spine's reading of /proc)."""
+    from benchmarks.bench_spine import cpu_seconds
+
+    used = cpu_seconds(pid)
+    if used is None:
+        raise RuntimeError(f"IG (pid {pid}) exited during the benchmark")
+    return used
 
 
 def _wait_health(url: str) -> None:
