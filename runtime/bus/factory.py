@@ -45,9 +45,13 @@ def consumer(
     required_platform_run_id: str | None = None,
     *,
     dsn: str | None = None,
+    prompt: bool = True,
 ) -> RunScopedConsumer:
     """A run-scoped consumer of `topic_names` for consumer group `group`.
 
+    `prompt=False` is for a consumer nothing waits on (it may see a record a fraction of a second
+    later): on Kafka the broker then holds its idle fetches longer, which costs the broker far less
+    (runtime/bus/kafka.py RELAXED_FETCH_WAIT_MS); Kinesis reads every shard at its fixed interval.
     On Kinesis the group is the checkpoint owner in PostgreSQL (`dsn`, default settings.db_dsn).
     `required_platform_run_id=None` reads every run: the caller then filters by run itself (and
     commits what it skips), as inspection tools do; pin the run whenever one is known.
@@ -55,7 +59,7 @@ def consumer(
     if settings.bus == "kafka":
         from runtime.bus.kafka import KafkaBusConsumer
 
-        return KafkaBusConsumer(_bootstrap(settings), topic_names, group, required_platform_run_id)
+        return KafkaBusConsumer(_bootstrap(settings), topic_names, group, required_platform_run_id, prompt=prompt)
     from runtime.bus.kinesis import KinesisBusConsumer
 
     checkpoint_dsn = dsn or settings.db_dsn

@@ -45,12 +45,22 @@ FIRST_RECORD_WAIT_S = 1.0
 #: RTDL chain); a conforming broker answers as soon as records are there, so on MSK it only sets
 #: how often an idle consumer asks.
 FETCH_WAIT_MS = 50
+#: The same wait for a consumer nothing waits on promptly (`prompt=False`: archive, action, audit,
+#: case and label workers). Tansu answers every idle fetch at its timer, so each idle consumer at
+#: FETCH_WAIT_MS kept the broker busy: 12 idle consumers cost Tansu 12-16% of a core at 50 ms
+#: and 2.6% at 500 ms (docs/performance.md); records that are there are served at once either way.
+RELAXED_FETCH_WAIT_MS = 500
 #: Group of the offset-range reader (assigns partitions, never commits); inside the prefix of
 #: CONSUMER_GROUP_ID_PATTERN, the only group prefix the demo stack's Kafka ACL allows.
 WATERMARK_GROUP_ID = "fp-watermarks"
 #: The broker's longest wait on an empty fetch of the offset-range reader (it reads records that
 #: exist, so only a partition emptied by retention meanwhile waits at all).
 RANGE_FETCH_WAIT_MS = 50
+#: The same wait for a consumer nothing waits on promptly (`prompt=False`: archive, action, audit,
+#: case and label workers). Tansu answers every idle fetch at its timer, so each idle consumer at
+#: FETCH_WAIT_MS kept the broker busy: 12 idle consumers cost Tansu 12-16% of a core at 50 ms
+#: and 2.6% at 500 ms (docs/performance.md); records that are there are served at once either way.
+RELAXED_FETCH_WAIT_MS = 500
 
 # Delivery errors that say for sure the record was NOT written (anything else is ambiguous).
 _DEFINITELY_NOT_WRITTEN = {
@@ -86,9 +96,11 @@ def _base_config(bootstrap: str, extra: dict[str, Any] | None) -> dict[str, Any]
 CONSUMER_PREFETCH_KBYTES = 16_384
 
 
-def consumer_config(bootstrap: str, group: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def consumer_config(bootstrap: str, group: str, extra: dict[str, Any] | None = None, *,
+                    prompt: bool = True) -> dict[str, Any]:
     """A run-scoped group consumer's settings: manual offset store and commit, from the earliest
-    record, a bounded prefetch queue, short fetch waits (FETCH_WAIT_MS); `extra` overrides any of them."""
+    record, a bounded prefetch queue, short fetch waits (FETCH_WAIT_MS; RELAXED_FETCH_WAIT_MS when
+    not `prompt`); `extra` overrides any of them."""
     return _base_config(bootstrap, {
         "group.id": group,
         "enable.auto.commit": False,
@@ -97,7 +109,7 @@ def consumer_config(bootstrap: str, group: str, extra: dict[str, Any] | None = N
         "session.timeout.ms": 10_000,
         "enable.partition.eof": False,
         "queued.max.messages.kbytes": CONSUMER_PREFETCH_KBYTES,
-        "fetch.wait.max.ms": FETCH_WAIT_MS,
+        "fetch.wait.max.ms": FETCH_WAIT_MS if prompt else RELAXED_FETCH_WAIT_MS,
         **(extra or {}),
     })
 
@@ -233,12 +245,13 @@ class KafkaBusConsumer(RunScopedConsumer):
         *,
         connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
         extra_config: dict[str, Any] | None = None,
+        prompt: bool = True,
     ):
         self.bootstrap = bootstrap
         self.topics = list(topics)
         self.scope = RunScope(required_platform_run_id)
         self._tracker = CommitTracker()
-        self._consumer = KafkaConsumer(consumer_config(bootstrap, group, extra_config))
+        self._consumer = KafkaConsumer(consumer_config(bootstrap, group, extra_config, prompt=prompt))
         try:
             _require_topics(self._consumer, bootstrap, self.topics, connect_timeout_s)
         except Exception:

@@ -19,6 +19,10 @@ class StreamHandler(ABC):
 
     #: The component's name in the component map (also its consumer group's middle part).
     component: str
+    #: Whether DF waits on this component's state or is DF itself: its consumer then asks the bus
+    #: for new records promptly; the others may see them a fraction of a second later, which
+    #: costs the broker far less while they are idle (runtime/bus/factory.py `consumer`).
+    on_decision_path: bool = False
 
     @abstractmethod
     def input_topics(self) -> list[str]:

@@ -184,7 +184,8 @@ def assemble(settings: Settings, component: str, platform_run_id: str, *, enviro
     closers: list[Callable[[], None]] = [db.close]
     try:
         db.ping()
-        consumer = factory.consumer(settings, handler.input_topics(), group, platform_run_id)
+        consumer = factory.consumer(settings, handler.input_topics(), group, platform_run_id,
+                                    prompt=handler.on_decision_path)
         closers.insert(0, consumer.close)
         publisher = factory.publisher(settings)
         admin = factory.admin(settings)

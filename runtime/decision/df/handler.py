@@ -107,6 +107,7 @@ class DecisionFabricHandler(StreamHandler):
     """Decides every admitted traffic event of the run once, with point-in-time inputs and the pinned policy."""
 
     component = COMPONENT
+    on_decision_path = True
 
     def __init__(self, platform_run_id: str, topics: Sequence[str], output_topic: str, policy: Policy, pinned_digest: str,
                  upstreams: Sequence[store.Upstream], *, wait_ms: int,

@@ -28,6 +28,7 @@ class CsfbHandler(RtdlHandler):
     """Keeps the context and judges joins; emits nothing (DF asks for the join frame)."""
 
     component = COMPONENT
+    on_decision_path = True
 
     def apply(self, conn: Any, records: list[InputRecord]) -> list[OutputRecord]:
         """Load the state the batch touches, apply it with the domain, write back what changed."""

@@ -27,6 +27,7 @@ class IegHandler(RtdlHandler):
     """Merges the batch into the graph; emits nothing (DF queries the graph as of its event)."""
 
     component = COMPONENT
+    on_decision_path = True
 
     def apply(self, conn: Any, records: list[InputRecord]) -> list[OutputRecord]:
         """Merge the batch (one upsert per table) and count what each record implied."""

@@ -27,6 +27,7 @@ class OfpHandler(RtdlHandler):
     """Writes one fact per (entity, traffic event); emits nothing (DF reads features point-in-time)."""
 
     component = COMPONENT
+    on_decision_path = True
 
     def __init__(self, platform_run_id: str, topics: list[str], *, grace_micros: int = DEFAULT_GRACE_MICROS):
         super().__init__(platform_run_id, topics)

@@ -6,6 +6,7 @@ Real servers: the Tansu broker, the moto S3 API, PostgreSQL with the runtime rol
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import signal
@@ -27,6 +28,7 @@ from runtime.paths import REPO_ROOT
 from runtime.settings import load_settings
 from runtime.worker import run as worker_run
 from runtime.worker.cli import archive_writer_app
+from runtime.worker.handler import StreamHandler
 from runtime.worker.run import ComponentNotBuilt, build_handler, component_dir, health_targets, run_component
 from tests.support.events import envelope, random_run_id
 from tests.support.kafka_bus import RealKafkaAdmin, RealKafkaPublisher
@@ -78,6 +80,18 @@ def publish_run(bootstrap: str, run_id: str, n: int) -> None:
 def test_component_dirs_follow_seed_001() -> None:
     assert [component_dir(c) for c in ("archive_writer", "ieg", "ofp", "csfb")] == [
         "archive_writer", "identity_entity_graph", "online_feature_plane", "context_store_flow_binding"]
+
+
+def test_only_the_stores_df_reads_and_df_itself_ask_the_bus_promptly() -> None:
+    prompt = set()
+    for component, (module_name, _) in worker_run.WORKER_COMPONENTS.items():
+        module = importlib.import_module(module_name)
+        handlers = [c for c in vars(module).values()
+                    if isinstance(c, type) and issubclass(c, StreamHandler) and c.__module__ == module_name]
+        assert len(handlers) == 1, module_name
+        if handlers[0].on_decision_path:
+            prompt.add(component)
+    assert prompt == {"ofp", "ieg", "csfb", "df"}
 
 
 def test_health_goes_to_the_evidence_prefix_and_to_the_run_folder_when_the_runs_root_is_given(
