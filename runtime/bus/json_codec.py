@@ -1,4 +1,5 @@
-"""One JSON decoder for bus records: orjson, with the standard library where orjson differs.
+"""One JSON decoder for bus records and PostgreSQL's JSON values: orjson, with the standard
+library where orjson differs.
 
 Every consumer of the bus parses each record (run scope, then the worker's envelope); on the RTDL
 workers that parse was the largest CPU item per record (json.loads ~20 us for an engine envelope,
@@ -6,18 +7,23 @@ orjson ~3 us). orjson differs from `json` in two ways: it refuses NaN, Infinity 
 a double, and it reads an integer beyond 64 bits as a float. A document it refuses, and a document
 in which it returned a float of magnitude 2**63 or more (where such an integer would show), is
 parsed by `json.loads`: what is accepted, and the objects returned, are exactly what `json.loads`
-gives.
+gives. Such an integer is written with 19 digits or more, so a text without 19 digits in a row
+is not walked for huge floats at all.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import orjson
 
 #: Floats at least this large may be integers orjson could not hold in 64 bits.
 _HUGE = float(2**63)
+#: An integer orjson cannot hold has at least this many digits in a row (2**63 has 19).
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+_LONG_DIGITS_TEXT = re.compile(r"[0-9]{19}")
 
 
 def loads(value: bytes | str) -> Any:
@@ -27,7 +33,8 @@ def loads(value: bytes | str) -> Any:
         document = orjson.loads(value)
     except orjson.JSONDecodeError:
         return json.loads(value)
-    return json.loads(value) if _has_huge_float(document) else document
+    long_digits = _LONG_DIGITS_TEXT.search(value) if isinstance(value, str) else _LONG_DIGITS.search(value)
+    return json.loads(value) if long_digits is not None and _has_huge_float(document) else document
 
 
 def _has_huge_float(document: Any) -> bool:

@@ -13,11 +13,11 @@ with the head digest from the index it also finds a truncated or re-forged tail.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtime.bus.json_codec import loads
 from runtime.contracts.canonical import canonical_digest, canonical_json, sha256_hex
 from runtime.decision.ids import decision_id, intent_id, outcome_id
 from runtime.errors import PermanentError
@@ -186,7 +186,7 @@ def verify_chain(objects: Iterable[bytes], *, head_sha256: str | None = None, ex
         count += 1
         last_digest = sha256_hex(data)
         try:
-            batch = json.loads(data)
+            batch = loads(data)
             seq = int(batch["batch_seq"])
             records = batch["records"]
             edited = canonical_digest(records) != batch["records_sha256"] or batch.get("record_count") != len(records)

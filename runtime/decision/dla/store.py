@@ -10,13 +10,13 @@ highest `dla_audit_batches` row is the chain head (digest) and the row count the
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from runtime.bus.json_codec import loads
 from runtime.contracts.canonical import canonical_digest, sha256_hex
 from runtime.decision.dla.domain import GENESIS, AuditLog, AuditRecordConflict, ChainVerdict, verify_chain
 from runtime.errors import ObjectMissing, PermanentError, WriteConflict
@@ -226,7 +226,7 @@ def verify_stored_chain(conn: Any, store: ObjectStore, platform_run_id: str) -> 
 
 def _index_matches(conn: Any, platform_run_id: str, row: BatchRow, data: bytes) -> list[dict[str, Any]]:
     try:
-        in_object = {str(r["audit_id"]): str(r["record_sha256"]) for r in json.loads(data)["records"]}
+        in_object = {str(r["audit_id"]): str(r["record_sha256"]) for r in loads(data)["records"]}
     except (ValueError, KeyError, TypeError):
         return []  # verify_chain reports the unreadable batch
     indexed = conn.execute("SELECT audit_id, record_sha256, record FROM dla_audit_records WHERE platform_run_id = %s"

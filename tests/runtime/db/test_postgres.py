@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Iterator
@@ -146,3 +147,20 @@ def test_stream_rows_yields_every_row_in_order_in_autocommit_and_inside_a_transa
         conn.execute("INSERT INTO streamed_probe VALUES (1)")
         assert sum(1 for _ in stream_rows(conn, query, ())) == 5000
         assert conn.execute("SELECT count(*) FROM streamed_probe").fetchone() == (1,)
+
+
+JSON_TEXTS = ['{"a":1,"b":[1.5,-0.0,1e-7,null,true],"c":"\u00e9\u4e2d\U0001f600"}', "123456789012345678901234567890",
+              "-9223372036854775809", "18446744073709551615", '{"id":"00000000000000000000123"}', "1e400",
+              '{"a":1,"a":2}', '"\\ud83d\\ude00"', "0.1", "[" * 50 + "]" * 50]
+
+
+@pytest.mark.parametrize("text", JSON_TEXTS)
+def test_json_and_jsonb_read_back_as_the_standard_decoder_reads_them(table: tuple[Database, str], text: str) -> None:
+    db, _ = table
+    with db.connection() as conn:
+        for cast in ("json", "jsonb"):
+            stored = conn.execute(f"SELECT %s::{cast}::text", (text,)).fetchone()
+            value = conn.execute(f"SELECT %s::{cast}", (text,)).fetchone()
+            assert stored is not None and value is not None
+            assert repr(value[0]) == repr(json.loads(stored[0])), cast  # repr: 1 != 1.0, -0.0 != 0.0, inf
+
