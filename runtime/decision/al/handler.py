@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from runtime.decision.al.domain import ActionOutcome, IntentInvalid, check_intent
-from runtime.decision.al.store import record_effect
+from runtime.decision.al.store import record_effects
 from runtime.decision.bundle import load_policy
 from runtime.decision.df.domain import DEFAULT_IDEMPOTENCY_FIELDS
 from runtime.decision.lane import ACTION_INTENT, ACTION_OUTCOME, lane_envelope, lane_output
@@ -65,13 +65,15 @@ class ActionHandler(StreamHandler):
         """Execute every new intent, record every duplicate, return one outcome per intent."""
         outputs: dict[str, OutputRecord] = {}
         intake = executed = duplicates = ignored = 0
+        intents: list[tuple[InputRecord, ActionOutcome]] = []
         for record in records:
             if record.event_class != ACTION_INTENT:
                 ignored += 1
                 continue
-            intake += 1
-            outcome = self.check(record)
-            held = record_effect(conn, outcome, record.eb_ref.to_dict())
+            intents.append((record, self.check(record)))
+        intake = len(intents)
+        held_outcomes = record_effects(conn, [(outcome, record.eb_ref.to_dict()) for record, outcome in intents])
+        for (record, outcome), held in zip(intents, held_outcomes, strict=True):
             if held is None:
                 executed += 1
                 payload = outcome.canonical()
