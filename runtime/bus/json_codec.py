@@ -7,8 +7,10 @@ orjson ~3 us). orjson differs from `json` in two ways: it refuses NaN, Infinity 
 a double, and it reads an integer beyond 64 bits as a float. A document it refuses, and a document
 in which it returned a float of magnitude 2**63 or more (where such an integer would show), is
 parsed by `json.loads`: what is accepted, and the objects returned, are exactly what `json.loads`
-gives. (A regular expression looking for 19 digits in a row, to skip that walk, took 2-3 times
-as long as the walk itself.)
+gives. Such an integer is written with at least 19 digits in a row, so a text without them is
+not walked: digits are mapped to "0" and everything else to " " (bytes.translate) and 19 zeros
+searched for, ~0.6 us on an engine envelope against 1-4 us for the walk (a regular expression
+took 11-13 us).
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ import orjson
 
 #: Floats at least this large may be integers orjson could not hold in 64 bits.
 _HUGE = float(2**63)
+#: Every digit to "0", every other byte to " ": 19 zeros in a row then mark a 19-digit number.
+_DIGITS_AS_ZEROS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_LONG_NUMBER = b"0" * 19
 
 
 def loads(value: bytes | str) -> Any:
@@ -29,6 +34,9 @@ def loads(value: bytes | str) -> Any:
         document = orjson.loads(value)
     except orjson.JSONDecodeError:
         return json.loads(value)
+    raw = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value
+    if raw.translate(_DIGITS_AS_ZEROS).find(_LONG_NUMBER) < 0:
+        return document
     return json.loads(value) if _has_huge_float(document) else document
 
 
