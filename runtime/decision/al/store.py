@@ -66,7 +66,7 @@ def record_effects(conn: Any, deliveries: Sequence[tuple[ActionOutcome, dict[str
     held = {(str(run), str(key)): (str(intent), dict(outcome)) for run, key, intent, outcome in conn.execute(
         "SELECT e.platform_run_id, e.idempotency_key, e.intent_id, e.outcome FROM unnest(%s::text[], %s::text[]) AS w(run, key)"
         " CROSS JOIN LATERAL (SELECT platform_run_id, idempotency_key, intent_id, outcome FROM al_effects"
-        " WHERE platform_run_id = w.run AND idempotency_key = w.key) AS e",
+        " WHERE platform_run_id = w.run AND idempotency_key = w.key OFFSET 0) AS e",  # one probe per key (docs/decisions.md)
         ([r for r, _ in wanted], [k for _, k in wanted])).fetchall()}
     for i in repeated:
         outcome = deliveries[i][0]
