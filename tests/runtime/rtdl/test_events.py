@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+from datetime import UTC, datetime
+
 import pytest
 
 from runtime.errors import PermanentError
@@ -60,3 +63,15 @@ def test_allowed_lateness_moves_the_watermark_back_and_tolerates_small_disorder(
     assert marks.observe("t", 0, 139)
     assert marks.watermark("t", 0) == 140
     assert marks.rows() == [{"topic": "t", "partition": "0", "max_event_ts_micros": 200, "late_events": 1}]
+
+
+def test_the_canonical_time_form_is_what_datetime_writes_over_its_whole_range() -> None:
+    rng = random.Random(16)
+    first, last = -62_135_596_800_000_000, 253_402_300_799_999_999
+    for micros in [first, last, 0, -1, 1, T0, *(rng.randint(first, last) for _ in range(20_000))]:
+        seconds, rest = divmod(micros, 1_000_000)
+        expected = datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest).isoformat(timespec="microseconds")
+        assert micros_to_iso(micros) == expected.replace("+00:00", "Z")
+    for beyond in (first - 1, last + 1):
+        with pytest.raises((ValueError, OverflowError)):
+            micros_to_iso(beyond)

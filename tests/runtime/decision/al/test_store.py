@@ -43,9 +43,8 @@ def test_a_conflicting_intent_anywhere_in_a_batch_refuses_the_batch(runtime_dsn:
     run = random_run_id()
     first, second = [check_intent(p)[0] for c, p in lane_records(run, 2) if c == "action_intent"][:2]
     forged = first.__class__(**{**first.__dict__, "intent_id": "f" * 32})
-    with Database(runtime_dsn, name="al-store", max_size=1) as db, db.transaction() as conn:
-        with pytest.raises(IntentConflict):
-            record_effects(conn, [(first, REF), (second, REF), (forged, REF)])
+    with Database(runtime_dsn, name="al-store", max_size=1) as db, db.transaction() as conn, pytest.raises(IntentConflict):
+        record_effects(conn, [(first, REF), (second, REF), (forged, REF)])
 
 
 def test_another_intent_under_a_held_key_is_a_conflict(runtime_dsn: str) -> None:
