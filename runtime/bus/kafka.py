@@ -56,11 +56,6 @@ WATERMARK_GROUP_ID = "fp-watermarks"
 #: The broker's longest wait on an empty fetch of the offset-range reader (it reads records that
 #: exist, so only a partition emptied by retention meanwhile waits at all).
 RANGE_FETCH_WAIT_MS = 50
-#: The same wait for a consumer nothing waits on promptly (`prompt=False`: archive, action, audit,
-#: case and label workers). Tansu answers every idle fetch at its timer, so each idle consumer at
-#: FETCH_WAIT_MS kept the broker busy: 12 idle consumers cost Tansu 12-16% of a core at 50 ms
-#: and 2.6% at 500 ms (docs/performance.md); records that are there are served at once either way.
-RELAXED_FETCH_WAIT_MS = 500
 
 # Delivery errors that say for sure the record was NOT written (anything else is ambiguous).
 _DEFINITELY_NOT_WRITTEN = {
