@@ -14,7 +14,9 @@ role, migrated). The run is pinned with the shipped policy bundle (as P1 does).
    IG: it publishes the run's records at a steady FP_BENCH_DF_RATE (default 1,000) events/s in
    20 ms ticks and, right after each publish returns, writes their admissions and ADMIT receipts
    (the receipt time is the admission time). p50/p99 are DF's own figures from `df_decisions`
-   (decided_at - admitted_at, `decision_latency`). Goal: p99 < 250 ms.
+   (decided_at - admitted_at, `decision_latency`). Goal: p99 < 250 ms. It also prints how busy the
+   whole machine was while sending (cores in use, /proc/stat) and each worker's share of a core:
+   on 2 cores shared with the broker, PostgreSQL and the producer, the tail follows that load.
 
 Size: FP_BENCH_DF_SCALE (engine scale, default 4000: about 21k records) for (1), FP_BENCH_DF_SECONDS
 (default 20) of traffic for (2); FP_BENCH_DF_PARTS (default `throughput,latency`) picks the parts.
@@ -36,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bench_rtdl import _raw_consume_rate as raw_consume_rate
+from benchmarks.bench_spine import cpu_seconds, machine_busy_seconds
 from benchmarks.servers import servers
 from runtime.bus.factory import consumer as bus_consumer
 from runtime.bus.factory import publisher as bus_publisher
@@ -191,6 +194,8 @@ def latency(work: Path, seconds: float, rate: int, *, green_wait_s: float = 20.0
             traffic = sum(1 for cls, _ in records if cls in TRAFFIC_CLASSES)
             tick = 0.02
             per_tick = max(1, int(rate * tick))
+            busy_before = machine_busy_seconds()
+            used_before = {argv[3]: cpu_seconds(proc.pid) or 0.0 for proc, argv in procs}
             start = time.monotonic()
             with connect(s.dsn) as conn:
                 for n, i in enumerate(range(0, len(records), per_tick)):
@@ -198,6 +203,8 @@ def latency(work: Path, seconds: float, rate: int, *, green_wait_s: float = 20.0
                     batch = records[i:i + per_tick]
                     admit(conn, RUN_LIVE, batch, pub.publish([r for _, r in batch]))
             sent_for = time.monotonic() - start
+            busy = (machine_busy_seconds() - busy_before) / sent_for
+            used = {c: ((cpu_seconds(proc.pid) or 0.0) - used_before[c]) / sent_for for proc, argv in procs for c in (argv[3],)}
             pub.close()
             decided = wait_decided(s.dsn, RUN_LIVE, warm_traffic + traffic, 120.0) - warmed
             from runtime.decision.df.store import decision_counts
@@ -226,6 +233,8 @@ def latency(work: Path, seconds: float, rate: int, *, green_wait_s: float = 20.0
         print(f"  {decided} decisions; admission-to-decision p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms,"
               f" max {figures['max_ms']} ms over {figures['measured']} (goal p99 < 250 ms)")
         print(f"  first admitted {spread[0]}, first decided {spread[1]}; last admitted {spread[2]}, last decided {spread[3]}")
+        print(f"  while sending: the machine busy {busy:.2f} of {os.cpu_count()} cores; of a core, "
+              + ", ".join(f"{c} {u:.2f}" for c, u in used.items()))
         print(f"  run (warm-up included) by posture {counts.by_posture}, degraded {counts.degraded} {counts.by_degrade_reason}"
               + (f" e.g. {details}" if details else ""))
 

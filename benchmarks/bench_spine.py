@@ -140,6 +140,13 @@ def cpu_seconds(pid: int, *, with_children: bool = False, with_reaped: bool = Fa
     return total / tick
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy since boot, all cores (/proc/stat: every state
+    but idle and iowait): over a window, busy / wall is how many cores were in use, whoever used them."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_at(samples: list[tuple[float, int]], at: float) -> int | None:
     """The first sample at or after `at` (the last one when none is later); None without samples."""
     later = [rss for t, rss in samples if t >= at]
