@@ -255,6 +255,9 @@ class KafkaBusConsumer(RunScopedConsumer):
             raise
         self._assigned: set[tuple[str, str]] = set()
         self.rebalances = 0
+        self.connect_timeout_s = connect_timeout_s
+        #: Partition counts of the topics read, learnt once (`known_ranges`).
+        self._partition_counts: dict[str, int] = {}
         self._consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
 
     # -- rebalance: commit what is finished, then forget the partitions that moved ---------------
@@ -286,6 +289,36 @@ class KafkaBusConsumer(RunScopedConsumer):
     def counts(self) -> ScopeCounts:
         """Delivered and skipped counts (skipped records are committed, never re-read)."""
         return self.scope.counts
+
+    def known_ranges(self, topic: str) -> list[PartitionRange] | None:
+        """The first and last offsets of every partition of `topic`, from the watermarks the
+        broker put in this consumer's last fetch of each (no request: librdkafka keeps them).
+
+        A worker's health reads its lag every ~2 s; asking the broker took a fresh client per
+        topic (~2-3 ms of the worker's CPU) and, on Tansu, a fetch that lists every batch the
+        partition holds (~3-7 ms of the broker's). None while any partition is held by another
+        member or has not been fetched yet: the caller then asks `KafkaAdmin.ranges`."""
+        count = self._partition_counts.get(topic)
+        try:
+            if count is None:
+                listed = self._consumer.list_topics(topic, timeout=self.connect_timeout_s).topics.get(topic)
+                if listed is None or listed.error is not None:
+                    return None
+                count = self._partition_counts[topic] = len(listed.partitions)
+            held = {int(tp.partition) for tp in self._consumer.assignment() if tp.topic == topic}
+            if len(held) < count:
+                return None
+            marks = [self._consumer.get_watermark_offsets(TopicPartition(topic, p), cached=True) for p in range(count)]
+        except (KafkaException, RuntimeError):
+            return None
+        ranges = []
+        for partition, mark in enumerate(marks):
+            if mark is None or mark[0] is None or mark[1] is None or mark[0] < 0 or mark[1] < 0:
+                return None  # not fetched yet (librdkafka answers OFFSET_INVALID)
+            low, high = int(mark[0]), int(mark[1])
+            ranges.append(PartitionRange(topic, partition, low, high - 1) if high > low
+                          else PartitionRange(topic, partition, None, None))
+        return ranges
 
     def poll(self, max_records: int, timeout_s: float) -> list[BusRecord]:
         """Up to `max_records` records of the pinned run; other runs' records are committed past."""

@@ -112,6 +112,13 @@ class RunScopedConsumer(Consumer):
     def counts(self) -> ScopeCounts:
         """Records delivered to the caller and records skipped by run scope."""
 
+    def known_ranges(self, topic: str) -> list[PartitionRange] | None:
+        """Per partition of `topic`, the first and last offsets as this consumer's own reads last
+        saw them, without asking the bus; None when it cannot say for every partition (another
+        member holds some, nothing read yet, or an adapter that does not keep them): then ask
+        `BusAdmin.ranges`."""
+        return None
+
 
 class BusAdmin(ABC):
     """Creates and inspects topics/streams (bootstrap, P0 and P7 evidence)."""

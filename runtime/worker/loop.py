@@ -283,7 +283,8 @@ class StreamWorker:
                 fresh: list[PartitionRange] = []
                 with self._calling("bus", "end offsets"):
                     for topic in self.handler.input_topics():
-                        fresh.extend(self.admin.ranges(topic))
+                        known = self.consumer.known_ranges(topic)
+                        fresh.extend(known if known is not None else self.admin.ranges(topic))
                 ranges = fresh
                 self.dependencies.up("bus")
             except TransientError as e:

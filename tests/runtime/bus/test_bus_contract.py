@@ -161,6 +161,17 @@ class BusContract:
         finally:
             consumer.close()
 
+    def test_ends_a_consumer_says_it_knows_are_the_admins(self, bus: ContractBus, unique_name: str) -> None:
+        topic = _topic(bus, unique_name)
+        _publish(bus, [OutboundRecord(topic, f"k{i}", _value(RUN_A, i)) for i in range(25)])
+        consumer = bus.consumer([topic], _group(), RUN_A)
+        try:
+            _poll_until(consumer, 25, bus.poll_timeout_s)
+            known = consumer.known_ranges(topic)  # None: this adapter leaves it to the admin
+            assert known is None or known == bus.admin().ranges(topic)
+        finally:
+            consumer.close()
+
 
     def test_commit_then_reopen_resumes_after_the_commit(self, bus: ContractBus, unique_name: str) -> None:
         topic = _topic(bus, unique_name, partitions=1)

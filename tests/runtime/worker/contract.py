@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from runtime.bus.memory import MemoryBroker
-from runtime.bus.port import BusRecord, OutboundRecord, RunScopedConsumer
+from runtime.bus.port import BusRecord, OutboundRecord, PartitionRange, RunScopedConsumer
 from runtime.bus.scope import ScopeCounts
 from runtime.db.postgres import Database
 from runtime.errors import DatabaseUnavailable
@@ -70,6 +70,9 @@ class WrappedConsumer(RunScopedConsumer):
 
     def close(self) -> None:
         self.inner.close()
+
+    def known_ranges(self, topic: str) -> list[PartitionRange] | None:
+        return self.inner.known_ranges(topic)
 
 
 class CrashOnCommit(WrappedConsumer):

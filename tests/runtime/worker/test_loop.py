@@ -8,7 +8,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from runtime.bus.port import BusRecord, RunScopedConsumer
+from runtime.bus.port import BusRecord, PartitionRange, RunScopedConsumer
 from runtime.errors import BusUnavailable
 from runtime.worker.handler import StreamHandler
 from runtime.worker.memory import FreedMemory
@@ -80,6 +80,17 @@ class MembershipLost(WrappedConsumer):
         self.inner.commit(records)
 
 
+class KnowsItsEnds(WrappedConsumer):
+    """A consumer that says where its input topic ends (as a Kafka consumer does from its fetches)."""
+
+    def __init__(self, inner: RunScopedConsumer, ends: list[PartitionRange]):
+        super().__init__(inner)
+        self.ends = ends
+
+    def known_ranges(self, topic: str) -> list[PartitionRange] | None:
+        return self.ends if topic == IN_TOPIC else None
+
+
 class TestEchoHandlerContract(StreamHandlerContract):
     """The worker loop proven with the simplest handler there is."""
 
@@ -142,6 +153,23 @@ class TestEchoHandlerContract(StreamHandlerContract):
         runner.join(10)
         worker.consumer.close()
         assert worker.counters.applied == 40 and calls
+
+    def test_health_takes_the_ends_its_consumer_knows_and_asks_the_bus_only_when_it_does_not(self, env: WorkerEnv) -> None:
+        self.publish(env, self.inputs(env))  # 40 records over 2 partitions
+        told = [PartitionRange(IN_TOPIC, p, 0, 99) for p in range(self.partitions)]
+        for consumer, ends in ((KnowsItsEnds(env.broker.consumer([IN_TOPIC], env.group, env.platform_run_id), told), {99}),
+                               (env.broker.consumer([IN_TOPIC], f"{env.group}-2", env.platform_run_id), None)):
+            health = MemoryHealth()
+            worker = self.worker(env, consumer=consumer, health=health)
+            worker.step()
+            worker.flush_health(force=True)
+            rows = health.documents[-1]["lag"]
+            assert len(rows) == self.partitions
+            if ends is not None:
+                assert {row["end_offset"] for row in rows} == ends
+            else:  # the bus's own ends: every record published
+                assert sum(int(row["end_offset"]) + 1 for row in rows) == len(self.inputs(env))
+            worker.consumer.close()
 
     def test_the_error_kept_for_health_does_not_keep_the_failed_batch_alive(self, env: WorkerEnv) -> None:
         self.publish(env, self.inputs(env))
