@@ -255,7 +255,8 @@ class StreamWorker:
         """Write last_health.json when due (always when forced); never raises for a health write.
 
         Reading positions and end offsets for it doubles as a probe of PostgreSQL and the bus: an
-        idle worker notices an outage (and its end) too."""
+        idle worker notices an outage (and its end) too. When the consumer knows every end itself
+        (`known_ranges`, no request), one topic's partition count is asked of the bus instead."""
         if self.health is None or self.health_base is None or not (force or self.health.due()):
             return
         if not self._flush_lock.acquire(blocking=False):
@@ -282,9 +283,16 @@ class StreamWorker:
             try:
                 fresh: list[PartitionRange] = []
                 with self._calling("bus", "end offsets"):
-                    for topic in self.handler.input_topics():
+                    topics, probed = self.handler.input_topics(), False
+                    for topic in topics:
                         known = self.consumer.known_ranges(topic)
-                        fresh.extend(known if known is not None else self.admin.ranges(topic))
+                        if known is None:
+                            fresh.extend(self.admin.ranges(topic))
+                            probed = True
+                        else:
+                            fresh.extend(known)
+                    if topics and not probed:  # the consumer's own view asks nothing: ask the bus once, as the probe
+                        self.admin.partitions(topics[0])
                 ranges = fresh
                 self.dependencies.up("bus")
             except TransientError as e:

@@ -8,7 +8,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from runtime.bus.port import BusRecord, PartitionRange, RunScopedConsumer
+from runtime.bus.port import BusAdmin, BusRecord, PartitionRange, RunScopedConsumer
 from runtime.errors import BusUnavailable
 from runtime.worker.handler import StreamHandler
 from runtime.worker.memory import FreedMemory
@@ -91,6 +91,19 @@ class KnowsItsEnds(WrappedConsumer):
         return self.ends if topic == IN_TOPIC else None
 
 
+class BusDown(BusAdmin):
+    """An admin whose broker does not answer."""
+
+    def ensure_topic(self, name: str, partitions: int, retention_hours: int) -> bool:
+        raise BusUnavailable("the broker did not answer")
+
+    def partitions(self, name: str) -> int | None:
+        raise BusUnavailable("the broker did not answer")
+
+    def ranges(self, name: str) -> list[PartitionRange]:
+        raise BusUnavailable("the broker did not answer")
+
+
 class TestEchoHandlerContract(StreamHandlerContract):
     """The worker loop proven with the simplest handler there is."""
 
@@ -170,6 +183,19 @@ class TestEchoHandlerContract(StreamHandlerContract):
             else:  # the bus's own ends: every record published
                 assert sum(int(row["end_offset"]) + 1 for row in rows) == len(self.inputs(env))
             worker.consumer.close()
+
+    def test_a_worker_that_knows_its_ends_still_notices_the_bus_down_in_its_health_read(self, env: WorkerEnv) -> None:
+        self.publish(env, self.inputs(env))
+        told = [PartitionRange(IN_TOPIC, p, 0, 99) for p in range(self.partitions)]
+        health = MemoryHealth()
+        worker = self.worker(env, consumer=KnowsItsEnds(env.broker.consumer([IN_TOPIC], env.group, env.platform_run_id), told),
+                             health=health)
+        worker.step()
+        worker.admin = BusDown()
+        worker.flush_health(force=True)
+        bus = health.documents[-1]["dependencies"]["bus"]
+        assert (bus["state"], bus["outages"]) == ("DOWN", 1)
+        worker.consumer.close()
 
     def test_the_error_kept_for_health_does_not_keep_the_failed_batch_alive(self, env: WorkerEnv) -> None:
         self.publish(env, self.inputs(env))
