@@ -173,7 +173,8 @@ def latency(work: Path, seconds: float, rate: int, *, green_wait_s: float = 20.0
         logs.mkdir(exist_ok=True)
         procs = []
         try:
-            for component in (*UPSTREAMS, "dl", "df"):
+            components = (*UPSTREAMS, "dl", "df")
+            for component in components:
                 argv = [sys.executable, "-m", "runtime", component, "run", "--platform-run-id", RUN_LIVE]
                 with (logs / f"{component}.log").open("w") as log:
                     procs.append((subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT), tuple(argv)))
@@ -195,7 +196,7 @@ def latency(work: Path, seconds: float, rate: int, *, green_wait_s: float = 20.0
             tick = 0.02
             per_tick = max(1, int(rate * tick))
             busy_before = machine_busy_seconds()
-            used_before = {argv[3]: cpu_seconds(proc.pid) or 0.0 for proc, argv in procs}
+            used_before = {c: cpu_seconds(proc.pid) or 0.0 for c, (proc, _) in zip(components, procs, strict=True)}
             start = time.monotonic()
             with connect(s.dsn) as conn:
                 for n, i in enumerate(range(0, len(records), per_tick)):
@@ -204,7 +205,8 @@ def latency(work: Path, seconds: float, rate: int, *, green_wait_s: float = 20.0
                     admit(conn, RUN_LIVE, batch, pub.publish([r for _, r in batch]))
             sent_for = time.monotonic() - start
             busy = (machine_busy_seconds() - busy_before) / sent_for
-            used = {c: ((cpu_seconds(proc.pid) or 0.0) - used_before[c]) / sent_for for proc, argv in procs for c in (argv[3],)}
+            used = {c: ((cpu_seconds(proc.pid) or 0.0) - used_before[c]) / sent_for
+                    for c, (proc, _) in zip(components, procs, strict=True)}
             pub.close()
             decided = wait_decided(s.dsn, RUN_LIVE, warm_traffic + traffic, 120.0) - warmed
             from runtime.decision.df.store import decision_counts

@@ -313,8 +313,8 @@ class KafkaBusConsumer(RunScopedConsumer):
             return None
         ranges = []
         for partition, mark in enumerate(marks):
-            if mark is None or mark[0] is None or mark[1] is None or mark[0] < 0 or mark[1] < 0:
-                return None  # not fetched yet (librdkafka answers OFFSET_INVALID)
+            if mark is None or min(mark) < 0:
+                return None  # not fetched yet (librdkafka answers OFFSET_INVALID, -1001)
             low, high = int(mark[0]), int(mark[1])
             ranges.append(PartitionRange(topic, partition, low, high - 1) if high > low
                           else PartitionRange(topic, partition, None, None))
