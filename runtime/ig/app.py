@@ -210,11 +210,35 @@ def _no_constants(name: str) -> Any:
 
 def parse_json(body: bytes) -> Any:
     """Strict JSON: no NaN/Infinity, no float overflow, no key twice in an object (400 DUPLICATE_JSON_KEY);
-    anything unparsable is 400 MALFORMED_JSON."""
+    anything unparsable is 400 MALFORMED_JSON.
+
+    A compact body as orjson writes it (what httpx and WSP send) is parsed by orjson: when
+    writing the parsed document again gives the body's own bytes, no key was dropped, no number
+    was rounded or widened and no string changed, so it is exactly what the strict parser below
+    returns, at a third of its cost. Any other body takes the strict parser, which names its fault."""
+    fast = _parsed_as_written(body)
+    return fast if fast is not _NOT_PARSED else parse_json_strictly(body)
+
+
+def parse_json_strictly(body: bytes) -> Any:
+    """`parse_json` by the standard parser alone, whatever the body's form."""
     try:
         return json.loads(body, parse_float=_finite, parse_constant=_no_constants, object_pairs_hook=_unique_keys)
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise RequestRejected(400, "MALFORMED_JSON", f"the body is not JSON: {str(e)[:200]}") from None
+
+
+_NOT_PARSED = object()
+
+
+def _parsed_as_written(body: bytes) -> Any:
+    """The document, when orjson parses `body` and writes it back byte for byte; else _NOT_PARSED."""
+    try:
+        document = orjson.loads(body)
+        again = orjson.dumps(document)
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+        return _NOT_PARSED
+    return document if again == body else _NOT_PARSED
 
 
 async def _read_bounded(request: Request, limit: int) -> bytes:

@@ -26,7 +26,7 @@ from runtime.bus.port import EbRef, OutboundRecord, Publisher
 from runtime.contracts.ids import event_time_micros, utc_iso
 from runtime.errors import BusUnavailable, PlatformError, PublishAmbiguous
 from runtime.ig.domain import Action, CheckedEvent, EventValidator, Identity, Outcome, decide, oversized_excerpt
-from runtime.ig.receipts import BatchWriter, new_receipt_id
+from runtime.ig.receipts import BatchWriter, new_receipt_id, new_receipt_ids
 from runtime.ig.store import AdmissionStore, QuarantineRow, ReceiptRow
 
 
@@ -194,10 +194,10 @@ class IngestService:
         quarantine_key = self.writer.quarantine_key()
         originals_needed = [p.existing_receipt_id for p in plans if p.action is Action.DUPLICATE and p.existing_receipt_id]
 
-        for plan in plans:
+        for plan, receipt_id in zip(plans, new_receipt_ids(len(plans)), strict=True):
             c = plan.checked
             base = {
-                "receipt_id": new_receipt_id(),
+                "receipt_id": receipt_id,
                 "platform_run_id": self.validator.platform_run_id,
                 "event_class": c.field("event_class") if isinstance(c.field("event_class"), str) else None,
                 "event_id": c.field("event_id") if isinstance(c.field("event_id"), str) else None,

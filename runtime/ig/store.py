@@ -1,7 +1,8 @@
 """IG's Postgres adapter: claim identities, record publish results, append receipts and quarantine rows.
 
-Two short transactions per request: `claim` (insert-or-read the identities) before publishing,
-and `commit` (admissions ADMITTED + receipts index + quarantine index) after the receipt batch
+Two short writes per request: `claim` (insert the new identities: one statement; a transaction to
+take over or read the others, only when there are any) before publishing, and `commit` (one
+transaction: admissions ADMITTED + receipts index + quarantine index) after the receipt batch
 object is durable. Every statement works on whole batches (unnest of arrays) so a request of 500
 events costs a handful of round trips. The arrays go in binary (%b): psycopg's text form escapes
 every element with a regular expression, which was the largest part of the commit's CPU. The
@@ -173,7 +174,9 @@ class AdmissionStore:
         me = self.owner.ensure()
         runs, classes, ids = (list(x) for x in zip(*identities, strict=True))
         times = list(event_times) if event_times is not None else [None] * len(identities)
-        with self._conn() as conn, conn.transaction():
+        with self._conn() as conn:
+            # The INSERT is a statement of its own (one round trip): new identities need nothing else,
+            # and the others are taken over in a transaction of their own below.
             inserted = conn.execute(
                 "INSERT INTO ig_admissions (platform_run_id, event_class, event_id, payload_hash, state, claim_owner,"
                 " event_ts_micros) SELECT r, c, i, h, 'PENDING', %s, ts"
@@ -186,27 +189,35 @@ class AdmissionStore:
             found: dict[Identity, Admission] = {}
             taken: set[Identity] = set()
             if others:
-                o_runs, o_classes, o_ids = (list(x) for x in zip(*(o[0] for o in others), strict=True))
-                o_hashes = [o[1] for o in others]
-                # Owner NULL: nobody works on it. Owner me: this process's in-flight set already made this
-                # request the only one here. Another owner: only when its lock can be taken (it is dead).
-                taken = {(r[0], r[1], r[2]) for r in conn.execute(
-                    "UPDATE ig_admissions a SET claim_owner = %s, updated_at = now()"
-                    " FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[]) AS t(r, c, i, h)"
-                    " WHERE a.platform_run_id = t.r AND a.event_class = t.c AND a.event_id = t.i"
-                    " AND a.state <> 'ADMITTED' AND a.payload_hash = t.h"
-                    " AND (a.claim_owner IS NULL OR a.claim_owner = %s OR pg_try_advisory_xact_lock(a.claim_owner))"
-                    " RETURNING a.platform_run_id, a.event_class, a.event_id",
-                    (me, o_runs, o_classes, o_ids, o_hashes, me),
-                ).fetchall()}
-                rows = conn.execute(
-                    "SELECT a.platform_run_id, a.event_class, a.event_id, a.payload_hash, a.state, a.receipt_id, a.eb_ref"
-                    " FROM ig_admissions a JOIN unnest(%b::text[], %b::text[], %b::text[]) AS t(r, c, i)"
-                    " ON a.platform_run_id = t.r AND a.event_class = t.c AND a.event_id = t.i",
-                    (o_runs, o_classes, o_ids),
-                ).fetchall()
-                found = {(r[0], r[1], r[2]): Admission(r[3], r[4], r[5], r[6]) for r in rows}
+                with conn.transaction():
+                    taken, found = self._take_over(conn, me, others)
         return {ident: ClaimResult(ident in claimed, found.get(ident), ident in taken) for ident in identities}
+
+    @staticmethod
+    def _take_over(conn: psycopg.Connection[Any], me: int,
+                   others: list[tuple[Identity, str]]) -> tuple[set[Identity], dict[Identity, Admission]]:
+        """Take over the unfinished identities of `others` nobody alive works on; what each one is now."""
+        o_runs, o_classes, o_ids = (list(x) for x in zip(*(o[0] for o in others), strict=True))
+        o_hashes = [o[1] for o in others]
+        # Owner NULL: nobody works on it. Owner me: this process's in-flight set already made this
+        # request the only one here. Another owner: only when its lock can be taken (it is dead).
+        taken = {(r[0], r[1], r[2]) for r in conn.execute(
+            "UPDATE ig_admissions a SET claim_owner = %s, updated_at = now()"
+            " FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[]) AS t(r, c, i, h)"
+            " WHERE a.platform_run_id = t.r AND a.event_class = t.c AND a.event_id = t.i"
+            " AND a.state <> 'ADMITTED' AND a.payload_hash = t.h"
+            " AND (a.claim_owner IS NULL OR a.claim_owner = %s OR pg_try_advisory_xact_lock(a.claim_owner))"
+            " RETURNING a.platform_run_id, a.event_class, a.event_id",
+            (me, o_runs, o_classes, o_ids, o_hashes, me),
+        ).fetchall()}
+        rows = conn.execute(
+            "SELECT a.platform_run_id, a.event_class, a.event_id, a.payload_hash, a.state, a.receipt_id, a.eb_ref"
+            " FROM ig_admissions a JOIN unnest(%b::text[], %b::text[], %b::text[]) AS t(r, c, i)"
+            " ON a.platform_run_id = t.r AND a.event_class = t.c AND a.event_id = t.i",
+            (o_runs, o_classes, o_ids),
+        ).fetchall()
+        found = {(r[0], r[1], r[2]): Admission(r[3], r[4], r[5], r[6]) for r in rows}
+        return taken, found
 
     def release(self, fresh: list[Identity], held: list[Identity]) -> None:
         """Let go of this request's claims: `fresh` ones (inserted now, nothing landed) are deleted, the

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+import orjson
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from controller.substrate.processes import free_port
-from runtime.ig.app import create_app
+from runtime.ig.app import create_app, parse_json, parse_json_strictly
+from runtime.ig.domain import RequestRejected
 from runtime.ig.settings import IgConfigInvalid, IgSettings, check_api_key, load_ig_settings
 from tests.runtime.ig.conftest import API_KEY
 from tests.support.events import envelope
@@ -110,3 +119,57 @@ def test_api_key_is_read_from_ssm(moto_endpoint, unique_name):
     settings = load_ig_settings(env, ssm_client=ssm)
     assert settings.api_key == f"ssm-key-{unique_name}-0123456789"
     assert "ssm-key" not in repr(settings)
+
+
+# -- the push body's parser: orjson for bodies it writes back byte for byte, the strict parser else --
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4),
+    max_leaves=12)
+
+
+def _outcome(body: bytes, parse: Callable[[bytes], Any]) -> tuple[str, str]:
+    try:
+        return "ok", json.dumps(parse(body))  # the text tells 1 from 1.0 and 0.0 from -0.0
+    except RequestRejected as e:
+        return "refused", e.code
+
+
+def _bodies(document: Any) -> list[bytes]:
+    bodies = [json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode(),
+              json.dumps(document, ensure_ascii=True).encode()]
+    with contextlib.suppress(TypeError):
+        bodies.append(orjson.dumps(document))
+    return bodies
+
+
+def _compact(document: Any) -> bytes:
+    try:
+        return orjson.dumps(document)
+    except TypeError:  # an integer past 64 bits
+        return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@settings(max_examples=400, deadline=None)
+@given(_JSON_VALUES)
+def test_push_bodies_parse_to_what_the_strict_parser_returns(document):
+    for body in _bodies(document):
+        assert _outcome(body, parse_json) == _outcome(body, parse_json_strictly), body
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(max_size=4), _JSON_VALUES, min_size=1, max_size=4), st.data())
+def test_a_key_twice_in_a_compact_body_is_refused_as_the_strict_parser_refuses_it(document, data):
+    key = data.draw(st.sampled_from(sorted(document)))
+    again = _compact({key: data.draw(_JSON_VALUES)})[1:-1]
+    body = _compact(document)[:-1] + b"," + again + b"}"
+    assert _outcome(body, parse_json) == _outcome(body, parse_json_strictly) == ("refused", "DUPLICATE_JSON_KEY")
+
+
+@pytest.mark.parametrize("body", [b'{"a":1e400}', b'{"a":NaN}', b'[Infinity]', b'{"a":1,"a":1}', b'"\\ud800"',
+                                  b"[123456789012345678901234567890]", b"[-0]", b"[1E5]", b"\xef\xbb\xbf{}", b"[1,]",
+                                  b"[" * 2000 + b"]" * 2000, b'{"a":"\xff"}'])
+def test_hostile_and_unusual_push_bodies_parse_as_the_strict_parser_parses_them(body):
+    assert _outcome(body, parse_json) == _outcome(body, parse_json_strictly)
