@@ -10,6 +10,8 @@ Figures, each the median of a few rounds measured in this one run:
 - validation cost per event (envelope + payload, compiled validators, canonical JSON + hash);
 - IG's CPU per admitted event in batches of 500 (user + system time of the IG process over the
   one-sender batched phase, from /proc): unlike events/s it hardly moves with the machine's load.
+- batched pushes go through WSP's own sender (`runtime/wsp/sender.py` IgClient: the same bytes and
+  the same parse of the answer as a run);
 - concurrent: batches of 500 from SENDERS clients at once, as WSP sends (one sender per output of
   the fraud mode), against the same bare producer driven by SENDERS threads (one flush per batch
   each), both in this run (issue 16 item 3: batched admission >= 10,000 events/s on the Kafka bus).
@@ -41,6 +43,7 @@ from runtime.db.migrate import apply_migrations
 from runtime.ig.domain import EventValidator, Limits
 from runtime.paths import REPO_ROOT
 from runtime.settings import load_settings
+from runtime.wsp.sender import IgClient
 
 ROUNDS = 3
 PER_EVENT_N = 300
@@ -155,13 +158,21 @@ def _concurrent_bare_rate(bootstrap: str, records: list[tuple[str, bytes, bytes]
     return len(timed) / (time.perf_counter() - t)
 
 
+def _push_all(url: str, events: list[dict], batch: int) -> None:
+    """Push `events` in batches through WSP's own sender (one connection); every one must be admitted."""
+    client = IgClient(url, "/v1/ingest/push", "X-IG-Api-Key", KEY, timeout_s=120)
+    try:
+        for i in range(0, len(events), batch):
+            outcomes = {r["outcome"] for r in client.push(events[i:i + batch])}
+            assert outcomes == {"ADMIT"}, outcomes
+    finally:
+        client.close()
+
+
 def _concurrent_ig_rate(url: str, events: list[dict], batch: int, senders: int) -> float:
     """Admitted events/s with `senders` clients pushing batches at once (each its own connection)."""
     def send(share: list[dict]) -> None:
-        with httpx.Client(base_url=url, headers={"X-IG-Api-Key": KEY}, timeout=120) as client:
-            for i in range(0, len(share), batch):
-                body = client.post("/v1/ingest/push", json={"events": share[i:i + batch]}).json()
-                assert body["counts"] == {"ADMIT": len(share[i:i + batch])}, body.get("counts")
+        _push_all(url, share, batch)
 
     shares = [events[k::senders] for k in range(senders)]
     t = time.perf_counter()
@@ -218,9 +229,7 @@ def main(smoke: bool = False) -> int:
                 per_event.append(per_event_n / (time.perf_counter() - t))
                 many = _events(run_id, 10_000, batched_n)
                 cpu, t = _process_cpu_s(ig_proc.pid), time.perf_counter()
-                for i in range(0, batched_n, batch):
-                    body = client.post("/v1/ingest/push", json={"events": many[i:i + batch]}).json()
-                    assert body["counts"] == {"ADMIT": batch}, body.get("counts")
+                _push_all(url, many, batch)
                 batched.append(batched_n / (time.perf_counter() - t))
                 ig_cpu.append((_process_cpu_s(ig_proc.pid) - cpu) / batched_n * 1e6)
             concurrent.append(_concurrent_ig_rate(url, _events(run_id, 100_000, batched_n * senders), batch, senders))
