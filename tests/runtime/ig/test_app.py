@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -138,11 +137,8 @@ def _outcome(body: bytes, parse: Callable[[bytes], Any]) -> tuple[str, str]:
 
 
 def _bodies(document: Any) -> list[bytes]:
-    bodies = [json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode(),
-              json.dumps(document, ensure_ascii=True).encode()]
-    with contextlib.suppress(TypeError):
-        bodies.append(orjson.dumps(document))
-    return bodies
+    return [json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode(),
+            json.dumps(document, ensure_ascii=True).encode(), _compact(document)]
 
 
 def _compact(document: Any) -> bytes:
