@@ -4,8 +4,9 @@ Order of one request (a single envelope or a batch):
 1. validate every event (pure); duplicates inside the request are resolved against their first copy;
 2. claim the identities in Postgres (PENDING rows) - a Postgres failure is a 503 before anything moves;
 3. publish new and reconciling identities; an EbRef only ever comes from the publisher's result;
-4. write the quarantine batch object and the receipts batch object (create-only), then one
-   transaction marks identities ADMITTED and appends the receipts and quarantine index rows.
+4. write the quarantine batch object, then the receipts batch object (create-only) while one
+   transaction marks identities ADMITTED and appends the receipts and quarantine index rows; the
+   transaction commits only once the receipts object is written.
 A definite publish failure releases its claims and the request is a 503 (records that did land are
 kept as PUBLISHED, so a retry finishes them without publishing again). An unknown outcome
 (PublishAmbiguous, or a claim left PENDING by a killed process) is a PUBLISH_AMBIGUOUS receipt; the
@@ -17,6 +18,7 @@ IG_EVENT_IN_FLIGHT with nothing claimed, and its retry is DUPLICATE once the hol
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import threading
 from dataclasses import dataclass, field
@@ -84,6 +86,7 @@ class IngestService:
         self.health = BusHealth()
         self._in_flight: set[Identity] = set()
         self._lock = threading.Lock()
+        self._object_writes = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="ig-receipts")
         self.producer_name = producer_name
 
     # --- the use case -------------------------------------------------------------------------
@@ -264,8 +267,13 @@ class IngestService:
         try:
             if quarantine_items:
                 self.writer.write_quarantine(quarantine_key, quarantine_items)
-            self.writer.write_receipts(receipts_key, receipts)
-            self.store.commit(admitted, rows, quarantine_rows, pending_receipts)
+            # The receipts object is written while the transaction's statements run; COMMIT waits for it,
+            # so no committed receipt row ever points at an object that is not there.
+            written = self._object_writes.submit(self.writer.write_receipts, receipts_key, receipts)
+            try:
+                self.store.commit(admitted, rows, quarantine_rows, pending_receipts, before_commit=written.result)
+            finally:
+                concurrent.futures.wait([written])
         except PlatformError as e:  # landed records are kept as PUBLISHED by the caller
             raise GateUnavailable(f"recording receipts failed: {e.message}") from e
 

@@ -23,7 +23,7 @@ import contextlib
 import json
 import secrets
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -253,10 +253,13 @@ class AdmissionStore:
             )
 
     def commit(self, admitted: dict[Identity, tuple[str, dict[str, Any]]], receipts: list[ReceiptRow],
-               quarantine: list[QuarantineRow], ambiguous: dict[Identity, str] | None = None) -> None:
+               quarantine: list[QuarantineRow], ambiguous: dict[Identity, str] | None = None,
+               *, before_commit: Callable[[], object] | None = None) -> None:
         """One transaction: identities ADMITTED with receipt + eb_ref, receipts and quarantine rows appended;
         PENDING identities remember the PUBLISH_AMBIGUOUS receipt of their attempt. Every identity must
-        still be owned by this process, else ClaimLost and nothing is written."""
+        still be owned by this process, else ClaimLost and nothing is written. `before_commit` runs after the
+        writes and before COMMIT (the caller waits there for the receipts object); if it raises, nothing
+        is committed."""
         with self._conn() as conn, conn.transaction():
             if ambiguous:
                 a_idents = list(ambiguous)
@@ -314,6 +317,8 @@ class AdmissionStore:
                      [q.reason for q in quarantine], [q.object_key for q in quarantine],
                      [q.object_index for q in quarantine]),
                 )
+            if before_commit is not None:
+                before_commit()
 
     def receipts_by_id(self, receipt_ids: list[str]) -> dict[str, dict[str, Any]]:
         """The stored receipts of `receipt_ids` (the original receipt a DUPLICATE returns)."""

@@ -363,3 +363,56 @@ def test_health_is_amber_when_only_the_quarantine_store_is_gone(ig_settings, pub
         health = c.get("/v1/ops/health").json()
     assert health["state"] == "AMBER" and "QUARANTINE_STORE_UNAVAILABLE" in health["reasons"]
     assert health["object_store"]["RECEIPTS_STORE_UNAVAILABLE"] == "ok"
+
+
+class SlowReceiptsStore:
+    """The run's real bucket, whose receipts writes take a while and look, just before they land, at what
+    the database already shows of the run; or fail, when told to."""
+
+    def __init__(self, inner: S3Store, dsn: str, run_id: str):
+        self.inner, self.dsn, self.run_id = inner, dsn, run_id
+        self.seen_before_put: list[int] = []
+        self.fail = False
+
+    def put(self, key, data, **options):
+        if "/ig/receipts/" in key:
+            import time
+
+            from runtime.errors import ObjectStoreUnavailable
+
+            time.sleep(0.3)  # the transaction's statements are done well before this
+            with psycopg.connect(self.dsn) as conn:
+                self.seen_before_put.append(conn.execute(
+                    "SELECT count(*) FROM ig_receipts WHERE platform_run_id = %s", (self.run_id,)).fetchone()[0])
+            if self.fail:
+                raise ObjectStoreUnavailable("receipts bucket refused the write")
+        return self.inner.put(key, data, **options)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_receipt_rows_commit_only_after_the_receipts_object_is_written(ig_settings, publisher, store, run_id,
+                                                                       migrated_dsn, kafka_bootstrap, bus_topics):
+    from fastapi.testclient import TestClient
+
+    from runtime.ig.app import create_app
+    from tests.runtime.ig.conftest import API_KEY
+
+    slow = SlowReceiptsStore(store, migrated_dsn, run_id)
+    app = create_app(ig_settings, publisher, receipts_store=slow, quarantine_store=store)
+    events = [envelope(run_id, n) for n in range(10)]
+    with TestClient(app, headers={"X-IG-Api-Key": API_KEY}) as c:
+        slow.fail = True
+        failed = push(c, {"events": events})
+        assert failed.status_code == 503 and failed.json()["error"] == "IG_UNAVAILABLE"
+        assert "receipts" in failed.json()["message"]
+        assert receipts_of(migrated_dsn, run_id) == [] and admissions(migrated_dsn, run_id) == 0
+        assert list(store.list(f"platform/{run_id}/ig/receipts/")) == []
+        slow.fail = False
+        retried = push(c, {"events": events}).json()
+    assert retried["counts"] == {"ADMIT": 10}
+    assert not any(r["receipt"]["republished"] for r in retried["results"])  # kept PUBLISHED: not sent again
+    assert slow.seen_before_put == [0, 0]  # nothing of either request committed while its object was being written
+    assert admissions(migrated_dsn, run_id) == 10 and len(receipts_of(migrated_dsn, run_id)) == 10
+    assert len(run_records(kafka_bootstrap, [bus_topics["traffic_fraud"]], run_id, 10)) == 10
