@@ -240,3 +240,14 @@ def replay_consumer_group_id(registry: Registry, name: str, platform_run_id: str
                             code="REPLAY_GROUP_INVALID", next_step="name the replay e.g. `--replay-group r1`")
     return registry.render("REPLAY_CONSUMER_GROUP_ID_PATTERN", component=name, platform_run_id=platform_run_id,
                            replay_group=replay_group)
+
+
+#: libpq's variable for a session's `application_name` (pg_stat_activity) when the DSN names none.
+SESSION_NAME_ENV = "PGAPPNAME"
+
+
+def session_name_env(component: str) -> dict[str, str]:
+    """The environment that labels every PostgreSQL session of a component's process `fp-<component>`
+    (pg_stat_activity's application_name): an operator sees which daemon or job holds a lock or runs
+    a slow statement, and a benchmark can charge each backend's CPU to its component."""
+    return {SESSION_NAME_ENV: f"fp-{component}"[:63]}

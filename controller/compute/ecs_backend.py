@@ -41,7 +41,7 @@ from controller.compute.port import (
     job_failure,
 )
 from controller.devmin.aws import AwsCallFailed, AwsClients
-from runtime.components import COMPONENTS, pack_daemons
+from runtime.components import COMPONENTS, pack_daemons, session_name_env
 from runtime.components import component as component_entry
 from runtime.contracts.registry import Registry
 from runtime.errors import PlatformError
@@ -211,7 +211,8 @@ class EcsBackend(ComputeBackend):
             task_definition = self.scoped_revision(task_definition, run_id)
         container = definition["containerDefinitions"][0]
         network = self.network()
-        environment = [{"name": k, "value": v} for k, v in sorted((extra_env or {}).items())]
+        labelled = {**session_name_env(component), **(extra_env or {})}
+        environment = [{"name": k, "value": v} for k, v in sorted(labelled.items())]
         environment.append({"name": scope_key, "value": run_id})
         ecs = self.clients.client("ecs")
         answer = _call(f"ecs:RunTask {family}", lambda: ecs.run_task(

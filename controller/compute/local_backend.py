@@ -30,7 +30,7 @@ from controller.compute.port import (
     job_failure,
 )
 from controller.substrate.processes import is_running
-from runtime.components import ENTRYPOINT, pack_daemons
+from runtime.components import ENTRYPOINT, pack_daemons, session_name_env
 from runtime.contracts.registry import Registry
 from runtime.errors import PlatformError
 
@@ -207,7 +207,8 @@ class LocalBackend(ComputeBackend):
         log_path.parent.mkdir(parents=True, exist_ok=True)
         scope_key = self.registry.text("REQUIRED_PLATFORM_RUN_ID_ENV_KEY")
         cache = {self.registry.text("ENVVAR_ORACLE_ENGINE_CACHE"): str(self.runs_root / "engine")}
-        env = {**os.environ, **cache, **self.environment, **(extra_env or {}), scope_key: run_id}
+        env = {**os.environ, **cache, **self.environment, **(extra_env or {}), **session_name_env(component),
+               scope_key: run_id}
         if progress:
             progress(f"running {component} (log {log_path})")
         start = log_path.stat().st_size if log_path.exists() else 0

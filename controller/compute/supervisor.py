@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from runtime.components import session_name_env
 from runtime.contracts.ids import utc_iso
 
 BACKOFF_START_S = 1.0
@@ -65,7 +66,8 @@ class Supervisor:
     def _start(self, daemon: Daemon) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = (self.log_dir / f"{daemon.name}.log").open("ab")
-        proc = subprocess.Popen(daemon.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(daemon.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env={**os.environ, **session_name_env(daemon.name)})
         log.close()
         self.procs[daemon.name] = proc
         daemon.pid = proc.pid

@@ -252,3 +252,10 @@ def test_a_worker_whose_handler_is_absent_is_listed_but_not_built_and_its_pack_s
     with pytest.raises(PlatformError) as e:
         pack_daemons(registry, "rtdl_core")
     assert e.value.code == "PHASE_NOT_BUILT" and "archive_writer" in e.value.message
+
+
+def test_session_names_say_the_component_and_fit_postgres_limit() -> None:
+    from runtime.components import SESSION_NAME_ENV, session_name_env
+
+    assert session_name_env("case_trigger") == {SESSION_NAME_ENV: "fp-case_trigger"}
+    assert len(session_name_env("x" * 100)[SESSION_NAME_ENV]) == 63  # PostgreSQL's NAMEDATALEN - 1

@@ -84,6 +84,7 @@ def test_job_runs_as_fargate_task_with_run_scope_and_is_waited_to_stopped(env: E
     assert override["name"] == "oracle_seed"
     assert override["command"] == ["oracle", "seed", "--gate", "20"]  # after the image ENTRYPOINT, never repeating it
     assert {"name": "REQUIRED_PLATFORM_RUN_ID", "value": RUN} in override["environment"]
+    assert {"name": "PGAPPNAME", "value": "fp-oracle_seed"} in override["environment"]  # its sessions say who they are
     assert task["startedBy"] == RUN
     assert result.log_location.startswith(f"cloudwatch:/logs/{env.registry.text('TD_ORACLE_SEED')}/oracle_seed/")
     assert env.progress and env.progress[-1].endswith("STOPPED")  # progress reported while waiting

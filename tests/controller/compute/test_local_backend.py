@@ -24,7 +24,8 @@ from runtime.components import COMPONENTS
 from runtime.contracts.registry import load_registry
 from runtime.errors import PlatformError
 
-SLEEPER = [sys.executable, "-c", "import os, time; print(os.environ['REQUIRED_PLATFORM_RUN_ID'], flush=True); time.sleep(300)"]
+SLEEPER = [sys.executable, "-c", "import os, time; print(os.environ['REQUIRED_PLATFORM_RUN_ID'],"
+           " os.environ.get('PGAPPNAME'), flush=True); time.sleep(300)"]
 RUN = "platform_20261123T120000Z"
 
 
@@ -51,6 +52,7 @@ def test_pack_runs_its_daemons_with_the_run_scope_and_logs(root: Path) -> None:
     assert state["state"] == "RUNNING" and state["run_scope"] == RUN and state["running_count"] == 1
     log = pack_paths(root, registry, "control_ingress", RUN).log_dir / "ig.log"
     assert _wait(lambda: log.is_file() and RUN in log.read_text())
+    assert f"{RUN} fp-ig" in log.read_text()  # its PostgreSQL sessions are labelled with the daemon's name
     again = start_pack(registry, "control_ingress", RUN, root, {}, commands={"ig": SLEEPER})
     assert again["supervisor_pid"] == state["supervisor_pid"]  # kept: no duplicate consumer
 

@@ -100,3 +100,19 @@ def test_job_failure_reads_the_last_operator_error_line(text: str, code: str | N
     failure = job_failure(text)
     assert (failure.code if failure else None) == code
     assert (failure.next_step if failure else None) == next_step
+
+
+def test_a_job_s_postgres_sessions_are_labelled_with_its_component(backend: LocalBackend,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    seen: dict[str, str] = {}
+    real_popen = subprocess.Popen
+
+    def recording_popen(argv, **kwargs):  # type: ignore[no-untyped-def]
+        seen.update(kwargs["env"])
+        return real_popen(argv, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", recording_popen)
+    assert backend.run_job("oracle_seed", ["oracle", "seed", "--help"], RUN).exit_code == 0
+    assert seen["PGAPPNAME"] == "fp-oracle_seed"

@@ -184,3 +184,18 @@ def test_jsonb_parameters_the_database_cannot_hold_are_refused_as_project_errors
     db, _ = table
     with pytest.raises(PlatformError), db.connection() as conn:
         conn.execute("SELECT %s::jsonb", (Jsonb(value),))
+
+
+def test_a_component_s_sessions_carry_its_name_in_pg_stat_activity(scratch_dsn: str,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from runtime.components import session_name_env
+
+    for key, value in session_name_env("df").items():
+        monkeypatch.setenv(key, value)
+    db = Database(scratch_dsn, name="labelled", max_size=1)
+    try:
+        with db.connection() as conn:
+            row = conn.execute("SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()").fetchone()
+    finally:
+        db.close()
+    assert row is not None and row[0] == "fp-df"
