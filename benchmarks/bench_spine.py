@@ -74,6 +74,9 @@ class RssSampler:
     samples: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
     cpu: dict[str, float] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
+    #: when set: the CPU seconds of each PostgreSQL backend by pid, with its session's name
+    dsn: str | None = None
+    backends: dict[int, tuple[str, float]] = field(default_factory=dict)
 
     def pids(self) -> dict[str, int]:
         """name -> pid of every process to sample now (the packs' state files, the servers)."""
@@ -89,9 +92,38 @@ class RssSampler:
                     out[str(p["name"])] = int(p["pid"])
         return out
 
+    def sample_backends(self, conn: Any) -> None:
+        """Each live PostgreSQL backend's CPU so far, under its session's name (`fp-<component>` for
+        the platform's processes: runtime.components.session_name_env)."""
+        for pid, name in conn.execute("SELECT pid, coalesce(nullif(application_name, ''), backend_type)"
+                                      " FROM pg_stat_activity WHERE pid <> pg_backend_pid()").fetchall():
+            used = cpu_seconds(int(pid))
+            if used is not None:
+                self.backends[int(pid)] = (str(name or "(postgres itself)"), max(used, self.backends.get(int(pid), ("", 0.0))[1]))
+
+    def postgres_by_session(self) -> dict[str, float]:
+        """PostgreSQL's CPU seconds per session name (backends seen by the sampler; what backends
+        spent after their last sample, and processes never seen, are in no row)."""
+        out: dict[str, float] = {}
+        for name, used in self.backends.values():
+            out[name] = out.get(name, 0.0) + used
+        return out
+
     def run(self) -> None:
         """Sample until stopped."""
+        from runtime.db.postgres import open_session
+
+        conn = open_session(self.dsn) if self.dsn else None
+        try:
+            self._sample_until_stopped(conn)
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def _sample_until_stopped(self, conn: Any) -> None:
         while not self.stop.is_set():
+            if conn is not None:
+                self.sample_backends(conn)
             now = time.time()
             for name, pid in self.pids().items():
                 rss = rss_bytes(pid)
@@ -262,7 +294,7 @@ def spine(scale: int, baseline_records: int) -> int:
         if state is None:
             raise RuntimeError("dev-min-up left no substrate state")
         sampler = RssSampler(registry, RunFolders.from_registry(registry).root,
-                             {f"server:{p.name}": p.pid for p in state.processes})
+                             {f"server:{p.name}": p.pid for p in state.processes}, dsn=str(state.db_dsn))
         thread = threading.Thread(target=sampler.run, daemon=True)
         thread.start()
         failed: str | None = None
@@ -332,6 +364,13 @@ def spine(scale: int, baseline_records: int) -> int:
           + (f" ({spent / admitted * 1000:.2f} ms per admitted event)" if admitted else ""))
     for name, used in sorted(sampler.cpu.items(), key=lambda kv: -kv[1]):
         print(f"  {name:20} {used:8,.1f} s  {used / spent if spent else 0:5.1%}")
+    by_session = sampler.postgres_by_session()
+    pg_total = next((used for name, used in sampler.cpu.items() if name.startswith("server:postgres")), 0.0)
+    if by_session and pg_total:
+        print("PostgreSQL's CPU by the session that spent it (backends sampled every second):")
+        for name, used in sorted(by_session.items(), key=lambda kv: -kv[1])[:16]:
+            print(f"  {name:24} {used:8,.1f} s  {used / pg_total:5.1%} of PostgreSQL")
+        print(f"  {'(not in a sampled session)':24} {max(0.0, pg_total - sum(by_session.values())):8,.1f} s")
     print(f"bounded memory (RSS within {RSS_GROWTH_LIMIT:.0%} from 10% to 100% of each stage's stream): "
           + (f"FLAGGED {', '.join(flagged)}" if flagged else "every daemon within"))
     return 0 if report.get("status") == "SPINE_GREEN" and not failed else 1
