@@ -95,11 +95,12 @@ class RssSampler:
     def sample_backends(self, conn: Any) -> None:
         """Each live PostgreSQL backend's CPU so far, under its session's name (`fp-<component>` for
         the platform's processes: runtime.components.session_name_env)."""
-        for pid, name in conn.execute("SELECT pid, coalesce(nullif(application_name, ''), backend_type)"
-                                      " FROM pg_stat_activity WHERE pid <> pg_backend_pid()").fetchall():
+        for pid, application, kind in conn.execute("SELECT pid, application_name, backend_type FROM pg_stat_activity"
+                                                   " WHERE pid <> pg_backend_pid()").fetchall():
             used = cpu_seconds(int(pid))
             if used is not None:
-                self.backends[int(pid)] = (str(name or "(postgres itself)"), max(used, self.backends.get(int(pid), ("", 0.0))[1]))
+                name = str(application or f"({kind or 'unknown'})")
+                self.backends[int(pid)] = (name, max(used, self.backends.get(int(pid), ("", 0.0))[1]))
 
     def postgres_by_session(self) -> dict[str, float]:
         """PostgreSQL's CPU seconds per session name (backends seen by the sampler; what backends
