@@ -99,7 +99,7 @@ class RssSampler:
                                                    " WHERE pid <> pg_backend_pid()").fetchall():
             used = cpu_seconds(int(pid))
             if used is not None:
-                name = str(application or f"({kind or 'unknown'})")
+                name = str(application or f"({kind or 'postgres background, hidden from this role'})")
                 self.backends[int(pid)] = (name, max(used, self.backends.get(int(pid), ("", 0.0))[1]))
 
     def postgres_by_session(self) -> dict[str, float]:

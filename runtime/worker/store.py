@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runtime.bus.port import BusRecord, EbRef
+from runtime.contracts.canonical import compact_json
 from runtime.ig.store import run_last_offsets
 from runtime.worker.records import OutputRecord
 
@@ -167,7 +168,7 @@ class WorkerStore:
             "UPDATE worker_outbox o SET published_at = now(), eb_ref = s.ref::jsonb FROM (SELECT x.ctid AS t, u.ref"
             " FROM unnest(%b::text[], %b::text[]) AS u(i, ref) CROSS JOIN LATERAL (SELECT ctid FROM worker_outbox"
             " WHERE component = %s AND platform_run_id = %s AND record_id = u.i OFFSET 0) AS x) AS s WHERE o.ctid = s.t",
-            (ids, [json.dumps(published[i].to_dict()) for i in ids], self.component, self.platform_run_id),
+            (ids, [compact_json(published[i].to_dict()).decode() for i in ids], self.component, self.platform_run_id),
         )
 
     def dead_letter_count(self, conn: Any) -> int:

@@ -31,10 +31,11 @@ admission-to-decision latency and the run's decision digest.
 from __future__ import annotations
 
 import bisect
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from psycopg.types.json import Jsonb
 
 from runtime.contracts.canonical import canonical_digest
 from runtime.decision.df.domain import DecisionInputs, DecisionRecord, Provenance, decision_digest
@@ -402,7 +403,7 @@ def append_decisions(conn: Any, records: Sequence[DecisionRecord], eb_refs: Sequ
         " SELECT d, r, c, e, ts, o, p, rc, dc, pd, cs, rec, eb, rid, adm, dec FROM jsonb_to_recordset(%s::jsonb) AS x(d text,"
         " r text, c text, e text, ts timestamptz, o text, p text, rc text[], dc text[], pd text, cs text, rec jsonb, eb jsonb,"
         " rid text, adm timestamptz, dec timestamptz) ON CONFLICT DO NOTHING RETURNING decision_id",
-        (json.dumps(rows),)).fetchall()
+        (Jsonb(rows),)).fetchall()
     return {str(r[0]) for r in written}
 
 
