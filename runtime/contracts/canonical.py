@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -27,6 +27,24 @@ _SCALARS = (str, int, bool, type(None))
 def canonical_json(document: Any) -> bytes:
     """The canonical UTF-8 bytes of a JSON-compatible value."""
     return compact_json(document, sort_keys=True)
+
+
+def canonical_json_list(items: Sequence[bytes]) -> bytes:
+    """The canonical bytes of a list, from the canonical bytes of each of its items."""
+    return b"[" + b",".join(items) + b"]"
+
+
+def canonical_json_embedding(document: Mapping[str, Any], embedded: Mapping[str, bytes]) -> bytes:
+    """`canonical_json({**document, **values})`, byte for byte, where each value of `embedded` is given
+    as its canonical bytes already: a large member written once (a DLA record) is reused, not walked
+    and written again. `embedded` must hold canonical JSON (what `canonical_json` returned)."""
+    if orjson_writes_as_json(document):
+        try:
+            return orjson.dumps({**document, **{k: orjson.Fragment(v) for k, v in embedded.items()}},
+                                option=orjson.OPT_SORT_KEYS)
+        except TypeError:  # see compact_json: the standard encoder below writes it or refuses it
+            pass
+    return canonical_json({**document, **{k: json.loads(v) for k, v in embedded.items()}})
 
 
 def compact_json(document: Any, *, sort_keys: bool = False, default: Callable[[Any], Any] | None = None) -> bytes:

@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.bus.json_codec import loads
-from runtime.contracts.canonical import canonical_digest, canonical_json, sha256_hex
+from runtime.contracts.canonical import (
+    canonical_digest,
+    canonical_json,
+    canonical_json_embedding,
+    canonical_json_list,
+    sha256_hex,
+)
 from runtime.decision.ids import decision_id, intent_id, outcome_id
 from runtime.errors import PermanentError
 
@@ -43,8 +49,9 @@ class AuditRecordConflict(PermanentError):
 _ID_FIELD = {"decision": "decision_id", "intent": "intent_id", "outcome": "outcome_id"}
 
 
-def audit_record(kind: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-    """The audit record of one lane record: its kind, ids, and the sha256 of its content."""
+def audit_record(kind: str, payload: Mapping[str, Any], *, payload_json: bytes | None = None) -> dict[str, Any]:
+    """The audit record of one lane record: its kind, ids, and the sha256 of its content
+    (`payload_json`: the payload's canonical bytes, when the caller has written them already)."""
     if kind not in KINDS:
         raise AuditRecordInvalid(f"record kind {kind!r} is not one of {', '.join(KINDS)}")
     record_id = payload.get(_ID_FIELD[kind])
@@ -62,7 +69,8 @@ def audit_record(kind: str, payload: Mapping[str, Any]) -> dict[str, Any]:
         raise AuditRecordInvalid(f"outcome {record_id} is not H(intent)")
     return {"audit_id": canonical_digest({"kind": kind, "record_id": record_id})[:32], "kind": kind, "record_id": record_id,
             "decision_id": payload.get("decision_id"), "event_id": payload.get("event_id"),
-            "platform_run_id": payload.get("platform_run_id"), "record_sha256": canonical_digest(dict(payload))}
+            "platform_run_id": payload.get("platform_run_id"),
+            "record_sha256": sha256_hex(canonical_json(dict(payload)) if payload_json is None else payload_json)}
 
 
 @dataclass
@@ -137,12 +145,15 @@ class AuditLog:
                 "decision": decision, "reasons": decision.get("reasons", []), "intents": intents, "outcomes": outcomes}
 
 
-def seal_batch(platform_run_id: str, seq: int, previous_sha256: str, records: Sequence[Mapping[str, Any]]) -> tuple[bytes, str]:
-    """The bytes of one audit batch object (canonical JSON) and their sha256 (what the next batch names)."""
+def seal_batch(platform_run_id: str, seq: int, previous_sha256: str, records: Sequence[Mapping[str, Any]], *,
+               encoded: Sequence[bytes] | None = None) -> tuple[bytes, str]:
+    """The bytes of one audit batch object (canonical JSON) and their sha256 (what the next batch names).
+    `encoded`: each record's canonical bytes, when the caller has them (the same bytes result)."""
+    items = [canonical_json(dict(r)) for r in records] if encoded is None else list(encoded)
+    listed = canonical_json_list(items)
     body = {"platform_run_id": platform_run_id, "batch_seq": seq, "previous_sha256": previous_sha256,
-            "record_count": len(records), "records_sha256": canonical_digest([dict(r) for r in records]),
-            "records": [dict(r) for r in records]}
-    data = canonical_json(body)
+            "record_count": len(items), "records_sha256": sha256_hex(listed)}
+    data = canonical_json_embedding(body, {"records": listed})
     return data, sha256_hex(data)
 
 
@@ -154,9 +165,9 @@ class AuditChain:
     head_sha256: str = GENESIS
     next_seq: int = 0
 
-    def seal(self, records: Sequence[Mapping[str, Any]]) -> tuple[bytes, str]:
+    def seal(self, records: Sequence[Mapping[str, Any]], *, encoded: Sequence[bytes] | None = None) -> tuple[bytes, str]:
         """Seal the next batch onto the chain; returns (object bytes, its sha256)."""
-        data, digest = seal_batch(self.platform_run_id, self.next_seq, self.head_sha256, records)
+        data, digest = seal_batch(self.platform_run_id, self.next_seq, self.head_sha256, records, encoded=encoded)
         self.head_sha256, self.next_seq = digest, self.next_seq + 1
         return data, digest
 

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from runtime.contracts.canonical import canonical_json, canonical_json_embedding
 from runtime.contracts.compiled import Check, fast_check
 from runtime.decision.dla.domain import AuditChain, AuditRecordInvalid, audit_record
 from runtime.decision.dla.store import (
@@ -83,6 +84,11 @@ class AuditHandler(StreamHandler):
 
     def entry(self, record: InputRecord) -> dict[str, Any]:
         """The audit entry of one lane record: its audit record, parent id, eb_ref and content."""
+        return self._entry(record)[0]
+
+    def _entry(self, record: InputRecord) -> tuple[dict[str, Any], bytes]:
+        """The audit entry and its content's canonical bytes (written once: the digest, the batch
+        object and the index row all take them)."""
         kind = KIND_OF_CLASS[record.event_class]
         payload = record.payload
         check = self._checks.get(record.event_class)
@@ -91,7 +97,8 @@ class AuditHandler(StreamHandler):
         problem = check(payload, "(root)")
         if problem:
             raise AuditRecordInvalid(f"{record.event_class} {record.event_id} breaks its schema at {problem[:240]}")
-        audit = audit_record(kind, payload)
+        payload_json = canonical_json(dict(payload))
+        audit = audit_record(kind, payload, payload_json=payload_json)
         if audit["record_id"] != record.event_id:
             raise AuditRecordInvalid(f"envelope event_id {record.event_id} is not the {kind}'s id {audit['record_id']}")
         if audit["platform_run_id"] != self.platform_run_id:
@@ -102,18 +109,19 @@ class AuditHandler(StreamHandler):
         for name, value in (("decision_id", audit["decision_id"]), ("event_id", audit["event_id"]), (parent_field, parent)):
             if name and not (isinstance(value, str) and _HEX32.match(value)):
                 raise AuditRecordInvalid(f"{kind} {audit['record_id']} has no valid {name}")
-        return {**audit, "parent_id": parent, "eb_ref": record.eb_ref.to_dict(), "record": dict(payload)}
+        return {**audit, "parent_id": parent, "eb_ref": record.eb_ref.to_dict(), "record": dict(payload)}, payload_json
 
     def apply(self, conn: Any, records: list[InputRecord]) -> list[OutputRecord]:
         """Seal this batch's new lane records onto the chain; return their audit events."""
         lane = [r for r in records if r.event_class in KIND_OF_CLASS]
         ignored = len(records) - len(lane)
-        entries = [(r, self.entry(r)) for r in lane]
+        entries = [(r, *self._entry(r)) for r in lane]
         head = lock_chain(conn, self.platform_run_id)
-        held = held_records(conn, self.platform_run_id, [e["audit_id"] for _, e in entries])
+        held = held_records(conn, self.platform_run_id, [e["audit_id"] for _, e, _ in entries])
         fresh: list[tuple[InputRecord, dict[str, Any]]] = []
+        contents: list[bytes] = []
         duplicates = 0
-        for record, e in entries:
+        for record, e, payload_json in entries:
             known = held.get(e["audit_id"])
             if known is not None:
                 if known != e["record_sha256"]:
@@ -122,13 +130,17 @@ class AuditHandler(StreamHandler):
                 continue
             held[e["audit_id"]] = e["record_sha256"]
             fresh.append((record, e))
+            contents.append(payload_json)
         outputs: list[OutputRecord] = []
         if fresh:
             chain = AuditChain(self.platform_run_id, head.head_sha256, head.next_seq)
-            data, digest = chain.seal([e for _, e in fresh])
+            encoded = [canonical_json_embedding({k: v for k, v in e.items() if k != "record"}, {"record": content})
+                       for (_, e), content in zip(fresh, contents, strict=True)]
+            data, digest = chain.seal([e for _, e in fresh], encoded=encoded)
             key = batch_key(self.prefix, head.next_seq, digest)
             put_batch(self.store, key, data)
-            index_batch(conn, self.platform_run_id, head.next_seq, head.head_sha256, digest, key, [e for _, e in fresh])
+            index_batch(conn, self.platform_run_id, head.next_seq, head.head_sha256, digest, key, [e for _, e in fresh],
+                        contents=contents)
             for record, e in fresh:
                 audit = {k: e[k] for k in ("audit_id", "kind", "record_id", "decision_id", "event_id", "platform_run_id",
                                            "record_sha256")}

@@ -7,11 +7,11 @@ import math
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from runtime.contracts.canonical import canonical_json, compact_json
-from tests.support.json_documents import JSON
+from runtime.contracts.canonical import canonical_json, canonical_json_embedding, canonical_json_list, compact_json
+from tests.support.json_documents import JSON, TEXT
 from tests.support.json_documents import outcome as _outcome
 
 
@@ -49,3 +49,21 @@ def test_compact_json_with_a_default_writes_what_the_standard_encoder_with_it_wr
     want = _outcome(lambda: json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8"))
     assert _outcome(compact_json, doc, default=str) == want
     assert _outcome(compact_json, document, default=str) == _outcome(_standard, document, False)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.dictionaries(TEXT, JSON, max_size=5), JSON, JSON)
+def test_a_document_with_members_written_already_has_the_canonical_bytes_of_the_whole(head, value, other):
+    parts = [_outcome(canonical_json, value), _outcome(canonical_json, other)]
+    assume(all(isinstance(p, bytes) for p in parts))  # a value canonical_json refuses is never embedded
+    whole = {**head, "record": value, "zz": other}
+    got = _outcome(canonical_json_embedding, head, {"record": parts[0], "zz": parts[1]})
+    assert got == _outcome(canonical_json, whole)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(JSON, max_size=6))
+def test_a_list_from_its_items_bytes_is_the_canonical_bytes_of_the_list(items):
+    parts = [_outcome(canonical_json, item) for item in items]
+    assume(all(isinstance(p, bytes) for p in parts))
+    assert canonical_json_list(parts) == canonical_json(items)

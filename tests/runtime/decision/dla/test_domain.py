@@ -157,3 +157,27 @@ def test_inputs_missing_decision_still_resolves_when_provenance_is_complete():
         log.append("intent", intent.canonical())
         log.append("outcome", ActionLayer().execute(intent.canonical())[0].canonical())
     assert log.lineage_unresolved_total() == 0
+
+
+def test_a_batch_sealed_from_its_records_bytes_is_the_batch_sealed_from_the_records():
+    from runtime.contracts.canonical import canonical_json_embedding
+    from runtime.decision.dla.domain import audit_record, seal_batch
+
+    decisions, intents, outcomes = _lane(2)
+    decisions[0]["odd_numbers"] = [1e-7, 3e17, 2**70, -0.0, "\u2028"]  # written by the standard encoder, not orjson
+    entries, contents = [], []
+    for kind, rows in (("decision", decisions), ("intent", intents), ("outcome", outcomes)):
+        for row in rows:
+            content = canonical_json(row)
+            audit = audit_record(kind, row, payload_json=content)
+            assert audit == audit_record(kind, row)  # the same digest either way
+            entries.append({**audit, "parent_id": None, "eb_ref": {"topic": "t", "partition": 0, "offset": 7}, "record": row})
+            contents.append(content)
+    encoded = [canonical_json_embedding({k: v for k, v in e.items() if k != "record"}, {"record": c})
+               for e, c in zip(entries, contents, strict=True)]
+    assert seal_batch("platform_20261130T000000Z", 3, "ab" * 32, entries, encoded=encoded) \
+        == seal_batch("platform_20261130T000000Z", 3, "ab" * 32, entries)
+    data, _ = seal_batch("platform_20261130T000000Z", 3, "ab" * 32, entries, encoded=encoded)
+    assert data == canonical_json({"platform_run_id": "platform_20261130T000000Z", "batch_seq": 3,
+                                   "previous_sha256": "ab" * 32, "record_count": len(entries),
+                                   "records_sha256": canonical_digest(entries), "records": entries})
