@@ -29,11 +29,11 @@ from runtime.contracts.canonical import canonical_json, canonical_json_embedding
 from runtime.contracts.compiled import Check, fast_check
 from runtime.decision.dla.domain import AuditChain, AuditRecordInvalid, audit_record
 from runtime.decision.dla.store import (
+    LineageCounter,
     batch_key,
     conflict,
     held_records,
     index_batch,
-    lineage_counts,
     lock_chain,
     put_batch,
 )
@@ -75,6 +75,7 @@ class AuditHandler(StreamHandler):
         self.lineage_interval_s = lineage_interval_s
         self.clock = clock
         self._lineage_due: float | None = None
+        self._lineage = LineageCounter(platform_run_id)
         #: event class -> its payload schema's compiled check (half of DLA's time went to jsonschema)
         self._checks: dict[str, Check] = {}
 
@@ -150,7 +151,7 @@ class AuditHandler(StreamHandler):
                 outputs.append(lane_output(self.audit_topic, str(e["decision_id"]), envelope))
             if self._lineage_due is None or self.clock() >= self._lineage_due:
                 began = self.clock()
-                self.lineage_pending, self.lineage_unresolvable = lineage_counts(conn, self.platform_run_id)
+                self.lineage_pending, self.lineage_unresolvable = self._lineage.read(conn, head.next_seq)
                 took = self.clock() - began
                 if self.lineage_interval_s > 0:  # 0: at every batch (exact counts, as the tests read them)
                     self._lineage_due = began + took + pause_after(took, self.lineage_interval_s, LINEAGE_DUTY)

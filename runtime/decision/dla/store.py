@@ -119,11 +119,13 @@ WHERE c.platform_run_id = %(run)s AND c.kind IN ('outcome', 'intent') AND NOT EX
   SELECT 1 FROM dla_audit_records p WHERE p.platform_run_id = c.platform_run_id AND p.record_id = c.parent_id
    AND p.kind = CASE c.kind WHEN 'outcome' THEN 'intent' ELSE 'decision' END)
 """
-_ADMITTED_BREAKS = """
-SELECT d.record_id, 'decision', 'ADMITTED_EVENT_UNRESOLVED' FROM dla_audit_records d
-WHERE d.platform_run_id = %(run)s AND d.kind = 'decision' AND (coalesce(d.event_id, '') = ''
+#: A decision (row `d`) without its admitted event's id, eb_ref or receipt: a break that never resolves.
+_UNRESOLVABLE_DECISION = """(coalesce(d.event_id, '') = ''
   OR jsonb_typeof(d.record -> 'provenance' -> 'eb_ref') IS DISTINCT FROM 'object'
-  OR coalesce(d.record -> 'provenance' ->> 'receipt_id', '') = '')
+  OR coalesce(d.record -> 'provenance' ->> 'receipt_id', '') = '')"""
+_ADMITTED_BREAKS = f"""
+SELECT d.record_id, 'decision', 'ADMITTED_EVENT_UNRESOLVED' FROM dla_audit_records d
+WHERE d.platform_run_id = %(run)s AND d.kind = 'decision' AND {_UNRESOLVABLE_DECISION}
 """
 _CHILD_BREAKS = """
 SELECT i.record_id, 'intent', 'OUTCOME_MISSING' FROM dla_audit_records i
@@ -159,13 +161,44 @@ def lineage_unresolved_total(conn: Any, platform_run_id: str) -> int:
     return len(lineage_breaks(conn, platform_run_id, final=True))
 
 
-def lineage_counts(conn: Any, platform_run_id: str) -> tuple[int, int]:
-    """(pending, unresolvable) now: children waiting for a parent, decisions without an admitted-event reference."""
-    row = conn.execute(f"SELECT count(*) FILTER (WHERE b.code <> 'ADMITTED_EVENT_UNRESOLVED'),"
-                       f" count(*) FILTER (WHERE b.code = 'ADMITTED_EVENT_UNRESOLVED')"
-                       f" FROM ({_PARENT_BREAKS} UNION ALL {_ADMITTED_BREAKS}) AS b(record_id, kind, code)",
-                       {"run": platform_run_id}).fetchone()
-    return int(row[0]), int(row[1])
+_PARENT_OF = "CASE c.kind WHEN 'outcome' THEN 'intent' ELSE 'decision' END"
+
+
+@dataclass
+class LineageCounter:
+    """The run's lineage counts during the run (DLA's health), read from the batches written since
+    the last read rather than from the whole index each time.
+
+    Rows of committed batches never change (append-only), so what they contribute is kept: the
+    children scan starts at the oldest committed batch with a child whose parent is not in a
+    committed batch yet, and unresolvable decisions of committed batches are counted once. The
+    batch being written (`current`, not committed yet) is read every time and kept nowhere, so a
+    transaction that rolls back leaves no trace. The first read after a start reads everything.
+    """
+
+    platform_run_id: str
+    children_from: int = 0
+    decisions_from: int = 0
+    unresolvable_committed: int = 0
+
+    def read(self, conn: Any, current: int) -> tuple[int, int]:
+        """(pending, unresolvable) as of the open transaction, `current` being its batch's seq."""
+        args = {"run": self.platform_run_id, "children_from": self.children_from, "decisions_from": self.decisions_from,
+                "current": current}
+        pending, oldest = conn.execute(
+            "SELECT count(*) FILTER (WHERE p.batch_seq IS NULL), min(c.batch_seq) FILTER (WHERE c.batch_seq < %(current)s"
+            " AND (p.batch_seq IS NULL OR p.batch_seq >= %(current)s)) FROM dla_audit_records c"
+            f" LEFT JOIN dla_audit_records p ON p.platform_run_id = c.platform_run_id AND p.kind = {_PARENT_OF}"
+            " AND p.record_id = c.parent_id WHERE c.platform_run_id = %(run)s AND c.kind IN ('outcome', 'intent')"
+            " AND c.batch_seq >= %(children_from)s", args).fetchone()
+        committed, in_current = conn.execute(
+            "SELECT count(*) FILTER (WHERE d.batch_seq < %(current)s), count(*) FILTER (WHERE d.batch_seq >= %(current)s)"
+            " FROM dla_audit_records d WHERE d.platform_run_id = %(run)s AND d.kind = 'decision'"
+            f" AND d.batch_seq >= %(decisions_from)s AND {_UNRESOLVABLE_DECISION}", args).fetchone()
+        self.children_from = current if oldest is None else int(oldest)
+        self.unresolvable_committed += int(committed)
+        self.decisions_from = current
+        return int(pending), self.unresolvable_committed + int(in_current)
 
 
 # -- one decision's chain --------------------------------------------------------------------------

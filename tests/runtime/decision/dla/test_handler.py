@@ -146,14 +146,14 @@ class TestAuditHandlerContract(StreamHandlerContract):
     def paced(self, env: WorkerEnv, interval_s: float, now: list[float], monkeypatch=None, counts_take_s: float = 0.0) -> AuditHandler:
         """A handler on the fake clock `now` whose lineage counts (the index scan) take `counts_take_s` of it."""
         if counts_take_s:
-            import runtime.decision.dla.handler as dla_handler
+            from runtime.decision.dla.store import LineageCounter
 
-            real = dla_handler.lineage_counts
+            real = LineageCounter.read
 
-            def slow_counts(conn, run):  # a full-cap index: the counts take seconds of the batch
+            def slow_read(counter, conn, current):  # a full-cap index: the counts take seconds of the batch
                 now[0] += counts_take_s
-                return real(conn, run)
-            monkeypatch.setattr(dla_handler, "lineage_counts", slow_counts)
+                return real(counter, conn, current)
+            monkeypatch.setattr(LineageCounter, "read", slow_read)
         return AuditHandler(RTDL_TOPIC, AUDIT_TOPIC, self.store, f"platform/{env.platform_run_id}/decision_lane/audit/",
                             env.platform_run_id, lineage_interval_s=interval_s, clock=lambda: now[0])
 
