@@ -44,9 +44,9 @@ from runtime.store.port import ObjectStore
 from runtime.worker.handler import StreamHandler
 from runtime.worker.records import InputRecord, OutputRecord
 
-#: Most of DLA's time the lineage counts may take: they scan the run's whole index (0.3 s at 300k
-#: records, inside the batch's transaction), so at full cap a fixed interval would spend a growing
-#: share of DLA and PostgreSQL on a health figure (`runtime.pacing.pause_after`).
+#: Most of DLA's time the lineage counts may take: `LineageCounter` reads the batches since the
+#: oldest child still waiting for its parent, which is far back when a parent never comes, so a
+#: fixed interval could spend a growing share of DLA and PostgreSQL on a health figure.
 LINEAGE_DUTY = 0.05
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 _PARENT_FIELD = {"decision": None, "intent": "decision_id", "outcome": "intent_id"}
@@ -70,7 +70,7 @@ class AuditHandler(StreamHandler):
         self.batches_written = 0
         self.lineage_pending = 0
         self.lineage_unresolvable = 0
-        #: The lineage counts read the whole run's index: refreshed at most this often (health only),
+        #: The lineage counts (health only) are refreshed at most this often,
         #: and less often once they take long (`LINEAGE_DUTY`); 0 refreshes them at every batch.
         self.lineage_interval_s = lineage_interval_s
         self.clock = clock
