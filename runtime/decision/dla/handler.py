@@ -83,13 +83,10 @@ class AuditHandler(StreamHandler):
         """FP_BUS_RTDL_V1."""
         return [self.topic]
 
-    def entry(self, record: InputRecord) -> dict[str, Any]:
-        """The audit entry of one lane record: its audit record, parent id, eb_ref and content."""
-        return self._entry(record)[0]
-
-    def _entry(self, record: InputRecord) -> tuple[dict[str, Any], bytes]:
-        """The audit entry and its content's canonical bytes (written once: the digest, the batch
-        object and the index row all take them)."""
+    def entry(self, record: InputRecord) -> tuple[dict[str, Any], bytes]:
+        """The audit entry of one lane record (its audit record, parent id, eb_ref and content) and
+        the content's canonical bytes, written once: the digest, the batch object and the index row
+        all take them."""
         kind = KIND_OF_CLASS[record.event_class]
         payload = record.payload
         check = self._checks.get(record.event_class)
@@ -116,7 +113,7 @@ class AuditHandler(StreamHandler):
         """Seal this batch's new lane records onto the chain; return their audit events."""
         lane = [r for r in records if r.event_class in KIND_OF_CLASS]
         ignored = len(records) - len(lane)
-        entries = [(r, *self._entry(r)) for r in lane]
+        entries = [(r, *self.entry(r)) for r in lane]
         head = lock_chain(conn, self.platform_run_id)
         held = held_records(conn, self.platform_run_id, [e["audit_id"] for _, e, _ in entries])
         fresh: list[tuple[InputRecord, dict[str, Any]]] = []
