@@ -39,3 +39,27 @@ def test_integers_beyond_64_bits_and_huge_numbers_keep_their_json_type_and_value
     raw = f'{{"a": {number}}}'.encode()
     assert repr(loads(raw)) == repr(json.loads(raw))
     assert repr(loads(raw.decode())) == repr(json.loads(raw))
+
+
+@pytest.mark.parametrize("raw", ["18446744073709551616", " -18446744073709551616", "[18446744073709551616]",
+                                 "[1, 18446744073709551616]", '{"a":\n\t-18446744073709551617}', '{"a": [0,\r 99999999999999999999]}'])
+def test_an_integer_beyond_64_bits_wherever_json_allows_a_value_keeps_its_json_type(raw):
+    assert repr(loads(raw.encode())) == repr(json.loads(raw))
+
+
+def test_long_digit_runs_inside_strings_do_not_send_the_document_to_the_walk(monkeypatch):
+    import runtime.bus.json_codec as codec
+
+    def walked(document):
+        raise AssertionError("walked a document whose long digit runs are all inside strings")
+
+    monkeypatch.setattr(codec, "_has_huge_float", walked)
+    raw = json.dumps({"sha": "ab" + "1234567890" * 3, "ids": ["x12345678901234567890123", "-12345678901234567890"],
+                      "n": 12}).encode()
+    assert loads(raw) == json.loads(raw)
+
+
+@pytest.mark.parametrize("text", ["a:12345678901234567890", "[12345678901234567890", "b, 12345678901234567890"])
+def test_a_string_that_looks_like_a_value_position_is_walked_and_still_decodes_as_json_does(text):
+    raw = json.dumps({"s": text, "f": 1.5e300}).encode()
+    assert repr(loads(raw)) == repr(json.loads(raw))
