@@ -189,15 +189,33 @@ def verify_chain(objects: Iterable[bytes], *, head_sha256: str | None = None, ex
     BATCH_REORDERED (sequence numbers out of order); HEAD_MISMATCH / BATCH_COUNT_MISMATCH (the
     last batch or the count differs from the index: a removed or re-forged tail).
     """
+    return verify_read_chain(((data, read_batch(data)) for data in objects), head_sha256=head_sha256,
+                             expected_batches=expected_batches)
+
+
+def read_batch(data: bytes) -> Any:
+    """The document of a batch object, or the ValueError that makes it unreadable (reported by
+    `verify_read_chain` as BATCH_UNREADABLE)."""
+    try:
+        return loads(data)
+    except ValueError as e:
+        return e
+
+
+def verify_read_chain(batches: Iterable[tuple[bytes, Any]], *, head_sha256: str | None = None,
+                      expected_batches: int | None = None) -> ChainVerdict:
+    """`verify_chain` over (object bytes, `read_batch` of them) pairs: a caller that reads each batch's
+    records itself (the index check) parses every object once."""
     problems: list[dict[str, Any]] = []
     parsed: list[tuple[int, int, str, str]] = []  # position, seq, names_previous, own digest
     count = 0
     last_digest = GENESIS
-    for position, data in enumerate(objects):
+    for position, (data, batch) in enumerate(batches):
         count += 1
         last_digest = sha256_hex(data)
         try:
-            batch = loads(data)
+            if isinstance(batch, ValueError):
+                raise batch
             seq = int(batch["batch_seq"])
             records = batch["records"]
             edited = canonical_digest(records) != batch["records_sha256"] or batch.get("record_count") != len(records)

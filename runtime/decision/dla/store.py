@@ -16,9 +16,8 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from runtime.bus.json_codec import loads
 from runtime.contracts.canonical import canonical_digest, sha256_hex
-from runtime.decision.dla.domain import GENESIS, AuditLog, AuditRecordConflict, ChainVerdict, verify_chain
+from runtime.decision.dla.domain import GENESIS, AuditLog, AuditRecordConflict, ChainVerdict, read_batch, verify_read_chain
 from runtime.errors import ObjectMissing, PermanentError, WriteConflict
 from runtime.store.port import ObjectStore
 
@@ -242,28 +241,29 @@ def verify_stored_chain(conn: Any, store: ObjectStore, platform_run_id: str) -> 
     """
     rows = batch_rows(conn, platform_run_id)
     problems: list[dict[str, Any]] = []
-    objects: list[bytes] = []
+    batches: list[tuple[bytes, Any]] = []
     for row in rows:
         try:
             data = store.get(row.object_key)
         except ObjectMissing:
             problems.append({"batch_seq": row.batch_seq, "code": "BATCH_REMOVED", "detail": f"{row.object_key} is gone"})
             continue
-        objects.append(data)
+        batch = read_batch(data)
+        batches.append((data, batch))
         if sha256_hex(data) != row.sha256:
             problems.append({"batch_seq": row.batch_seq, "code": "BATCH_EDITED",
                              "detail": f"{row.object_key} no longer hashes to its index row"})
-        problems.extend(_index_matches(conn, platform_run_id, row, data))
-    verdict = verify_chain(objects, head_sha256=rows[-1].sha256 if rows else None, expected_batches=len(rows))
+        problems.extend(_index_matches(conn, platform_run_id, row, batch))
+    verdict = verify_read_chain(batches, head_sha256=rows[-1].sha256 if rows else None, expected_batches=len(rows))
     problems.extend(verdict.problems)
     return ChainVerdict(not problems, len(rows), tuple(problems))
 
 
-def _index_matches(conn: Any, platform_run_id: str, row: BatchRow, data: bytes) -> list[dict[str, Any]]:
+def _index_matches(conn: Any, platform_run_id: str, row: BatchRow, batch: Any) -> list[dict[str, Any]]:
     try:
-        in_object = {str(r["audit_id"]): str(r["record_sha256"]) for r in loads(data)["records"]}
-    except (ValueError, KeyError, TypeError):
-        return []  # verify_chain reports the unreadable batch
+        in_object = {str(r["audit_id"]): str(r["record_sha256"]) for r in batch["records"]}
+    except (KeyError, TypeError):
+        return []  # verify_read_chain reports the unreadable batch
     indexed = conn.execute("SELECT audit_id, record_sha256, record FROM dla_audit_records WHERE platform_run_id = %s"
                            " AND batch_seq = %s", (platform_run_id, row.batch_seq)).fetchall()
     in_index = {str(a): str(s) for a, s, _ in indexed}
