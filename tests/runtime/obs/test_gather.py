@@ -204,3 +204,31 @@ def test_the_image_pin_is_checked_only_where_p1_pinned_an_image_and_is_pending_u
     other = gather.image_pin_check(run, {"task_definitions": [{"images": [f"repo/fp@{digest}"]}, {"images": ["repo/fp:git-abc"]}]})
     assert other is not None and not other.ok and not pending(other)
     assert f"pinned {digest}, in use repo/fp:git-abc, {digest}" in other.detail
+
+
+def _judged_one_by_one(conn: Any, run: str, policy: Any) -> int:
+    from runtime.case.trigger.domain import trigger_for
+    from runtime.case.trigger.handler import decision_fields
+
+    rows = conn.execute("SELECT record, event_ts_utc FROM df_decisions WHERE platform_run_id = %s", (run,)).fetchall()
+    return sum(1 for record, ts in rows if trigger_for(decision_fields(record, str(ts)), policy) is not None)
+
+
+def test_triggers_expected_counts_what_the_trigger_policy_judges_record_by_record(conn: Any) -> None:
+    from runtime.case.trigger.domain import TriggerPolicy
+
+    run = random_run_id()
+    seed(conn, run)
+    records = [r for (r,) in conn.execute("SELECT record FROM df_decisions WHERE platform_run_id = %s", (run,)).fetchall()]
+    approved = next(r for r in records if r["outcome"] == "APPROVE")
+    for i, extra in enumerate([{"case_required": True}, {"case_required": False}, {}]):  # APPROVE, judged by the flag
+        d = {**approved, **extra, "decision_id": hex32(("extra", run, i)), "event_id": hex32(("event", run, i))}
+        conn.execute("INSERT INTO df_decisions (decision_id, platform_run_id, event_class, event_id, event_ts_utc, outcome,"
+                     " posture, reason_codes, degrade_codes, policy_digest, core_sha256, record, eb_ref, decided_at)"
+                     " VALUES (%s, %s, 'traffic_fraud', %s, %s, 'APPROVE', 'GREEN', '{}', '{}', 'p', 'c', %s, %s, now())",
+                     (d["decision_id"], run, d["event_id"], d["event_ts_utc"], Jsonb(d), Jsonb(_ref(TRAFFIC, 100 + i))))
+    codes = sorted({str(c.get("code") if isinstance(c, dict) else c) for r in records for c in r.get("reasons") or []})
+    policies = [TriggerPolicy(), TriggerPolicy(outcomes=frozenset({"DECLINE"})), TriggerPolicy(marked_reasons=frozenset(codes[:1]))]
+    counts = [gather.triggers_expected(conn, run, p) for p in policies]
+    assert counts == [_judged_one_by_one(conn, run, p) for p in policies]
+    assert counts[0] > counts[1] > 0 and codes  # the policies differ on this run, so the filter is exercised
