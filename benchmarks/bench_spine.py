@@ -215,6 +215,18 @@ def stream_marks(conn: Any, registry: Any, platform_run_id: str) -> dict[str, tu
     return out
 
 
+def table_writes(conn: Any) -> tuple[list[tuple[str, int, int, int, int]], dict[str, int]]:
+    """Rows each table took since the cluster started (inserted, updated, of those HOT, deleted), the
+    busiest first, and the WAL the cluster wrote (records, full-page images, bytes): what each store
+    costs PostgreSQL per admitted event. The benchmark's cluster is fresh, so the counters are the run's."""
+    rows = conn.execute("SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del FROM pg_stat_user_tables"
+                        " WHERE n_tup_ins + n_tup_upd + n_tup_del > 0"
+                        " ORDER BY n_tup_ins + n_tup_upd + n_tup_del DESC").fetchall()
+    wal = conn.execute("SELECT wal_records, wal_fpi, wal_bytes FROM pg_stat_wal").fetchone()
+    return ([(str(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows],
+            {"records": int(wal[0]), "full_page_images": int(wal[1]), "bytes": int(wal[2])} if wal else {})
+
+
 def bus_baselines(bootstrap: str, count: int) -> tuple[float, float]:
     """(produce, consume) records/s of a bare confluent-kafka producer (the publisher's settings, one
     flush per 500) and a bare consumer reading them back, on the run's broker, records of IG's size."""
@@ -312,6 +324,7 @@ def spine(scale: int, baseline_records: int) -> int:
             thread.join(10)
             with connect(str(state.db_dsn)) as conn:
                 marks = stream_marks(conn, registry, run_id)
+                writes, wal = table_writes(conn)
                 conn.rollback()
             produce_rate, consume_rate = bus_baselines(str(state.kafka_bootstrap), baseline_records)
         finally:
@@ -372,6 +385,12 @@ def spine(scale: int, baseline_records: int) -> int:
         for name, used in sorted(by_session.items(), key=lambda kv: -kv[1])[:16]:
             print(f"  {name:24} {used:8,.1f} s  {used / pg_total:5.1%} of PostgreSQL")
         print(f"  {'(not in a sampled session)':24} {max(0.0, pg_total - sum(by_session.values())):8,.1f} s")
+    if admitted:
+        print(f"PostgreSQL rows per admitted event, by table (inserted / updated (HOT) / deleted);"
+              f" WAL {wal.get('bytes', 0) / admitted:,.0f} bytes, {wal.get('records', 0) / admitted:.1f} records"
+              f" and {wal.get('full_page_images', 0) / admitted:.2f} full-page images per admitted event:")
+        for table, ins, upd, hot, dele in writes[:20]:
+            print(f"  {table:32} {ins / admitted:6.2f} / {upd / admitted:5.2f} ({hot / admitted:4.2f}) / {dele / admitted:5.2f}")
     print(f"bounded memory (RSS within {RSS_GROWTH_LIMIT:.0%} from 10% to 100% of each stage's stream): "
           + (f"FLAGGED {', '.join(flagged)}" if flagged else "every daemon within"))
     return 0 if report.get("status") == "SPINE_GREEN" and not failed else 1

@@ -68,7 +68,10 @@ def lane_state(dsn: str, run_id: str) -> dict[str, Any]:
             "SELECT record FROM df_decisions WHERE platform_run_id = %s", (run_id,)).fetchall())
         return {"undecided": admitted_without_decision(conn, run_id, TRAFFIC_CLASSES), "counts": decision_counts(conn, run_id),
                 "per_event": tuple(per_event or ()), "intents": intents, "executed": action_counts(conn, run_id).executed,
-                "lineage_unresolved_total": lineage_unresolved_total(conn, run_id), "digest": run_decision_digest(conn, run_id)}
+                "lineage_unresolved_total": lineage_unresolved_total(conn, run_id), "digest": run_decision_digest(conn, run_id),
+                "postures": [tuple(r) for r in conn.execute(  # what a failed comparison of the buses prints
+                    "SELECT seq, posture, reasons, at_utc::text FROM dl_posture_history WHERE platform_run_id = %s ORDER BY seq",
+                    (run_id,)).fetchall()]}
 
 
 def two_reporters(registry: Registry, substrate: SubstrateState, folders: RunFolders, run_id: str) -> list[tuple[int, str]]:
@@ -216,11 +219,12 @@ def check_closure(out: dict[str, Any], bus: str, workdir: Path) -> dict[str, Any
 @pytest.mark.slow
 def test_the_whole_spine_closes_spine_green_on_both_buses_with_the_same_digests(spine_workdir: Path) -> None:
     patient_decisions()
-    results = {}
+    results, postures = {}, {}
     for bus in ("kinesis", "kafka"):
         out = run_spine(bus)
         phases = {d["phase_id"]: d["state"] for d in (json.loads(p.read_text()) for p in (out["evidence"] / "phases").glob("*.json"))}
         assert phases == {p: "PASS" for p in ("P(-1)", "P0", "P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10",
                                               "P11", "P12")}, phases
         results[bus] = (check_ingest(out, bus), check_decisions(out), check_cases(out), check_closure(out, bus, spine_workdir))
-    assert results["kinesis"] == results["kafka"], results
+        postures[bus] = out["lane"]["postures"]
+    assert results["kinesis"] == results["kafka"], (results, postures)
