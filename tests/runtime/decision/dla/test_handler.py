@@ -244,6 +244,15 @@ class TestAuditHandlerContract(StreamHandlerContract):
         assert len(by_id["audit"]) == 5 and all(a["object_key"].endswith(".json") for a in by_id["audit"])
 
 
+def int_leaves(value: Any, path: tuple[str, ...] = ()) -> Any:
+    """(path, integer) of every integer under objects of `value` (for an edit that keeps the value)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if type(item) is int:
+                yield (*path, key), item
+            yield from int_leaves(item, (*path, key))
+
+
 class TestStoredChainVerification:
     """verify_stored_chain finds an edited, removed or reordered batch, and an edited last batch."""
 
@@ -303,6 +312,53 @@ class TestStoredChainVerification:
         data, _ = seal_batch(run, last["batch_seq"], last["previous_sha256"], last["records"][:1])  # a consistent forgery
         store.put(rows[-1].object_key, data)
         assert {"HEAD_MISMATCH", "BATCH_EDITED"} <= self.verdict(store, db, run)
+
+    # An index row whose record was edited in the database (as its owner, past the append-only
+    # trigger) is found, also when only a number's written form changed, and by the Python path too.
+
+    def edit_index_record(self, owner_dsn: str, run: str, change: str) -> None:
+        from runtime.db.postgres import connect
+
+        with connect(owner_dsn) as conn:
+            conn.execute("SET session_replication_role = replica")  # the owner's bypass, not the runtime's
+            target = conn.execute("SELECT audit_id FROM dla_audit_records WHERE platform_run_id = %s AND kind = 'decision'"
+                                  " ORDER BY batch_seq DESC, batch_position LIMIT 1", (run,)).fetchone()
+            assert target is not None
+            conn.execute(f"UPDATE dla_audit_records SET record = {change} WHERE platform_run_id = %s AND audit_id = %s",
+                         (run, target[0]))
+            conn.commit()
+
+    @pytest.mark.parametrize("change", ["jsonb_set(record, '{outcome}', '\"EDITED\"')",
+                                        "record || '{\"added\": 1}'::jsonb"])
+    def test_an_edited_index_record_is_found(self, chained: Any, owner_dsn: str, change: str) -> None:
+        store, db, run, _ = chained
+        self.edit_index_record(owner_dsn, run, change)
+        assert self.verdict(store, db, run) == {"INDEX_RECORD_MISMATCH"}
+
+    def test_a_number_written_with_another_scale_is_found(self, chained: Any, owner_dsn: str) -> None:
+        store, db, run, _ = chained
+        self.edit_index_record(owner_dsn, run, "jsonb_set(record, '{scale_probe}', '1') ")
+        assert self.verdict(store, db, run) == {"INDEX_RECORD_MISMATCH"}  # a key the object does not have
+        with db.transaction() as conn:
+            record = conn.execute("SELECT record FROM dla_audit_records WHERE platform_run_id = %s AND kind = 'decision'"
+                                  " ORDER BY batch_seq DESC, batch_position LIMIT 1", (run,)).fetchone()[0]
+        path, value = next(int_leaves(record))
+        self.edit_index_record(owner_dsn, run, f"jsonb_set(record - 'scale_probe', '{{{','.join(path)}}}',"
+                                               f" to_jsonb(({value})::numeric(30, 1)))")  # 5 -> 5.0
+        assert self.verdict(store, db, run) == {"INDEX_RECORD_MISMATCH"}
+
+    def test_records_orjson_cannot_write_are_compared_in_python(self, chained: Any, owner_dsn: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+        import runtime.decision.dla.store as dla_store
+
+        def refuse(value: Any) -> bytes:
+            raise TypeError("Integer exceeds 64-bit range")
+
+        monkeypatch.setattr(dla_store.orjson, "dumps", refuse)
+        store, db, run, _ = chained
+        assert self.verdict(store, db, run) == set()
+        self.edit_index_record(owner_dsn, run, "jsonb_set(record, '{outcome}', '\"EDITED\"')")
+        assert self.verdict(store, db, run) == {"INDEX_RECORD_MISMATCH"}
 
 
 def test_build_reads_topics_bucket_and_audit_prefix_from_the_registry() -> None:
