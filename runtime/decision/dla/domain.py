@@ -202,6 +202,25 @@ def read_batch(data: bytes) -> Any:
         return e
 
 
+def records_digest(data: bytes, batch: Mapping[str, Any]) -> str:
+    """`canonical_digest(batch["records"])` of a batch object (`data`, parsed as `batch`).
+
+    An object laid out as `seal_batch` writes it holds its records' canonical list as it is: when
+    the object is its other fields around those bytes, canonical, their sha256 is the digest
+    without walking and writing every record again (~20% of P9's chain check). Any other layout is
+    digested from the parsed records."""
+    start, end = data.find(b'"records":'), data.rfind(b',"records_sha256":')
+    if 0 <= start < end:
+        listed = data[start + len(b'"records":'):end]
+        others = {k: v for k, v in batch.items() if k != "records"}
+        try:
+            if listed[:1] == b"[" and canonical_json_embedding(others, {"records": listed}) == data:
+                return sha256_hex(listed)
+        except ValueError:  # other fields the standard encoder writes, and bytes that are no list: parsed below
+            pass
+    return canonical_digest(batch["records"])
+
+
 def verify_read_chain(batches: Iterable[tuple[bytes, Any]], *, head_sha256: str | None = None,
                       expected_batches: int | None = None) -> ChainVerdict:
     """`verify_chain` over (object bytes, `read_batch` of them) pairs: a caller that reads each batch's
@@ -218,7 +237,7 @@ def verify_read_chain(batches: Iterable[tuple[bytes, Any]], *, head_sha256: str 
                 raise batch
             seq = int(batch["batch_seq"])
             records = batch["records"]
-            edited = canonical_digest(records) != batch["records_sha256"] or batch.get("record_count") != len(records)
+            edited = records_digest(data, batch) != batch["records_sha256"] or batch.get("record_count") != len(records)
             parsed.append((position, seq, str(batch["previous_sha256"]), last_digest))
         except (ValueError, KeyError, TypeError) as e:
             problems.append({"position": position, "code": "BATCH_UNREADABLE", "detail": str(e)})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -181,3 +182,30 @@ def test_a_batch_sealed_from_its_records_bytes_is_the_batch_sealed_from_the_reco
     assert data == canonical_json({"platform_run_id": "platform_20261130T000000Z", "batch_seq": 3,
                                    "previous_sha256": "ab" * 32, "record_count": len(entries),
                                    "records_sha256": canonical_digest(entries), "records": entries})
+
+
+def _sealed(records: int) -> tuple[bytes, dict[str, Any]]:
+    from runtime.decision.dla.domain import seal_batch
+
+    entries = [{"audit_id": f"{i:032x}", "record": {"n": i, "score": 0.25 * i, "tiny": 1e-7 * (i + 1), "text": "é\u2028"},
+                "record_sha256": "0" * 64} for i in range(records)]
+    data, _ = seal_batch("platform_20260105T000000Z", 3, "f" * 64, entries)
+    return data, json.loads(data)
+
+
+@pytest.mark.parametrize("reformat", [None, {"indent": 1}, {"separators": (", ", ": ")}, {"sort_keys": False}])
+def test_the_records_digest_is_the_parsed_records_digest_however_the_object_is_laid_out(reformat: Any) -> None:
+    from runtime.decision.dla.domain import records_digest
+
+    data, batch = _sealed(5)
+    laid_out = data if reformat is None else json.dumps(dict(reversed(list(batch.items()))), **reformat).encode()
+    assert records_digest(laid_out, json.loads(laid_out)) == canonical_digest(batch["records"])
+
+
+def test_a_canonical_object_is_digested_from_its_bytes_without_writing_the_records_again(monkeypatch: Any) -> None:
+    import runtime.decision.dla.domain as domain
+
+    data, batch = _sealed(5)
+    expected = canonical_digest(batch["records"])
+    monkeypatch.setattr(domain, "canonical_digest", lambda value: (_ for _ in ()).throw(AssertionError("walked")))
+    assert domain.records_digest(data, batch) == expected
