@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import psycopg
 from psycopg.types.json import Jsonb
 
 from runtime.contracts.canonical import canonical_digest, sha256_hex
@@ -275,15 +276,16 @@ def _index_matches(conn: Any, platform_run_id: str, row: BatchRow, batch: Any) -
         return []  # verify_read_chain reports the unreadable batch
     try:
         sent = orjson.dumps(contents).decode("utf-8")
-    except TypeError:  # what orjson does not write (integers beyond 64 bits, lone surrogates): hash here
+        with conn.transaction():  # a savepoint: text jsonb refuses (\u0000) leaves the caller's transaction usable
+            compared = conn.execute(
+                "SELECT d.audit_id, d.record_sha256, o.r IS NULL OR d.record::text <> o.r::text FROM dla_audit_records d"
+                " LEFT JOIN jsonb_each(%s::jsonb) AS o(a, r) ON o.a = d.audit_id"
+                " WHERE d.platform_run_id = %s AND d.batch_seq = %s", (sent, platform_run_id, row.batch_seq)).fetchall()
+    except (TypeError, psycopg.errors.DataError):  # what orjson or jsonb do not take (integers beyond 64 bits,
+        # lone surrogates, \u0000; no record the lane wrote holds them): hash each index record here
         indexed = conn.execute("SELECT audit_id, record_sha256, record FROM dla_audit_records WHERE platform_run_id = %s"
                                " AND batch_seq = %s", (platform_run_id, row.batch_seq)).fetchall()
         compared = [(a, s, canonical_digest(record) != s) for a, s, record in indexed]
-    else:
-        compared = conn.execute(
-            "SELECT d.audit_id, d.record_sha256, o.r IS NULL OR d.record::text <> o.r::text FROM dla_audit_records d"
-            " LEFT JOIN jsonb_each(%s::jsonb) AS o(a, r) ON o.a = d.audit_id"
-            " WHERE d.platform_run_id = %s AND d.batch_seq = %s", (sent, platform_run_id, row.batch_seq)).fetchall()
     in_index = {str(a): str(s) for a, s, _ in compared}
     differing = sum(1 for _, _, differs in compared if differs)
     if in_index != in_object or differing:

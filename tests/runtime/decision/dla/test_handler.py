@@ -347,6 +347,15 @@ class TestStoredChainVerification:
                                                f" to_jsonb(({value})::numeric(30, 1)))")  # 5 -> 5.0
         assert self.verdict(store, db, run) == {"INDEX_RECORD_MISMATCH"}
 
+    def test_an_object_record_jsonb_refuses_is_reported_not_raised(self, chained: Any, owner_dsn: str) -> None:
+        store, db, run, rows = chained
+        batch = json.loads(store.get(rows[1].object_key))
+        batch["records"][0]["record"]["outcome"] = "NUL\x00"  # \u0000: PostgreSQL's jsonb refuses it
+        store.put(rows[1].object_key, canonical_json(batch))
+        assert "BATCH_EDITED" in self.verdict(store, db, run)  # and the check's transaction stayed usable
+        self.edit_index_record(owner_dsn, run, "jsonb_set(record, '{outcome}', '\"EDITED\"')")
+        assert "INDEX_RECORD_MISMATCH" in self.verdict(store, db, run)
+
     def test_records_orjson_cannot_write_are_compared_in_python(self, chained: Any, owner_dsn: str,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
         import runtime.decision.dla.store as dla_store
