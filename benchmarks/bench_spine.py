@@ -218,9 +218,10 @@ def stream_marks(conn: Any, registry: Any, platform_run_id: str) -> dict[str, tu
 def table_writes(conn: Any) -> tuple[list[tuple[str, int, int, int, int]], dict[str, int]]:
     """Rows each table took since the cluster started (inserted, updated, of those HOT, deleted), the
     busiest first, and the WAL the cluster wrote (records, full-page images, bytes): what each store
-    costs PostgreSQL per admitted event. The benchmark's cluster is fresh, so the counters are the run's."""
+    costs PostgreSQL per admitted event. The benchmark's cluster is fresh, so the counters are the run's.
+    The sessions' temporary staging tables (one per session, not WAL-logged) are left out."""
     rows = conn.execute("SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del FROM pg_stat_user_tables"
-                        " WHERE n_tup_ins + n_tup_upd + n_tup_del > 0"
+                        " WHERE n_tup_ins + n_tup_upd + n_tup_del > 0 AND schemaname NOT LIKE 'pg\\_temp%'"
                         " ORDER BY n_tup_ins + n_tup_upd + n_tup_del DESC").fetchall()
     wal = conn.execute("SELECT wal_records, wal_fpi, wal_bytes FROM pg_stat_wal").fetchone()
     return ([(str(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows],
