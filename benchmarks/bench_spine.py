@@ -228,6 +228,44 @@ def table_writes(conn: Any) -> tuple[list[tuple[str, int, int, int, int]], dict[
             {"records": int(wal[0]), "full_page_images": int(wal[1]), "bytes": int(wal[2])} if wal else {})
 
 
+def buffer_traffic(conn: Any) -> dict[str, int]:
+    """Where PostgreSQL found the pages the run read, and who wrote its dirty pages, since the
+    cluster started: blocks found in shared buffers (hit) or read from the OS (read), for tables and
+    indexes; checkpoints (timed, requested) and the buffers written by the checkpointer, the
+    background writer and the sessions themselves; autovacuum and autoanalyze runs; the database's
+    size. A run whose indexes outgrow shared buffers shows here as reads and session writes."""
+    io = conn.execute("SELECT coalesce(sum(heap_blks_hit), 0), coalesce(sum(heap_blks_read), 0),"
+                      " coalesce(sum(idx_blks_hit), 0), coalesce(sum(idx_blks_read), 0) FROM pg_statio_user_tables").fetchone()
+    bg = conn.execute("SELECT checkpoints_timed, checkpoints_req, buffers_checkpoint, buffers_clean, buffers_backend"
+                      " FROM pg_stat_bgwriter").fetchone()
+    vac = conn.execute("SELECT coalesce(sum(autovacuum_count), 0), coalesce(sum(autoanalyze_count), 0)"
+                       " FROM pg_stat_user_tables").fetchone()
+    size = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+    names = ("heap_hit", "heap_read", "index_hit", "index_read", "checkpoints_timed", "checkpoints_requested",
+             "buffers_checkpoint", "buffers_background", "buffers_session", "autovacuums", "autoanalyzes", "database_bytes")
+    values = [*(io or (0,) * 4), *(bg or (0,) * 5), *(vac or (0, 0)), *(size or (0,))]
+    return {name: int(v) for name, v in zip(names, values, strict=True)}
+
+
+def io_by_process(conn: Any) -> list[tuple[str, str, int, int, int]]:
+    """PostgreSQL 16's `pg_stat_io` per kind of process and context (normal, vacuum, bulk read and
+    write): pages read from the OS, written to it and evicted from shared buffers, the busiest first.
+    Which processes pay for a working set larger than shared buffers."""
+    rows = conn.execute("SELECT backend_type, context, coalesce(sum(reads), 0), coalesce(sum(writes), 0),"
+                        " coalesce(sum(evictions), 0) FROM pg_stat_io GROUP BY 1, 2"
+                        " HAVING coalesce(sum(reads), 0) + coalesce(sum(writes), 0) > 0"
+                        " ORDER BY sum(reads) + sum(writes) DESC NULLS LAST").fetchall()
+    return [(str(r[0]), str(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows]
+
+
+def sequential_scans(conn: Any) -> list[tuple[str, int, int]]:
+    """Tables by rows read in sequential scans (scans, rows): a periodic query over a whole table
+    costs more as the run grows."""
+    rows = conn.execute("SELECT relname, seq_scan, seq_tup_read FROM pg_stat_user_tables WHERE seq_tup_read > 0"
+                        " AND schemaname NOT LIKE 'pg\\_temp%' ORDER BY seq_tup_read DESC LIMIT 8").fetchall()
+    return [(str(r[0]), int(r[1]), int(r[2])) for r in rows]
+
+
 def bus_baselines(bootstrap: str, count: int) -> tuple[float, float]:
     """(produce, consume) records/s of a bare confluent-kafka producer (the publisher's settings, one
     flush per 500) and a bare consumer reading them back, on the run's broker, records of IG's size."""
@@ -326,6 +364,8 @@ def spine(scale: int, baseline_records: int) -> int:
             with connect(str(state.db_dsn)) as conn:
                 marks = stream_marks(conn, registry, run_id)
                 writes, wal = table_writes(conn)
+                buffers = buffer_traffic(conn)
+                io_rows, scans = io_by_process(conn), sequential_scans(conn)
                 conn.rollback()
             produce_rate, consume_rate = bus_baselines(str(state.kafka_bootstrap), baseline_records)
         finally:
@@ -392,6 +432,20 @@ def spine(scale: int, baseline_records: int) -> int:
               f" and {wal.get('full_page_images', 0) / admitted:.2f} full-page images per admitted event:")
         for table, ins, upd, hot, dele in writes[:20]:
             print(f"  {table:32} {ins / admitted:6.2f} / {upd / admitted:5.2f} ({hot / admitted:4.2f}) / {dele / admitted:5.2f}")
+    if admitted:
+        b = buffers
+        print(f"PostgreSQL pages per admitted event: tables {b['heap_hit'] / admitted:.1f} in shared buffers,"
+              f" {b['heap_read'] / admitted:.2f} from the OS; indexes {b['index_hit'] / admitted:.1f} /"
+              f" {b['index_read'] / admitted:.2f}; database {b['database_bytes'] / 2**20:,.0f} MiB")
+        print(f"  checkpoints {b['checkpoints_timed']} timed + {b['checkpoints_requested']} requested; buffers written"
+              f" by the checkpointer {b['buffers_checkpoint']:,}, background writer {b['buffers_background']:,},"
+              f" sessions {b['buffers_session']:,}; autovacuum runs {b['autovacuums']}, autoanalyze {b['autoanalyzes']}")
+        print("  pages by process and context (pg_stat_io): read from the OS / written / evicted, per admitted event")
+        for kind, context, reads, written, evicted in io_rows[:8]:
+            print(f"    {kind[:22]:22} {context:10} {reads / admitted:6.2f} / {written / admitted:6.2f} / {evicted / admitted:6.2f}")
+        print("  sequential scans by table: scans, rows read per admitted event")
+        for table, count, rows_read in scans:
+            print(f"    {table:32} {count:8,} {rows_read / admitted:10.1f}")
     print(f"bounded memory (RSS within {RSS_GROWTH_LIMIT:.0%} from 10% to 100% of each stage's stream): "
           + (f"FLAGGED {', '.join(flagged)}" if flagged else "every daemon within"))
     return 0 if report.get("status") == "SPINE_GREEN" and not failed else 1

@@ -122,10 +122,56 @@ def _template_cluster(user: str | None, user_name: str) -> Path:
 #: Settings of the embedded substrate's durable cluster (fsync and synchronous commit stay on).
 #: PostgreSQL's defaults suit a small shared server: with max_wal_size 1GB a 100k spine forced a
 #: checkpoint every ~20 s, and every page first written after a checkpoint goes whole into the WAL
-#: (full-page images were ~80% of 9.4 GB of WAL in 6 minutes); 128MB of shared buffers left the
-#: backends writing out their own dirty pages. Checkpoints every 30 min or 8GB of WAL (the files
-#: are recycled after each checkpoint) and 512MB of buffers fit a laptop's disk and memory.
-DURABLE_SETTINGS = {"max_wal_size": "8GB", "checkpoint_timeout": "30min", "shared_buffers": "512MB"}
+#: (full-page images were ~80% of 9.4 GB of WAL in 6 minutes). Checkpoints every 30 min or 8GB of
+#: WAL (the files are recycled after each checkpoint) fit a laptop's disk. Shared buffers are sized
+#: from the machine's memory when the cluster starts (`shared_buffers_for`).
+DURABLE_SETTINGS = {"max_wal_size": "8GB", "checkpoint_timeout": "30min"}
+#: Shared buffers: a quarter of the memory the substrate may use, within these bounds (MiB).
+SHARED_BUFFERS_MIN_MIB, SHARED_BUFFERS_MAX_MIB = 512, 8192
+
+
+def shared_buffers_for(memory_bytes: int | None) -> str:
+    """PostgreSQL's shared buffers for a machine with `memory_bytes` of memory (None: unknown).
+
+    A run's indexes are keyed by content-derived ids, so every insert lands on a random page of
+    each: once they outgrow the buffers, each write reads a page from the OS and evicts a dirty one
+    the session writes out itself (at 200k traffic events with 512MB, ~18 pages read and ~9 written
+    per admitted event). A quarter of memory is PostgreSQL's usual advice; the floor keeps a small
+    machine working, the ceiling leaves memory for the bus and the object store."""
+    if not memory_bytes:
+        return f"{SHARED_BUFFERS_MIN_MIB}MB"
+    quarter = memory_bytes // 4 // 2**20
+    return f"{max(SHARED_BUFFERS_MIN_MIB, min(SHARED_BUFFERS_MAX_MIB, quarter))}MB"
+
+
+#: Where Linux states a control group's memory limit (cgroup v2, then v1).
+CGROUP_MEMORY_LIMITS = (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
+
+
+def usable_memory_bytes(limit_files: tuple[Path, ...] = CGROUP_MEMORY_LIMITS) -> int | None:
+    """The memory this process may use: the machine's, or its control group's limit when lower
+    (a container's); None when neither can be read."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 0
+    for limit_file in limit_files:
+        try:
+            text = limit_file.read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and 0 < int(text) < (total or 2**62):
+            total = int(text)
+        break
+    return total or None
+
+
+def durable_settings(memory_bytes: int | None = None) -> dict[str, str]:
+    """DURABLE_SETTINGS with the shared buffers for `memory_bytes` (default: this machine's)."""
+    memory = usable_memory_bytes() if memory_bytes is None else memory_bytes
+    return {**DURABLE_SETTINGS, "shared_buffers": shared_buffers_for(memory)}
+
+
 #: Test and benchmark clusters: thrown away after use, so no flush to disk at all.
 THROWAWAY_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 
@@ -133,7 +179,7 @@ THROWAWAY_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_wr
 def start_postgres(host: str, port: int, workdir: Path, *, user_name: str = "postgres",
                    durable: bool = True) -> StartedProcess:
     """A PostgreSQL cluster in `workdir/pgdata` listening on host:port (initdb on first use);
-    `durable` (the substrate's) with DURABLE_SETTINGS, else THROWAWAY_SETTINGS."""
+    `durable` (the substrate's) with `durable_settings()`, else THROWAWAY_SETTINGS."""
     pgdata = workdir / "pgdata"
     user = _pg_user()
     _prepare_dir(workdir, user)
@@ -146,7 +192,7 @@ def start_postgres(host: str, port: int, workdir: Path, *, user_name: str = "pos
     _write_hba(pgdata, user, user_name)
     # TCP only: Unix socket paths are limited to 107 bytes, which deep work folders exceed.
     argv = [str(_pg_bin() / "postgres"), "-D", str(pgdata), "-p", str(port), "-h", host, "-k", ""]
-    for name, value in (DURABLE_SETTINGS if durable else THROWAWAY_SETTINGS).items():
+    for name, value in (durable_settings() if durable else THROWAWAY_SETTINGS).items():
         argv += ["-c", f"{name}={value}"]
     log = workdir / "logs" / "postgres.log"
     _prepare_dir(log.parent, user)

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from controller.cli.main import app
 from controller.substrate import local
 from controller.substrate.processes import free_port, is_running
-from controller.substrate.servers import DURABLE_SETTINGS
+from controller.substrate.servers import durable_settings
 from controller.substrate.state import read_state, state_dir
 from runtime.contracts.registry import load_registry
 from runtime.paths import REPO_ROOT
@@ -177,6 +177,6 @@ def test_the_embedded_cluster_flushes_every_commit_and_checkpoints_rarely(workdi
     state = read_state(state_dir(load_registry("local_parity")))
     assert state is not None and state.db_owner_dsn
     with Database(state.db_owner_dsn, name="owner", max_size=1) as db, db.connection() as conn:
-        shown = {name: str(row[0]) for name in ("fsync", "synchronous_commit", "full_page_writes", *DURABLE_SETTINGS)
+        shown = {name: str(row[0]) for name in ("fsync", "synchronous_commit", "full_page_writes", *durable_settings())
                  for row in conn.execute(f"SHOW {name}").fetchall()}
-    assert shown == {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on", **DURABLE_SETTINGS}
+    assert shown == {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on", **durable_settings()}
