@@ -91,10 +91,14 @@ def _check_dsn(dsn: str) -> None:
 
 
 def _ensure_database(admin_dsn: str, db_name: str) -> None:
+    """Create the platform's database unless it exists, with the C collation whatever the machine's
+    locale: text compares byte by byte, as the runtime's Python code orders ids, so an ORDER BY or a
+    `(ts, event_id) <` cut means the same on every laptop, and index probes on text keys skip the
+    locale's collation routines (docs/decisions.md). A database created before keeps its collation."""
     with connect(admin_dsn, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db_name,)).fetchone()
         if not exists:
-            conn.execute(f'CREATE DATABASE "{db_name}"')
+            conn.execute(f"CREATE DATABASE \"{db_name}\" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'")
 
 
 def up(registry: Registry, *, bus: str, ports: Ports, environ: Mapping[str, str] | None = None,

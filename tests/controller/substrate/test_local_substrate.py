@@ -169,7 +169,7 @@ def test_up_gives_the_runtime_its_own_role_with_the_ssm_password_and_it_cannot_w
         db.ping()
 
 
-def test_the_embedded_cluster_flushes_every_commit_and_checkpoints_rarely(workdir: Path) -> None:
+def test_the_embedded_cluster_flushes_every_commit_checkpoints_rarely_and_collates_bytewise(workdir: Path) -> None:
     from runtime.db.postgres import Database
 
     result = runner.invoke(app, ["substrate", "up", *_ports()])
@@ -179,4 +179,8 @@ def test_the_embedded_cluster_flushes_every_commit_and_checkpoints_rarely(workdi
     with Database(state.db_owner_dsn, name="owner", max_size=1) as db, db.connection() as conn:
         shown = {name: str(row[0]) for name in ("fsync", "synchronous_commit", "full_page_writes", *durable_settings())
                  for row in conn.execute(f"SHOW {name}").fetchall()}
+        collation = conn.execute("SELECT datcollate, datctype FROM pg_database WHERE datname = current_database()").fetchone()
+        ordered = [r[0] for r in conn.execute("SELECT x FROM unnest(ARRAY['b', 'a_c', 'ab', 'B', 'é']) AS x ORDER BY x").fetchall()]
     assert shown == {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on", **durable_settings()}
+    assert collation == ("C", "C")
+    assert ordered == sorted(["b", "a_c", "ab", "B", "é"])  # as Python orders str: by code point
