@@ -10,6 +10,7 @@ import importlib
 import sys
 
 from runtime.components import cli_apps
+from runtime.garbage import bulk_thresholds
 
 #: CLI word -> "module:attribute" of its typer app, from the component map.
 COMPONENTS: dict[str, str] = cli_apps()
@@ -30,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     importlib.import_module("runtime.cli_errors")  # the shared CLI boundary (error lines, flags in --help)
     module_name, attribute = COMPONENTS[name].split(":")
     target = getattr(importlib.import_module(module_name), attribute)
+    bulk_thresholds()  # after the component's imports: they are frozen, never traversed again
     result = target(rest, prog_name=f"runtime {name}", standalone_mode=True) if hasattr(target, "registered_commands") else target(rest)
     return int(result or 0)
 

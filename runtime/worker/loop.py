@@ -30,6 +30,7 @@ from runtime.errors import (
     PublishAmbiguous,
     TransientError,
 )
+from runtime.garbage import BatchCollection
 from runtime.worker.handler import StreamHandler
 from runtime.worker.health import Dependencies, HealthInputs, HealthWriter, WorkerCounters, dependency_of, health_document
 from runtime.worker.memory import FreedMemory
@@ -62,7 +63,7 @@ class StreamWorker:
                  transaction: Transaction, store: WorkerStore, *, admin: BusAdmin | None = None,
                  health: HealthWriter | None = None, health_base: Callable[[], dict[str, Any]] | None = None,
                  config: WorkerConfig | None = None, sleep: Callable[[float], None] = time.sleep,
-                 memory: FreedMemory | None = None):
+                 memory: FreedMemory | None = None, collection: BatchCollection | None = None):
         self.handler = handler
         self.consumer = consumer
         self.publisher = publisher
@@ -75,6 +76,9 @@ class StreamWorker:
         self.sleep = sleep
         #: Returns what a finished batch freed to the OS (RSS follows what the worker holds, not its biggest batch).
         self.memory = memory or FreedMemory()
+        #: When set, the cycle collector runs between batches, not on allocation counts (a daemon's
+        #: process; None leaves the process's collector alone).
+        self.collection = collection
         #: Whether a batch finished since the last trim (an idle worker has nothing to give back).
         self._freed = False
         self.counters = WorkerCounters()
@@ -108,6 +112,8 @@ class StreamWorker:
         reporter = threading.Thread(target=self._report_health, args=(done,), name="worker-health", daemon=True)
         watchdog.start()
         reporter.start()
+        if self.collection is not None:
+            self.collection.start()
         try:
             while not stop.is_set():
                 got = self.step()
@@ -118,6 +124,8 @@ class StreamWorker:
                 with suppress(TransientError):
                     self._commit()
         finally:
+            if self.collection is not None:
+                self.collection.stop()
             done.set()
             watchdog.join(timeout=10.0)  # it wakes every second; a health write it is in has its own timeouts
             reporter.join(timeout=10.0)
@@ -143,6 +151,8 @@ class StreamWorker:
             finished = len(batch)
             del batch  # the batch's records and what they decoded to are garbage now: the health thread gives the pages back
             self._freed = self._freed or finished > 0
+            if finished and self.collection is not None:
+                self.collection.after_batch()
             return finished
         except TransientError as e:
             self._transient(e)

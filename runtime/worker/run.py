@@ -21,6 +21,7 @@ from typing import Any
 from runtime.components import COMPONENTS
 from runtime.contracts.ids import is_platform_run_id, utc_iso
 from runtime.errors import PermanentError, PlatformError, TransientError
+from runtime.garbage import BatchCollection
 from runtime.settings import Settings
 from runtime.store.local import FolderStore
 from runtime.store.port import ObjectStore
@@ -200,7 +201,7 @@ def assemble(settings: Settings, component: str, platform_run_id: str, *, enviro
                 "source_handles": ["COMPONENT_HEALTH_PATH_PATTERN", "CONSUMER_GROUP_ID_PATTERN"]}
 
     worker = StreamWorker(handler, consumer, publisher, db.transaction, WorkerStore(group, component, platform_run_id),
-                          admin=admin, health=health, health_base=base, config=config)
+                          admin=admin, health=health, health_base=base, config=config, collection=BatchCollection())
 
     def close_all() -> None:
         for close in closers:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
 import time
@@ -10,6 +11,7 @@ from typing import Any
 
 from runtime.bus.port import BusAdmin, BusRecord, PartitionRange, RunScopedConsumer
 from runtime.errors import BusUnavailable
+from runtime.garbage import BatchCollection
 from runtime.worker.handler import StreamHandler
 from runtime.worker.memory import FreedMemory
 from runtime.worker.records import InputRecord, OutputRecord, RecordRejected
@@ -150,6 +152,26 @@ class TestEchoHandlerContract(StreamHandlerContract):
             worker.give_back_memory()
         assert len(calls) == worker.counters.batches
         worker.consumer.close()
+
+    def test_the_cycle_collector_runs_after_each_finished_batch_and_is_put_back_when_the_loop_ends(self, env: WorkerEnv) -> None:
+        self.publish(env, self.inputs(env))  # 40 records, batches of 7
+        worker = self.worker(env)
+        worker.collection = BatchCollection(full_interval_s=3600.0)
+        enabled_inside: list[bool] = []
+        apply = worker.handler.apply
+
+        def watching(conn: Any, records: list[InputRecord]) -> list[OutputRecord]:
+            enabled_inside.append(gc.isenabled())
+            return apply(conn, records)
+
+        worker.handler.apply = watching  # type: ignore[method-assign]
+        assert gc.isenabled()
+        worker.run(threading.Event(), idle_exit_after=3)
+        worker.consumer.close()
+        assert worker.counters.applied == 40
+        assert worker.collection.young == worker.counters.batches >= 6
+        assert enabled_inside and not any(enabled_inside)  # no automatic collection inside a batch
+        assert gc.isenabled() and gc.get_freeze_count() == 0
 
     def test_the_health_thread_gives_freed_memory_back_while_the_loop_runs(self, env: WorkerEnv) -> None:
         self.publish(env, self.inputs(env))

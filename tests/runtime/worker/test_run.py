@@ -6,6 +6,7 @@ Real servers: the Tansu broker, the moto S3 API, PostgreSQL with the runtime rol
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import json
 import os
@@ -164,16 +165,19 @@ def test_the_archive_writer_consumes_the_runs_records_and_writes_health_to_both_
     result: dict[str, dict[str, int]] = {}
     worker = threading.Thread(target=lambda: result.update(counters=run_component(
         settings, "archive_writer", pinned_run, environ=env, progress=lambda line: None, stop=stop)))
+    collector_off: list[bool] = []  # the daemon's loop paces the cycle collector by batches (runtime/worker/garbage.py)
     worker.start()
     try:
         deadline = time.monotonic() + 90
         while _archived(runtime_dsn, pinned_run) < 12 and time.monotonic() < deadline:
+            collector_off.append(not gc.isenabled())
             time.sleep(0.3)
     finally:
         stop.set()
         worker.join(timeout=60)
     counters = result["counters"]
     assert counters["applied"] == 12 and counters["dead_lettered"] == 0
+    assert any(collector_off) and gc.isenabled() and gc.get_freeze_count() == 0
     local = json.loads((tmp_path / pinned_run / "archive_writer/health/last_health.json").read_text())
     assert local["health_state"] == "GREEN" and local["consumer_group"] == f"fp-archive_writer-{pinned_run}"
     key = f"evidence/runs/{pinned_run}/archive_writer/health/last_health.json"
