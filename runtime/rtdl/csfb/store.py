@@ -13,8 +13,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.db.postgres import copy_to_stage
+from runtime.db.postgres import copy_to_stage, stream_rows
 from runtime.rtdl.csfb.domain import Arrival, CsfbState, FlowBinding, JoinReadiness
+from runtime.rtdl.digest import STATE_ROWS_BATCH
 
 COMPONENT = "csfb"
 #: Advisory-lock class of CSFB's per-flow and per-session transaction locks (two-int form). The
@@ -160,11 +161,11 @@ def join_readiness(conn: Any, platform_run_id: str, flow_id: str, session_id: st
 
 def state_rows(conn: Any, platform_run_id: str) -> Iterator[dict[str, Any]]:
     """Bindings and arrivals as `CsfbState.canonical_rows` gives them (the CSFB digest section)."""
-    for r in conn.execute(f"SELECT {', '.join(_BINDING_COLUMNS)} FROM rtdl_csfb_flow_bindings WHERE platform_run_id = %s",
-                          (platform_run_id,)):
+    for r in stream_rows(conn, f"SELECT {', '.join(_BINDING_COLUMNS)} FROM rtdl_csfb_flow_bindings WHERE platform_run_id = %s",
+                         (platform_run_id,), batch=STATE_ROWS_BATCH):
         yield {"row": "flow_binding", **_binding(r).canonical()}
-    for r in conn.execute(f"SELECT {', '.join(_ARRIVAL_COLUMNS)} FROM rtdl_csfb_arrivals WHERE platform_run_id = %s",
-                          (platform_run_id,)):
+    for r in stream_rows(conn, f"SELECT {', '.join(_ARRIVAL_COLUMNS)} FROM rtdl_csfb_arrivals WHERE platform_run_id = %s",
+                         (platform_run_id,), batch=STATE_ROWS_BATCH):
         yield {"row": "arrival", **_arrival(r).canonical()}
 
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from runtime.db.postgres import copy_to_stage
+from runtime.db.postgres import copy_to_stage, stream_rows
 from runtime.rtdl import store as progress
+from runtime.rtdl.digest import STATE_ROWS_BATCH
 from runtime.rtdl.events import micros_to_iso
 from runtime.rtdl.ieg.domain import ClassCounts, EdgeKey, EntityKey, OrderKey, Seen, reconcile
 
@@ -113,13 +114,13 @@ def first_seen(conn: Any, platform_run_id: str, kind: str, entity_id: str) -> Or
 
 def state_rows(conn: Any, platform_run_id: str) -> Iterator[dict[str, Any]]:
     """Every entity and edge as `IegState.canonical_rows` gives them (the IEG digest section)."""
-    for kind, entity_id, *seen in conn.execute(
-            "SELECT kind, entity_id, first_ts_micros, first_event_id, last_ts_micros, last_event_id FROM rtdl_ieg_entities"
-            " WHERE platform_run_id = %s", (platform_run_id,)):
+    for kind, entity_id, *seen in stream_rows(
+            conn, "SELECT kind, entity_id, first_ts_micros, first_event_id, last_ts_micros, last_event_id FROM rtdl_ieg_entities"
+            " WHERE platform_run_id = %s", (platform_run_id,), batch=STATE_ROWS_BATCH):
         yield {"row": "entity", "kind": kind, "id": entity_id, **_seen_row(seen)}
-    for a_kind, a_id, relation, b_kind, b_id, *seen in conn.execute(
-            "SELECT from_kind, from_id, relation, to_kind, to_id, first_ts_micros, first_event_id, last_ts_micros, last_event_id"
-            " FROM rtdl_ieg_edges WHERE platform_run_id = %s", (platform_run_id,)):
+    for a_kind, a_id, relation, b_kind, b_id, *seen in stream_rows(
+            conn, "SELECT from_kind, from_id, relation, to_kind, to_id, first_ts_micros, first_event_id, last_ts_micros,"
+            " last_event_id FROM rtdl_ieg_edges WHERE platform_run_id = %s", (platform_run_id,), batch=STATE_ROWS_BATCH):
         yield {"row": "edge", "from_kind": a_kind, "from_id": a_id, "relation": relation, "to_kind": b_kind, "to_id": b_id,
                **_seen_row(seen)}
 

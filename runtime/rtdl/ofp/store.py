@@ -17,7 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from runtime.db.postgres import copy_to_stage
+from runtime.db.postgres import copy_to_stage, stream_rows
+from runtime.rtdl.digest import STATE_ROWS_BATCH
 from runtime.rtdl.events import TRAFFIC_CLASSES, admitted
 from runtime.rtdl.ofp.blocks import (
     BLOCK_MICROS,
@@ -385,11 +386,8 @@ def state_rows(conn: Any, platform_run_id: str, grace_micros: int = DEFAULT_GRAC
     cutoff = retention_cutoff(conn, platform_run_id, grace_micros)
     if cutoff is None:
         return
-    cursor = conn.execute(
-        f"SELECT {', '.join(_COLUMNS)} FROM rtdl_ofp_facts WHERE platform_run_id = %s AND ts_micros >= %s",
-        (platform_run_id, cutoff),
-    )
-    for row in cursor:
+    for row in stream_rows(conn, f"SELECT {', '.join(_COLUMNS)} FROM rtdl_ofp_facts WHERE platform_run_id = %s"
+                           " AND ts_micros >= %s", (platform_run_id, cutoff), batch=STATE_ROWS_BATCH):
         yield EventFact.from_row(dict(zip(_COLUMNS, row, strict=True))).to_row()
 
 

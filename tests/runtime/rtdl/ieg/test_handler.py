@@ -92,3 +92,23 @@ def test_build_reads_traffic_arrivals_arrival_entities_and_anchors_from_the_regi
     class_map = settings.registry.mapping("EVENT_CLASS_MAP")
     assert handler.component == "ieg"
     assert sorted(handler.input_topics()) == sorted(settings.registry.topic(spec["topic"]).name for spec in class_map.values())
+
+
+def test_the_digest_rows_stream_through_a_server_side_cursor_a_batch_at_a_time(db, monkeypatch):
+    run = random_run_id()
+    feed(db, run, [("traffic_fraud", traffic(s)) for s in range(1, 6)], batch=5)
+    monkeypatch.setattr(store, "STATE_ROWS_BATCH", 2)
+    with db.connection() as conn:
+        rows = store.state_rows(conn, run)
+        first = next(rows)
+        open_cursors = conn.execute("SELECT count(*) FROM pg_cursors WHERE NOT is_holdable").fetchone()[0]
+        rest = list(rows)
+    assert open_cursors == 1  # the rows come from a cursor on the server, not a result held whole in the client
+    assert sorted(map(str, [first, *rest])) == sorted(map(str, _memory_rows([traffic(s) for s in range(1, 6)])))
+
+
+def _memory_rows(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    memory = IegState()
+    for e in events:
+        memory.apply(e)
+    return list(memory.canonical_rows())
