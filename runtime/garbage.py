@@ -5,7 +5,7 @@ platform's processes allocate in bulk: a worker's batch of up to 2,000 records, 
 of a whole run, IG's push of 500 events. Each such object is traversed by young collections while
 its batch or list still holds it, survives, is promoted, and is traversed again by the full
 collections the promotions trigger, together with everything the process imported: 13-28% of a
-worker's CPU and 8-26% of the gate jobs' in a 50k spine (`perf`, docs/performance.md). Reference
+worker's CPU and up to 26% of IG's request threads' in a 50k spine (`perf`, docs/performance.md). Reference
 counting frees nearly all of it anyway; the collector only has to find reference cycles.
 
 - Every `python -m runtime` process (`bulk_thresholds`, called by the entrypoint) freezes what it
@@ -13,7 +13,7 @@ counting frees nearly all of it anyway; the collector only has to find reference
   `BULK_THRESHOLDS[0]` allocations instead of 700.
 - A stream worker's loop (`BatchCollection`) goes further: no automatic collection while it runs,
   the young generations after each batch (what a finished batch left alive is small), and a full
-  collection at most every `FULL_INTERVAL_S`. A batch is bounded, so cycles it makes wait for the
+  collection every `FULL_INTERVAL_S`, idle or not. A batch is bounded, so cycles it makes wait for the
   collector only as long as the batch. `stop` puts the collector back as it was (tests run
   workers inside the test process).
 """
@@ -66,16 +66,17 @@ class BatchCollection:
         gc.disable()
         self._last_full = self.clock()
 
-    def after_batch(self) -> None:
-        """Collect what the finished batch may have left in cycles: the young generations, and
-        every generation when the last full collection is `full_interval_s` old."""
+    def after_step(self, finished: int) -> None:
+        """After each step of the loop: every generation when the last full collection is
+        `full_interval_s` old (idle or backing off too: cycles made by the health thread or by
+        failed calls are found), else the young ones when the step finished records."""
         if not self.active:
             return
         if self.clock() - self._last_full >= self.full_interval_s:
             self.collected += gc.collect(2)
             self.full += 1
             self._last_full = self.clock()
-        else:
+        elif finished:
             self.collected += gc.collect(1)
             self.young += 1
 

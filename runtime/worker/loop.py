@@ -117,6 +117,8 @@ class StreamWorker:
         try:
             while not stop.is_set():
                 got = self.step()
+                if self.collection is not None:
+                    self.collection.after_step(got)
                 idle = idle + 1 if got == 0 and self._pending is None and self._to_commit is None else 0
                 if idle_exit_after is not None and idle >= idle_exit_after:
                     break
@@ -151,8 +153,6 @@ class StreamWorker:
             finished = len(batch)
             del batch  # the batch's records and what they decoded to are garbage now: the health thread gives the pages back
             self._freed = self._freed or finished > 0
-            if finished and self.collection is not None:
-                self.collection.after_batch()
             return finished
         except TransientError as e:
             self._transient(e)

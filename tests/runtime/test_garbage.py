@@ -60,7 +60,7 @@ def test_a_cycle_a_batch_left_is_freed_after_that_batch_and_not_before() -> None
         for _ in range(2_000):  # allocations that would have run the default collector many times
             Node()
         assert watched() is not None  # automatic collection is off: the cycle waits for the batch's end
-        collection.after_batch()
+        collection.after_step(1)
         assert watched() is None and collection.collected >= 2
         assert (collection.young, collection.full) == (1, 0)
     finally:
@@ -74,23 +74,40 @@ def test_a_full_collection_runs_once_its_interval_has_passed_and_frees_old_cycle
     try:
         watched = _cycle()
         held = watched()
-        collection.after_batch()  # the cycle is still held: it survives into the oldest generation
+        collection.after_step(1)  # the cycle is still held: it survives into the oldest generation
         del held
         now[0] = 59.0
-        collection.after_batch()
+        collection.after_step(1)
         assert (collection.young, collection.full) == (2, 0)
         assert watched() is not None  # young collections do not look at the oldest generation
         now[0] = 60.0
-        collection.after_batch()
+        collection.after_step(1)
         assert (collection.young, collection.full) == (2, 1)
         assert watched() is None
     finally:
         collection.stop()
 
 
-def test_after_batch_outside_start_and_stop_does_nothing() -> None:
+def test_idle_steps_collect_nothing_young_but_still_run_the_full_collection_on_time() -> None:
+    now = [0.0]
+    collection = BatchCollection(full_interval_s=60.0, clock=lambda: now[0])
+    collection.start()
+    try:
+        watched = _cycle()  # made while idle: by the health thread, say
+        for t in (1.0, 30.0, 59.0):
+            now[0] = t
+            collection.after_step(0)
+        assert (collection.young, collection.full) == (0, 0) and watched() is not None
+        now[0] = 61.0
+        collection.after_step(0)
+        assert (collection.young, collection.full) == (0, 1) and watched() is None
+    finally:
+        collection.stop()
+
+
+def test_a_step_outside_start_and_stop_does_nothing() -> None:
     collection = BatchCollection()
-    collection.after_batch()
+    collection.after_step(1)
     collection.stop()
     assert (collection.young, collection.full, collection.active) == (0, 0, False)
 
