@@ -4,7 +4,8 @@ File names are `NNNN_<owner>_<what>.sql`; number ranges by owner keep parallel w
 0001-0099 foundation, 0100-0199 bus + SR, 0200-0299 IG, 0300-0399 WSP, 0400-0499 controller,
 0500-0599 RTDL, 0600-0699 decision lane, 0700-0799 case/labels, 0800-0899 obs/gov.
 Truth tables get a trigger that refuses UPDATE and DELETE (see 0001) and one that refuses
-TRUNCATE (0002; `SELECT fp_make_append_only('<table>')` attaches both).
+TRUNCATE (0002; `SELECT fp_make_append_only('<table>')` attaches both). Document columns (jsonb,
+bytea, arrays) get no planner statistics (0012): ANALYZE would sort their values for nothing.
 
 Migrations run as the database owner, never as the runtime role: after every run the migrator
 guards every truth table against TRUNCATE and grants the runtime role exactly what it may do
@@ -53,6 +54,8 @@ def apply_migrations(dsn: str, directory: Path = MIGRATIONS_DIR, *, runtime_role
             with db.transaction():
                 if conn.execute("SELECT to_regproc('fp_guard_truth_tables')").fetchone() != (None,):
                     conn.execute("SELECT fp_guard_truth_tables()")
+                if conn.execute("SELECT to_regproc('fp_skip_document_statistics')").fetchone() != (None,):
+                    conn.execute("SELECT fp_skip_document_statistics()")
                 if runtime_role:
                     grant_runtime_privileges(conn, runtime_role)
         finally:
