@@ -1,9 +1,13 @@
-"""Canonical and compact JSON are byte for byte what the standard encoder writes, on any document."""
+"""Canonical and compact JSON are byte for byte what the standard encoder writes, on any document,
+and a kept document holds its own length in memory, not the writer's buffer."""
 
 from __future__ import annotations
 
 import json
 import math
+import sys
+import tracemalloc
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -67,3 +71,22 @@ def test_a_list_from_its_items_bytes_is_the_canonical_bytes_of_the_list(items):
     parts = [_outcome(canonical_json, item) for item in items]
     assume(all(isinstance(p, bytes) for p in parts))
     assert canonical_json_list(parts) == canonical_json(items)
+
+
+def _held_per_document(make: Callable[[int], bytes], count: int = 2_000) -> float:
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        kept = [make(i) for i in range(count)]
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    return (held - sys.getsizeof(kept)) / len(kept)
+
+
+def test_kept_canonical_bytes_hold_their_length_not_the_writers_buffer() -> None:
+    row = {"row": "edge", "from_id": "acc_000000000012", "first_event_id": "a" * 32, "last_ts_utc": "2026-01-01T00:00:00Z"}
+    size = len(canonical_json(row))
+    assert _held_per_document(lambda i: canonical_json({**row, "n": i})) < size + 100
+    assert _held_per_document(lambda i: compact_json({**row, "n": i})) < size + 100
+    assert _held_per_document(lambda i: canonical_json_embedding({"n": i}, {"row": canonical_json(row)})) < size + 100
