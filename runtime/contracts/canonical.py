@@ -12,7 +12,7 @@ without an exponent; outside it the exponent is spelled differently, and NaN/Inf
 orjson (3.12 on) hands back its whole write buffer, at least 4 KB, whatever the document's length:
 a 330-byte row kept in a list held 4 KB, and P8's digest of a 500k run's state (millions of rows,
 sorted in memory) grew past 7.5 GB and was OOM-killed. What leaves here is a copy of exactly the
-document's bytes (`_exact`, ~0.2 us); the buffer is freed at once and reused by the next call.
+document's bytes (~0.3 us for 330 bytes); the buffer is freed at once and reused by the next call.
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ def canonical_json_embedding(document: Mapping[str, Any], embedded: Mapping[str,
     and written again. `embedded` must hold canonical JSON (what `canonical_json` returned)."""
     if orjson_writes_as_json(document):
         try:
-            return _exact(orjson.dumps({**document, **{k: orjson.Fragment(v) for k, v in embedded.items()}},
-                                       option=orjson.OPT_SORT_KEYS))
+            return bytes(memoryview(orjson.dumps({**document, **{k: orjson.Fragment(v) for k, v in embedded.items()}},
+                                                 option=orjson.OPT_SORT_KEYS)))
         except TypeError:  # see compact_json: the standard encoder below writes it or refuses it
             pass
     return canonical_json({**document, **{k: json.loads(v) for k, v in embedded.items()}})
@@ -55,20 +55,21 @@ def canonical_json_embedding(document: Mapping[str, Any], embedded: Mapping[str,
 def compact_json(document: Any, *, sort_keys: bool = False, default: Callable[[Any], Any] | None = None) -> bytes:
     """`json.dumps(document, separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys, default=default)`
     as UTF-8, byte for byte (orjson where it writes the same bytes, the standard encoder elsewhere)."""
+    data, buffered = _write(document, sort_keys, default)
+    return bytes(memoryview(data)) if buffered else data  # a copy of its own length (module docstring)
+
+
+def _write(document: Any, sort_keys: bool, default: Callable[[Any], Any] | None) -> tuple[bytes, bool]:
+    """`compact_json`'s bytes, and whether they are orjson's buffer (which holds more than their length)."""
     if orjson_writes_as_json(document):  # no value `default` would be asked about
         try:
-            return _exact(orjson.dumps(document, option=orjson.OPT_SORT_KEYS if sort_keys else 0))
+            return orjson.dumps(document, option=orjson.OPT_SORT_KEYS if sort_keys else 0), True
         except TypeError:  # lone surrogates, integers beyond 64 bits, non-str keys, nesting too deep
             pass
     if default is not None:
         return json.dumps(document, separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys,
-                          default=default).encode("utf-8")
-    return (_CANONICAL if sort_keys else _COMPACT).encode(document).encode("utf-8")
-
-
-def _exact(data: bytes) -> bytes:
-    """`data` in an allocation of its own length (see the module's docstring)."""
-    return bytes(memoryview(data))
+                          default=default).encode("utf-8"), False
+    return (_CANONICAL if sort_keys else _COMPACT).encode(document).encode("utf-8"), False
 
 
 def orjson_writes_as_json(document: Any) -> bool:
@@ -114,5 +115,6 @@ def sha256_hex(data: bytes) -> str:
 
 
 def canonical_digest(document: Any) -> str:
-    """Hex sha256 of the canonical JSON of `document`."""
-    return sha256_hex(canonical_json(document))
+    """Hex sha256 of the canonical JSON of `document`, hashed where it was written (a run's decisions
+    at full cap are hundreds of MB: no copy of them)."""
+    return sha256_hex(_write(document, True, None)[0])

@@ -3,6 +3,7 @@ and a kept document holds its own length in memory, not the writer's buffer."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import sys
@@ -14,7 +15,13 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from runtime.contracts.canonical import canonical_json, canonical_json_embedding, canonical_json_list, compact_json
+from runtime.contracts.canonical import (
+    canonical_digest,
+    canonical_json,
+    canonical_json_embedding,
+    canonical_json_list,
+    compact_json,
+)
 from tests.support.json_documents import JSON, TEXT
 from tests.support.json_documents import outcome as _outcome
 
@@ -90,3 +97,10 @@ def test_kept_canonical_bytes_hold_their_length_not_the_writers_buffer() -> None
     assert _held_per_document(lambda i: canonical_json({**row, "n": i})) < size + 100
     assert _held_per_document(lambda i: compact_json({**row, "n": i})) < size + 100
     assert _held_per_document(lambda i: canonical_json_embedding({"n": i}, {"row": canonical_json(row)})) < size + 100
+
+
+@settings(max_examples=500, deadline=None)
+@given(JSON)
+def test_the_digest_is_the_sha256_of_the_standard_encoders_canonical_bytes(document):
+    expected = _outcome(lambda d: hashlib.sha256(_standard(d, True)).hexdigest(), document)
+    assert _outcome(canonical_digest, document) == expected
