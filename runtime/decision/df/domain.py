@@ -14,11 +14,12 @@ the fields naming the run (`RUN_SCOPED_FIELDS`), so two runs of the same events 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.contracts.canonical import canonical_digest
+from runtime.contracts.canonical import canonical_json
 from runtime.decision.bundle import OUTCOMES, POSTURES, SIGNALS, Condition, Policy, require_pinned
 from runtime.decision.ids import decision_id, idempotency_key, intent_id
 from runtime.errors import PermanentError
@@ -307,9 +308,34 @@ RUN_SCOPED_FIELDS = ("decision_id", "platform_run_id", "scenario_run_id")
 def decision_digest(records: Iterable[DecisionRecord | Mapping[str, Any]]) -> str:
     """sha256 over the cores of a run's decision records without their run-scoped fields, in
     (event_class, event_id) order: equal across buses, replays and runs of the same events."""
-    cores = []
+    cores = [_digest_core(record) for record in records]
+    cores.sort(key=_digest_order)
+    return ordered_decision_digest(cores)
+
+
+def ordered_decision_digest(records: Iterable[DecisionRecord | Mapping[str, Any]]) -> str:
+    """`decision_digest` of records that come in (event_class, event_id) order, one at a time: the
+    canonical bytes of the list of cores are hashed as they are written, so a run's decisions at
+    full cap (half a million) are never all in memory. Records out of order raise ValueError."""
+    h = hashlib.sha256(b"[")
+    previous: tuple[str, str] | None = None
     for record in records:
-        core = record.core() if isinstance(record, DecisionRecord) else {k: v for k, v in record.items() if k != "provenance"}
-        cores.append({k: v for k, v in core.items() if k not in RUN_SCOPED_FIELDS})
-    cores.sort(key=lambda c: (str(c["event_class"]), str(c["event_id"])))
-    return canonical_digest(cores)
+        core = _digest_core(record)
+        key = _digest_order(core)
+        if previous is not None:
+            if key < previous:
+                raise ValueError(f"decision digest: {key} comes after {previous}")
+            h.update(b",")
+        previous = key
+        h.update(canonical_json(core))
+    h.update(b"]")
+    return h.hexdigest()
+
+
+def _digest_core(record: DecisionRecord | Mapping[str, Any]) -> dict[str, Any]:
+    core = record.core() if isinstance(record, DecisionRecord) else {k: v for k, v in record.items() if k != "provenance"}
+    return {k: v for k, v in core.items() if k not in RUN_SCOPED_FIELDS}
+
+
+def _digest_order(core: Mapping[str, Any]) -> tuple[str, str]:
+    return str(core["event_class"]), str(core["event_id"])

@@ -38,7 +38,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from runtime.contracts.canonical import canonical_digest
-from runtime.decision.df.domain import DecisionInputs, DecisionRecord, Provenance, decision_digest
+from runtime.decision.df.domain import DecisionInputs, DecisionRecord, Provenance, ordered_decision_digest
 from runtime.decision.df.inputs import graph_signals, readiness_input
 from runtime.ig.store import RUN_LAST_OFFSETS_SQL
 from runtime.rtdl.csfb import store as csfb_store
@@ -462,8 +462,15 @@ def run_decision_records(conn: Any, platform_run_id: str) -> Iterable[dict[str, 
 
 
 def run_decision_digest(conn: Any, platform_run_id: str) -> str:
-    """The run's decision digest from the table: equal across buses and replays (`decision_digest`)."""
-    return decision_digest(run_decision_records(conn, platform_run_id))
+    """The run's decision digest from the table: equal across buses and replays (`decision_digest`).
+    PostgreSQL orders the records as the digest does (bytewise, `COLLATE "C"`, whatever the
+    database's collation: Python orders str by code point, UTF-8 bytes order the same way) and
+    they stream into it (P9's job held 6.5 GB at 500k traffic events with them all in memory)."""
+    from runtime.db.postgres import stream_rows
+
+    records = stream_rows(conn, "SELECT record FROM df_decisions WHERE platform_run_id = %s"
+                          ' ORDER BY event_class COLLATE "C", event_id COLLATE "C"', (platform_run_id,))
+    return ordered_decision_digest(dict(record) for (record,) in records)
 
 
 def admitted_without_decision(conn: Any, platform_run_id: str, event_classes: Sequence[str]) -> list[tuple[str, str]]:

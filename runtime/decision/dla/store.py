@@ -10,7 +10,7 @@ highest `dla_audit_batches` row is the chain head (digest) and the row count the
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -243,20 +243,23 @@ def verify_stored_chain(conn: Any, store: ObjectStore, platform_run_id: str) -> 
     """
     rows = batch_rows(conn, platform_run_id)
     problems: list[dict[str, Any]] = []
-    batches: list[tuple[bytes, Any]] = []
-    for row in rows:
-        try:
-            data = store.get(row.object_key)
-        except ObjectMissing:
-            problems.append({"batch_seq": row.batch_seq, "code": "BATCH_REMOVED", "detail": f"{row.object_key} is gone"})
-            continue
-        batch = read_batch(data)
-        batches.append((data, batch))
-        if sha256_hex(data) != row.sha256:
-            problems.append({"batch_seq": row.batch_seq, "code": "BATCH_EDITED",
-                             "detail": f"{row.object_key} no longer hashes to its index row"})
-        problems.extend(_index_matches(conn, platform_run_id, row, batch))
-    verdict = verify_read_chain(batches, head_sha256=rows[-1].sha256 if rows else None, expected_batches=len(rows))
+
+    def stored() -> Iterator[tuple[bytes, Any]]:
+        # one batch object in memory at a time: a run's objects together held 6.5 GB at 500k traffic events
+        for row in rows:
+            try:
+                data = store.get(row.object_key)
+            except ObjectMissing:
+                problems.append({"batch_seq": row.batch_seq, "code": "BATCH_REMOVED", "detail": f"{row.object_key} is gone"})
+                continue
+            batch = read_batch(data)
+            if sha256_hex(data) != row.sha256:
+                problems.append({"batch_seq": row.batch_seq, "code": "BATCH_EDITED",
+                                 "detail": f"{row.object_key} no longer hashes to its index row"})
+            problems.extend(_index_matches(conn, platform_run_id, row, batch))
+            yield data, batch
+
+    verdict = verify_read_chain(stored(), head_sha256=rows[-1].sha256 if rows else None, expected_batches=len(rows))
     problems.extend(verdict.problems)
     return ChainVerdict(not problems, len(rows), tuple(problems))
 

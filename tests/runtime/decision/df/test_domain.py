@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 import pytest
 
@@ -15,6 +16,7 @@ from runtime.decision.df.domain import (
     Provenance,
     action_intents,
     decision_digest,
+    ordered_decision_digest,
     signals,
 )
 from runtime.decision.ids import decision_id, idempotency_key, intent_id
@@ -174,6 +176,19 @@ def test_the_decision_digest_does_not_depend_on_record_order():
     a = decide_one(event, inputs)
     b = decide_one(traffic(700, amount=900.0, seq=6), inputs)
     assert decision_digest([a, b]) == decision_digest([b, a]) != decision_digest([a])
+
+
+def test_the_digest_of_records_in_order_is_the_sha256_of_the_sorted_cores_list_and_refuses_disorder():
+    event, inputs = _clean()
+    records = [dataclasses.replace(decide_one(event, inputs), event_id=i) for i in ("a1", "B2", "\u00e93", "Z4")]
+    cores = sorted(({k: v for k, v in r.core().items() if k not in ("decision_id", "platform_run_id", "scenario_run_id")}
+                    for r in records), key=lambda c: (c["event_class"], c["event_id"]))
+    expected = hashlib.sha256(canonical_json(cores)).hexdigest()
+    in_order = sorted(records, key=lambda r: (r.event_class, r.event_id))
+    assert [r.event_id for r in in_order] == ["B2", "Z4", "a1", "\u00e93"]
+    assert ordered_decision_digest(in_order) == decision_digest(records) == expected
+    with pytest.raises(ValueError, match="comes after"):
+        ordered_decision_digest(records)
 
 
 def test_the_decision_digest_is_equal_for_the_same_events_decided_in_two_runs_and_differs_on_content():

@@ -3,6 +3,7 @@ and the reads P9 reports (counts, latency, digest, undecided admissions) come fr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -83,6 +84,16 @@ def test_decisions_are_appended_once_and_the_p9_reads_come_from_the_table(db: Da
     assert latency["measured"] == 4 and latency["p50_ms"] == 250.0 and latency["max_ms"] == 400.0
     assert 390.0 <= latency["p99_ms"] <= 400.0
     assert digest == decision_digest(records)
+
+
+def test_the_run_digest_streams_the_records_in_the_order_python_sorts_their_ids(db: Database) -> None:
+    run = random_run_id()
+    ids = ("a1", "B2", "\u00e93", "Z4")  # code point order: B2, Z4, a1, then the accented one
+    records = [dataclasses.replace(r, event_id=i, decision_id=f"{run}-{9 - n}")  # decision ids in the reverse order
+               for n, (r, i) in enumerate(zip(_decisions(run, 4), ids, strict=True))]
+    with db.transaction() as conn:
+        store.append_decisions(conn, records, [r.provenance["eb_ref"] for r in records])
+        assert store.run_decision_digest(conn, run) == decision_digest(records)
 
 
 def test_admitted_traffic_without_a_decision_is_listed(db: Database) -> None:

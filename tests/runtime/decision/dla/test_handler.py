@@ -285,6 +285,26 @@ class TestStoredChainVerification:
         store, db, run, _ = chained
         assert self.verdict(store, db, run) == set()
 
+    def test_batch_objects_are_read_one_at_a_time_not_all_held(self, chained: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        import runtime.decision.dla.store as dla_store
+
+        store, db, run, rows = chained
+        live, most = [0], [0]
+
+        class Held(dict[str, Any]):
+            def __init__(self, batch: dict[str, Any]) -> None:
+                super().__init__(batch)
+                live[0] += 1
+                most[0] = max(most[0], live[0])
+
+            def __del__(self) -> None:
+                live[0] -= 1
+
+        read = dla_store.read_batch
+        monkeypatch.setattr(dla_store, "read_batch", lambda data: (lambda b: Held(b) if isinstance(b, dict) else b)(read(data)))
+        assert self.verdict(store, db, run) == set()
+        assert len(rows) >= 3 and most[0] <= 2  # the one in hand and the one before it, whatever the run's size
+
     def test_an_edited_batch_is_found(self, chained: Any) -> None:
         store, db, run, rows = chained
         batch = json.loads(store.get(rows[1].object_key))
