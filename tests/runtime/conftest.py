@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from runtime.db.migrate import apply_migrations, prepare_database
+from runtime.db.migrate import apply_migrations, migration_files, prepare_database
 from runtime.db.postgres import connect, with_credentials
 
 
@@ -46,3 +47,20 @@ def scratch_dsn(new_database: Callable[[], str]) -> str:
     dsn = new_database()
     apply_migrations(dsn)
     return dsn
+
+
+@pytest.fixture
+def future_migration(new_database: Callable[[], str], runtime_role: tuple[str, str],
+                     tmp_path: Path) -> Callable[[str], tuple[str, Path]]:
+    """A prepared database and a migrations folder holding today's files plus `sql` as a later
+    plane's migration (`0999_test_future.sql`, not applied yet): (owner DSN, folder)."""
+
+    def make(sql: str) -> tuple[str, Path]:
+        owner = new_database()
+        prepare_database(owner, *runtime_role)
+        for path in migration_files():
+            (tmp_path / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+        (tmp_path / "0999_test_future.sql").write_text(sql, encoding="utf-8")
+        return owner, tmp_path
+
+    return make

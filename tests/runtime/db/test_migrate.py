@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from runtime.db.migrate import apply_migrations, migration_files, prepare_database
+from runtime.db.migrate import apply_migrations
 from runtime.db.postgres import connect
 
 _DOCUMENT_TYPES = "t.typname IN ('jsonb', 'json', 'bytea') OR t.typcategory = 'A'"
@@ -37,18 +37,14 @@ def test_every_document_column_of_the_schema_has_no_statistics_and_key_columns_k
 
 
 def test_a_later_tables_documents_are_not_analysed_but_its_keys_and_expression_index_are(
-        new_database: Callable[[], str], runtime_role: tuple[str, str], tmp_path: Path) -> None:
-    owner = new_database()
-    prepare_database(owner, *runtime_role)
-    for path in migration_files():
-        (tmp_path / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
-    (tmp_path / "0999_test_future.sql").write_text(
+        future_migration: Callable[[str], tuple[str, Path]], runtime_role: tuple[str, str]) -> None:
+    owner, folder = future_migration(
         "CREATE TABLE future_docs (k text PRIMARY KEY, doc jsonb NOT NULL, raw bytea NOT NULL, tags text[] NOT NULL,"
         " ranks int[] NOT NULL);\n"
         "CREATE INDEX future_docs_topic ON future_docs ((doc->>'topic'));\n"
         "CREATE OR REPLACE FUNCTION fp_analysed_documents() RETURNS text[] LANGUAGE sql IMMUTABLE AS"
-        " $$ SELECT ARRAY['future_docs.tags'] $$;\n", encoding="utf-8")
-    assert apply_migrations(owner, tmp_path, runtime_role=runtime_role[0]) == ["0999_test_future.sql"]
+        " $$ SELECT ARRAY['future_docs.tags'] $$;\n")
+    assert apply_migrations(owner, folder, runtime_role=runtime_role[0]) == ["0999_test_future.sql"]
     with connect(owner) as conn:
         conn.execute("INSERT INTO future_docs SELECT 'k' || i, jsonb_build_object('topic', 't' || (i % 4), 'n', i),"
                      " int4send(i), ARRAY['a' || (i % 3)], ARRAY[i, i + 1] FROM generate_series(1, 500) AS i")
@@ -57,5 +53,5 @@ def test_a_later_tables_documents_are_not_analysed_but_its_keys_and_expression_i
     with connect(owner) as conn:
         expression = conn.execute("SELECT n_distinct FROM pg_stats WHERE tablename = 'future_docs_topic'").fetchall()
     assert expression == [(4.0,)]
-    assert apply_migrations(owner, tmp_path, runtime_role=runtime_role[0]) == []
+    assert apply_migrations(owner, folder, runtime_role=runtime_role[0]) == []
     assert _analysed(owner, "future_docs") == {"k", "tags"}

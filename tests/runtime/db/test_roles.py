@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from runtime.db.migrate import apply_migrations, migration_files, prepare_database, require_migrations
+from runtime.db.migrate import apply_migrations, prepare_database, require_migrations
 from runtime.db.postgres import Database, connect, with_credentials
 from runtime.db.roles import truth_tables
 from runtime.errors import (
@@ -105,19 +105,15 @@ def test_pending_migrations_stop_the_runtime(new_database: Callable[[], str]) ->
         require_migrations(new_database())
 
 
-def test_tables_of_later_migrations_are_granted_and_guarded(new_database: Callable[[], str], runtime_role: tuple[str, str],
-                                                             tmp_path: Path) -> None:
-    owner = new_database()
-    prepare_database(owner, *runtime_role)
-    for path in migration_files():
-        (tmp_path / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+def test_tables_of_later_migrations_are_granted_and_guarded(future_migration: Callable[[str], tuple[str, Path]],
+                                                             runtime_role: tuple[str, str]) -> None:
     # a future plane's migration: one state table, one truth table that attaches only the row trigger
-    (tmp_path / "0999_test_future.sql").write_text(
+    owner, folder = future_migration(
         "CREATE TABLE future_state (k text PRIMARY KEY, v int NOT NULL);\n"
         "CREATE TABLE future_truth (k text PRIMARY KEY, v int NOT NULL);\n"
         "CREATE TRIGGER future_truth_append_only BEFORE UPDATE OR DELETE ON future_truth"
-        " FOR EACH ROW EXECUTE FUNCTION fp_refuse_mutation();\n", encoding="utf-8")
-    assert apply_migrations(owner, tmp_path, runtime_role=runtime_role[0]) == ["0999_test_future.sql"]
+        " FOR EACH ROW EXECUTE FUNCTION fp_refuse_mutation();\n")
+    assert apply_migrations(owner, folder, runtime_role=runtime_role[0]) == ["0999_test_future.sql"]
     runtime = with_credentials(owner, *runtime_role)
     with Database(runtime, name="runtime", max_size=1) as db, db.transaction() as conn:
         conn.execute("INSERT INTO future_state VALUES ('a', 1)")
