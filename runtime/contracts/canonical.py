@@ -45,8 +45,8 @@ def canonical_json_embedding(document: Mapping[str, Any], embedded: Mapping[str,
     and written again. `embedded` must hold canonical JSON (what `canonical_json` returned)."""
     if orjson_writes_as_json(document):
         try:
-            return bytes(memoryview(orjson.dumps({**document, **{k: orjson.Fragment(v) for k, v in embedded.items()}},
-                                                 option=orjson.OPT_SORT_KEYS)))
+            return _exact(orjson.dumps({**document, **{k: orjson.Fragment(v) for k, v in embedded.items()}},
+                                       option=orjson.OPT_SORT_KEYS))
         except TypeError:  # see compact_json: the standard encoder below writes it or refuses it
             pass
     return canonical_json({**document, **{k: json.loads(v) for k, v in embedded.items()}})
@@ -56,7 +56,12 @@ def compact_json(document: Any, *, sort_keys: bool = False, default: Callable[[A
     """`json.dumps(document, separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys, default=default)`
     as UTF-8, byte for byte (orjson where it writes the same bytes, the standard encoder elsewhere)."""
     data, buffered = _write(document, sort_keys, default)
-    return bytes(memoryview(data)) if buffered else data  # a copy of its own length (module docstring)
+    return _exact(data) if buffered else data
+
+
+def _exact(data: bytes) -> bytes:
+    """A copy of orjson's bytes in an allocation of their own length (see the module docstring)."""
+    return bytes(memoryview(data))
 
 
 def _write(document: Any, sort_keys: bool, default: Callable[[Any], Any] | None) -> tuple[bytes, bool]:

@@ -211,8 +211,8 @@ def write_caught_up(settings: Settings, platform_run_id: str, *, wait_s: float =
             progress(f"P8 waiting ({left:.0f}s left without progress): " + "; ".join(seen.reasons)[:300])
             sleep(min(pause_after(time.monotonic() - began, poll_s, LOOK_DUTY), left))
         with db.transaction() as conn:
-            # the readers' rows stream into the digest, which keeps only their canonical bytes (a list of
-            # the row dicts held ~10 GB at 500k traffic events)
+            # the readers' rows stream into the digest, which keeps one section's canonical bytes (exact-size
+            # copies: orjson's 4 KB buffers per row had this job OOM-killed at 7.8 GB at 500k traffic events)
             digest = rows_digest({s: read(conn, platform_run_id) for s, read in digest_readers.items()})
             totals = durable_counters(conn, platform_run_id, components)
             reconciliation = ieg_reconciliation(conn, platform_run_id) if "ieg" in components else None

@@ -39,8 +39,9 @@ def rows_digest(sections: Mapping[str, Iterable[dict[str, Any]]]) -> str:
         del rows  # one section's bytes in memory at a time
     return h.hexdigest()
 
+
 #: Rows a store's `state_rows` fetches at a time (a server-side cursor: `conn.execute` would hold a
-#: section's whole result in the client; with it P8's digest job reached 7.5 GB at 500k).
+#: section's whole result in the client).
 STATE_ROWS_BATCH = 10_000
 
 
