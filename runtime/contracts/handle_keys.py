@@ -138,6 +138,8 @@ REQUIRED_KEYS: Final[dict[str, tuple[tuple[str, ...], str]]] = {
     "WSP_CONTEXT_LEAD_SECONDS": (_BOTH, "P6"),
     "WSP_FLOW_LAG_HIGH": (_BOTH, "P6"),
     "WSP_FLOW_LAG_LOW": (_BOTH, "P6"),
+    "WSP_FLOW_DF_LAG_HIGH": (_BOTH, "P6"),
+    "WSP_FLOW_DF_LAG_LOW": (_BOTH, "P6"),
     # RTDL, decision lane, case/labels, reporter
     "RTDL_CORE_OFFSET_COMMIT_POLICY": (_BOTH, "P8"),
     "RTDL_CAUGHT_UP_LAG_MAX": (_BOTH, "P8"),

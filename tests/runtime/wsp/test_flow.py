@@ -1,4 +1,4 @@
-"""WSP's flow control: pushes wait while a store DF reads is far behind on a partition, and never stall for good."""
+"""WSP's flow control: pushes wait while a store DF reads, or DF, is far behind on a partition, and never stall for good."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from runtime.db.postgres import Database
 from runtime.errors import TransientError
 from runtime.worker.store import Lags
-from runtime.wsp.flow import FlowGate, FlowLimits, worst_lag
+from runtime.wsp.flow import FlowGate, FlowLimits, above_low, over_high, worst_lag
 
 G = ("fp_ieg", "fp.bus.traffic.fraud.v1", "1")
 
@@ -62,9 +62,35 @@ def test_a_push_waits_while_a_store_is_behind_until_it_is_back_at_the_low_mark()
     waited = gate.wait_for_room(threading.Event())
     assert reads == [5000, 3000, 900, 501, 500]  # 900 is under high but not yet at low: hysteresis
     assert waited == pytest.approx(2.0) and clock.now == pytest.approx(2.0)
-    assert gate.summary() == {"high": 1000, "low": 500, "waits": 1, "waited_s": 2.0, "stalls": 0, "look_errors": 0,
+    assert gate.summary() == {"high": 1000, "low": 500, "by_group": {}, "waits": 1, "waited_s": 2.0, "stalls": 0, "look_errors": 0,
                               "worst_lag": 5000}
     assert lines == ["WSP flow control: fp_ieg fp.bus.traffic.fraud.v1[1] 5,000 records behind; pushes wait until at most 500"]
+
+
+D = ("fp_df", "fp.bus.traffic.fraud.v1", "0")
+WITH_DF = FlowLimits(high=1000, low=500, by_group={"fp_df": (200, 50)})
+
+
+def test_a_group_with_its_own_marks_is_held_to_them_and_the_others_to_the_common_ones() -> None:
+    assert over_high({G: 900, D: 150}, WITH_DF) is None
+    assert over_high({G: 900, D: 201}, WITH_DF) == D
+    assert over_high({G: 1300, D: 250}, WITH_DF) == G  # furthest above its own mark: 300 against 50
+    assert above_low({G: 500, D: 50}, WITH_DF) == {}
+    assert above_low({G: 600, D: 60}, WITH_DF) == {G: 100, D: 10}
+
+
+def test_a_push_waits_for_df_until_both_df_and_the_stores_are_at_their_low_marks() -> None:
+    seq = [{G: 100, D: 900}, {G: 700, D: 300}, {G: 400, D: 60}, {G: 450, D: 50}, {G: 0, D: 0}]
+    clock, reads = Clock(), []
+
+    def read() -> Lags:
+        reads.append(1)
+        return seq[min(len(reads) - 1, len(seq) - 1)]
+    lines: list[str] = []
+    gate = FlowGate(read, WITH_DF, clock=clock, sleep=clock.sleep, progress=lines.append)
+    assert gate.wait_for_room(threading.Event()) == pytest.approx(1.5) and len(reads) == 4
+    assert lines == ["WSP flow control: fp_df fp.bus.traffic.fraud.v1[0] 900 records behind; pushes wait until at most 50"]
+    assert gate.summary()["by_group"] == {"fp_df": {"high": 200, "low": 50}} and gate.summary()["worst_lag"] == 900
 
 
 def test_a_wait_ends_when_the_lag_stops_shrinking_for_the_stall_bound() -> None:
@@ -138,7 +164,8 @@ def test_every_push_of_a_stream_passes_the_gate_and_its_wait_is_the_outputs_flow
 
 # -- the gate of a run ------------------------------------------------------------------------------
 
-def test_the_gate_of_a_run_watches_the_groups_df_reads_and_is_off_at_zero(runtime_dsn: str, monkeypatch) -> None:
+def test_the_gate_of_a_run_watches_the_stores_df_reads_and_df_and_is_off_at_zero(runtime_dsn: str, monkeypatch) -> None:
+    from runtime.components import consumer_group_id
     from runtime.settings import load_settings
     from runtime.wsp.flow import flow_gate
 
@@ -151,10 +178,14 @@ def test_the_gate_of_a_run_watches_the_groups_df_reads_and_is_off_at_zero(runtim
         assert (settings.registry.integer("WSP_FLOW_LAG_HIGH"), settings.registry.integer("WSP_FLOW_LAG_LOW")) == (4000, 1000)
         gate = flow_gate(settings, run, database, lines.append)
         assert gate is not None and (gate.limits.high, gate.limits.low) == (4000, 1000)
+        assert dict(gate.limits.by_group) == {consumer_group_id(settings.registry, "df", run): (2000, 500)}
         assert gate.read_lags() == {}  # nothing admitted for this run: nothing behind
         assert lines == ["WSP flow control on: pushes wait while ofp, ieg, csfb are more than 4000 records behind on a"
-                         " partition (resume at 1000)"]
+                         " partition (resume at 1000), df more than 2000 (resume at 500)"]
         monkeypatch.setattr(registry_type, "integer", lambda self, key: 0 if key == "WSP_FLOW_LAG_HIGH" else integer(self, key))
         assert flow_gate(settings, run, database, lines.append) is None and len(lines) == 1  # 0: off, silently
+        monkeypatch.setattr(registry_type, "integer", lambda self, key: 0 if key == "WSP_FLOW_DF_LAG_HIGH" else integer(self, key))
+        gate = flow_gate(settings, run, database, lines.append)
+        assert gate is not None and gate.limits.by_group == {} and lines[-1].endswith("(resume at 1000)")  # DF not watched
     finally:
         database.close()
