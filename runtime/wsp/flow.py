@@ -10,7 +10,7 @@ stream can wait where the world cannot, so WSP (the replay's source) pushes no m
 one is at or below `low`: the stores' backlogs stay bounded, so no partition is left for minutes.
 
 DF is watched the same way with its own marks (`WSP_FLOW_DF_LAG_HIGH` / `_LOW`, counted in traffic
-records, which are a quarter of the stream): unbounded, its backlog was 160,000 decisions when a
+records, a quarter of the stream): unbounded, its backlog was 160,000-190,000 decisions when a
 500k stream ended, and the run waited minutes after the last admission for it. IG's rate then
 follows the slowest consumer's, which is the rate the run could decide at anyway.
 
