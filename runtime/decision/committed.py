@@ -244,6 +244,7 @@ def summaries(settings: Settings, conn: Any, platform_run_id: str, policy: dict[
     """The three P9 documents from one consistent read (fails closed on a broken chain or another policy)."""
     from runtime.decision.al.store import action_counts
     from runtime.decision.df.store import decision_counts, decision_latency, run_decision_digest
+    from runtime.decision.dl.store import posture_history
     from runtime.decision.dla.store import batch_rows, lineage_breaks, record_counts, verify_stored_chain
 
     digests = [str(r[0]) for r in conn.execute("SELECT DISTINCT policy_digest FROM df_decisions WHERE platform_run_id = %s"
@@ -278,6 +279,8 @@ def summaries(settings: Settings, conn: Any, platform_run_id: str, policy: dict[
         "all_admitted_decided": not seen.undecided and counts.total == seen.admitted,
         "health": {c: (seen.health.get(c) or {}).get("health_state", "MISSING") for c in LANE},
         "posture_at_close": (seen.health.get("dl") or {}).get("posture"),
+        "posture_history": [{"seq": e.seq, "at_utc": e.at_utc, "posture": e.posture, "reasons": list(e.reasons)}
+                            for e in posture_history(conn, platform_run_id)],
     }
     action = {
         "counts": {"intents": seen.intents_expected, "outcomes": actions.executed,

@@ -48,15 +48,23 @@ GATE = 20
 P11_FILES = ("RECONCILIATION_PATH_PATTERN", "RUN_CLOSURE_MARKER_PATH_PATTERN", "RUN_REPORT_PATH_PATTERN")
 
 
-def patient_decisions(wait_ms: int = 30_000) -> None:
-    """Give DF a wait for its inputs no loaded CI machine runs out of. The promise here is that the same
-    events decided on complete inputs give the same records on both buses; with the registry's 2 s a
-    stalled CSFB on a busy 2-core machine makes DF decide CONTEXT_MISSING on one bus only (the degrade
-    path has its own drill, tests/e2e/test_decision_degrade_drill.py)."""
+def patient_decisions(wait_ms: int = 30_000, ladder_ms: int = 250) -> None:
+    """Give DF a wait for its inputs no loaded CI machine runs out of, and DL a quick judgement. The
+    promise here is that the same events decided on complete inputs and the same posture give the
+    same records on both buses. With the registry's 2 s wait a stalled CSFB on a busy 2-core machine
+    makes DF decide CONTEXT_MISSING on one bus only. With the registry's 1 s ladder, a RED judgement
+    under load (worsening is at once) or the first observation before the workers' health exists
+    (AMBER) holds for 3-6 s while it recovers one level per 3 ticks: once in CI the whole Kinesis
+    stream was decided RED inside such a window (4 posture changes, GREEN again by P10), Kafka's
+    GREEN. 250 ms ticks recover in 0.75-1.5 s (faster would load moto's Kinesis: each tick's bus
+    probe reads the traffic shards). The degrade path has
+    its own drill (tests/e2e/test_decision_degrade_drill.py)."""
     path = Path(os.environ["FP_HANDLES_REGISTRY"])
     text = path.read_text(encoding="utf-8")
-    assert re.search(r"DF_INPUT_WAIT_MS: \d+", text)
-    path.write_text(re.sub(r"DF_INPUT_WAIT_MS: \d+", f"DF_INPUT_WAIT_MS: {wait_ms}", text), encoding="utf-8")
+    for key, value in (("DF_INPUT_WAIT_MS", wait_ms), ("DL_EVAL_INTERVAL_MS", ladder_ms)):
+        assert re.search(rf"{key}: \d+", text), key
+        text = re.sub(rf"{key}: \d+", f"{key}: {value}", text)
+    path.write_text(text, encoding="utf-8")
 
 
 def lane_state(dsn: str, run_id: str) -> dict[str, Any]:
@@ -177,6 +185,9 @@ def check_decisions(out: dict[str, Any]) -> tuple[Any, ...]:
     assert summary["counts"]["by_outcome"] == {**dict.fromkeys(("APPROVE", "STEP_UP", "REVIEW", "DECLINE"), 0),
                                                **lane["counts"].by_outcome}
     assert actions["counts"]["outcomes"] == lane["intents"] and audit["chain"]["verified"]
+    # the posture changes P9 saw, as DL recorded them (DL goes on judging after P9: a prefix)
+    history = [(e["seq"], e["posture"], e["reasons"]) for e in summary["posture_history"]]
+    assert history and history == [(seq, posture, list(reasons)) for seq, posture, reasons, _ in lane["postures"]][:len(history)]
     assert audit["counts"]["records"] == GATE + 2 * lane["intents"] and audit["lineage_unresolved_total"] == 0
     return lane["digest"], lane["counts"].by_outcome, lane["counts"].by_posture, lane["counts"].by_degrade_reason
 

@@ -18,7 +18,10 @@ DECISION = {**BASE, "counts": {"admitted_traffic_events": 200, "decisions": 200,
             "policy": {"policy_id": "fraud_policy", "version": 1, "digest": DIGEST},
             "latency_ms": {"admission_to_decision_p50": 12.5, "admission_to_decision_p99": 80.0, "samples": 200},
             "decision_digest": DIGEST, "all_admitted_decided": True,
-            "health": {"dl": "GREEN", "df": "GREEN", "al": "GREEN", "dla": "GREEN"}, "posture_at_close": "GREEN"}
+            "health": {"dl": "GREEN", "df": "GREEN", "al": "GREEN", "dla": "GREEN"}, "posture_at_close": "GREEN",
+            "posture_history": [{"seq": 0, "at_utc": "2026-12-01T22:41:04.400317Z", "posture": "AMBER",
+                                 "reasons": ["CONSUMER_LAG_UNKNOWN"]},
+                                {"seq": 1, "at_utc": "2026-12-01T22:41:11.353365Z", "posture": "GREEN", "reasons": ["RECOVERED"]}]}
 ACTION = {**BASE, "counts": {"intents": 203, "outcomes": 203, "duplicates_prevented": 0, "refused": 0,
                              "by_action_type": {"approve": 190, "decline": 3}}, "intake_equals_outcomes": True}
 AUDIT = {**BASE, "counts": {"records": 606, "decisions": 200, "intents": 203, "outcomes": 203, "batches": 2, "duplicates": 0},
@@ -47,3 +50,15 @@ def test_nested_gaps_are_refused():
     bad_chain = {**AUDIT["chain"], "problems": [{"code": "LOOKS_FINE"}]}
     assert schema_violations("evidence/audit_summary.schema.json", {**AUDIT, "chain": bad_chain})
     assert schema_violations("evidence/decision_summary.schema.json", {**DECISION, "decision_digest": "ab" * 32 + "\n"})
+
+
+@pytest.mark.parametrize("entry", [
+    {"seq": 2, "at_utc": "2026-12-01T22:41:12Z", "posture": "BLUE", "reasons": []},
+    {"seq": -1, "at_utc": "2026-12-01T22:41:12Z", "posture": "RED", "reasons": ["BUS_UNAVAILABLE"]},
+    {"seq": 2, "at_utc": "2026-12-01T22:41:12Z", "posture": "RED"},
+    {"seq": 2, "at_utc": "2026-12-01T22:41:12Z", "posture": "RED", "reasons": [""]},
+    {"seq": 2, "at_utc": "2026-12-01T22:41:12Z", "posture": "RED", "reasons": [], "health": {}},
+])
+def test_a_posture_history_entry_that_does_not_say_what_changed_is_refused(entry):
+    document = {**DECISION, "posture_history": [*DECISION["posture_history"], entry]}
+    assert schema_violations("evidence/decision_summary.schema.json", document)
