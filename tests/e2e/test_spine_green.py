@@ -57,8 +57,8 @@ def patient_decisions(wait_ms: int = 30_000, ladder_ms: int = 250) -> None:
     (AMBER) holds for 3-6 s while it recovers one level per 3 ticks: once in CI the whole Kinesis
     stream was decided RED inside such a window (4 posture changes, GREEN again by P10), Kafka's
     GREEN. 250 ms ticks recover in 0.75-1.5 s (faster would load moto's Kinesis: each tick's bus
-    probe reads the traffic shards). The degrade path has
-    its own drill (tests/e2e/test_decision_degrade_drill.py)."""
+    probe reads the traffic shards). The degrade path has its own drill
+    (tests/e2e/test_decision_degrade_drill.py)."""
     path = Path(os.environ["FP_HANDLES_REGISTRY"])
     text = path.read_text(encoding="utf-8")
     for key, value in (("DF_INPUT_WAIT_MS", wait_ms), ("DL_EVAL_INTERVAL_MS", ladder_ms)):

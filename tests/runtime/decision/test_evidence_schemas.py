@@ -59,6 +59,6 @@ def test_nested_gaps_are_refused():
     {"seq": 2, "at_utc": "2026-12-01T22:41:12Z", "posture": "RED", "reasons": [""]},
     {"seq": 2, "at_utc": "2026-12-01T22:41:12Z", "posture": "RED", "reasons": [], "health": {}},
 ])
-def test_a_posture_history_entry_that_does_not_say_what_changed_is_refused(entry):
+def test_a_posture_history_entry_with_an_unknown_posture_a_gap_or_an_extra_field_is_refused(entry):
     document = {**DECISION, "posture_history": [*DECISION["posture_history"], entry]}
     assert schema_violations("evidence/decision_summary.schema.json", document)
